@@ -1,0 +1,147 @@
+"""Throughput of the emulator: POST /v1/runs and GET /v1/runs/{id} per second at 8 and 64 in flight.
+
+    python bench/emulator_bench.py [--seconds 3] [--concurrency 8 64]
+
+The emulator runs in a subprocess (uvicorn with httptools + uvloop, the demo fleet, speed 1) so client
+and server each get a core; the client is httpx over the httpx-aiohttp transport (docs: performance notes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+API_KEY = "bench-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_emulator(port: int) -> subprocess.Popen[bytes]:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "sdk"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "cyberdesk.emulator", "--port", str(port), "--api-key", API_KEY]
+    return subprocess.Popen([*cmd, "--seed", "1", "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
+
+
+async def wait_ready(client: httpx.AsyncClient, deadline: float) -> None:
+    while True:
+        try:
+            if (await client.get("/v1/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("emulator did not start")
+        await asyncio.sleep(0.05)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process, from /proc (Linux); 0.0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(in_flight: int, seconds: float, call: Callable[[int], Awaitable[None]]) -> tuple[float, int]:
+    """(requests per second, requests done) with `in_flight` tasks issuing requests back to back."""
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(n: int) -> None:
+        nonlocal done
+        i = n
+        while time.perf_counter() < stop_at:
+            await call(i)
+            done += 1
+            i += in_flight
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(n) for n in range(in_flight)))
+    return done / (time.perf_counter() - start), done
+
+
+Row = tuple[int, float, float, float, float]
+
+
+async def bench(base_url: str, server_pid: int, seconds: float, levels: list[int]) -> list[Row]:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    limits = httpx.Limits(max_connections=max(levels), max_keepalive_connections=max(levels))
+    async with httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits), base_url=base_url, headers=headers, timeout=30
+    ) as client:
+        await wait_ready(client, time.monotonic() + 20)
+        workflows = (await client.get("/v1/workflows")).json()["items"]
+        workflow_id = next(w["id"] for w in workflows if w["name"] == "Submit insurance claim")
+        run_ids: list[str] = []
+
+        async def create(i: int) -> None:
+            body = {
+                "workflow_id": workflow_id,
+                "input_values": {"claim_id": f"C-{i}", "patient_name": "Ann Lee", "amount": "120.00"},
+                "is_priority": False,
+                "start_session": False,
+            }
+            response = await client.post("/v1/runs", json=body, headers={"Idempotency-Key": f"bench-{time.time_ns()}-{i}"})
+            if response.status_code != 201:
+                raise RuntimeError(f"create failed: {response.status_code} {response.text}")
+            run_ids.append(response.json()["id"])
+
+        async def get(i: int) -> None:
+            response = await client.get(f"/v1/runs/{run_ids[i % len(run_ids)]}")
+            if response.status_code != 200:
+                raise RuntimeError(f"get failed: {response.status_code}")
+
+        await measure(8, 0.5, create)  # warm-up: connections, code paths
+        async def cell(level: int, call: Callable[[int], Awaitable[None]]) -> tuple[float, float]:
+            cpu = cpu_seconds(server_pid)
+            rate, done = await measure(level, seconds, call)
+            return rate, (cpu_seconds(server_pid) - cpu) / max(done, 1) * 1e6
+
+        results = []
+        for level in levels:
+            creates, create_cpu = await cell(level, create)
+            gets, get_cpu = await cell(level, get)
+            results.append((level, creates, create_cpu, gets, get_cpu))
+        stats = (await client.get("/_emulator/stats")).json()
+        print(f"runs in memory at the end: {stats['runs']['in_memory']}, duplicates: {stats['duplicates']}")
+        return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 64])
+    args = parser.parse_args()
+    port = free_port()
+    server = start_emulator(port)
+    try:
+        results = asyncio.run(bench(f"http://127.0.0.1:{port}", server.pid, args.seconds, args.concurrency))
+    finally:
+        server.terminate()
+        server.wait(10)
+    print(f"\nemulator throughput ({os.cpu_count()} cores, {args.seconds:g} s per cell, httpx + httpx-aiohttp)")
+    print("server CPU = emulator process CPU time per request (the rest of a core goes to the client)")
+    print(f"{'in flight':>9} | {'POST /v1/runs /s':>16} | {'server CPU':>10} | {'GET /v1/runs/{id} /s':>20} | {'server CPU':>10}")
+    print("-" * 78)
+    for level, creates, create_cpu, gets, get_cpu in results:
+        print(f"{level:>9} | {creates:>16,.0f} | {create_cpu:>7,.0f} us | {gets:>20,.0f} | {get_cpu:>7,.0f} us")
+
+if __name__ == "__main__":
+    main()

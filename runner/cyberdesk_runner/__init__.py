@@ -1,0 +1,1 @@
+"""cyberdesk-runner: run Cyberdesk workflows on a fleet of desktops."""

@@ -1,0 +1,58 @@
+"""What every command shares: the --config option, loading it, exit codes and error output."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from cyberdesk_runner.config import Config, find_config_path, load_config
+from cyberdesk_runner.spec import JobFileError
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of every command (documented in the README)."""
+
+    OK = 0
+    #: Work failed: an item finally failed, a fire did not succeed, a job file is invalid.
+    FAILED = 1
+    #: Bad usage: unknown option, bad argument value (Typer's own code).
+    USAGE = 2
+    #: The job, fire, item, attempt or run named does not exist.
+    NOT_FOUND = 3
+    #: The config cannot be loaded or the store cannot be reached.
+    CONFIG = 4
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file. Default: $CYBERDESK_RUNNER_CONFIG, then ./config.yaml, then ./config.example.yaml.",
+        show_default=False,
+    ),
+]
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def fail(message: str, code: ExitCode) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(int(code))
+
+
+def config_or_exit(path: Path | None) -> Config:
+    try:
+        found = find_config_path(path)
+        return load_config(found)
+    except JobFileError as exc:
+        for error in exc.errors:
+            err.print(str(error), markup=False, soft_wrap=True)
+        raise typer.Exit(int(ExitCode.CONFIG)) from exc
+    except (OSError, ValueError) as exc:
+        fail(str(exc), ExitCode.CONFIG)

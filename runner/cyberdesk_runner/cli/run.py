@@ -1,0 +1,99 @@
+"""`cyberdesk-runner run` (the daemon) and `cyberdesk-runner trigger` (a manual fire)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, fail, out
+from cyberdesk_runner.daemon import Daemon, RunOptions, RunResult
+from cyberdesk_runner.logs import configure
+from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.records import NewFire
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("trigger")(trigger)
+
+
+def run(
+    config: ConfigOption = None,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Exit once nothing is pending or in flight (future fires don't count).")
+    ] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Trigger the named jobs (all when none are named), then run until idle.")
+    ] = False,
+    jobs: Annotated[list[str] | None, typer.Argument(help="Jobs to trigger with --once.", show_default=False)] = None,
+) -> None:
+    """Run the daemon: schedule fires, create runs, track them to the end, retry what failed."""
+    if jobs and not once:
+        fail("job names are only taken with --once", ExitCode.USAGE)
+    settings = config_or_exit(config)
+    configure(settings.log.format, settings.log.level)
+    options = RunOptions(until_idle=until_idle, once=list(jobs or []) if once else None)
+
+    async def main() -> RunResult:
+        return await Daemon(settings).run(options)
+
+    result = asyncio.run(main())
+    if until_idle or once:
+        _print_summary(result)
+        if result.failed:
+            raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _print_summary(result: RunResult) -> None:
+    table = Table(title="Summary", title_justify="left")
+    for column in ("job", "succeeded", "failed", "cancelled", "retried", "runs created"):
+        table.add_column(column, justify="left" if column == "job" else "right")
+    for s in result.summaries:
+        table.add_row(s.job_name, str(s.items_succeeded), str(s.items_failed), str(s.items_cancelled),
+                      str(s.items_retried), str(s.runs_created))
+    out.print(table)
+
+
+def trigger(
+    job: Annotated[str, typer.Argument(help="The job to trigger.")],
+    config: ConfigOption = None,
+    input: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="key=value merged into every item's inputs (repeatable).",
+                     show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fire as JSON.")] = False,
+) -> None:
+    """Record a manual fire of JOB; the running daemon (or the next one started) runs it."""
+    overrides = _parse_inputs(input or [])
+    settings = config_or_exit(config)
+    store = Store(settings.store)
+    try:
+        store.create_schema()
+        state = store.job(job)
+        if state is None or state.removed:
+            known = ", ".join(j.name for j in store.jobs()) or "none recorded yet (start the daemon once)"
+            fail(f"no job named {job!r} (known: {known})", ExitCode.NOT_FOUND)
+        fire_id = store.request_fire(NewFire(job, "manual", None, input_overrides=overrides or None),
+                                     datetime.now(UTC))
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(json.dumps({"fire": fire_id, "job": job, "inputs": overrides}))
+    else:
+        out.print(f"fire {fire_id} of {job} requested")
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"--input {pair!r}: expected key=value", ExitCode.USAGE)
+        values[key.strip()] = value
+    return values

@@ -1,0 +1,364 @@
+"""The daemon's config file -> `Config`, with file:line:col errors like job files.
+
+`${VAR}` and `${VAR:-default}` in string values are replaced from the environment (`$${` writes a
+literal `${`). Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from cyberdesk_runner.durations import Duration
+from cyberdesk_runner.spec.diagnostics import describe, validation_errors
+from cyberdesk_runner.spec.errors import JobFileError, SpecError
+from cyberdesk_runner.spec.loader import read_source
+from cyberdesk_runner.spec.yamlpos import YamlDocument, YamlPath, format_path, parse_yaml
+
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "Config",
+    "ConfigError",
+    "CyberdeskSettings",
+    "DispatchSettings",
+    "HostPort",
+    "LogSettings",
+    "ServerSettings",
+    "TrackingSettings",
+    "WebhookSettings",
+    "default_config",
+    "find_config_path",
+    "load_config",
+]
+
+CONFIG_ENV_VAR = "CYBERDESK_RUNNER_CONFIG"
+DEFAULT_STORE = "sqlite:///cyberdesk-runner.sqlite"
+_SECRET_PATHS: list[YamlPath] = [("cyberdesk", "api_key"), ("tracking", "webhook", "secret"), ("store",)]
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+_REFERENCE = re.compile(r"(?P<escaped>\$\$\{)|\$\{(?P<body>[^}]*)\}|(?P<unclosed>\$\{)")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class ConfigError(JobFileError):
+    """The config file could not be loaded; `errors` holds every problem found."""
+
+
+class HostPort(NamedTuple):
+    """A listen address, written `host:port` (`[::1]:8790` for IPv6)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _parse_host_port(value: Any) -> Any:
+    if isinstance(value, HostPort):
+        return value
+    example = "expected host:port like 127.0.0.1:8790"
+    if not isinstance(value, str):
+        raise ValueError(f"{example}, got {describe(value)}")
+    host, _, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{example} (0.0.0.0:8790 for every interface), got {value!r}")
+    return HostPort(host, int(port))
+
+
+def _empty_to_none(value: Any) -> Any:
+    # `${VAR:-}` gives "" for an unset variable: read it as "not given".
+    return None if value == "" else value
+
+
+def _check_http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s) URL like https://api.cyberdesk.io, got {url!r}")
+    return url.rstrip("/")
+
+
+def _check_webhook_secret(secret: SecretStr) -> SecretStr:
+    # Never quote the value: it is a secret.
+    problem = "expected a Svix signing secret like whsec_<base64> (from the Cyberdesk webhook settings)"
+    text = secret.get_secret_value()
+    if not text.startswith("whsec_") or len(text) == len("whsec_"):
+        raise ValueError(problem)
+    try:
+        binascii.a2b_base64(text.removeprefix("whsec_"), strict_mode=True)
+    except binascii.Error:
+        raise ValueError(f"{problem}; the part after whsec_ is not base64") from None
+    return secret
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+ListenAddress = Annotated[HostPort, BeforeValidator(_parse_host_port), PlainSerializer(str, return_type=str)]
+
+
+class CyberdeskSettings(BaseModel):
+    """The Cyberdesk API. Without an api_key the daemon starts the embedded emulator instead."""
+
+    model_config = _FROZEN
+
+    api_key: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
+    base_url: HttpUrl = "https://api.cyberdesk.io"
+
+
+class WebhookSettings(BaseModel):
+    """Where Cyberdesk's run-completed webhooks (signed by Svix) are received."""
+
+    model_config = _FROZEN
+
+    listen: ListenAddress
+    path: str = "/webhooks/cyberdesk"
+    secret: Annotated[SecretStr, AfterValidator(_check_webhook_secret)]
+    public_url: Annotated[HttpUrl | None, BeforeValidator(_empty_to_none)] = None
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"must start with '/', got {path!r}")
+        return path
+
+
+class TrackingSettings(BaseModel):
+    """How run statuses are followed: polling always; webhooks too when configured (they are hints)."""
+
+    model_config = _FROZEN
+
+    webhook: WebhookSettings | None = None
+    poll_interval: Duration = timedelta(seconds=15)
+
+
+class ServerSettings(BaseModel):
+    """The HTTP server for /healthz and /metrics."""
+
+    model_config = _FROZEN
+
+    listen: Annotated[ListenAddress | None, BeforeValidator(_empty_to_none)] = HostPort("127.0.0.1", 8790)
+
+
+class LogSettings(BaseModel):
+    model_config = _FROZEN
+
+    format: Literal["console", "json"] = "console"
+    level: Annotated[
+        Literal["debug", "info", "warning", "error", "critical"],
+        BeforeValidator(lambda value: value.lower() if isinstance(value, str) else value),
+    ] = "info"
+
+
+class DispatchSettings(BaseModel):
+    model_config = _FROZEN
+
+    max_in_flight_requests: int = Field(32, ge=1)
+    lease: Duration = timedelta(seconds=30)
+    retention: Duration = timedelta(days=30)
+
+
+class EmulatorSettings(BaseModel):
+    """The embedded emulator, used when no api_key is configured (the demo and tests)."""
+
+    model_config = _FROZEN
+
+    #: Simulated time runs this many times faster: at 20, a five-minute run takes 15 seconds.
+    speed: float = Field(20.0, gt=0)
+    #: Simulated seconds a run takes, "MIN-MAX".
+    run_duration: str = Field("30-300", pattern=r"^\d+(\.\d+)?-\d+(\.\d+)?$")
+    failure_rate: float = Field(0.05, ge=0, le=1)
+    #: A fleet fixture (YAML); default: the built-in demo fleet.
+    fixture: Path | None = None
+    seed: int | None = None
+
+    @field_validator("fixture")
+    @classmethod
+    def _resolve_fixture(cls, fixture: Path | None, info: ValidationInfo) -> Path | None:
+        return None if fixture is None else _base_dir(info) / fixture.expanduser()
+
+
+class Config(BaseModel):
+    """The daemon's settings. Build it with `load_config`; paths and the store URL are absolute."""
+
+    model_config = _FROZEN
+
+    cyberdesk: CyberdeskSettings = CyberdeskSettings()
+    store: str = Field(DEFAULT_STORE, validate_default=True, repr=False)  # may hold a password
+    jobs: Path = Field(Path("jobs"), validate_default=True)
+    tracking: TrackingSettings = TrackingSettings()
+    server: ServerSettings = ServerSettings()
+    log: LogSettings = LogSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    emulator: EmulatorSettings = EmulatorSettings()
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def uses_emulator(self) -> bool:
+        """True when no API key is configured: the daemon runs against the embedded emulator."""
+        return self.cyberdesk.api_key is None
+
+    @property
+    def source(self) -> Path | None:
+        """The config file this came from; None for the built-in defaults."""
+        return self._source
+
+    @property
+    def store_display(self) -> str:
+        """The store URL with any password masked, for logs and status output."""
+        return make_url(self.store).render_as_string(hide_password=True)
+
+    @field_validator("jobs")
+    @classmethod
+    def _resolve_jobs(cls, jobs: Path, info: ValidationInfo) -> Path:
+        return _base_dir(info) / jobs.expanduser()
+
+    @field_validator("store")
+    @classmethod
+    def _resolve_store(cls, store: str, info: ValidationInfo) -> str:
+        # Never quote `store` in errors: it may contain a database password.
+        try:
+            url = make_url(store)
+        except ArgumentError:
+            raise ValueError(
+                "expected a SQLAlchemy URL like sqlite:///runner.sqlite or postgresql+psycopg://..."
+            ) from None
+        if url.get_backend_name() == "postgresql":
+            # A bare postgresql:// means psycopg2 to SQLAlchemy, which is not installed; psycopg 3 is.
+            return (
+                store
+                if url.drivername != "postgresql"
+                else store.replace("postgresql", "postgresql+psycopg", 1)
+            )
+        if url.get_backend_name() != "sqlite":
+            raise ValueError(
+                f"unsupported database {url.get_backend_name()!r}: use sqlite or postgresql+psycopg"
+            )
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            return store
+        path = _base_dir(info) / Path(database).expanduser()
+        return url.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def default_config(base_dir: Path | None = None) -> Config:
+    """The config used when there is no config file: every default, paths relative to `base_dir` (cwd)."""
+    return Config.model_validate({}, context={"base_dir": (base_dir or Path.cwd()).resolve()})
+
+
+def find_config_path(
+    explicit: Path | None, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Path | None:
+    """`--config PATH`, else $CYBERDESK_RUNNER_CONFIG, else ./config.yaml, else ./config.example.yaml.
+
+    An explicit path or the variable naming a missing file is an error (ConfigError), not a fallback:
+    silently running with another config would be worse. None means: use `default_config()`.
+    """
+    env = os.environ if environ is None else environ
+    folder = cwd or Path.cwd()
+    named = (
+        explicit if explicit is not None else Path(env[CONFIG_ENV_VAR]) if env.get(CONFIG_ENV_VAR) else None
+    )
+    if named is not None:
+        path = named if named.is_absolute() else folder / named
+        if not path.is_file():
+            origin = "--config" if explicit is not None else f"${CONFIG_ENV_VAR}"
+            raise ConfigError([SpecError(named, None, None, "", f"config file not found (from {origin})")])
+        return path
+    for name in ("config.yaml", "config.example.yaml"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load and validate the config file at `path` (None: `default_config()`); raises ConfigError."""
+    if path is None:
+        return default_config()
+    try:
+        source = read_source(path)
+        doc = parse_yaml(source, path)
+    except JobFileError as exc:
+        raise ConfigError(exc.errors) from None
+    data = {} if doc.data is None else doc.data
+    if not isinstance(data, dict):
+        pos = doc.positions[()]
+        raise ConfigError(
+            [
+                SpecError(
+                    path, pos.line, pos.column, "", f"expected a mapping of settings, got {describe(data)}"
+                )
+            ]
+        )
+    errors: list[SpecError] = []
+    data = _substitute(data, (), doc, path, os.environ if environ is None else environ, errors)
+    if errors:
+        raise ConfigError(errors)
+    try:
+        config = Config.model_validate(data, context={"base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        raise ConfigError(validation_errors(exc, doc, path, Config, _SECRET_PATHS)) from None
+    config._source = path
+    return config
+
+
+def _base_dir(info: ValidationInfo) -> Path:
+    context = info.context if isinstance(info.context, dict) else {}
+    base = context.get("base_dir")
+    return base if isinstance(base, Path) else Path.cwd()
+
+
+def _substitute(
+    value: Any, path: YamlPath, doc: YamlDocument, file: Path, env: Mapping[str, str], errors: list[SpecError]
+) -> Any:
+    """`value` with `${VAR}` references replaced in every string (not in keys)."""
+    if isinstance(value, dict):
+        return {key: _substitute(item, (*path, key), doc, file, env, errors) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, (*path, index), doc, file, env, errors) for index, item in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match["escaped"]:
+            return "${"
+        problem = _reference_problem(match["body"], env) if match["body"] is not None else "unclosed '${'"
+        if problem is None:
+            name, has_default, default = match["body"].partition(":-")
+            return env.get(name) or (default if has_default else "")
+        pos = doc.locate(path).pos
+        errors.append(SpecError(file, pos.line, pos.column, format_path(path), problem))
+        return ""
+
+    return _REFERENCE.sub(replace, value)
+
+
+def _reference_problem(body: str, env: Mapping[str, str]) -> str | None:
+    name, has_default, _ = body.partition(":-")
+    if not _ENV_NAME.fullmatch(name):
+        return f"'${{{body}}}' is not a variable reference: write ${{NAME}} or ${{NAME:-default}}"
+    if not env.get(name) and not has_default:
+        state = "is empty" if name in env else "is not set"
+        return f"environment variable {name} {state} (write ${{{name}:-default}} to give a default)"
+    return None

@@ -1,0 +1,56 @@
+"""Structured logs (structlog): one event per state change, console or JSON, with secrets scrubbed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Scrub this value from every log line from now on (defence in depth: secrets are never logged on
+    purpose, but an error message from a library might quote one)."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def _scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if not _secrets:
+        return event
+    for key, value in event.items():
+        if isinstance(value, str):
+            for secret in _secrets:
+                if secret in value:
+                    value = value.replace(secret, "***")
+            event[key] = value
+    return event
+
+
+def configure(fmt: str = "console", level: str = "info", stream: Any = None) -> None:
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream is None and sys.stderr.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _scrub,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "cyberdesk_runner") -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,320 @@
+"""The scheduler's tick: every due slot of every job becomes exactly one fire record in the store.
+
+Exactly once, across restarts and daemons: a slot is recorded under (job, scheduled instant) with
+insert-or-nothing, in the transaction that creates its items, so a second daemon (or this one after a restart)
+that decides the same slot records nothing. The scheduled instant never includes jitter, so every daemon
+computes the same key.
+
+Never silently missed: each job's watermark (`JobState.last_slot_at`) says up to when its slots have been
+considered. A tick looks at the slots in (watermark, now]; each due one is run, skipped (with its reason) or
+failed (when it cannot be planned), and only then is the watermark moved forward (monotonically, in the store).
+A crash in between makes the next tick decide those slots again, and the unique key makes that a no-op.
+
+Watermark rules:
+- a job seen for the first time starts at now: no catch-up of slots from before it existed;
+- a job edited, or added back to the catalog, while this scheduler runs starts from this scheduler's last tick,
+  so the new definition is not "caught up" over time the old one (or no job) covered; edits made while the
+  daemon was down are taken as in effect since the last recorded watermark;
+- a slot whose jitter delay has not elapsed keeps the watermark just before it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import attrs
+from sqlalchemy.exc import DBAPIError
+
+from cyberdesk_runner.catalog import ActiveJob, JobCatalog
+from cyberdesk_runner.clock import Clock
+from cyberdesk_runner.fleet import Fleet
+from cyberdesk_runner.logs import get_logger
+from cyberdesk_runner.planning import PlanningError, build_items
+from cyberdesk_runner.scheduling.policy import (
+    DEFAULT_GRACE,
+    MAX_SLOTS_PER_TICK,
+    Decision,
+    DueSlot,
+    Run,
+    Skip,
+    decide,
+    draw_delay,
+    overlap_skip_reason,
+    summary_reason,
+    supersede_for_replace,
+)
+from cyberdesk_runner.scheduling.slots import Schedule, Slot, SlotWindow
+from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.records import JobState, NewFire, Transition
+
+__all__ = ["Scheduler"]
+
+_TICK = timedelta(microseconds=1)
+_log = get_logger("cyberdesk_runner.scheduling")
+
+
+@attrs.frozen
+class _Upcoming:
+    """A job's next due time, valid while its definition and stored watermark stay the same."""
+
+    definition_hash: str
+    watermark: datetime
+    slot_at: datetime | None
+    due_at: datetime | None
+
+
+@attrs.define
+class _Tick:
+    now: datetime
+    get_fleet: Callable[[], Fleet]
+    fleet: Fleet | None = None
+    transitions: list[Transition] = attrs.Factory(list)
+    #: New watermarks, written in one transaction at the end of the tick.
+    marks: dict[str, datetime] = attrs.Factory(dict)
+
+    def the_fleet(self) -> Fleet:
+        if self.fleet is None:
+            self.fleet = self.get_fleet()
+        return self.fleet
+
+
+class Scheduler:
+    """Turns the catalog's schedules into fires in the store. `tick()` is synchronous; the daemon runs it in a
+    thread, in a loop, sleeping until the time it returns (capped, so reloads and pauses are seen)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: JobCatalog,
+        fleet: Callable[[], Fleet],
+        clock: Clock,
+        on_transitions: Callable[[Sequence[Transition]], None],
+        rng: random.Random | None = None,
+        grace: timedelta = DEFAULT_GRACE,
+        max_slots_per_tick: int = MAX_SLOTS_PER_TICK,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._fleet = fleet
+        self._clock = clock
+        self._on_transitions = on_transitions
+        self._rng = rng or random.Random()
+        self._grace = grace
+        self._max_slots = max_slots_per_tick
+        self._schedules: dict[str, tuple[str, Schedule]] = {}
+        self._delays: dict[str, dict[datetime, timedelta]] = {}
+        self._upcoming: dict[str, _Upcoming] = {}
+        #: Each catalog job's definition hash at the last tick, to see jobs added or edited since.
+        self._hashes: dict[str, str] = {}
+        #: Per job, up to when this scheduler has considered its slots.
+        self._through: dict[str, datetime] = {}
+        self._last_now: datetime | None = None
+
+    def tick(self) -> datetime | None:
+        """Do all work due at `clock.now()`; return when the next slot is due (jitter included), or None."""
+        tick = _Tick(self._clock.now(), self._fleet)
+        jobs = list(self._catalog.jobs.values())
+        states = {state.name: state for state in self._store.jobs()}
+        wake: datetime | None = None
+        try:
+            for job in jobs:
+                state = states.get(job.name)
+                if state is None:
+                    continue  # not in the store yet: the daemon records new job files before ticking
+                if job.workflow_id is None and job.workflow_error is None:
+                    # Not resolved yet (the daemon is starting): wait rather than fail its slots. They stay
+                    # unconsidered, so once resolved they run, or are caught up or skipped by the job's policy.
+                    continue
+                try:
+                    due_at = self._tick_job(job, state, tick)
+                except DBAPIError:
+                    raise
+                except Exception:
+                    # A bug or a bad file for one job must not stop the others; its slots stay unconsidered.
+                    _log.exception("scheduling_failed", job=job.name)
+                    self._upcoming.pop(job.name, None)
+                    continue
+                if due_at is not None and (wake is None or due_at < wake):
+                    wake = due_at
+        finally:
+            self._store.set_last_slots(tick.marks)
+            self._hashes = {job.name: job.loaded.definition_hash for job in jobs}
+            self._forget(set(self._hashes))
+            self._last_now = tick.now
+            if tick.transitions:
+                self._on_transitions(tick.transitions)
+        return wake
+
+    # -- one job ---------------------------------------------------------------------------------------
+
+    def _tick_job(self, job: ActiveJob, state: JobState, tick: _Tick) -> datetime | None:
+        name, definition_hash = job.name, job.loaded.definition_hash
+        schedule = self._schedule(job)
+        watermark = self._watermark(job, state, tick)
+        if not schedule:
+            self._through[name] = tick.now
+            return None
+        upcoming = self._upcoming.get(name)
+        if (
+            upcoming is not None
+            and upcoming.definition_hash == definition_hash
+            and upcoming.watermark == watermark
+            and (upcoming.due_at is None or upcoming.due_at > tick.now)
+        ):
+            # Nothing due since the last look: no need to walk the schedule again.
+            slot_at = upcoming.slot_at
+            self._through[name] = tick.now if slot_at is None or slot_at > tick.now else slot_at - _TICK
+            return upcoming.due_at
+
+        window = schedule.newest(watermark, tick.now, self._max_slots)
+        due, pending = self._split(name, schedule, window.slots, tick.now)
+        spec = job.loaded.spec
+        decisions: list[Decision] = decide(
+            due, now=tick.now, catchup=spec.catchup, max_delay=spec.max_delay, grace=self._grace,
+            paused=state.paused,
+        )
+        if spec.overlap == "replace":
+            decisions = supersede_for_replace(decisions)
+        if window.older_first is not None:
+            self._record_summary(job, window, state.paused, tick)
+        for decision in decisions:
+            self._carry_out(job, decision, tick)
+
+        through = pending[0].at - _TICK if pending else tick.now
+        if window.slots and through > watermark:
+            tick.marks[name] = through
+            watermark = max(watermark, through)
+        self._through[name] = through
+        self._prune_delays(name, through)
+        nxt = pending[0].slot if pending else schedule.next_after(tick.now)
+        due_at = nxt.at + self._delay(name, schedule, nxt) if nxt is not None else None
+        self._upcoming[name] = _Upcoming(definition_hash, watermark, nxt.at if nxt else None, due_at)
+        return due_at
+
+    def _watermark(self, job: ActiveJob, state: JobState, tick: _Tick) -> datetime:
+        name = job.name
+        if state.last_slot_at is None:
+            tick.marks[name] = tick.now  # first seen: no catch-up of slots from before the job existed
+            return tick.now
+        watermark = state.last_slot_at
+        if self._last_now is not None and self._hashes.get(name) != job.loaded.definition_hash:
+            # Added (back) or edited since our last tick: the previous definition, or no job at all, covered the
+            # time up to then, so slots of the new definition before it are not "missed".
+            through = self._through.get(name, self._last_now) if name in self._hashes else self._last_now
+            if through > watermark:
+                tick.marks[name] = through
+                return through
+        return watermark
+
+    def _split(
+        self, name: str, schedule: Schedule, slots: Sequence[Slot], now: datetime
+    ) -> tuple[list[DueSlot], list[DueSlot]]:
+        """Slots whose (jittered) time has come, and the rest. Delays never pass the next slot, so the due
+        times are in slot order and the pending ones are all at the end."""
+        due: list[DueSlot] = []
+        for index, slot in enumerate(slots):
+            item = DueSlot(slot, slot.at + self._delay(name, schedule, slot))
+            if item.due_at > now:
+                pending = [item] + [DueSlot(s, s.at + self._delay(name, schedule, s)) for s in slots[index + 1 :]]
+                return due, pending
+            due.append(item)
+        return due, []
+
+    def _delay(self, name: str, schedule: Schedule, slot: Slot) -> timedelta:
+        if slot.jitter <= timedelta(0):
+            return timedelta(0)
+        delays = self._delays.setdefault(name, {})
+        if slot.at not in delays:
+            delays[slot.at] = draw_delay(slot, schedule.next_after(slot.at), self._rng)
+        return delays[slot.at]
+
+    # -- recording -------------------------------------------------------------------------------------
+
+    def _carry_out(self, job: ActiveJob, decision: Decision, tick: _Tick) -> None:
+        fire = NewFire(job.name, decision.trigger, decision.due.at, job.loaded.definition_hash,
+                       priority=job.loaded.spec.priority)
+        if isinstance(decision, Skip):
+            self._skip(fire, decision.reason, tick)
+            return
+        assert isinstance(decision, Run)
+        overlap = job.loaded.spec.overlap
+        in_flight = self._store.job_has_work_in_flight(job.name) if overlap != "allow" else []
+        if in_flight and overlap == "forbid":
+            self._skip(fire, overlap_skip_reason(in_flight), tick)
+            return
+        try:
+            items = build_items(job, tick.the_fleet(), None)
+        except PlanningError as exc:
+            self._fail(fire, str(exc), tick)
+            return
+        except Exception as exc:
+            _log.exception("planning_crashed", job=job.name)
+            self._fail(fire, f"could not plan the fire: {exc!r}", tick)
+            return
+        fire_id = self._store.insert_fire(fire, items, tick.now)
+        if fire_id is None:
+            return  # another daemon (or this one before a restart) recorded this slot first
+        tick.transitions.append(
+            Transition("fire_started", job.name, fire_id=fire_id, data=_fire_data(fire, items=len(items)))
+        )
+        if in_flight and overlap == "replace":
+            tick.transitions += self._store.cancel_pending_items(
+                job.name, f"replaced by the fire of {decision.due.at.isoformat()} (overlap: replace)", tick.now,
+                fire_ids=in_flight,
+            )
+
+    def _skip(self, fire: NewFire, reason: str, tick: _Tick) -> None:
+        fire_id = self._store.record_skipped_fire(fire, reason, tick.now)
+        if fire_id is not None:
+            data = _fire_data(fire, items=0) | {"reason": reason}
+            tick.transitions.append(Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data))
+
+    def _fail(self, fire: NewFire, error: str, tick: _Tick) -> None:
+        fire_id = self._store.insert_failed_fire(fire, error, tick.now)
+        if fire_id is not None:
+            data = _fire_data(fire, items=0) | {"error": error}
+            tick.transitions.append(Transition("fire_failed", fire.job_name, fire_id=fire_id, data=data))
+
+    def _record_summary(self, job: ActiveJob, window: SlotWindow, paused: bool, tick: _Tick) -> None:
+        assert window.older_first is not None and window.slots
+        reason = summary_reason(
+            count=window.older_count, capped=window.older_capped, first=window.older_first.at,
+            last_before=window.slots[0].at, paused=paused, catchup=job.loaded.spec.catchup,
+        )
+        _log.warning("slots_summarised", job=job.name, reason=reason)
+        fire = NewFire(job.name, "catchup", window.older_first.at, job.loaded.definition_hash,
+                       priority=job.loaded.spec.priority)
+        self._skip(fire, reason, tick)
+
+    # -- caches ----------------------------------------------------------------------------------------
+
+    def _schedule(self, job: ActiveJob) -> Schedule:
+        cached = self._schedules.get(job.name)
+        if cached is not None and cached[0] == job.loaded.definition_hash:
+            return cached[1]
+        schedule = Schedule(job.loaded.spec.schedule)
+        self._schedules[job.name] = (job.loaded.definition_hash, schedule)
+        self._delays.pop(job.name, None)
+        return schedule
+
+    def _prune_delays(self, name: str, through: datetime) -> None:
+        delays = self._delays.get(name)
+        if delays:
+            for at in [at for at in delays if at <= through]:
+                del delays[at]
+
+    def _forget(self, present: set[str]) -> None:
+        """Drop what we keep about jobs no longer in the catalog (a removed job stops scheduling)."""
+        for cache in (self._schedules, self._delays, self._upcoming, self._through):
+            for name in [name for name in cache if name not in present]:
+                del cache[name]
+
+
+def _fire_data(fire: NewFire, *, items: int) -> dict[str, object]:
+    data: dict[str, object] = {"trigger": fire.trigger, "items": items}
+    if fire.scheduled_for is not None:
+        data["scheduled_for"] = fire.scheduled_for.isoformat()
+    return data

@@ -1,0 +1,66 @@
+"""The daemon's HTTP endpoint: the Cyberdesk webhook, `GET /healthz` and Prometheus `GET /metrics`."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable, Generator
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cyberdesk_runner.metrics import Metrics
+from cyberdesk_runner.tracking.webhooks import WebhookReceiver
+
+
+def build_app(
+    *,
+    metrics: Metrics,
+    health: Callable[[], tuple[bool, dict[str, Any]]],
+    webhook: WebhookReceiver | None,
+    webhook_path: str,
+) -> Starlette:
+    async def healthz(_request: Request) -> Response:
+        alive, details = health()
+        return JSONResponse(details, status_code=200 if alive else 503)
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [Route("/healthz", healthz), Route("/metrics", metrics_endpoint)]
+    if webhook is not None:
+        routes.append(Route(webhook_path, webhook.handle, methods=["POST"]))
+    return Starlette(routes=routes)
+
+
+class _Server(uvicorn.Server):
+    # The daemon handles SIGINT/SIGTERM itself; uvicorn must not take them over.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind before serving so the port is known (port 0 picks a free one) and taken before anyone is told it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def make_server(app: Starlette) -> uvicorn.Server:
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    return _Server(config)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return (host.strip("[]") or "127.0.0.1"), int(port)

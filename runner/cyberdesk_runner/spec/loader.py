@@ -1,0 +1,127 @@
+"""Job files -> `LoadedJob`s, collecting every error with its file:line:col."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cyberdesk_runner.spec.diagnostics import describe, validation_errors
+from cyberdesk_runner.spec.errors import JobFileError, SpecError, display_path
+from cyberdesk_runner.spec.items import read_data_file
+from cyberdesk_runner.spec.job import LoadedJob
+from cyberdesk_runner.spec.models import JobSpec
+from cyberdesk_runner.spec.yamlpos import parse_yaml
+
+__all__ = ["JOB_FILE_SUFFIXES", "JobLoadResult", "job_files", "load_job_file", "load_jobs", "read_source"]
+
+JOB_FILE_SUFFIXES = (".yaml", ".yml")
+_SECRET_PATHS = [("sensitive_inputs",)]  # a literal there is probably the secret: never quote it
+
+
+@dataclass(frozen=True)
+class JobLoadResult:
+    """The jobs that loaded (by name) and the errors of those that did not. One bad file never hides the
+    others, so the daemon can keep running the good jobs."""
+
+    jobs: dict[str, LoadedJob] = field(default_factory=dict)
+    errors: list[SpecError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def job_files(folder: Path) -> list[Path]:
+    """The job files of `folder` (not recursive: `jobs/data/` holds data), in name order. Files starting
+    with `.` or `_` are skipped, so a job can be disabled by renaming it."""
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.suffix.lower() in JOB_FILE_SUFFIXES
+        and not path.name.startswith((".", "_"))
+        and path.is_file()
+    )
+
+
+def load_jobs(folder: Path) -> JobLoadResult:
+    """Load every job file of `folder`. Jobs sharing a name are all rejected (which one to run is unclear)."""
+    if not folder.is_dir():
+        return JobLoadResult({}, [SpecError(folder, None, None, "", "jobs folder not found")])
+    loaded: list[LoadedJob] = []
+    errors: list[SpecError] = []
+    for path in job_files(folder):
+        try:
+            loaded.append(load_job_file(path))
+        except JobFileError as exc:
+            errors.extend(exc.errors)
+    by_name: defaultdict[str, list[LoadedJob]] = defaultdict(list)
+    for job in loaded:
+        by_name[job.name].append(job)
+    jobs: dict[str, LoadedJob] = {}
+    for name, same in by_name.items():
+        if len(same) == 1:
+            jobs[name] = same[0]
+            continue
+        for job in same:
+            others = ", ".join(other.error_at(("name",), "").location for other in same if other is not job)
+            errors.append(job.error_at(("name",), f"duplicate job name {name!r}, also used by {others}"))
+    return JobLoadResult(jobs, sorted(errors, key=_error_order))
+
+
+def load_job_file(path: Path) -> LoadedJob:
+    """Load and validate one job file, including its items file; raises JobFileError with every problem."""
+    source = read_source(path)
+    doc = parse_yaml(source, path)
+    if doc.data is None:
+        raise JobFileError(
+            [SpecError(path, 1, 1, "", "empty file: expected a job with name, workflow and target")]
+        )
+    if not isinstance(doc.data, dict):
+        pos = doc.positions[()]
+        raise JobFileError(
+            [
+                SpecError(
+                    path,
+                    pos.line,
+                    pos.column,
+                    "",
+                    f"expected a mapping of job settings, got {describe(doc.data)}",
+                )
+            ]
+        )
+    try:
+        spec = JobSpec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise JobFileError(validation_errors(exc, doc, path, JobSpec, _SECRET_PATHS)) from None
+    job = LoadedJob(spec, path, "", source, doc.positions)
+    items_hash = ""
+    if job.items_path is not None:
+        _, items_hash = read_data_file(job.items_path, job)  # errors now rather than at the first fire
+    return replace(job, definition_hash=_definition_hash(spec, items_hash))
+
+
+def read_source(path: Path) -> str:
+    """The text of a YAML file; raises JobFileError if it cannot be read or is not UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise JobFileError([SpecError(path, None, None, "", f"not UTF-8 text (byte {exc.start})")]) from None
+    except OSError as exc:
+        problem = "file not found" if isinstance(exc, FileNotFoundError) else f"cannot read ({exc.strerror})"
+        raise JobFileError([SpecError(path, None, None, "", problem)]) from None
+
+
+def _definition_hash(spec: JobSpec, items_hash: str) -> str:
+    canonical = json.dumps(
+        spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(f"{canonical}\n{items_hash}".encode()).hexdigest()
+
+
+def _error_order(error: SpecError) -> tuple[str, int, int]:
+    return (display_path(error.file), error.line or 0, error.column or 0)

@@ -1,0 +1,240 @@
+"""What the store hands out and takes in: small frozen records, free of SQL and of secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+import attrs
+
+TERMINAL_RUN_STATUSES = frozenset({"success", "task_failed", "error", "cancelled"})
+#: Attempt statuses that end an attempt: the run's terminal statuses plus the runner's own verdicts.
+FINAL_ATTEMPT_STATUSES = TERMINAL_RUN_STATUSES | {"timed_out", "rejected"}
+FINAL_ITEM_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+FINAL_FIRE_STATUSES = frozenset({"succeeded", "failed", "cancelled", "skipped"})
+
+FireTrigger = Literal["scheduled", "catchup", "manual", "retry"]
+
+
+@attrs.frozen
+class JobDefinition:
+    """A job as loaded from its file, as far as the store keeps it."""
+
+    name: str
+    definition_hash: str
+    definition: Mapping[str, Any]
+    source_path: str
+
+
+@attrs.frozen
+class JobState:
+    name: str
+    definition_hash: str
+    definition: Mapping[str, Any]
+    source_path: str
+    workflow_id: str | None
+    paused: bool
+    removed: bool
+    last_slot_at: datetime | None
+
+
+@attrs.frozen
+class NewItem:
+    inputs: Mapping[str, Any]
+    machine_id: str | None = None
+    machine_name: str | None = None
+
+
+@attrs.frozen
+class NewFire:
+    job_name: str
+    trigger: FireTrigger
+    scheduled_for: datetime | None
+    definition_hash: str | None = None
+    input_overrides: Mapping[str, Any] | None = None
+    retry_of: str | None = None
+    priority: bool = False
+
+
+@attrs.frozen
+class FireRequest:
+    """A fire recorded without items (manual trigger from the CLI) that a daemon must plan."""
+
+    id: str
+    job_name: str
+    trigger: str
+    input_overrides: Mapping[str, Any] | None
+
+
+@attrs.frozen
+class DueItem:
+    id: str
+    fire_id: str
+    job_name: str
+    seq: int
+    inputs: Mapping[str, Any]
+    machine_id: str | None
+    attempts: int
+    priority: bool
+
+
+@attrs.frozen
+class DispatchView:
+    """What a dispatcher needs to choose desktops, read in the transaction that will record its choices."""
+
+    due: list[DueItem]
+    #: Desktops running (or about to run) one of our runs, from any job and any daemon.
+    busy_desktops: frozenset[str]
+    active_by_job: Mapping[str, int]
+
+
+@attrs.frozen
+class Assignment:
+    item_id: str
+    workflow_id: str
+    machine_id: str
+    machine_name: str | None
+    deadline_at: datetime
+
+
+@attrs.frozen
+class AttemptRef:
+    """An attempt whose create call is to be made (or repeated with the same key)."""
+
+    id: str
+    item_id: str
+    fire_id: str
+    job_name: str
+    number: int
+    idempotency_key: str
+    workflow_id: str
+    machine_id: str
+    machine_name: str | None
+    inputs: Mapping[str, Any]
+    priority: bool
+    create_tries: int
+
+
+@attrs.frozen
+class InFlightAttempt:
+    id: str
+    job_name: str
+    run_id: str | None
+    workflow_id: str
+    machine_id: str
+    status: str
+    created_at: datetime
+    deadline_at: datetime
+    cancel_requested: bool
+
+
+@attrs.frozen
+class RunObservation:
+    """What the API (webhook, poll, create or cancel response) says about one run."""
+
+    run_id: str
+    status: str
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: list[str] | None = None
+    output: Mapping[str, Any] | None = None
+    source: str = "poll"
+
+
+@attrs.frozen
+class AttemptVerdict:
+    """The runner's own final word on an attempt that has no (usable) run status."""
+
+    attempt_id: str
+    status: Literal["timed_out", "rejected", "cancelled", "error"]
+    error: list[str]
+    source: str
+
+
+@attrs.frozen
+class FinishedAttempt:
+    """Given to the outcome policy when an attempt reaches a final status."""
+
+    attempt_id: str
+    item_id: str
+    job_name: str
+    number: int
+    status: str
+    error: list[str] | None
+    item_cancel_requested: bool
+
+
+@attrs.frozen
+class Retry:
+    at: datetime
+
+
+@attrs.frozen
+class Succeed:
+    pass
+
+
+@attrs.frozen
+class Fail:
+    reason: str
+
+
+@attrs.frozen
+class Cancel:
+    reason: str
+
+
+ItemOutcome = Retry | Succeed | Fail | Cancel
+
+
+@attrs.frozen
+class Transition:
+    """A state change the store made, returned so the daemon can log it and count it."""
+
+    kind: str
+    job_name: str
+    fire_id: str | None = None
+    item_id: str | None = None
+    attempt_id: str | None = None
+    run_id: str | None = None
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class WorkCounts:
+    requested_fires: int
+    pending_items: int
+    running_items: int
+    creating_attempts: int
+    in_flight_attempts: int
+
+    @property
+    def idle(self) -> bool:
+        return not (self.requested_fires or self.pending_items or self.running_items or self.in_flight_attempts)
+
+
+@attrs.frozen
+class JobSummary:
+    job_name: str
+    items_succeeded: int
+    items_failed: int
+    items_cancelled: int
+    items_retried: int
+    runs_created: int
+
+
+@attrs.frozen
+class FireSummary:
+    """One fire as listings show it (`jobs`, tests): what triggered it, for which slot, and how it ended."""
+
+    id: str
+    job_name: str
+    trigger: str
+    status: str
+    scheduled_for: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    skip_reason: str | None
+    error: str | None
+    items_total: int

@@ -1,0 +1,930 @@
+"""The Store: every question the runner asks of its database, by name. No other module writes SQL.
+
+Each public method is one transaction. Methods that change state also append to the event log in the same
+transaction and return the `Transition`s they made, so callers can log and count them without reading back.
+Decisions that belong to the runner (which desktop, whether to retry) come in as callbacks and run inside the
+transaction that records them, so a decision and its record can never diverge, even with several daemons.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
+
+from cyberdesk_runner.store.engine import create_store_engine
+from cyberdesk_runner.store.records import (
+    FINAL_ATTEMPT_STATUSES,
+    FINAL_ITEM_STATUSES,
+    Assignment,
+    AttemptRef,
+    AttemptVerdict,
+    Cancel,
+    DispatchView,
+    DueItem,
+    Fail,
+    FinishedAttempt,
+    FireRequest,
+    FireSummary,
+    InFlightAttempt,
+    ItemOutcome,
+    JobSummary,
+    JobDefinition,
+    JobState,
+    NewFire,
+    NewItem,
+    Retry,
+    RunObservation,
+    Succeed,
+    Transition,
+    WorkCounts,
+)
+from cyberdesk_runner.store.tables import (
+    ACTIVE_ATTEMPT_STATUSES,
+    AttemptRow,
+    DaemonRow,
+    EventRow,
+    FireRow,
+    ItemRow,
+    JobRow,
+    LeaseRow,
+)
+
+job_t = JobRow.__table__  # type: ignore[attr-defined]
+fire_t = FireRow.__table__  # type: ignore[attr-defined]
+item_t = ItemRow.__table__  # type: ignore[attr-defined]
+attempt_t = AttemptRow.__table__  # type: ignore[attr-defined]
+event_t = EventRow.__table__  # type: ignore[attr-defined]
+daemon_t = DaemonRow.__table__  # type: ignore[attr-defined]
+lease_t = LeaseRow.__table__  # type: ignore[attr-defined]
+
+OutcomePolicy = Callable[[FinishedAttempt], ItemOutcome]
+Chooser = Callable[[DispatchView], list[Assignment]]
+
+# A fixed key for PostgreSQL's advisory lock that serialises dispatch decisions across daemons.
+_DISPATCH_LOCK_KEY = 0x6364_7275_6E6E  # "cdrunn"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_store_engine(url)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._reader = self.engine.execution_options(sqlite_begin="DEFERRED")
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(self.engine, tables=[t for t in _TABLES])
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def is_initialised(self) -> bool:
+        """Whether the store's tables exist (read-only commands ask before reading a store no daemon made)."""
+        with self._read() as conn:
+            return bool(sa.inspect(conn).has_table(job_t.name))
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._reader.connect() as conn, conn.begin():
+            yield conn
+
+    def _insert_or_nothing(self, table: sa.Table, index: list[str]) -> Any:
+        dialect_insert = postgresql.insert if self.is_postgres else sqlite.insert
+        return dialect_insert(table).on_conflict_do_nothing(index_elements=index)
+
+    # -- jobs ------------------------------------------------------------------------------------------
+
+    def sync_jobs(self, jobs: Sequence[JobDefinition], now: datetime) -> list[Transition]:
+        """Record the jobs as loaded from their files; jobs no longer present are marked removed.
+
+        Paused flags and schedule bookkeeping are kept: they belong to the store, not to the files.
+        """
+        changes: list[Transition] = []
+        with self._write() as conn:
+            existing = {r.name: r for r in conn.execute(sa.select(job_t))}
+            for job in jobs:
+                row = existing.get(job.name)
+                values = {
+                    "definition_hash": job.definition_hash,
+                    "definition": dict(job.definition),
+                    "source_path": job.source_path,
+                    "loaded_at": now,
+                    "removed_at": None,
+                }
+                if row is None:
+                    conn.execute(sa.insert(job_t).values(name=job.name, paused=False, **values))
+                    changes.append(Transition("job_added", job.name, data={"path": job.source_path}))
+                elif row.definition_hash != job.definition_hash or row.removed_at is not None:
+                    conn.execute(sa.update(job_t).where(job_t.c.name == job.name).values(**values))
+                    changes.append(Transition("job_changed", job.name, data={"path": job.source_path}))
+            present = {j.name for j in jobs}
+            for name, row in existing.items():
+                if name not in present and row.removed_at is None:
+                    conn.execute(sa.update(job_t).where(job_t.c.name == name).values(removed_at=now))
+                    changes.append(Transition("job_removed", name))
+            self._append_events(conn, now, changes)
+        return changes
+
+    def set_job_workflow(self, name: str, workflow_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(sa.update(job_t).where(job_t.c.name == name).values(workflow_id=workflow_id))
+
+    def set_paused(self, name: str, paused: bool, now: datetime) -> bool:
+        """Pause or resume a job. Returns False when no such job is known."""
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(job_t)
+                .where(job_t.c.name == name)
+                .values(paused=paused, paused_at=now if paused else None)
+            )
+            if result.rowcount == 0:
+                return False
+            self._append_events(conn, now, [Transition("job_paused" if paused else "job_resumed", name)])
+            return True
+
+    def jobs(self, *, include_removed: bool = False) -> list[JobState]:
+        query = sa.select(job_t).order_by(job_t.c.name)
+        if not include_removed:
+            query = query.where(job_t.c.removed_at.is_(None))
+        with self._read() as conn:
+            return [_job_state(r) for r in conn.execute(query)]
+
+    def job(self, name: str) -> JobState | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(job_t).where(job_t.c.name == name)).first()
+        return _job_state(row) if row else None
+
+    def set_last_slot(self, name: str, slot: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                sa.update(job_t)
+                .where(job_t.c.name == name)
+                .where(sa.or_(job_t.c.last_slot_at.is_(None), job_t.c.last_slot_at < slot))
+                .values(last_slot_at=slot)
+            )
+
+    # -- fires -----------------------------------------------------------------------------------------
+
+    def insert_fire(self, fire: NewFire, items: Sequence[NewItem], now: datetime) -> str | None:
+        """Record a fire and its items in one transaction; None when the fire's slot is already recorded.
+
+        Scheduled and catch-up fires are unique on (job, scheduled time): a second insert of the same slot, by
+        this daemon after a restart or by another daemon, is a no-op and creates no items.
+        """
+        fire_id = new_id("fire")
+        with self._write() as conn:
+            inserted = conn.execute(
+                self._insert_or_nothing(fire_t, ["dedup_key"]).values(
+                    **self._fire_values(fire_id, fire, now, status="running", items_total=len(items))
+                )
+            ).rowcount
+            if not inserted:
+                return None
+            self._insert_items(conn, fire_id, fire, items, now)
+            transitions = [
+                Transition("fire_started", fire.job_name, fire_id=fire_id, data=_fire_data(fire, len(items)))
+            ]
+            if not items:
+                transitions += self._settle_fires(conn, [fire_id], now)
+            self._append_events(conn, now, transitions)
+        return fire_id
+
+    def record_skipped_fire(self, fire: NewFire, reason: str, now: datetime) -> str | None:
+        """Record that a slot was not run, and why. None when the slot was already recorded."""
+        fire_id = new_id("fire")
+        with self._write() as conn:
+            values = self._fire_values(fire_id, fire, now, status="skipped", items_total=0)
+            values.update(skip_reason=reason, finished_at=now)
+            inserted = conn.execute(self._insert_or_nothing(fire_t, ["dedup_key"]).values(**values)).rowcount
+            if not inserted:
+                return None
+            data = _fire_data(fire, 0) | {"reason": reason}
+            self._append_events(conn, now, [Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data)])
+        return fire_id
+
+    def request_fire(self, fire: NewFire, now: datetime) -> str:
+        """Record a fire whose items a daemon will plan (a manual trigger from the CLI)."""
+        fire_id = new_id("fire")
+        with self._write() as conn:
+            conn.execute(
+                sa.insert(fire_t).values(**self._fire_values(fire_id, fire, now, status="requested", items_total=0))
+            )
+            self._append_events(
+                conn, now, [Transition("fire_requested", fire.job_name, fire_id=fire_id, data=_fire_data(fire, 0))]
+            )
+        return fire_id
+
+    def requested_fires(self, limit: int = 20) -> list[FireRequest]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(fire_t).where(fire_t.c.status == "requested").order_by(fire_t.c.created_at).limit(limit)
+            )
+            return [FireRequest(r.id, r.job_name, r.trigger, r.input_overrides) for r in rows]
+
+    def plan_fire(self, fire_id: str, items: Sequence[NewItem], now: datetime, *, priority: bool = False) -> bool:
+        """Give a requested fire its items. False when another daemon planned (or cancelled) it first."""
+        with self._write() as conn:
+            row = conn.execute(self._lock(sa.select(fire_t).where(fire_t.c.id == fire_id))).first()
+            if row is None or row.status != "requested":
+                return False
+            conn.execute(
+                sa.update(fire_t)
+                .where(fire_t.c.id == fire_id)
+                .values(status="running", planned_at=now, items_total=len(items))
+            )
+            fire = NewFire(row.job_name, row.trigger, row.scheduled_for, priority=priority)
+            self._insert_items(conn, fire_id, fire, items, now)
+            transitions = [Transition("fire_started", row.job_name, fire_id=fire_id, data={"items": len(items)})]
+            if not items:
+                transitions += self._settle_fires(conn, [fire_id], now)
+            self._append_events(conn, now, transitions)
+            return True
+
+    def fail_fire(self, fire_id: str, error: str, now: datetime) -> None:
+        """A fire that could not be planned (unknown workflow, no desktop matches, unreadable items file)."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(fire_t.c.job_name).where(fire_t.c.id == fire_id)).first()
+            if row is None:
+                return
+            conn.execute(
+                sa.update(fire_t)
+                .where(fire_t.c.id == fire_id)
+                .values(status="failed", error=error, finished_at=now)
+            )
+            self._append_events(
+                conn, now, [Transition("fire_failed", row.job_name, fire_id=fire_id, data={"error": error})]
+            )
+
+    def job_has_work_in_flight(self, job_name: str) -> list[str]:
+        """Ids of the job's fires that still have items pending or running."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(fire_t.c.id)
+                .where(fire_t.c.job_name == job_name)
+                .where(fire_t.c.status.in_(("requested", "running")))
+            )
+            return [r.id for r in rows]
+
+    def insert_failed_fire(self, fire: NewFire, error: str, now: datetime) -> str | None:
+        """Record a scheduled slot that could not be planned (unresolved workflow, no desktop, unreadable items
+        file) as a failed fire. None when the slot was already recorded."""
+        fire_id = new_id("fire")
+        with self._write() as conn:
+            values = self._fire_values(fire_id, fire, now, status="failed", items_total=0)
+            values.update(error=error, finished_at=now)
+            inserted = conn.execute(self._insert_or_nothing(fire_t, ["dedup_key"]).values(**values)).rowcount
+            if not inserted:
+                return None
+            data = _fire_data(fire, 0) | {"error": error}
+            self._append_events(conn, now, [Transition("fire_failed", fire.job_name, fire_id=fire_id, data=data)])
+        return fire_id
+
+    def set_last_slots(self, marks: Mapping[str, datetime]) -> None:
+        """`set_last_slot` for several jobs in one transaction; each job's mark only moves forward."""
+        if not marks:
+            return
+        with self._write() as conn:
+            for name, slot in marks.items():
+                conn.execute(
+                    sa.update(job_t)
+                    .where(job_t.c.name == name)
+                    .where(sa.or_(job_t.c.last_slot_at.is_(None), job_t.c.last_slot_at < slot))
+                    .values(last_slot_at=slot)
+                )
+
+    def job_fires(self, name: str, *, limit: int | None = None) -> list[FireSummary]:
+        """The job's fires, oldest first (by slot, then by creation); with `limit`, the newest `limit` of them."""
+        order = (fire_t.c.scheduled_for.desc().nulls_last(), fire_t.c.created_at.desc(), fire_t.c.id.desc())
+        query = sa.select(fire_t).where(fire_t.c.job_name == name).order_by(*order)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [_fire_summary(r) for r in reversed(conn.execute(query).all())]
+
+    def last_fire_by_job(self) -> dict[str, FireSummary]:
+        """Each job's most recent fire: the last created, and of fires created together the latest slot."""
+        rank = sa.func.row_number().over(
+            partition_by=fire_t.c.job_name,
+            order_by=(fire_t.c.created_at.desc(), fire_t.c.scheduled_for.desc().nulls_last(), fire_t.c.id.desc()),
+        )
+        ranked = sa.select(fire_t, rank.label("rank")).subquery()
+        with self._read() as conn:
+            rows = conn.execute(sa.select(ranked).where(ranked.c.rank == 1)).all()
+        return {r.job_name: _fire_summary(r) for r in rows}
+
+    def in_flight_by_job(self) -> dict[str, int]:
+        """Runs in flight per job: attempts that hold (or may hold) a desktop."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(attempt_t.c.job_name, sa.func.count())
+                .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+                .group_by(attempt_t.c.job_name)
+            ).all()
+        return {name: count for name, count in rows}
+
+    def _fire_values(self, fire_id: str, fire: NewFire, now: datetime, *, status: str, items_total: int) -> dict[str, Any]:
+        scheduled = fire.trigger in ("scheduled", "catchup") and fire.scheduled_for is not None
+        dedup_key = f"{fire.job_name}@{fire.scheduled_for.isoformat()}" if scheduled and fire.scheduled_for else fire_id
+        return {
+            "id": fire_id,
+            "job_name": fire.job_name,
+            "trigger": fire.trigger,
+            "dedup_key": dedup_key,
+            "scheduled_for": fire.scheduled_for,
+            "created_at": now,
+            "status": status,
+            "retry_of": fire.retry_of,
+            "input_overrides": dict(fire.input_overrides) if fire.input_overrides else None,
+            "definition_hash": fire.definition_hash,
+            "planned_at": now if status == "running" else None,
+            "items_total": items_total,
+        }
+
+    def _insert_items(
+        self, conn: Connection, fire_id: str, fire: NewFire, items: Sequence[NewItem], now: datetime
+    ) -> None:
+        if not items:
+            return
+        conn.execute(
+            sa.insert(item_t),
+            [
+                {
+                    "id": new_id("item"),
+                    "fire_id": fire_id,
+                    "job_name": fire.job_name,
+                    "seq": seq,
+                    "inputs": dict(item.inputs),
+                    "machine_id": item.machine_id,
+                    "machine_name": item.machine_name,
+                    "status": "pending",
+                    "priority": fire.priority,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "cancel_requested": False,
+                }
+                for seq, item in enumerate(items)
+            ],
+        )
+
+    # -- dispatch --------------------------------------------------------------------------------------
+
+    def dispatch(self, now: datetime, choose: Chooser, *, limit: int = 200, lease: timedelta) -> list[AttemptRef]:
+        """Record new attempts for due items, as chosen by `choose`, before any create call is made.
+
+        The attempt rows (with their idempotency keys) are committed here; the caller makes the create calls
+        afterwards. A crash in between leaves attempts in `creating`, which `attempts_to_settle` hands back.
+        """
+        with self._write() as conn:
+            if self.is_postgres:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_DISPATCH_LOCK_KEY)))
+            due_query = (
+                sa.select(item_t)
+                .where(item_t.c.status == "pending")
+                .where(item_t.c.next_attempt_at <= now)
+                .where(item_t.c.cancel_requested.is_(False))
+                .order_by(item_t.c.priority.desc(), item_t.c.next_attempt_at, item_t.c.seq)
+                .limit(limit)
+            )
+            due_rows = conn.execute(self._lock(due_query, skip_locked=True)).all()
+            if not due_rows:
+                return []
+            active = conn.execute(
+                sa.select(attempt_t.c.machine_id, attempt_t.c.job_name).where(
+                    attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)
+                )
+            ).all()
+            active_by_job: dict[str, int] = defaultdict(int)
+            for row in active:
+                active_by_job[row.job_name] += 1
+            view = DispatchView(
+                due=[
+                    DueItem(r.id, r.fire_id, r.job_name, r.seq, r.inputs, r.machine_id, r.attempts, r.priority)
+                    for r in due_rows
+                ],
+                busy_desktops=frozenset(r.machine_id for r in active),
+                active_by_job=dict(active_by_job),
+            )
+            assignments = choose(view)
+            if not assignments:
+                return []
+            by_id = {r.id: r for r in due_rows}
+            refs: list[AttemptRef] = []
+            transitions: list[Transition] = []
+            attempt_rows: list[dict[str, Any]] = []
+            for a in assignments:
+                item = by_id[a.item_id]
+                attempt_id = new_id("att")
+                key = str(uuid.uuid4())
+                number = item.attempts + 1
+                attempt_rows.append(
+                    {
+                        "id": attempt_id,
+                        "item_id": item.id,
+                        "fire_id": item.fire_id,
+                        "job_name": item.job_name,
+                        "number": number,
+                        "idempotency_key": key,
+                        "workflow_id": a.workflow_id,
+                        "machine_id": a.machine_id,
+                        "machine_name": a.machine_name,
+                        "status": "creating",
+                        "created_at": now,
+                        "updated_at": now,
+                        "deadline_at": a.deadline_at,
+                        "retry_create_at": now + lease,
+                        "create_tries": 0,
+                        "cancel_requested": False,
+                    }
+                )
+                refs.append(
+                    AttemptRef(
+                        attempt_id, item.id, item.fire_id, item.job_name, number, key, a.workflow_id,
+                        a.machine_id, a.machine_name, item.inputs, item.priority, 0,
+                    )
+                )
+                transitions.append(
+                    Transition(
+                        "attempt_created", item.job_name, fire_id=item.fire_id, item_id=item.id,
+                        attempt_id=attempt_id, data={"number": number, "machine": a.machine_name or a.machine_id},
+                    )
+                )
+            conn.execute(sa.insert(attempt_t), attempt_rows)
+            conn.execute(
+                sa.update(item_t)
+                .where(item_t.c.id == sa.bindparam("b_id"))
+                .values(status="running", attempts=sa.bindparam("b_attempts")),
+                [{"b_id": r.item_id, "b_attempts": r.number} for r in refs],
+            )
+            self._append_events(conn, now, transitions)
+            return refs
+
+    def attempts_to_settle(self, now: datetime, *, lease: timedelta, limit: int = 100) -> list[AttemptRef]:
+        """Attempts whose create call has no recorded outcome and is due to be repeated with the same key.
+
+        Taking them pushes their retry time forward by `lease`, so no other daemon repeats the same call
+        while this one is making it.
+        """
+        with self._write() as conn:
+            query = (
+                sa.select(attempt_t, item_t.c.inputs, item_t.c.priority)
+                .join(item_t, item_t.c.id == attempt_t.c.item_id)
+                .where(attempt_t.c.status == "creating")
+                .where(attempt_t.c.retry_create_at <= now)
+                .order_by(attempt_t.c.retry_create_at)
+                .limit(limit)
+            )
+            rows = conn.execute(self._lock(query, skip_locked=True, of=attempt_t)).all()
+            if not rows:
+                return []
+            conn.execute(
+                sa.update(attempt_t)
+                .where(attempt_t.c.id.in_([r.id for r in rows]))
+                .values(retry_create_at=now + lease, updated_at=now)
+            )
+            return [
+                AttemptRef(
+                    r.id, r.item_id, r.fire_id, r.job_name, r.number, r.idempotency_key, r.workflow_id,
+                    r.machine_id, r.machine_name, r.inputs, r.priority, r.create_tries,
+                )
+                for r in rows
+            ]
+
+    def defer_create(self, attempt_id: str, retry_at: datetime, error: str, now: datetime) -> None:
+        """The create call's outcome is unknown (timeout, dropped connection, 5xx): repeat it later, same key."""
+        with self._write() as conn:
+            conn.execute(
+                sa.update(attempt_t)
+                .where(attempt_t.c.id == attempt_id)
+                .where(attempt_t.c.status == "creating")
+                .values(retry_create_at=retry_at, create_tries=attempt_t.c.create_tries + 1, updated_at=now)
+            )
+            row = conn.execute(sa.select(attempt_t).where(attempt_t.c.id == attempt_id)).first()
+            if row is not None:
+                self._append_events(
+                    conn, now,
+                    [Transition("create_deferred", row.job_name, row.fire_id, row.item_id, attempt_id,
+                                data={"error": error, "retry_at": retry_at.isoformat()})],
+                )
+
+    def record_created(
+        self, created: Sequence[tuple[str, RunObservation]], now: datetime, outcome: OutcomePolicy
+    ) -> list[Transition]:
+        """Record the runs that create calls returned (attempt id, run). Runs already final are finished."""
+        transitions: list[Transition] = []
+        with self._write() as conn:
+            for attempt_id, run in created:
+                row = conn.execute(
+                    self._lock(sa.select(attempt_t).where(attempt_t.c.id == attempt_id))
+                ).first()
+                if row is None or row.status != "creating":
+                    continue
+                conn.execute(
+                    sa.update(attempt_t)
+                    .where(attempt_t.c.id == attempt_id)
+                    # A run that is already final is recorded as scheduling first, then finished below with
+                    # the item's outcome, through the same path as any other news about runs.
+                    .values(run_id=run.run_id, status=_non_final(run.status), retry_create_at=None,
+                            updated_at=now, started_at=run.started_at)
+                )
+                transitions.append(
+                    Transition("run_created", row.job_name, row.fire_id, row.item_id, attempt_id, run.run_id,
+                               data={"machine": row.machine_name or row.machine_id, "number": row.number})
+                )
+            final = [run for _, run in created if run.status in FINAL_ATTEMPT_STATUSES]
+            if final:
+                transitions += self._apply_observations(conn, final, now, outcome)
+            self._append_events(conn, now, transitions)
+        return transitions
+
+    # -- tracking --------------------------------------------------------------------------------------
+
+    def in_flight(self) -> list[InFlightAttempt]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(attempt_t).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+            )
+            return [
+                InFlightAttempt(r.id, r.job_name, r.run_id, r.workflow_id, r.machine_id, r.status,
+                                r.created_at, r.deadline_at, r.cancel_requested)
+                for r in rows
+            ]
+
+    def apply_observations(
+        self, runs: Sequence[RunObservation], now: datetime, outcome: OutcomePolicy
+    ) -> list[Transition]:
+        """Record what the API says about runs. Repeats and stale news are no-ops; unknown runs are logged."""
+        with self._write() as conn:
+            transitions = self._apply_observations(conn, runs, now, outcome)
+            self._append_events(conn, now, transitions)
+        return transitions
+
+    def apply_verdicts(
+        self, verdicts: Sequence[AttemptVerdict], now: datetime, outcome: OutcomePolicy
+    ) -> list[Transition]:
+        """Finish attempts by the runner's own verdict (timed out, rejected by the API, cancelled)."""
+        transitions: list[Transition] = []
+        with self._write() as conn:
+            for verdict in verdicts:
+                row = conn.execute(
+                    self._lock(sa.select(attempt_t).where(attempt_t.c.id == verdict.attempt_id))
+                ).first()
+                if row is None or row.status in FINAL_ATTEMPT_STATUSES:
+                    continue
+                transitions += self._finish_attempt(
+                    conn, row, verdict.status, None, None, verdict.error, None, now, outcome, verdict.source
+                )
+            self._append_events(conn, now, transitions)
+        return transitions
+
+    def _apply_observations(
+        self, conn: Connection, runs: Sequence[RunObservation], now: datetime, outcome: OutcomePolicy
+    ) -> list[Transition]:
+        transitions: list[Transition] = []
+        by_run = {r.run_id: r for r in runs}
+        if not by_run:
+            return transitions
+        rows = conn.execute(
+            self._lock(sa.select(attempt_t).where(attempt_t.c.run_id.in_(list(by_run))))
+        ).all()
+        known = {r.run_id for r in rows}
+        for run_id in by_run.keys() - known:
+            transitions.append(
+                Transition("unknown_run", "", run_id=run_id,
+                           data={"status": by_run[run_id].status, "source": by_run[run_id].source})
+            )
+        for row in rows:
+            run = by_run[row.run_id]
+            if row.status in FINAL_ATTEMPT_STATUSES or run.status == row.status:
+                continue
+            if run.status in FINAL_ATTEMPT_STATUSES:
+                transitions += self._finish_attempt(
+                    conn, row, run.status, run.started_at, run.ended_at, run.error, run.output, now, outcome,
+                    run.source,
+                )
+            elif _progresses(row.status, run.status):
+                conn.execute(
+                    sa.update(attempt_t)
+                    .where(attempt_t.c.id == row.id)
+                    .values(status=run.status, started_at=run.started_at or row.started_at, updated_at=now)
+                )
+                transitions.append(
+                    Transition(f"run_{run.status}", row.job_name, row.fire_id, row.item_id, row.id, row.run_id,
+                               data={"source": run.source})
+                )
+        return transitions
+
+    def _finish_attempt(
+        self,
+        conn: Connection,
+        row: Any,
+        status: str,
+        started_at: datetime | None,
+        ended_at: datetime | None,
+        error: list[str] | None,
+        output: Mapping[str, Any] | None,
+        now: datetime,
+        outcome: OutcomePolicy,
+        source: str,
+    ) -> list[Transition]:
+        conn.execute(
+            sa.update(attempt_t)
+            .where(attempt_t.c.id == row.id)
+            .values(
+                status=status,
+                started_at=started_at or row.started_at,
+                ended_at=ended_at or now,
+                error=list(error) if error else None,
+                output=dict(output) if output is not None else None,
+                retry_create_at=None,
+                updated_at=now,
+            )
+        )
+        transitions = [
+            Transition(f"attempt_{status}", row.job_name, row.fire_id, row.item_id, row.id, row.run_id,
+                       data={"number": row.number, "error": error, "source": source})
+        ]
+        item = conn.execute(self._lock(sa.select(item_t).where(item_t.c.id == row.item_id))).first()
+        if item is None or item.status in FINAL_ITEM_STATUSES:
+            return transitions
+        decision = outcome(
+            FinishedAttempt(row.id, row.item_id, row.job_name, row.number, status, error, item.cancel_requested)
+        )
+        transitions += self._apply_item_outcome(conn, item, decision, error, now)
+        return transitions
+
+    def _apply_item_outcome(
+        self, conn: Connection, item: Any, decision: ItemOutcome, error: list[str] | None, now: datetime
+    ) -> list[Transition]:
+        last_error = "; ".join(error) if error else item.last_error
+        base = {"job_name": item.job_name, "fire_id": item.fire_id, "item_id": item.id}
+        update = sa.update(item_t).where(item_t.c.id == item.id)
+        if isinstance(decision, Retry):
+            conn.execute(update.values(status="pending", next_attempt_at=decision.at, last_error=last_error))
+            return [Transition("item_retry_scheduled", data={"at": decision.at.isoformat()}, **base)]
+        if isinstance(decision, Succeed):
+            status, data = "succeeded", {}
+        elif isinstance(decision, Fail):
+            status, data = "failed", {"reason": decision.reason}
+        else:
+            status, data = "cancelled", {"reason": decision.reason}
+        conn.execute(update.values(status=status, finished_at=now, last_error=last_error))
+        return [Transition(f"item_{status}", data=data, **base), *self._settle_fires(conn, [item.fire_id], now)]
+
+    def _settle_fires(self, conn: Connection, fire_ids: Iterable[str], now: datetime) -> list[Transition]:
+        """Finish fires whose items are all final."""
+        transitions: list[Transition] = []
+        for fire_id in set(fire_ids):
+            counts: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(item_t.c.status, sa.func.count())
+                    .where(item_t.c.fire_id == fire_id)
+                    .group_by(item_t.c.status)
+                ).all()
+            )
+            if any(status not in FINAL_ITEM_STATUSES for status in counts):
+                continue
+            if counts.get("failed"):
+                status = "failed"
+            elif counts.get("cancelled"):
+                status = "cancelled"
+            else:
+                status = "succeeded"
+            result = conn.execute(
+                sa.update(fire_t)
+                .where(fire_t.c.id == fire_id)
+                .where(fire_t.c.status == "running")
+                .values(status=status, finished_at=now)
+                .returning(fire_t.c.job_name)
+            ).first()
+            if result is not None:
+                transitions.append(Transition(f"fire_{status}", result.job_name, fire_id=fire_id, data=counts))
+        return transitions
+
+    # -- cancellation ----------------------------------------------------------------------------------
+
+    def cancel_pending_items(
+        self,
+        where_job: str | None,
+        reason: str,
+        now: datetime,
+        *,
+        fire_ids: Sequence[str] | None = None,
+        item_ids: Sequence[str] | None = None,
+        only_pending: bool = False,
+    ) -> list[Transition]:
+        """Cancel items that have no run yet, and (unless `only_pending`) ask for the runs of the others to be
+        cancelled in Cyberdesk; the reaper carries that out."""
+        with self._write() as conn:
+            statuses = ("pending",) if only_pending else ("pending", "running")
+            query = sa.select(item_t).where(item_t.c.status.in_(statuses))
+            if where_job is not None:
+                query = query.where(item_t.c.job_name == where_job)
+            if fire_ids is not None:
+                query = query.where(item_t.c.fire_id.in_(list(fire_ids)))
+            if item_ids is not None:
+                query = query.where(item_t.c.id.in_(list(item_ids)))
+            items = conn.execute(self._lock(query)).all()
+            transitions: list[Transition] = []
+            running = [i.id for i in items if i.status == "running"]
+            if running:
+                conn.execute(sa.update(item_t).where(item_t.c.id.in_(running)).values(cancel_requested=True))
+                conn.execute(
+                    sa.update(attempt_t)
+                    .where(attempt_t.c.item_id.in_(running))
+                    .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+                    .values(cancel_requested=True, updated_at=now)
+                )
+            for item in items:
+                if item.status == "pending":
+                    transitions += self._apply_item_outcome(conn, item, Cancel(reason), None, now)
+                else:
+                    transitions.append(Transition("cancel_requested", item.job_name, item.fire_id, item.id,
+                                                  data={"reason": reason}))
+            self._append_events(conn, now, transitions)
+        return transitions
+
+    def cancel_attempts(self, attempt_ids: Sequence[str], reason: str, now: datetime) -> int:
+        with self._write() as conn:
+            rows = conn.execute(
+                sa.select(attempt_t.c.item_id).where(attempt_t.c.id.in_(list(attempt_ids)))
+                .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+            ).all()
+        return len(self.cancel_pending_items(None, reason, now, item_ids=[r.item_id for r in rows]))
+
+    # -- questions for the daemon's own bookkeeping ----------------------------------------------------
+
+    def work_counts(self) -> WorkCounts:
+        with self._read() as conn:
+            fires = conn.execute(
+                sa.select(sa.func.count()).select_from(fire_t).where(fire_t.c.status == "requested")
+            ).scalar_one()
+            items: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(item_t.c.status, sa.func.count())
+                    .where(item_t.c.status.in_(("pending", "running")))
+                    .group_by(item_t.c.status)
+                ).all()
+            )
+            attempts: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(attempt_t.c.status, sa.func.count())
+                    .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+                    .group_by(attempt_t.c.status)
+                ).all()
+            )
+        return WorkCounts(
+            requested_fires=fires,
+            pending_items=items.get("pending", 0),
+            running_items=items.get("running", 0),
+            creating_attempts=attempts.get("creating", 0),
+            in_flight_attempts=sum(attempts.values()),
+        )
+
+    def summary_since(self, since: datetime) -> list[JobSummary]:
+        """Per job: what became of the items created or finished since `since` (the daemon's exit summary)."""
+        with self._read() as conn:
+            items = conn.execute(
+                sa.select(item_t.c.job_name, item_t.c.status, item_t.c.attempts)
+                .where(sa.or_(item_t.c.created_at >= since, item_t.c.finished_at >= since))
+            ).all()
+            runs: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(attempt_t.c.job_name, sa.func.count())
+                    .where(attempt_t.c.created_at >= since)
+                    .where(attempt_t.c.run_id.is_not(None))
+                    .group_by(attempt_t.c.job_name)
+                ).all()
+            )
+        per_job: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for row in items:
+            per_job[row.job_name][row.status] += 1
+            if row.attempts > 1:
+                per_job[row.job_name]["retried"] += 1
+        return [
+            JobSummary(name, c["succeeded"], c["failed"], c["cancelled"], c["retried"], runs.get(name, 0))
+            for name, c in sorted(per_job.items())
+        ]
+
+    # -- daemons and leases ----------------------------------------------------------------------------
+
+    def register_daemon(self, daemon_id: str, host: str, pid: int, now: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                sa.insert(daemon_t).values(id=daemon_id, host=host, pid=pid, started_at=now, heartbeat_at=now)
+            )
+
+    def heartbeat(self, daemon_id: str, health: Mapping[str, Any], now: datetime, *, stopped: bool = False) -> None:
+        with self._write() as conn:
+            conn.execute(
+                sa.update(daemon_t)
+                .where(daemon_t.c.id == daemon_id)
+                .values(heartbeat_at=now, health=dict(health), stopped_at=now if stopped else None)
+            )
+
+    def try_lease(self, name: str, holder: str, now: datetime, duration: timedelta) -> bool:
+        """Take or renew a named lease; True when `holder` holds it until now + duration."""
+        with self._write() as conn:
+            conn.execute(
+                self._insert_or_nothing(lease_t, ["name"]).values(name=name, holder=holder, expires_at=now)
+            )
+            taken = conn.execute(
+                sa.update(lease_t)
+                .where(lease_t.c.name == name)
+                .where(sa.or_(lease_t.c.holder == holder, lease_t.c.expires_at <= now))
+                .values(holder=holder, expires_at=now + duration)
+            ).rowcount
+            return bool(taken)
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _lock(self, query: sa.Select[Any], *, skip_locked: bool = False, of: sa.Table | None = None) -> sa.Select[Any]:
+        # SQLite has one writer at a time (BEGIN IMMEDIATE), so row locks only matter on PostgreSQL.
+        if not self.is_postgres:
+            return query
+        return query.with_for_update(skip_locked=skip_locked, of=of)
+
+    def _append_events(self, conn: Connection, now: datetime, transitions: Sequence[Transition]) -> None:
+        if not transitions:
+            return
+        conn.execute(
+            sa.insert(event_t),
+            [
+                {
+                    "at": now,
+                    "kind": t.kind,
+                    "job_name": t.job_name or None,
+                    "fire_id": t.fire_id,
+                    "item_id": t.item_id,
+                    "attempt_id": t.attempt_id,
+                    "run_id": t.run_id,
+                    "data": _jsonable(t.data) if t.data else None,
+                }
+                for t in transitions
+            ],
+        )
+
+
+_TABLES = [job_t, fire_t, item_t, attempt_t, event_t, daemon_t, lease_t]
+
+# Non-final run statuses in the order a run moves through them; news never moves an attempt backwards.
+_PROGRESS = {"creating": 0, "scheduling": 1, "running": 2, "running_checks": 3}
+
+
+def _non_final(status: str) -> str:
+    return status if status in _PROGRESS else "scheduling"
+
+
+def _progresses(current: str, new: str) -> bool:
+    return _PROGRESS.get(new, -1) > _PROGRESS.get(current, -1)
+
+
+def _job_state(row: Any) -> JobState:
+    return JobState(
+        row.name, row.definition_hash, row.definition, row.source_path, row.workflow_id, row.paused,
+        row.removed_at is not None, row.last_slot_at,
+    )
+
+
+def _fire_summary(row: Any) -> FireSummary:
+    return FireSummary(
+        row.id, row.job_name, row.trigger, row.status, row.scheduled_for, row.created_at, row.finished_at,
+        row.skip_reason, row.error, row.items_total,
+    )
+
+
+def _fire_data(fire: NewFire, items: int) -> dict[str, Any]:
+    data: dict[str, Any] = {"trigger": fire.trigger, "items": items}
+    if fire.scheduled_for is not None:
+        data["scheduled_for"] = fire.scheduled_for.isoformat()
+    if fire.retry_of:
+        data["retry_of"] = fire.retry_of
+    return data
+
+
+def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()}

@@ -1,0 +1,180 @@
+"""The store's tables. Only `cyberdesk_runner.store` imports this module.
+
+Ids are short random strings with a prefix (`fire_...`, `item_...`, `att_...`) so that an id printed by the CLI says
+what it names. Times are timezone-aware UTC. Secrets never reach these tables: job specs hold only references to
+sensitive inputs, and attempts record the inputs that were sent without the sensitive ones.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from cyberdesk_runner.store.types import UTCDateTime
+
+#: Attempt statuses in which a run holds (or may hold) its desktop.
+ACTIVE_ATTEMPT_STATUSES = ("creating", "scheduling", "running", "running_checks")
+
+
+class JobRow(SQLModel, table=True):
+    __tablename__ = "job"
+
+    name: str = Field(primary_key=True, max_length=100)
+    definition_hash: str = Field(max_length=64)
+    definition: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    source_path: str
+    workflow_id: str | None = Field(default=None, max_length=36)
+    paused: bool = Field(default=False)
+    paused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    loaded_at: datetime = Field(sa_type=UTCDateTime)
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: Schedule bookkeeping: the latest slot this job has been considered for (fired or skipped).
+    last_slot_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class FireRow(SQLModel, table=True):
+    __tablename__ = "fire"
+    __table_args__ = (
+        sa.Index("ix_fire_job_created", "job_name", "created_at"),
+        sa.Index("ix_fire_status", "status"),
+        sa.Index("ix_fire_created", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    job_name: str = Field(max_length=100)
+    #: scheduled | catchup | manual | retry
+    trigger: str = Field(max_length=16)
+    #: Unique per scheduled slot: "<job>@<iso instant>"; a random id for manual and retry fires.
+    dedup_key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    scheduled_for: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    #: requested (items not yet planned) | running | succeeded | failed | cancelled | skipped
+    status: str = Field(max_length=16)
+    skip_reason: str | None = None
+    retry_of: str | None = Field(default=None, max_length=40)
+    input_overrides: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    definition_hash: str | None = Field(default=None, max_length=64)
+    planned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error: str | None = None
+    items_total: int = 0
+
+
+class ItemRow(SQLModel, table=True):
+    __tablename__ = "item"
+    __table_args__ = (
+        sa.Index("ix_item_fire", "fire_id"),
+        sa.Index("ix_item_due", "status", "next_attempt_at"),
+        sa.Index("ix_item_job_status", "job_name", "status"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    fire_id: str = Field(max_length=40)
+    job_name: str = Field(max_length=100)
+    seq: int
+    inputs: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    #: The desktop this item must run on (fan_out: machines), else None: any desktop of the target.
+    machine_id: str | None = Field(default=None, max_length=36)
+    machine_name: str | None = None
+    #: pending | running | succeeded | failed | cancelled
+    status: str = Field(max_length=16)
+    priority: bool = False
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = None
+    cancel_requested: bool = False
+
+
+class AttemptRow(SQLModel, table=True):
+    __tablename__ = "attempt"
+    __table_args__ = (
+        sa.Index("ix_attempt_item", "item_id"),
+        sa.Index("ix_attempt_status", "status"),
+        sa.Index("ix_attempt_job_created", "job_name", "created_at"),
+        sa.Index("ix_attempt_created", "created_at"),
+        sa.Index("ix_attempt_fire", "fire_id"),
+        # Never two of our runs on one desktop at once, enforced by the database across daemons.
+        sa.Index(
+            "ux_attempt_active_desktop",
+            "machine_id",
+            unique=True,
+            sqlite_where=sa.text("status IN ('creating','scheduling','running','running_checks')"),
+            postgresql_where=sa.text("status IN ('creating','scheduling','running','running_checks')"),
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    item_id: str = Field(max_length=40)
+    fire_id: str = Field(max_length=40)
+    job_name: str = Field(max_length=100)
+    number: int
+    idempotency_key: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    run_id: str | None = Field(default=None, max_length=36, sa_column_kwargs={"unique": True})
+    workflow_id: str = Field(max_length=36)
+    machine_id: str = Field(max_length=36)
+    machine_name: str | None = None
+    #: creating (create call sent or about to be, outcome unknown) | scheduling | running | running_checks |
+    #: success | task_failed | error | cancelled | timed_out | rejected (the API refused the create call)
+    status: str = Field(max_length=16)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deadline_at: datetime = Field(sa_type=UTCDateTime)
+    #: When to try the create call again (outcome unknown) or to look at this attempt next.
+    retry_create_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    create_tries: int = 0
+    cancel_requested: bool = False
+    error: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    output: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+
+
+class EventRow(SQLModel, table=True):
+    """Append-only log of state changes, for `show` and for audits."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        sa.Index("ix_event_fire", "fire_id"),
+        sa.Index("ix_event_item", "item_id"),
+        sa.Index("ix_event_attempt", "attempt_id"),
+        sa.Index("ix_event_at", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    kind: str = Field(max_length=40)
+    job_name: str | None = Field(default=None, max_length=100)
+    fire_id: str | None = Field(default=None, max_length=40)
+    item_id: str | None = Field(default=None, max_length=40)
+    attempt_id: str | None = Field(default=None, max_length=40)
+    run_id: str | None = Field(default=None, max_length=36)
+    data: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+
+
+class DaemonRow(SQLModel, table=True):
+    """One row per daemon process: its heartbeat and health, for `status` and for lease take-over."""
+
+    __tablename__ = "daemon"
+
+    id: str = Field(primary_key=True, max_length=40)
+    host: str
+    pid: int
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(sa_type=UTCDateTime)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    health: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+
+
+class LeaseRow(SQLModel, table=True):
+    """Named leases (for example the poller's) so that one daemon at a time does shared work."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=60)
+    holder: str = Field(max_length=40)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,1 @@
+"""Run status -> attempt status: webhooks (fast), polling (the safety net), and the reaper (timeouts, cancels)."""

@@ -1,0 +1,84 @@
+"""Timeouts and cancel requests: runs past their deadline, or that a user cancelled, are cancelled in Cyberdesk."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from cyberdesk import CyberdeskClient, RunStatus, RunUpdate
+from cyberdesk_runner.clock import Clock
+from cyberdesk_runner.dispatch import observation
+from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.records import (
+    FINAL_ATTEMPT_STATUSES,
+    AttemptVerdict,
+    FinishedAttempt,
+    InFlightAttempt,
+    ItemOutcome,
+    Transition,
+)
+from cyberdesk_runner.tracking.sink import ObservationSink
+
+
+class Reaper:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        client: CyberdeskClient,
+        sink: ObservationSink,
+        clock: Clock,
+        outcome: Callable[[datetime], Callable[[FinishedAttempt], ItemOutcome]],
+        on_transitions: Callable[[Sequence[Transition]], None],
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._sink = sink
+        self._clock = clock
+        self._outcome = outcome
+        self._on_transitions = on_transitions
+
+    async def reap_once(self) -> int:
+        now = self._clock.now()
+        due = [
+            a for a in await asyncio.to_thread(self._store.in_flight)
+            if a.run_id and (a.cancel_requested or a.deadline_at <= now)
+        ]
+        verdicts: list[AttemptVerdict] = []
+        for attempt in due:
+            verdict = await self._cancel(attempt, now)
+            if verdict is not None:
+                verdicts.append(verdict)
+        if verdicts:
+            done = self._clock.now()
+            transitions = await asyncio.to_thread(self._store.apply_verdicts, verdicts, done, self._outcome(done))
+            self._on_transitions(transitions)
+        return len(due)
+
+    async def _cancel(self, attempt: InFlightAttempt, now: datetime) -> AttemptVerdict | None:
+        response = await self._client.runs.update(attempt.run_id or "", RunUpdate(status=RunStatus.CANCELLED))
+        if response.error is not None:
+            if response.error.status_code == 404:
+                return AttemptVerdict(attempt.id, "error", ["the run no longer exists in Cyberdesk"], "reaper")
+            return None  # try again on the next round
+        seen = observation(response.data, "cancel") if response.data is not None else None
+        if seen is not None and seen.status in FINAL_ATTEMPT_STATUSES and seen.status != "cancelled":
+            # It finished on its own before the cancel arrived: that is its outcome.
+            await self._sink.record([seen])
+            return None
+        if attempt.cancel_requested:
+            return AttemptVerdict(attempt.id, "cancelled", ["cancelled on request"], "reaper")
+        overdue = attempt.deadline_at - attempt.created_at
+        return AttemptVerdict(
+            attempt.id, "timed_out", [f"timed out after {_human(overdue.total_seconds())}; the run was cancelled"],
+            "reaper",
+        )
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"

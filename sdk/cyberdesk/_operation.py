@@ -1,0 +1,183 @@
+"""One description per endpoint (:class:`Call`), turned into an async ``name()`` and a sync ``name_sync()`` method.
+
+A resource writes each operation once, as a function returning a ``Call``::
+
+    def _get(self, run_id: UUID | str, *, include: Sequence[str] | None = None) -> Call[RunResponseWithIncludes]:
+        return Call("GET", "/v1/runs/{run_id}", json_body(RunResponseWithIncludes.from_dict), ...)
+
+    get, get_sync = operation(_get)
+
+The descriptors keep the description's exact parameter list (a ``ParamSpec``), so type checkers and IDEs see
+``runs.get(run_id, *, include=...)`` and its return type, awaitable or not.
+"""
+
+import datetime as dt
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
+from uuid import UUID
+
+import attrs
+import httpx
+
+from ._response import ApiResponse
+from .models._base import Model, ModelError
+from .models.common import Page
+
+if TYPE_CHECKING:
+    from ._core import Core
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+QueryValue = str | int | float | bool | UUID | dt.datetime | Enum | Sequence[str | Enum] | None
+Query = dict[str, QueryValue]
+Parse = Callable[[httpx.Response], T]
+
+
+@attrs.frozen
+class Call(Generic[T]):
+    """Everything about one request that does not depend on the client: what to send, what success looks like."""
+
+    method: str
+    #: A template such as ``/v1/runs/{run_id}``; the values of ``path_params`` are percent-quoted into it.
+    path: str
+    #: Turns the success response into ``T``; a ``ValueError``/``TypeError`` from it becomes a ``decode`` error.
+    parse: Parse[T]
+    path_params: Mapping[str, str | UUID] = attrs.field(factory=dict, kw_only=True)
+    #: ``None`` values are dropped; sequences are repeated (``fields=a&fields=b``).
+    query: Mapping[str, QueryValue] = attrs.field(factory=dict, kw_only=True)
+    body: Model | None = attrs.field(default=None, kw_only=True)
+    #: The one status that means success; any other is an error.
+    success: int = attrs.field(default=200, kw_only=True)
+    #: Caller-chosen ``Idempotency-Key`` of a write (the client mints one otherwise).
+    idempotency_key: str | None = attrs.field(default=None, kw_only=True)
+
+
+def json_body(parse: Callable[[Any], T]) -> Parse[T]:
+    """Parse the JSON body with ``parse`` (e.g. ``RunResponse.from_dict``)."""
+
+    def parse_response(response: httpx.Response) -> T:
+        return parse(response.json())
+
+    return parse_response
+
+
+def json_list(parse: Callable[[Any], T]) -> Parse[list[T]]:
+    """Parse a bare JSON array, each item with ``parse``."""
+
+    def parse_response(response: httpx.Response) -> list[T]:
+        items = response.json()
+        if not isinstance(items, list):
+            raise ModelError(f"expected an array, got {type(items).__name__}")
+        return [parse(item) for item in items]
+
+    return parse_response
+
+
+def no_content(_: httpx.Response) -> None:
+    return None
+
+
+def raw_bytes(response: httpx.Response) -> bytes:
+    return response.content
+
+
+def page_of(parse: Callable[[Any], T]) -> Parse[Page[T]]:
+    """Parse a page (``items``, ``total``, ``skip``, ``limit`` required) whose items are parsed by ``parse``."""
+
+    def parse_response(response: httpx.Response) -> Page[T]:
+        return Page.from_dict(response.json(), parse)
+
+    return parse_response
+
+
+def uuid_arg(name: str, value: UUID | str) -> UUID:
+    """Validate an id argument before any request is made."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(f"{name}: {value!r} is not a valid UUID") from None
+
+
+def ids(**values: UUID | str) -> dict[str, str | UUID]:
+    """Path ids, validated: ``ids(run_id=run_id)``."""
+    return {name: uuid_arg(name, value) for name, value in values.items()}
+
+
+def opt_uuid_arg(name: str, value: UUID | str | None) -> UUID | None:
+    return None if value is None else uuid_arg(name, value)
+
+
+def csv(values: Sequence[str] | None) -> str | None:
+    """``include=["a", "b"]`` goes out as ``include=a,b``."""
+    if values is None or isinstance(values, str):
+        return values
+    return ",".join(values)
+
+
+class Resource:
+    """A group of operations bound to one client's request core."""
+
+    def __init__(self, core: "Core") -> None:
+        self._core = core
+
+
+class _Method(Generic[P, T]):
+    def __init__(self, describe: Callable[Concatenate[Any, P], Call[T]]) -> None:
+        self._describe = describe
+        self._name = describe.__name__.lstrip("_")
+        self.__doc__ = describe.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def _bind(self, obj: Resource, method: Callable[..., Any]) -> None:
+        method.__name__ = method.__qualname__ = self._name
+        method.__doc__ = self.__doc__
+        # Cache on the instance: later lookups skip the descriptor (non-data descriptors lose to __dict__).
+        obj.__dict__[self._name] = method
+
+
+class AsyncMethod(_Method[P, T]):
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(
+        self, obj: Resource, owner: type | None = None
+    ) -> Callable[P, Coroutine[Any, Any, ApiResponse[T]]]: ...
+    def __get__(self, obj: Resource | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        describe, core = self._describe, obj._core
+
+        # Not ``async def``: the description (id validation included) runs when called, before any await.
+        def method(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, ApiResponse[T]]:
+            return core.send(describe(obj, *args, **kwargs))
+
+        self._bind(obj, method)
+        return method
+
+
+class SyncMethod(_Method[P, T]):
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, obj: Resource, owner: type | None = None) -> Callable[P, ApiResponse[T]]: ...
+    def __get__(self, obj: Resource | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        describe, core = self._describe, obj._core
+
+        def method(*args: P.args, **kwargs: P.kwargs) -> ApiResponse[T]:
+            return core.send_sync(describe(obj, *args, **kwargs))
+
+        self._bind(obj, method)
+        return method
+
+
+def operation(describe: Callable[Concatenate[Any, P], Call[T]]) -> tuple[AsyncMethod[P, T], SyncMethod[P, T]]:
+    """The async and sync methods of one operation description."""
+    return AsyncMethod(describe), SyncMethod(describe)

@@ -1,0 +1,1 @@
+"""HTTP routes of the emulated API, one module per resource; each `build(emulator)` returns a router."""

@@ -1,0 +1,12 @@
+"""The resources of ``CyberdeskClient``: each operation once, as an async ``name()`` and a sync ``name_sync()``."""
+
+from .computer import Computer
+from .connections import Connections
+from .health import Health
+from .machines import Machines
+from .pools import Pools
+from .runs import Runs
+from .trajectories import Trajectories
+from .workflows import Workflows
+
+__all__ = ["Computer", "Connections", "Health", "Machines", "Pools", "Runs", "Trajectories", "Workflows"]

@@ -1,0 +1,113 @@
+"""``client.pools``: groups of machines, with pool-level run defaults."""
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from .._operation import Call, Query, Resource, csv, ids, json_body, no_content, operation, page_of
+from ..models import (
+    MachinePoolAssignment,
+    Page,
+    PoolCreate,
+    PoolResponse,
+    PoolResponseWithIncludes,
+    PoolUpdate,
+    PoolWithMachines,
+)
+from ..pagination import paginated
+
+_ONE = "/v1/pools/{pool_id}"
+
+
+class Pools(Resource):
+    def _get(
+        self, pool_id: UUID | str, *, include: Sequence[str] | None = None
+    ) -> Call[PoolResponseWithIncludes]:
+        """Get one pool; ``include``: ``["machines"]``."""
+        return Call(
+            "GET",
+            _ONE,
+            json_body(PoolResponseWithIncludes.from_dict),
+            path_params=ids(pool_id=pool_id),
+            query={"include": csv(include)},
+        )
+
+    get, get_sync = operation(_get)
+
+    def _create(self, data: PoolCreate, *, idempotency_key: str | None = None) -> Call[PoolResponse]:
+        return Call(
+            "POST",
+            "/v1/pools",
+            json_body(PoolResponse.from_dict),
+            body=data,
+            success=201,
+            idempotency_key=idempotency_key,
+        )
+
+    create, create_sync = operation(_create)
+
+    def _update(
+        self, pool_id: UUID | str, data: PoolUpdate, *, idempotency_key: str | None = None
+    ) -> Call[PoolResponse]:
+        return Call(
+            "PATCH",
+            _ONE,
+            json_body(PoolResponse.from_dict),
+            path_params=ids(pool_id=pool_id),
+            body=data,
+            idempotency_key=idempotency_key,
+        )
+
+    update, update_sync = operation(_update)
+
+    def _delete(self, pool_id: UUID | str, *, idempotency_key: str | None = None) -> Call[None]:
+        """Delete a pool (not its machines). Success: ``data is None``."""
+        return Call(
+            "DELETE",
+            _ONE,
+            no_content,
+            path_params=ids(pool_id=pool_id),
+            success=204,
+            idempotency_key=idempotency_key,
+        )
+
+    delete, delete_sync = operation(_delete)
+
+    def _add_machines(
+        self, pool_id: UUID | str, data: MachinePoolAssignment, *, idempotency_key: str | None = None
+    ) -> Call[PoolWithMachines]:
+        return Call(
+            "POST",
+            _ONE + "/machines",
+            json_body(PoolWithMachines.from_dict),
+            path_params=ids(pool_id=pool_id),
+            body=data,
+            idempotency_key=idempotency_key,
+        )
+
+    add_machines, add_machines_sync = operation(_add_machines)
+
+    def _remove_machines(
+        self, pool_id: UUID | str, data: MachinePoolAssignment, *, idempotency_key: str | None = None
+    ) -> Call[None]:
+        """Remove machines from a pool (a DELETE with a JSON body). Success: ``data is None``."""
+        return Call(
+            "DELETE",
+            _ONE + "/machines",
+            no_content,
+            path_params=ids(pool_id=pool_id),
+            body=data,
+            success=204,
+            idempotency_key=idempotency_key,
+        )
+
+    remove_machines, remove_machines_sync = operation(_remove_machines)
+
+    def _list(
+        self, skip: int | None = None, limit: int | None = None, *, include: Sequence[str] | None = None
+    ) -> Call[Page[PoolResponse]]:
+        """List pools; ``include``: ``["machines"]``."""
+        query: Query = {"skip": skip, "limit": limit, "include": csv(include)}
+        return Call("GET", "/v1/pools", page_of(PoolResponse.from_dict), query=query)
+
+    list, list_sync = operation(_list)
+    iter, iter_sync = paginated(_list)

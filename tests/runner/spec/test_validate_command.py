@@ -1,0 +1,118 @@
+"""`cyberdesk-runner validate`: every error on its own line and exit 1, or a summary and exit 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cyberdesk_runner.cli.validate import register
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def main() -> None:
+        """A callback keeps `validate` a sub-command, as in the real app."""
+
+    return app
+
+
+def invoke(app: typer.Typer, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["validate", *args])
+    return result.exit_code, result.output
+
+
+def test_shipped_config_and_examples(app: typer.Typer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("CYBERDESK_RUNNER_CONFIG", raising=False)
+    code, output = invoke(app)
+    assert code == 0, output
+    lines = output.splitlines()
+    assert (
+        lines[0]
+        == f"Config config.example.yaml: embedded emulator, store sqlite:///{REPO}/cyberdesk-runner.sqlite"
+    )
+    assert lines[1] == "4 jobs OK in jobs"
+    assert lines[2:] == [
+        "  desktop-health-check    Nightly desktop health check  match site=boston    cron 30 2 * * * (America/New_York)",
+        "  reconcile-invoices      Reconcile invoices            pool billing         every 1h",
+        "  submit-claims           Submit insurance claim        pool claims-team     cron 0 6 * * 1-5 (America/New_York)",
+        "  update-patient-records  Update patient record         match site=new-york  manual only",
+    ]
+
+
+def test_every_error_is_printed_and_exit_code_is_1(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config.yaml").write_text("jobs: my-jobs\n", encoding="utf-8")
+    jobs = tmp_path / "my-jobs"
+    jobs.mkdir()
+    (jobs / "a.yaml").write_text("name: a\nworkflow: w\ntarget: {pool: p}\nretry:\n  backoff: 30 seconds\n")
+    (jobs / "b.yaml").write_text("name: b\nworkflw: w\ntarget: {pool: p}\n")
+    (jobs / "ok.yaml").write_text("name: ok\nworkflow: w\ntarget: {pool: p}\n")
+    monkeypatch.chdir(tmp_path)
+    code, output = invoke(app)
+    assert code == 1
+    assert output.splitlines() == [
+        "my-jobs/a.yaml:5:12: retry.backoff: expected a duration like 30s, 15m or 2h, got '30 seconds'",
+        "my-jobs/b.yaml:1:1: workflow: required key is missing",
+        "my-jobs/b.yaml:2:1: workflw: unknown key 'workflw'; did you mean 'workflow'?",
+        "Found 3 errors in 2 files",
+    ]
+
+
+def test_config_errors_exit_1(app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "runner.yaml").write_text("tracking:\n  poll_interval: often\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code, output = invoke(app, "--config", "runner.yaml")
+    assert code == 1
+    assert output.splitlines() == [
+        "runner.yaml:2:18: tracking.poll_interval: expected a duration like 30s, 15m or 2h, got 'often'",
+        "Found 1 error in 1 file",
+    ]
+
+
+def test_missing_config_file(app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, output = invoke(app, "--config", "nope.yaml")
+    assert (code, output.splitlines()) == (
+        1,
+        ["nope.yaml: config file not found (from --config)", "Found 1 error in 1 file"],
+    )
+
+
+def test_no_config_uses_defaults(app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "jobs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CYBERDESK_RUNNER_CONFIG", raising=False)
+    code, output = invoke(app)
+    assert code == 0
+    assert output.splitlines()[:2] == [
+        f"Config none found, using defaults: embedded emulator, store sqlite:///{tmp_path.resolve()}/cyberdesk-runner.sqlite",
+        "0 jobs OK in jobs",
+    ]
+
+
+def test_unresolvable_secrets_are_warnings(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "a.yaml").write_text(
+        "name: a\nworkflow: w\ntarget: {pool: p}\nsensitive_inputs:\n  password: {env: NOT_SET_ANYWHERE}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CYBERDESK_RUNNER_CONFIG", raising=False)
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    code, output = invoke(app)
+    assert code == 0
+    assert output.splitlines()[-1] == (
+        "warning: jobs/a.yaml:5:19: sensitive_inputs.password.env: environment variable NOT_SET_ANYWHERE is not set"
+    )

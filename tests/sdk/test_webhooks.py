@@ -1,0 +1,147 @@
+"""Webhook verification with real Svix signatures, and signing."""
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from svix.webhooks import Webhook
+
+from cyberdesk import DownedMachinesEvent, RunCompletedEvent, RunResponse
+from cyberdesk.webhooks import WebhookVerificationError, generate_secret, parse_event, sign, verify
+
+from .helpers import MID, RID, run_json
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+EVENT = {
+    "event_id": "0b6c4b8e-8f7e-4d55-9a1e-2f3c4d5e6f70",
+    "event_type": "run_complete",
+    "occurred_at": "2024-05-01T12:00:00Z",
+    "run": run_json(status="success", output_data={"invoice_total": 42}),
+}
+BODY = json.dumps(EVENT).encode()
+
+
+def test_a_valid_delivery() -> None:
+    event = verify(BODY, sign(BODY, SECRET), SECRET)
+    assert isinstance(event, RunCompletedEvent) and isinstance(event.run, RunResponse)
+    assert event.run.status == "success" and event.run.output_data == {"invoice_total": 42}
+    assert str(event.event_id) == EVENT["event_id"]
+
+
+def test_signatures_interoperate_with_svix() -> None:
+    headers = sign(BODY, SECRET, msg_id="msg_1", timestamp=datetime.now(UTC))
+    Webhook(SECRET).verify(BODY, headers)  # svix accepts ours
+    now = datetime.now(UTC)
+    theirs = {
+        "svix-id": "msg_2",
+        "svix-timestamp": str(int(now.timestamp())),
+        "svix-signature": Webhook(SECRET).sign("msg_2", now, BODY.decode()),
+    }
+    assert isinstance(verify(BODY, theirs, SECRET), RunCompletedEvent)  # and we accept theirs
+
+
+def test_header_names_are_case_insensitive_and_str_bodies_work() -> None:
+    headers = {k.title(): v for k, v in sign(BODY, SECRET).items()}
+    assert isinstance(verify(BODY.decode(), headers, SECRET), RunCompletedEvent)
+
+
+def test_several_signatures_one_valid() -> None:
+    headers = sign(BODY, SECRET)
+    headers["svix-signature"] = "v1,AAAA " + headers["svix-signature"]
+    assert isinstance(verify(BODY, headers, SECRET), RunCompletedEvent)
+
+
+def test_downed_machines_event() -> None:
+    body = json.dumps(
+        {
+            "event_type": "downed_machines",
+            "organization_id": "org_1",
+            "machines": [
+                {"machine_id": MID, "organization_id": "org_1", "status": "disconnected",
+                 "last_seen": "2024-05-01T11:00:00Z", "reason": "no heartbeat for 10 minutes"}
+            ],
+        }
+    ).encode()  # fmt: skip
+    event = verify(body, sign(body, SECRET), SECRET)
+    assert isinstance(event, DownedMachinesEvent) and event.machines[0].reason.startswith("no heartbeat")
+
+
+def expect_rejection(body: bytes, headers: dict[str, str], secret: str, message: str) -> None:
+    with pytest.raises(WebhookVerificationError, match=message) as raised:
+        verify(body, headers, secret)
+    assert SECRET not in str(raised.value) and secret not in str(raised.value)
+
+
+def test_wrong_secret() -> None:
+    other = generate_secret()
+    expect_rejection(BODY, sign(BODY, other), SECRET, "No matching signature found")
+
+
+def test_tampered_body() -> None:
+    tampered = BODY.replace(b"42", b"43")
+    expect_rejection(tampered, sign(BODY, SECRET), SECRET, "No matching signature found")
+
+
+@pytest.mark.parametrize(
+    ("shift", "message"), [(-timedelta(minutes=10), "too old"), (timedelta(minutes=10), "too new")]
+)
+def test_stale_or_future_timestamp(shift: timedelta, message: str) -> None:
+    headers = sign(BODY, SECRET, timestamp=datetime.now(UTC) + shift)
+    expect_rejection(BODY, headers, SECRET, message)
+
+
+@pytest.mark.parametrize("missing", ["svix-id", "svix-timestamp", "svix-signature"])
+def test_missing_header(missing: str) -> None:
+    headers = {k: v for k, v in sign(BODY, SECRET).items() if k != missing}
+    expect_rejection(BODY, headers, SECRET, f"missing webhook header\\(s\\): {missing}")
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"svix-signature": "garbage"}, "malformed webhook delivery"),
+        ({"svix-timestamp": "not-a-number"}, "Invalid Signature Headers"),
+    ],
+)
+def test_malformed_headers(headers: dict[str, str], message: str) -> None:
+    expect_rejection(BODY, {**sign(BODY, SECRET), **headers}, SECRET, message)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "webhook body is not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (
+            json.dumps({"event_type": "run_complete", "run": {"id": RID}}).encode(),
+            "malformed run_complete event: run.",
+        ),
+        (json.dumps({"event_type": "ping"}).encode(), "unknown webhook event_type 'ping'"),
+    ],
+)
+def test_malformed_body(body: bytes, message: str) -> None:
+    expect_rejection(body, sign(body, SECRET), SECRET, message)
+
+
+@pytest.mark.parametrize("secret", ["whsec_%%%not-base64", "", "whsec_"])
+def test_an_invalid_secret_is_reported_without_its_value(secret: str) -> None:
+    with pytest.raises(WebhookVerificationError, match="invalid webhook secret") as raised:
+        verify(BODY, {"svix-id": "m", "svix-timestamp": "1", "svix-signature": "v1,x"}, secret)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_sign_uses_utc_seconds_whatever_the_timezone() -> None:
+    moment = datetime(2024, 5, 1, 14, 0, 30, tzinfo=timezone(timedelta(hours=2)))
+    headers = sign(BODY, SECRET, msg_id="msg_x", timestamp=moment)
+    assert headers["svix-id"] == "msg_x"
+    assert headers["svix-timestamp"] == str(int(datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC).timestamp()))
+    naive = sign(BODY, SECRET, msg_id="msg_x", timestamp=datetime(2024, 5, 1, 12, 0, 30))
+    assert naive == headers
+    assert sign(BODY, SECRET)["svix-id"].startswith("msg_")
+
+
+def test_parse_event_infers_the_type_when_absent() -> None:
+    event: Any = parse_event({"run": run_json()})
+    assert isinstance(event, RunCompletedEvent)
