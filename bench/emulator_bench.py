@@ -35,7 +35,9 @@ def start_emulator(port: int) -> subprocess.Popen[bytes]:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "sdk"), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "cyberdesk.emulator", "--port", str(port), "--api-key", API_KEY]
-    return subprocess.Popen([*cmd, "--seed", "1", "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [*cmd, "--seed", "1", "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL
+    )
 
 
 async def wait_ready(client: httpx.AsyncClient, deadline: float) -> None:
@@ -59,7 +61,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(in_flight: int, seconds: float, call: Callable[[int], Awaitable[None]]) -> tuple[float, int]:
+async def measure(
+    in_flight: int, seconds: float, call: Callable[[int], Awaitable[None]]
+) -> tuple[float, int]:
     """(requests per second, requests done) with `in_flight` tasks issuing requests back to back."""
     done = 0
     stop_at = time.perf_counter() + seconds
@@ -98,7 +102,9 @@ async def bench(base_url: str, server_pid: int, seconds: float, levels: list[int
                 "is_priority": False,
                 "start_session": False,
             }
-            response = await client.post("/v1/runs", json=body, headers={"Idempotency-Key": f"bench-{time.time_ns()}-{i}"})
+            response = await client.post(
+                "/v1/runs", json=body, headers={"Idempotency-Key": f"bench-{time.time_ns()}-{i}"}
+            )
             if response.status_code != 201:
                 raise RuntimeError(f"create failed: {response.status_code} {response.text}")
             run_ids.append(response.json()["id"])
@@ -109,6 +115,7 @@ async def bench(base_url: str, server_pid: int, seconds: float, levels: list[int
                 raise RuntimeError(f"get failed: {response.status_code}")
 
         await measure(8, 0.5, create)  # warm-up: connections, code paths
+
         async def cell(level: int, call: Callable[[int], Awaitable[None]]) -> tuple[float, float]:
             cpu = cpu_seconds(server_pid)
             rate, done = await measure(level, seconds, call)
@@ -136,12 +143,19 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
-    print(f"\nemulator throughput ({os.cpu_count()} cores, {args.seconds:g} s per cell, httpx + httpx-aiohttp)")
+    print(
+        f"\nemulator throughput ({os.cpu_count()} cores, {args.seconds:g} s per cell, httpx + httpx-aiohttp)"
+    )
     print("server CPU = emulator process CPU time per request (the rest of a core goes to the client)")
-    print(f"{'in flight':>9} | {'POST /v1/runs /s':>16} | {'server CPU':>10} | {'GET /v1/runs/{id} /s':>20} | {'server CPU':>10}")
+    print(
+        f"{'in flight':>9} | {'POST /v1/runs /s':>16} | {'server CPU':>10} | {'GET /v1/runs/{id} /s':>20} | {'server CPU':>10}"
+    )
     print("-" * 78)
     for level, creates, create_cpu, gets, get_cpu in results:
-        print(f"{level:>9} | {creates:>16,.0f} | {create_cpu:>7,.0f} us | {gets:>20,.0f} | {get_cpu:>7,.0f} us")
+        print(
+            f"{level:>9} | {creates:>16,.0f} | {create_cpu:>7,.0f} us | {gets:>20,.0f} | {get_cpu:>7,.0f} us"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -83,7 +83,8 @@ def _parse_host_port(value: Any) -> Any:
         raise ValueError(f"{example}, got {describe(value)}")
     host, _, port = value.strip().rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    # Port 0 asks the OS for a free port (tests, several daemons on one host).
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"{example} (0.0.0.0:8790 for every interface), got {value!r}")
     return HostPort(host, int(port))
 

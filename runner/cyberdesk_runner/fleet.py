@@ -66,7 +66,7 @@ def _matches(params: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
     for key, expected in match.items():
         if key not in params:
             return False
-        accepted = expected if isinstance(expected, list) else [expected]
+        accepted = expected if isinstance(expected, list | tuple | set | frozenset) else [expected]
         if not any(_same(params[key], a) for a in accepted):
             return False
     return True

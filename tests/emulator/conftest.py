@@ -39,7 +39,9 @@ def em(make_emulator: Callable[..., Emulator]) -> Emulator:
 
 def asgi_client(emulator: Emulator, **kwargs: Any) -> httpx.AsyncClient:
     kwargs.setdefault("headers", {"Authorization": f"Bearer {emulator.api_key}"})
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(emulator)), base_url="http://emulator", **kwargs)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(emulator)), base_url="http://emulator", **kwargs
+    )
 
 
 @pytest.fixture

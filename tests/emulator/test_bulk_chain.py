@@ -12,8 +12,13 @@ from .conftest import get_run, mid, wf
 async def test_bulk_create(em: Emulator, client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/v1/runs/bulk",
-        json={"workflow_id": wf(em), "count": 30, "is_priority": False, "start_session": False,
-              "input_values": {"claim_id": "C-9"}},
+        json={
+            "workflow_id": wf(em),
+            "count": 30,
+            "is_priority": False,
+            "start_session": False,
+            "input_values": {"claim_id": "C-9"},
+        },
     )
     assert response.status_code == 201
     body = response.json()
@@ -37,8 +42,12 @@ async def test_bulk_limits_are_validated(em: Emulator, client: httpx.AsyncClient
     assert ok.status_code == 201 and len(ok.json()["created_runs"]) == 1000
 
 
-async def test_bulk_with_session_runs_in_order_on_one_desktop(em: Emulator, client: httpx.AsyncClient) -> None:
-    body = (await client.post("/v1/runs/bulk", json={"workflow_id": wf(em), "count": 3, "start_session": True})).json()
+async def test_bulk_with_session_runs_in_order_on_one_desktop(
+    em: Emulator, client: httpx.AsyncClient
+) -> None:
+    body = (
+        await client.post("/v1/runs/bulk", json={"workflow_id": wf(em), "count": 3, "start_session": True})
+    ).json()
     runs = body["created_runs"]
     session = runs[0]["session_id"]
     assert session is not None and all(r["session_id"] == session for r in runs)
@@ -49,15 +58,19 @@ async def test_bulk_with_session_runs_in_order_on_one_desktop(em: Emulator, clie
     assert starts == sorted(starts) and len(set(starts)) == 3
 
 
-async def test_chain_runs_steps_in_order_on_one_session_desktop(em: Emulator, client: httpx.AsyncClient) -> None:
+async def test_chain_runs_steps_in_order_on_one_session_desktop(
+    em: Emulator, client: httpx.AsyncClient
+) -> None:
     desk = mid(em, "chi-desk-04")
     response = await client.post(
         "/v1/runs/chain",
         json={
             "steps": [
                 {"workflow_id": wf(em), "session_alias": "claim", "inputs": {"claim_id": "C-5"}},
-                {"workflow_id": wf(em, "Update patient record"),
-                 "inputs": {"patient_id": {"$ref": "claim.outputs.inputs.claim_id"}}},
+                {
+                    "workflow_id": wf(em, "Update patient record"),
+                    "inputs": {"patient_id": {"$ref": "claim.outputs.inputs.claim_id"}},
+                },
                 {"workflow_id": wf(em, "Reconcile invoices")},
             ],
             "shared_inputs": {"month": "May"},
@@ -87,12 +100,17 @@ async def test_chain_runs_steps_in_order_on_one_session_desktop(em: Emulator, cl
 
 async def test_chain_joining_an_existing_session(em: Emulator, client: httpx.AsyncClient) -> None:
     desk = mid(em, "bos-desk-04")
-    first = (await client.post("/v1/runs", json={"workflow_id": wf(em), "machine_id": desk, "start_session": True})).json()
+    first = (
+        await client.post("/v1/runs", json={"workflow_id": wf(em), "machine_id": desk, "start_session": True})
+    ).json()
     body = (
         await client.post(
             "/v1/runs/chain",
-            json={"steps": [{"workflow_id": wf(em)}], "session_id": first["session_id"],
-                  "keep_session_after_completion": True},
+            json={
+                "steps": [{"workflow_id": wf(em)}],
+                "session_id": first["session_id"],
+                "keep_session_after_completion": True,
+            },
         )
     ).json()
     assert body["session_id"] == first["id"]
@@ -103,7 +121,9 @@ async def test_chain_joining_an_existing_session(em: Emulator, client: httpx.Asy
 
 async def test_chain_and_bulk_validate_references(em: Emulator, client: httpx.AsyncClient) -> None:
     unknown = "00000000-0000-4000-8000-000000000000"
-    chain = await client.post("/v1/runs/chain", json={"steps": [{"workflow_id": wf(em)}, {"workflow_id": unknown}]})
+    chain = await client.post(
+        "/v1/runs/chain", json={"steps": [{"workflow_id": wf(em)}, {"workflow_id": unknown}]}
+    )
     assert chain.status_code == 404 and chain.json() == {"detail": "Workflow not found"}
     assert (await client.get("/v1/runs")).json()["total"] == 0  # nothing half-created
     empty = await client.post("/v1/runs/chain", json={"steps": []})

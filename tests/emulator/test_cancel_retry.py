@@ -74,7 +74,9 @@ async def test_clear_session_cancels_the_running_run(em: Emulator, client: httpx
 
 async def test_retry_in_place(make_emulator: object, em: Emulator, client: httpx.AsyncClient) -> None:
     run = await create_run(client, wf(em), input_values={"claim_id": "C-1"})
-    early = await client.post(f"/v1/runs/{run['id']}/retry", json={"reuse_session": True, "start_session": False})
+    early = await client.post(
+        f"/v1/runs/{run['id']}/retry", json={"reuse_session": True, "start_session": False}
+    )
     assert early.status_code == 409  # only terminal runs can be retried
     em.advance(100)
     first = await get_run(client, run["id"])
@@ -82,7 +84,12 @@ async def test_retry_in_place(make_emulator: object, em: Emulator, client: httpx
     em.advance(50)
     retry = await client.post(
         f"/v1/runs/{run['id']}/retry",
-        json={"input_values": {"claim_id": "C-2"}, "reuse_session": True, "start_session": False, "is_priority": True},
+        json={
+            "input_values": {"claim_id": "C-2"},
+            "reuse_session": True,
+            "start_session": False,
+            "is_priority": True,
+        },
     )
     assert retry.status_code == 200
     body = retry.json()

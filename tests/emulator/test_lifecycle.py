@@ -104,7 +104,9 @@ async def test_priority_runs_are_placed_first(em: Emulator, client: httpx.AsyncC
     assert em.run(normal["id"]).status == "running"
 
 
-async def test_disconnect_errors_running_run_and_stops_placement(em: Emulator, client: httpx.AsyncClient) -> None:
+async def test_disconnect_errors_running_run_and_stops_placement(
+    em: Emulator, client: httpx.AsyncClient
+) -> None:
     desk = mid(em, "chi-desk-03")
     running = await create_run(client, wf(em), machine_id=desk)
     waiting = await create_run(client, wf(em), machine_id=desk)
@@ -159,7 +161,12 @@ async def test_draining_a_desktop_with_is_available_false(em: Emulator, client: 
 async def test_machine_created_through_api_takes_runs(em: Emulator, client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/v1/machines",
-        json={"fingerprint": "fp-1", "unkey_key_id": "key-1", "name": "new-desk", "machine_parameters": {"site": "x"}},
+        json={
+            "fingerprint": "fp-1",
+            "unkey_key_id": "key-1",
+            "name": "new-desk",
+            "machine_parameters": {"site": "x"},
+        },
     )
     assert response.status_code == 201
     machine = response.json()
@@ -177,7 +184,12 @@ async def test_failure_rate_and_fail_rules(make_emulator: Callable[..., Emulator
                 "prompt": "submit {claim_id}",
                 "run_duration": "5-5",
                 "fail_when": [
-                    {"input": "claim_id", "equals": "C-13", "status": "task_failed", "error": "Claim C-13 rejected"},
+                    {
+                        "input": "claim_id",
+                        "equals": "C-13",
+                        "status": "task_failed",
+                        "error": "Claim C-13 rejected",
+                    },
                     {"input": "claim_id", "equals": "C-99", "status": "error", "machine": "d2"},
                 ],
             },

@@ -18,7 +18,12 @@ async def test_machine_parameters_override_inputs_and_prompt_is_resolved(
         client,
         wf(em),
         machine_id=mid(em, "nyc-desk-03"),
-        input_values={"claim_id": "C-7", "patient_name": "Bo Chen", "amount": 99.5, "username": "someone-else"},
+        input_values={
+            "claim_id": "C-7",
+            "patient_name": "Bo Chen",
+            "amount": 99.5,
+            "username": "someone-else",
+        },
     )
     em.advance(100)
     done = await get_run(client, run["id"])
@@ -35,9 +40,13 @@ async def test_machine_parameters_override_inputs_and_prompt_is_resolved(
 
 async def test_pool_parameters_are_defaults_below_run_inputs(em: Emulator, client: httpx.AsyncClient) -> None:
     pool = em.pool("billing")
-    response = await client.patch(f"/v1/pools/{pool.id}", json={"pool_parameters": {"vendor": "ACME", "month": "May"}})
+    response = await client.patch(
+        f"/v1/pools/{pool.id}", json={"pool_parameters": {"vendor": "ACME", "month": "May"}}
+    )
     assert response.json()["pool_parameters"] == {"vendor": "ACME", "month": "May"}
-    run = await create_run(client, wf(em, "Reconcile invoices"), pool_ids=[pool.id], input_values={"month": "June"})
+    run = await create_run(
+        client, wf(em, "Reconcile invoices"), pool_ids=[pool.id], input_values={"month": "June"}
+    )
     em.advance(100)
     prompt = (await get_run(client, run["id"]))["output_data"]["resolved_prompt"]
     assert prompt.endswith("reconcile the invoices of vendor ACME for June.")
@@ -65,7 +74,9 @@ async def test_secrets_never_appear_in_clear(em: Emulator, client: httpx.AsyncCl
     )
     machine = created.json()
     assert machine["machine_sensitive_parameters"]["password"].startswith("tok_")
-    pool = (await client.post("/v1/pools", json={"name": "p", "pool_sensitive_parameters": {"pin": pool_secret}})).json()
+    pool = (
+        await client.post("/v1/pools", json={"name": "p", "pool_sensitive_parameters": {"pin": pool_secret}})
+    ).json()
     assert pool["pool_sensitive_parameters"]["pin"].startswith("tok_")
     await client.put(f"/v1/machines/{machine['id']}/pools", json={"pool_ids": [pool["id"]]})
     run = await create_run(
@@ -84,14 +95,25 @@ async def test_secrets_never_appear_in_clear(em: Emulator, client: httpx.AsyncCl
     )
     chain = await client.post(
         "/v1/runs/chain",
-        json={"steps": [{"workflow_id": wf(em), "sensitive_inputs": {"x": run_secret}}],
-              "shared_sensitive_inputs": {"y": run_secret}},
+        json={
+            "steps": [{"workflow_id": wf(em), "sensitive_inputs": {"x": run_secret}}],
+            "shared_sensitive_inputs": {"y": run_secret},
+        },
     )
     em.advance(1000)
     bodies = [created.text, bulk.text, chain.text]
-    for path in ["/v1/runs", f"/v1/runs/{run['id']}", "/v1/machines", f"/v1/machines/{machine['id']}",
-                 "/v1/pools", f"/v1/pools/{pool['id']}?include_machines=true", "/_emulator/runs", "/_emulator/stats",
-                 "/v1/runs?include=machine,machine.pools,workflow", f"/v1/machines/{machine['id']}/pools"]:
+    for path in [
+        "/v1/runs",
+        f"/v1/runs/{run['id']}",
+        "/v1/machines",
+        f"/v1/machines/{machine['id']}",
+        "/v1/pools",
+        f"/v1/pools/{pool['id']}?include_machines=true",
+        "/_emulator/runs",
+        "/_emulator/stats",
+        "/v1/runs?include=machine,machine.pools,workflow",
+        f"/v1/machines/{machine['id']}/pools",
+    ]:
         response = await client.get(path)
         assert response.status_code == 200, path
         bodies.append(response.text)
@@ -104,11 +126,15 @@ async def test_secrets_never_appear_in_clear(em: Emulator, client: httpx.AsyncCl
     assert "api_token" not in json.dumps(done.output_data["inputs"])
 
 
-async def test_sensitive_parameters_can_be_replaced_and_cleared(em: Emulator, client: httpx.AsyncClient) -> None:
+async def test_sensitive_parameters_can_be_replaced_and_cleared(
+    em: Emulator, client: httpx.AsyncClient
+) -> None:
     desk = mid(em, "bos-desk-01")
     old_alias = em.machine(desk).sensitive["password"]  # type: ignore[index]
     assert em.world.vault[old_alias] == "demo-bos-01-S3cret!"
-    body = (await client.patch(f"/v1/machines/{desk}", json={"machine_sensitive_parameters": {"password": "n"}})).json()
+    body = (
+        await client.patch(f"/v1/machines/{desk}", json={"machine_sensitive_parameters": {"password": "n"}})
+    ).json()
     new_alias = body["machine_sensitive_parameters"]["password"]
     assert new_alias != old_alias and old_alias not in em.world.vault
     cleared = (await client.patch(f"/v1/machines/{desk}", json={"machine_sensitive_parameters": {}})).json()

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, fail, out
-from cyberdesk_runner.daemon import Daemon, RunOptions, RunResult
+from cyberdesk_runner.daemon import Daemon, RunOptions, RunResult, UnknownJobs
 from cyberdesk_runner.logs import configure
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import NewFire
@@ -42,7 +42,10 @@ def run(
     async def main() -> RunResult:
         return await Daemon(settings).run(options)
 
-    result = asyncio.run(main())
+    try:
+        result = asyncio.run(main())
+    except UnknownJobs as exc:
+        fail(str(exc), ExitCode.NOT_FOUND)
     if until_idle or once:
         _print_summary(result)
         if result.failed:
@@ -51,11 +54,11 @@ def run(
 
 def _print_summary(result: RunResult) -> None:
     table = Table(title="Summary", title_justify="left")
-    for column in ("job", "succeeded", "failed", "cancelled", "retried", "runs created"):
+    for column in ("job", "succeeded", "failed", "cancelled", "retried", "runs created", "fires failed"):
         table.add_column(column, justify="left" if column == "job" else "right")
     for s in result.summaries:
         table.add_row(s.job_name, str(s.items_succeeded), str(s.items_failed), str(s.items_cancelled),
-                      str(s.items_retried), str(s.runs_created))
+                      str(s.items_retried), str(s.runs_created), str(s.fires_failed))
     out.print(table)
 
 

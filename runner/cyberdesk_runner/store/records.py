@@ -222,6 +222,8 @@ class JobSummary:
     items_cancelled: int
     items_retried: int
     runs_created: int
+    #: Fires that could not run at all (unknown workflow, no desktop selected, unreadable items file).
+    fires_failed: int = 0
 
 
 @attrs.frozen

@@ -820,13 +820,25 @@ class Store:
                     .group_by(attempt_t.c.job_name)
                 ).all()
             )
+            failed_fires: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(fire_t.c.job_name, sa.func.count())
+                    .where(fire_t.c.created_at >= since)
+                    .where(fire_t.c.status == "failed")
+                    .where(fire_t.c.items_total == 0)
+                    .group_by(fire_t.c.job_name)
+                ).all()
+            )
         per_job: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for name in failed_fires:
+            per_job[name]  # noqa: B018 - a job whose fires all failed still gets a row
         for row in items:
             per_job[row.job_name][row.status] += 1
             if row.attempts > 1:
                 per_job[row.job_name]["retried"] += 1
         return [
-            JobSummary(name, c["succeeded"], c["failed"], c["cancelled"], c["retried"], runs.get(name, 0))
+            JobSummary(name, c["succeeded"], c["failed"], c["cancelled"], c["retried"], runs.get(name, 0),
+                       failed_fires.get(name, 0))
             for name, c in sorted(per_job.items())
         ]
 

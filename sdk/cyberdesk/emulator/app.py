@@ -48,14 +48,15 @@ def create_app(emulator: Emulator | None = None) -> EmulatorMiddleware:
     # One small app per resource: FastAPI matches routes linearly and each test costs microseconds,
     # so dispatching on the path's resource segment first halves the routing cost of a request.
     # The fallback app serves /v1/health, /_emulator/* and 404s and runs the lifespan (the ticker).
-    control_app = _fastapi([routers.pop("health")], lifespan=lifespan)
-    per_resource = {name: _fastapi([router]) for name, router in routers.items()}
+    control_app = _fastapi([routers["health"]], lifespan=lifespan)
+    per_resource = {name: _fastapi([router]) for name, router in routers.items() if name != "health"}
+    routes = [route for router in routers.values() for route in router.routes]
 
     def docs() -> FastAPI:
         # Built on first use: re-including every route costs more than the rest of create_app.
         return _fastapi([module.build(em) for module in _MODULES.values()], docs=True)
 
-    return EmulatorMiddleware(control_app, em, per_resource, docs)
+    return EmulatorMiddleware(control_app, em, per_resource, docs, routes)
 
 
 _MODULES = {

@@ -84,5 +84,8 @@ def serve(options: ServeOptions, echo: Callable[[str], None] = print) -> None:
     install_log_filter()
     try:
         uvicorn.Server(config(create_app(emulator), options.log_level)).run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn re-raises the Ctrl-C it handled after shutting down gracefully: nothing left to do.
+        pass
     finally:
         sock.close()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cyberdesk.emulator.emulator import Emulator
@@ -88,12 +88,14 @@ class EmulatorMiddleware:
         emulator: Emulator,
         per_resource: Mapping[str, ASGIApp] | None = None,
         docs: Callable[[], ASGIApp] | None = None,
+        routes: Sequence[BaseRoute] = (),
     ) -> None:
         self.app = app
         self.emulator = emulator
         self.per_resource = dict(per_resource or {})
         self._docs_factory = docs
         self._docs: ASGIApp | None = None
+        self._routes = routes
         key = emulator.api_key.encode()
         self._accepted = {b"Bearer " + key, b"bearer " + key}
 
@@ -203,8 +205,7 @@ class EmulatorMiddleware:
 
     def _match(self, scope: Scope) -> Any:
         """The route a request rejected before routing would have reached (for per-route counters)."""
-        app = self.per_resource.get(scope["path"][4:].partition("/")[0], self.app)
-        for route in getattr(app, "routes", ()):
+        for route in self._routes:
             match, _ = route.matches(scope)
             if match is Match.FULL:
                 return route

@@ -73,7 +73,8 @@ class _Routes:
             and in_range(t.updated_at, updated_at_from, updated_at_to)
             and contains(search, t.id, t.name, t.description)
         ]
-        found.sort(key=lambda t: t.updated_at, reverse=True)
+        # Newest first; on equal timestamps the later-created one first.
+        found = [x for _, x in sorted(enumerate(found), key=lambda p: (p[1].updated_at, p[0]), reverse=True)]
         shown = window(found, skip, limit)
         extra = self.included_workflows(shown) if "workflow" in includes(include) else None
         return json_response(

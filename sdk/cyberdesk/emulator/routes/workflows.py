@@ -90,7 +90,8 @@ class _Routes:
             and in_range(w.updated_at, updated_at_from, updated_at_to)
             and contains(search, w.id, w.name)
         ]
-        found.sort(key=lambda w: w.updated_at, reverse=True)
+        # Newest first; on equal timestamps the later-created one first.
+        found = [x for _, x in sorted(enumerate(found), key=lambda p: (p[1].updated_at, p[0]), reverse=True)]
         shown = window(found, skip, limit)
         return json_response(
             ser.page_with_includes(

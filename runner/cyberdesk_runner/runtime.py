@@ -1,0 +1,226 @@
+"""The runner's moving parts, wired together, and one step of each: what the daemon's loops repeat.
+
+Tests drive these steps directly with controlled time; the daemon (`daemon.py`) only adds loops, HTTP,
+signals and the embedded emulator around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from cyberdesk import CyberdeskClient
+from cyberdesk_runner.catalog import CatalogChange, JobCatalog
+from cyberdesk_runner.clock import Clock
+from cyberdesk_runner.dispatch import Dispatcher
+from cyberdesk_runner.fleet import Desktop, Fleet
+from cyberdesk_runner.logs import get_logger
+from cyberdesk_runner.metrics import Metrics
+from cyberdesk_runner.outcome import make_outcome_policy
+from cyberdesk_runner.planning import PlanningError, build_items
+from cyberdesk_runner.scheduling import Scheduler
+from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.records import FinishedAttempt, ItemOutcome, NewFire, Transition
+from cyberdesk_runner.tracking.poller import Poller
+from cyberdesk_runner.tracking.reaper import Reaper
+from cyberdesk_runner.tracking.sink import ObservationSink
+
+log = get_logger("cyberdesk_runner")
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        client: CyberdeskClient,
+        catalog: JobCatalog,
+        clock: Clock,
+        owner: str,
+        metrics: Metrics | None = None,
+        rng: random.Random | None = None,
+        max_in_flight_requests: int = 32,
+        lease: timedelta = timedelta(seconds=30),
+        poll_interval: timedelta = timedelta(seconds=15),
+        on_wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.catalog = catalog
+        self.clock = clock
+        self.owner = owner
+        self.metrics = metrics or Metrics()
+        self.rng = rng or random.Random()
+        self.poll_interval = poll_interval
+        self.fleet = Fleet()
+        self.api_ok: bool | None = None
+        self._on_wake = on_wake
+        self.sink = ObservationSink(store=store, clock=clock, outcome=self.policy, on_transitions=self.on_transitions)
+        self.dispatcher = Dispatcher(
+            store=store, client=client, catalog=catalog, fleet=lambda: self.fleet, clock=clock,
+            metrics=self.metrics, outcome=self.policy, on_transitions=self.on_transitions,
+            max_in_flight_requests=max_in_flight_requests, lease=lease, rng=self.rng,
+        )
+        self.poller = Poller(store=store, client=client, sink=self.sink, clock=clock, metrics=self.metrics)
+        self.reaper = Reaper(store=store, client=client, sink=self.sink, clock=clock, outcome=self.policy,
+                             on_transitions=self.on_transitions)
+        self.scheduler = Scheduler(store=store, catalog=catalog, fleet=lambda: self.fleet, clock=clock,
+                                   on_transitions=self.on_transitions, rng=self.rng)
+
+    def policy(self, now: datetime) -> Callable[[FinishedAttempt], ItemOutcome]:
+        return make_outcome_policy(self.catalog.retry_policy, now, self.rng)
+
+    def on_transitions(self, transitions: Sequence[Transition]) -> None:
+        """Log every state change (one event each), count it, and wake the dispatcher when work may be due."""
+        wake = False
+        for t in transitions:
+            fields = {k: v for k, v in (("job", t.job_name), ("fire", t.fire_id), ("item", t.item_id),
+                                       ("attempt", t.attempt_id), ("run", t.run_id)) if v}
+            log.info(t.kind, **fields, **dict(t.data))
+            if t.kind.startswith("attempt_") and t.kind != "attempt_created":
+                self.metrics.runs_finished.labels(t.job_name, t.kind.removeprefix("attempt_")).inc()
+            elif t.kind == "item_retry_scheduled":
+                self.metrics.retries.labels(t.job_name).inc()
+            wake = wake or t.kind in ("item_retry_scheduled", "fire_started", "fire_requested") or (
+                t.kind.startswith("attempt_") and t.kind != "attempt_created"
+            )
+        if wake:
+            self._on_wake()
+
+    # -- steps -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.create_schema)
+        await self.reload_jobs(force=True)
+        await self.refresh_fleet()
+
+    async def reload_jobs(self, *, force: bool = False) -> CatalogChange:
+        change = self.catalog.reload()
+        for error in change.errors:
+            log.error("job_file_error", error=str(error))
+        if change or force:
+            await asyncio.to_thread(self.store.sync_jobs, self.catalog.definitions(), self.clock.now())
+            await self.resolve_workflows()
+            for name in change.removed:
+                transitions = await asyncio.to_thread(
+                    self.store.cancel_pending_items, name, "the job was removed", self.clock.now(), only_pending=True
+                )
+                self.on_transitions(transitions)
+        return change
+
+    async def resolve_workflows(self) -> None:
+        workflows: dict[str, Any] = {}
+        async for wf in self.client.workflows.iter():
+            workflows[str(wf.id)] = wf.name if isinstance(wf.name, str) else None
+        for name in self.catalog.resolve_workflows(workflows):
+            job = self.catalog.jobs[name]
+            if job.workflow_error:
+                log.error("workflow_unresolved", job=name, error=job.workflow_error)
+            elif job.workflow_id:
+                await asyncio.to_thread(self.store.set_job_workflow, name, job.workflow_id)
+        self.api_ok = True
+
+    async def refresh_fleet(self) -> None:
+        """List the desktops (and which pools they are in), then resolve workflows: one refresh of the API's view."""
+        try:
+            pools_of = await self._pool_membership()
+            desktops: list[Desktop] = []
+            async for machine in self.client.machines.iter():
+                machine_id = str(machine.id)
+                pools = pools_of.get(machine_id, [])
+                params = machine.machine_parameters if isinstance(machine.machine_parameters, dict) else {}
+                desktops.append(
+                    Desktop(
+                        id=machine_id,
+                        name=machine.name if isinstance(machine.name, str) else None,
+                        params=params,
+                        pool_ids=frozenset(pool_id for pool_id, _ in pools),
+                        pool_names=frozenset(name for _, name in pools),
+                        connected=str(machine.status) == "connected",
+                    )
+                )
+            await self.resolve_workflows()
+        except Exception:
+            self.api_ok = False
+            raise
+        self.fleet = Fleet(desktops)
+        self._on_wake()
+
+    async def _pool_membership(self) -> dict[str, list[tuple[str, str]]]:
+        """machine id -> [(pool id, pool name)], from each pool's machines (few pools, many desktops)."""
+        if not any(job.loaded.spec.target.pool for job in self.catalog.jobs.values()):
+            return {}
+        members: dict[str, list[tuple[str, str]]] = {}
+        async for pool in self.client.pools.iter():
+            detail = (await self.client.pools.get(pool.id, include=["machines"])).unwrap()
+            machine_ids = {str(m.id) for m in detail.machines or []}
+            machine_ids |= {str(r.id) for r in detail.included or [] if r.type == "machine"}
+            for machine_id in machine_ids:
+                members.setdefault(machine_id, []).append((str(pool.id), pool.name))
+        return members
+
+    async def plan_requested_fires(self) -> int:
+        """Give fires requested from the CLI (manual triggers) their items."""
+        requests = await asyncio.to_thread(self.store.requested_fires)
+        for request in requests:
+            now = self.clock.now()
+            job = self.catalog.get(request.job_name)
+            if job is None:
+                await asyncio.to_thread(self.store.fail_fire, request.id, f"no job named {request.job_name!r}", now)
+                continue
+            try:
+                items = build_items(job, self.fleet, request.input_overrides)
+            except PlanningError as exc:
+                await asyncio.to_thread(self.store.fail_fire, request.id, str(exc), now)
+                log.error("fire_failed", job=job.name, fire=request.id, error=str(exc))
+                continue
+            planned = await asyncio.to_thread(
+                self.store.plan_fire, request.id, items, now, priority=job.loaded.spec.priority
+            )
+            if planned:
+                log.info("fire_planned", job=job.name, fire=request.id, items=len(items), trigger=request.trigger)
+        return len(requests)
+
+    async def dispatch_round(self) -> int:
+        """Plan requested fires, start runs for every due item that limits allow, settle unknown creates."""
+        await self.plan_requested_fires()
+        started = 0
+        while True:
+            batch = await self.dispatcher.dispatch_once()
+            started += batch
+            if not batch:
+                break
+        await self.dispatcher.settle_once()
+        counts = await asyncio.to_thread(self.store.work_counts)
+        self.metrics.items_pending.set(counts.pending_items)
+        self.metrics.items_in_flight.set(counts.in_flight_attempts)
+        return started
+
+    async def poll_round(self) -> bool:
+        """Reconcile in-flight runs, if this daemon holds the poller lease (one daemon polls for all)."""
+        lease = max(self.poll_interval * 3, timedelta(seconds=30))
+        if not await asyncio.to_thread(self.store.try_lease, "poller", self.owner, self.clock.now(), lease):
+            return False
+        await self.poller.poll_once()
+        return True
+
+    async def reap_round(self) -> int:
+        lease = max(self.poll_interval * 3, timedelta(seconds=30))
+        if not await asyncio.to_thread(self.store.try_lease, "reaper", self.owner, self.clock.now(), lease):
+            return 0
+        return await self.reaper.reap_once()
+
+    def schedule_tick(self) -> datetime | None:
+        return self.scheduler.tick()
+
+    async def trigger(self, names: Sequence[str]) -> list[str]:
+        fire_ids = []
+        for name in names:
+            fire_id = await asyncio.to_thread(self.store.request_fire, NewFire(name, "manual", None), self.clock.now())
+            log.info("fire_requested", job=name, fire=fire_id, trigger="manual")
+            fire_ids.append(fire_id)
+        self._on_wake()
+        return fire_ids

@@ -1,0 +1,85 @@
+"""`cyberdesk-runner run --once / --until-idle` and `trigger`, through the real CLI and the embedded emulator."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cyberdesk_runner.cli import build_app
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _config(tmp_path: Path, *, failure_rate: float = 0.0, jobs: Path | None = None) -> Path:
+    if jobs is None:
+        jobs = tmp_path / "jobs"
+        shutil.copytree(REPO / "jobs", jobs)
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            store: sqlite:///runner.sqlite
+            jobs: {jobs}
+            server: {{listen: "127.0.0.1:0"}}
+            tracking: {{poll_interval: 1s}}
+            emulator: {{speed: 3000, run_duration: "30-60", failure_rate: {failure_rate}, seed: 5}}
+            """
+        )
+    )
+    return path
+
+
+def test_run_once_runs_every_example_job_and_prints_a_summary(tmp_path: Path) -> None:
+    result = CliRunner().invoke(build_app(), ["run", "--once", "--config", str(_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    for job in ("submit-claims", "desktop-health-check", "update-patient-records", "reconcile-invoices"):
+        assert job in result.output
+    assert "Summary" in result.output
+
+
+def test_run_once_exits_1_when_an_item_finally_fails(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "doomed.yaml").write_text(
+        textwrap.dedent(
+            """
+            name: doomed
+            workflow: Reconcile invoices
+            target: {pool: billing}
+            inputs: {vendor: ACME, month: "2026-10"}
+            retry: {max_attempts: 1}
+            """
+        )
+    )
+    result = CliRunner().invoke(
+        build_app(),
+        ["run", "--once", "doomed", "--config", str(_config(tmp_path, failure_rate=1.0, jobs=jobs))],
+    )
+    assert result.exit_code == 1, result.output
+    assert "doomed" in result.output
+
+
+def test_run_once_with_an_unknown_job_says_so_and_exits_3(tmp_path: Path) -> None:
+    result = CliRunner().invoke(build_app(), ["run", "--once", "nope", "--config", str(_config(tmp_path))])
+    assert result.exit_code == 3
+    assert "no job named 'nope'" in result.output
+
+
+def test_trigger_records_a_manual_fire_that_the_next_daemon_runs(tmp_path: Path) -> None:
+    config = str(_config(tmp_path))
+    app = build_app()
+    # The store learns its jobs from a daemon; an idle run records them.
+    assert CliRunner().invoke(app, ["run", "--until-idle", "--config", config]).exit_code == 0
+    triggered = CliRunner().invoke(
+        app, ["trigger", "submit-claims", "--input", "amount=99", "--config", config]
+    )
+    assert triggered.exit_code == 0, triggered.output
+    assert "requested" in triggered.output
+    ran = CliRunner().invoke(app, ["run", "--until-idle", "--config", config])
+    assert ran.exit_code == 0, ran.output
+    assert "submit-claims" in ran.output
+    unknown = CliRunner().invoke(app, ["trigger", "nope", "--config", config])
+    assert unknown.exit_code == 3

@@ -1,0 +1,98 @@
+"""Exactly once: a create call whose outcome is unknown is settled with its original key, never repeated anew."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from cyberdesk import RunCreate
+
+from .harness import Harness
+
+JOB = """
+    name: claims
+    workflow: Submit insurance claim
+    target: {pool: claims-team}
+    concurrency: 8
+    items_from: claims.jsonl
+    retry: {max_attempts: 3, backoff: 5s}
+"""
+
+
+def _jobs(tmp_path: Path, count: int) -> dict[str, str]:
+    (tmp_path / "jobs").mkdir(exist_ok=True)
+    rows = [json.dumps({"claim_id": f"C-{n}", "patient_name": "P", "amount": "1"}) for n in range(count)]
+    (tmp_path / "jobs" / "claims.jsonl").write_text("\n".join(rows) + "\n")
+    return {"claims": JOB}
+
+
+def _runs_per_claim(h: Harness) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for run in h.emulator_runs():
+        claim = run.input_values["claim_id"]
+        counts[claim] = counts.get(claim, 0) + 1
+    return counts
+
+
+async def test_a_crash_between_the_create_call_and_its_record_creates_no_second_run(tmp_path: Path) -> None:
+    async with Harness(tmp_path, _jobs(tmp_path, 1)) as h:
+        await h.trigger("claims")
+        await h.runtime.plan_requested_fires()
+        # The daemon records the attempt, makes the create call... and dies before recording the answer.
+        refs = h.store.dispatch(h.clock.now(), h.runtime.dispatcher._choose, lease=timedelta(seconds=30))
+        [ref] = refs
+        body = RunCreate(
+            workflow_id=ref.workflow_id,
+            machine_id=ref.machine_id,
+            input_values=dict(ref.inputs),
+            is_priority=False,
+        )
+        assert (await h.client.runs.create(body, idempotency_key=ref.idempotency_key)).error is None
+        assert len(h.emulator_runs()) == 1
+        # A new daemon starts on the same store: the attempt is still `creating`, and once its lease
+        # lapses the create call is repeated with the same key; the API replays the first answer.
+        restarted = h.new_runtime(owner="daemon_restarted")
+        await restarted.start()
+        await restarted.dispatch_round()
+        assert h.rows("attempt")[0]["status"] == "creating", "the lease has not lapsed yet"
+        h.clock.advance(31)
+        await restarted.dispatch_round()
+        [attempt] = h.rows("attempt")
+        [run] = h.emulator_runs()
+        assert attempt["run_id"] == run.id and attempt["status"] == "scheduling"
+        assert h.stats()["runs"]["created"] == 1
+        assert h.stats()["runs"]["create_replays"] >= 1
+
+
+async def test_dropped_responses_leave_the_attempt_creating_until_settled_with_the_same_key(
+    tmp_path: Path,
+) -> None:
+    async with Harness(tmp_path, _jobs(tmp_path, 2)) as h:
+        h.emulator.set_faults(drop_responses=1.0)
+        await h.trigger("claims")
+        await h.cycle(poll=False)
+        assert len(h.emulator_runs()) == 2, "the creates were applied; only the answers were lost"
+        assert {a["status"] for a in h.rows("attempt")} == {"creating"}
+        h.emulator.set_faults(drop_responses=0.0)
+        await h.advance(2)
+        await h.cycle()
+        assert {a["status"] for a in h.rows("attempt")} <= {"scheduling", "running"}
+        assert {a["run_id"] for a in h.rows("attempt")} == {r.id for r in h.emulator_runs()}
+        await h.run_until_idle()
+        assert _runs_per_claim(h) == {"C-0": 1, "C-1": 1}
+
+
+async def test_rate_limits_server_errors_and_dropped_responses_lose_nothing_and_duplicate_nothing(
+    tmp_path: Path,
+) -> None:
+    async with Harness(tmp_path, _jobs(tmp_path, 30), seed=11) as h:
+        h.emulator.set_faults(rate_limit=0.2, server_errors=0.15, drop_responses=0.1)
+        await h.trigger("claims")
+        await h.run_until_idle(step=15)
+        faults = h.stats()["faults"]
+        assert faults.get("rate_limited", 0) + faults.get("server_errors", 0) + faults.get("dropped", 0) > 0
+        assert sorted(i["status"] for i in h.rows("item")) == ["succeeded"] * 30
+        assert _runs_per_claim(h) == {f"C-{n}": 1 for n in range(30)}
+        assert not h.stats()["duplicates"]
+        assert h.emulator.overlaps() == []

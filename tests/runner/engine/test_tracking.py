@@ -1,0 +1,121 @@
+"""Tracking: webhooks (verified, idempotent), polling (cheap, the safety net), unknown runs recorded."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+
+from cyberdesk.webhooks import sign
+
+from .harness import WEBHOOK_SECRET, Harness
+
+MANY = """
+    name: many
+    workflow: Submit insurance claim
+    target: {pool: claims-team}
+    concurrency: 8
+    items_from: claims.jsonl
+"""
+
+
+def _jobs(tmp_path: Path, count: int) -> dict[str, str]:
+    (tmp_path / "jobs").mkdir(exist_ok=True)
+    rows = [json.dumps({"claim_id": f"C-{n}", "patient_name": "P", "amount": "1"}) for n in range(count)]
+    (tmp_path / "jobs" / "claims.jsonl").write_text("\n".join(rows) + "\n")
+    return {"many": MANY}
+
+
+async def test_webhooks_alone_carry_every_run_to_its_end(tmp_path: Path) -> None:
+    async with Harness(tmp_path, _jobs(tmp_path, 8)) as h:
+        await h.trigger("many")
+        await h.run_until_idle(poll=False)
+        assert sorted(i["status"] for i in h.rows("item")) == ["succeeded"] * 8
+        finished = [e for e in h.rows("event") if e["kind"] == "attempt_success"]
+        assert {e["data"]["source"] for e in finished} == {"webhook"}
+        assert h.stats()["webhooks"]["delivered"] == 8
+
+
+async def test_poll_only_tracking_lists_runs_instead_of_getting_each(tmp_path: Path) -> None:
+    async with Harness(tmp_path, _jobs(tmp_path, 8), webhooks=False) as h:
+        await h.trigger("many")
+        await h.run_until_idle(step=30)
+        assert sorted(i["status"] for i in h.rows("item")) == ["succeeded"] * 8
+        requests = h.stats()["requests"]
+        gets = sum(requests.get("GET /v1/runs/{run_id}", {}).values())
+        lists = sum(requests.get("GET /v1/runs", {}).values())
+        assert gets == 0, "eight runs in flight: one list call per poll, not eight GETs"
+        assert lists >= 1
+
+
+async def test_a_lost_webhook_costs_one_poll(tmp_path: Path) -> None:
+    async with Harness(tmp_path, _jobs(tmp_path, 1)) as h:
+        h.emulator.remove_webhook_endpoint("http://runner.test/hooks")  # every delivery is lost
+        await h.trigger("many")
+        await h.cycle(poll=False)
+        await h.advance(60)
+        await h.cycle(poll=False)
+        assert h.rows("item")[0]["status"] == "running"
+        await h.cycle(poll=True)
+        assert h.rows("item")[0]["status"] == "succeeded"
+
+
+async def _deliver(h: Harness, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=h.app), base_url="http://runner.test"
+    ) as c:
+        return await c.post("/hooks", content=body, headers=headers)
+
+
+async def test_forged_or_tampered_webhooks_are_rejected_and_change_nothing(tmp_path: Path) -> None:
+    async with Harness(tmp_path, _jobs(tmp_path, 1)) as h:
+        await h.trigger("many")
+        await h.cycle(poll=False)
+        [run] = h.emulator_runs()
+        event = {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "run_complete",
+            "occurred_at": "2026-11-30T14:01:00Z",
+            "run": {
+                "id": run.id,
+                "workflow_id": run.workflow_id,
+                "machine_id": run.machine_id,
+                "status": "success",
+                "created_at": "2026-11-30T14:00:00Z",
+            },
+        }
+        body = json.dumps(event).encode()
+        forged = sign(body, "whsec_" + "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA==")
+        assert (await _deliver(h, body, forged)).status_code == 400
+        good = sign(body, WEBHOOK_SECRET)
+        tampered = body.replace(b"success", b"error\x20\x20")
+        assert (await _deliver(h, tampered, good)).status_code == 400
+        assert (await _deliver(h, body, {})).status_code == 400
+        assert h.rows("attempt")[0]["status"] in ("scheduling", "running")
+        # The genuine delivery is accepted; delivering it again changes nothing more.
+        assert (await _deliver(h, body, good)).status_code == 200
+        assert (await _deliver(h, body, sign(body, WEBHOOK_SECRET))).status_code == 200
+        assert h.rows("attempt")[0]["status"] == "success"
+        assert len([e for e in h.rows("event") if e["kind"] == "attempt_success"]) == 1
+        metrics = h.runtime.metrics
+        assert metrics.webhooks.labels("rejected")._value.get() == 3
+
+
+async def test_an_event_for_an_unknown_run_is_recorded_not_failed(tmp_path: Path) -> None:
+    async with Harness(tmp_path, _jobs(tmp_path, 1)) as h:
+        stranger = str(uuid.uuid4())
+        event = {
+            "event_type": "run_complete",
+            "run": {
+                "id": stranger,
+                "workflow_id": str(uuid.uuid4()),
+                "machine_id": None,
+                "status": "success",
+                "created_at": "2026-11-30T14:00:00Z",
+            },
+        }
+        body = json.dumps(event).encode()
+        assert (await _deliver(h, body, sign(body, WEBHOOK_SECRET))).status_code == 200
+        assert [e["run_id"] for e in h.rows("event") if e["kind"] == "unknown_run"] == [stranger]
