@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import random
 import signal
@@ -135,10 +136,9 @@ class Daemon:
         options = options or RunOptions()
         self._event_loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            # Not possible outside the main thread (tests run daemons in threads).
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self._event_loop.add_signal_handler(sig, self.request_stop)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
-                pass
         # The first log line says which API this daemon talks to.
         client = self._make_client()
         if self.config.cyberdesk.api_key is not None:
@@ -232,10 +232,8 @@ class Daemon:
                 if wake is None:
                     await asyncio.sleep(delay)
                     continue
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
                 wake.clear()
 
         return asyncio.create_task(forever(), name=name)

@@ -43,7 +43,7 @@ def jobs(
     """List every job: schedule in words, next fire (local and UTC), paused, last fire, runs in flight."""
     settings = config_or_exit(config)
     try:
-        listings, stray = collect(settings, datetime.now(UTC))
+        listings, stray = collect(settings, _now())
     except SQLAlchemyError as exc:
         fail(f"cannot read the store {settings.store_display}: {exc.__class__.__name__}: {exc}", ExitCode.CONFIG)
     for error in stray:
@@ -197,6 +197,10 @@ def _describe_fire(fire: FireSummary | None) -> str:
     text += f") {fire.id}"
     reason = fire.skip_reason or fire.error
     return f"{text}: {reason}" if reason else text
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _iso_utc(value: datetime | None) -> str | None:

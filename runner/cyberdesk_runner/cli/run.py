@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, fail, out
@@ -53,13 +54,16 @@ def run(
 
 
 def _print_summary(result: RunResult) -> None:
-    table = Table(title="Summary", title_justify="left")
-    for column in ("job", "succeeded", "failed", "cancelled", "retried", "runs created", "fires failed"):
-        table.add_column(column, justify="left" if column == "job" else "right")
+    table = Table(title="Summary", title_justify="left", box=box.SIMPLE)
+    table.add_column("job", no_wrap=True)
+    for column in ("succeeded", "failed", "cancelled", "retried", "runs", "unplanned"):
+        table.add_column(column, justify="right")
     for s in result.summaries:
         table.add_row(s.job_name, str(s.items_succeeded), str(s.items_failed), str(s.items_cancelled),
                       str(s.items_retried), str(s.runs_created), str(s.fires_failed))
     out.print(table)
+    out.print("items: succeeded, failed, cancelled, retried (needed more than one run); runs: runs created; "
+              "unplanned: fires that could not start (unknown workflow, no desktop)", style="dim")
 
 
 def trigger(

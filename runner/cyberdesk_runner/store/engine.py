@@ -1,11 +1,20 @@
-"""Engine creation: SQLite in WAL mode with real transactions, or PostgreSQL through psycopg 3."""
+"""Engine creation: SQLite in WAL mode with real transactions, or PostgreSQL through psycopg 3.
+
+Also what counts as a transient database error: one that a store method may simply run again, because every
+store method is one transaction (see `Store`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+#: SQLSTATEs worth running the transaction again for: serialization failure, deadlock, and the server going
+#: away (admin/crash shutdown, cannot connect now). Class 08 (connection exceptions) is matched by prefix.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
 
 
 def create_store_engine(url: str) -> Engine:
@@ -13,8 +22,32 @@ def create_store_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        # application_name shows which connections are the runner's in pg_stat_activity.
+        return sa.create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+            connect_args={"application_name": "cyberdesk-runner"},
+        )
     raise ValueError(f"store: unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
+
+
+def libpq_conninfo(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as a libpq URI for a raw psycopg connection (the LISTEN connection)."""
+    parsed = sa.make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error is worth one more try of the whole transaction."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None)
+    if isinstance(code, str):
+        return code in _TRANSIENT_SQLSTATES or code.startswith("08")
+    # psycopg reports a failed connect or a connection lost mid-query without a SQLSTATE.
+    return isinstance(orig, psycopg.OperationalError)
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -4,24 +4,38 @@ Each public method is one transaction. Methods that change state also append to 
 transaction and return the `Transition`s they made, so callers can log and count them without reading back.
 Decisions that belong to the runner (which desktop, whether to retry) come in as callbacks and run inside the
 transaction that records them, so a decision and its record can never diverge, even with several daemons.
+
+Several daemons on one PostgreSQL store:
+- rows are locked in one order, attempt -> item -> fire, and several rows of one table by id, so transactions
+  that touch the same runs (two daemons getting the same webhook) wait for each other instead of deadlocking;
+- a transaction that makes work due (a fire with items, a retry, a freed desktop, a cancel request) sends
+  NOTIFY on `notify.CHANNEL` when it commits, which wakes idle daemons (`notify.listen_for_work`);
+- public methods are run again on transient errors (deadlock, serialization failure, lost connection): each
+  is one transaction (or a loop of idempotent ones), so a failed try left nothing behind.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import random
 import secrets
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import SQLModel
 
-from cyberdesk_runner.store.engine import create_store_engine
+from cyberdesk_runner.store import migrations
+from cyberdesk_runner.store.engine import create_store_engine, is_transient
+from cyberdesk_runner.store.notify import CHANNEL
+from cyberdesk_runner.store.queries import StoreQueries
 from cyberdesk_runner.store.records import (
     FINAL_ATTEMPT_STATUSES,
     FINAL_ITEM_STATUSES,
@@ -37,9 +51,9 @@ from cyberdesk_runner.store.records import (
     FireSummary,
     InFlightAttempt,
     ItemOutcome,
-    JobSummary,
     JobDefinition,
     JobState,
+    JobSummary,
     NewFire,
     NewItem,
     Retry,
@@ -72,23 +86,70 @@ Chooser = Callable[[DispatchView], list[Assignment]]
 
 # A fixed key for PostgreSQL's advisory lock that serialises dispatch decisions across daemons.
 _DISPATCH_LOCK_KEY = 0x6364_7275_6E6E  # "cdrunn"
+#: conn.info flag: this transaction made work due; NOTIFY the other daemons when it commits.
+_NOTIFY_FLAG = "cyberdesk_runner_notify"
+#: Tries of a public method when the database reports a transient error (see `engine.is_transient`).
+_TRIES = 5
+#: Public methods not wrapped in the retry: no transaction of their own, or not to be repeated blindly.
+_NOT_RETRIED = frozenset({"close", "upgrade", "create_schema", "schema_revision"})
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_T = TypeVar("_T")
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
-class Store:
-    def __init__(self, url: str) -> None:
+def _retry_transient(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for attempt in range(_TRIES - 1):
+            try:
+                return method(*args, **kwargs)
+            except sa.exc.DBAPIError as exc:
+                if not is_transient(exc):
+                    raise
+                # Jittered backoff, so two daemons that deadlocked do not collide again at once.
+                time.sleep(min(0.02 * 2**attempt, 0.5) * random.uniform(0.5, 1.5))
+        return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _with_retries(cls: type[_T]) -> type[_T]:
+    """Wrap every public method of `cls` and its mixins (also ones added later) in `_retry_transient`."""
+    for base in reversed(cls.__mro__[:-1]):
+        for name, member in vars(base).items():
+            if not name.startswith("_") and name not in _NOT_RETRIED and inspect.isfunction(member):
+                setattr(cls, name, _retry_transient(member))
+    return cls
+
+
+@_with_retries
+class Store(StoreQueries):
+    def __init__(self, url: str, *, owner: str | None = None) -> None:
         self.url = url
         self.engine: Engine = create_store_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._reader = self.engine.execution_options(sqlite_begin="DEFERRED")
+        #: Who this store claims create calls as (attempt.owner); the daemon may pass its id. One per process.
+        self.owner = owner or new_id("store")
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
+    def upgrade(self) -> None:
+        """Bring the schema to the newest revision (Alembic); safe when several daemons start at once."""
+        migrations.upgrade(self.engine)
+
     def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine, tables=[t for t in _TABLES])
+        """Old name of `upgrade`, kept for callers written before migrations."""
+        self.upgrade()
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        """(the store's revision or None when it has none yet, the newest revision this code knows)."""
+        return migrations.current_revision(self.engine), migrations.head_revision()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -105,7 +166,16 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
+            conn.info.pop(_NOTIFY_FLAG, None)  # a flag left by a transaction that failed
             yield conn
+            if conn.info.pop(_NOTIFY_FLAG, False) and self.is_postgres:
+                # Delivered at commit, once per transaction however many changes asked for it.
+                conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+
+    @staticmethod
+    def _work_due(conn: Connection) -> None:
+        """Mark the transaction as one that makes work due (dispatch or reaper) for every daemon."""
+        conn.info[_NOTIFY_FLAG] = True
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -125,8 +195,10 @@ class Store:
         """
         changes: list[Transition] = []
         with self._write() as conn:
-            existing = {r.name: r for r in conn.execute(sa.select(job_t))}
-            for job in jobs:
+            # Daemons starting together sync the same jobs: lock the rows in name order (the order of
+            # `set_last_slots` too) and insert-or-nothing, so neither deadlocks nor a duplicate key fails one.
+            existing = {r.name: r for r in conn.execute(self._lock(sa.select(job_t).order_by(job_t.c.name)))}
+            for job in sorted(jobs, key=lambda j: j.name):
                 row = existing.get(job.name)
                 values = {
                     "definition_hash": job.definition_hash,
@@ -136,8 +208,11 @@ class Store:
                     "removed_at": None,
                 }
                 if row is None:
-                    conn.execute(sa.insert(job_t).values(name=job.name, paused=False, **values))
-                    changes.append(Transition("job_added", job.name, data={"path": job.source_path}))
+                    added = conn.execute(
+                        self._insert_or_nothing(job_t, ["name"]).values(name=job.name, paused=False, **values)
+                    ).rowcount
+                    if added:
+                        changes.append(Transition("job_added", job.name, data={"path": job.source_path}))
                 elif row.definition_hash != job.definition_hash or row.removed_at is not None:
                     conn.execute(sa.update(job_t).where(job_t.c.name == job.name).values(**values))
                     changes.append(Transition("job_changed", job.name, data={"path": job.source_path}))
@@ -236,6 +311,7 @@ class Store:
             self._append_events(
                 conn, now, [Transition("fire_requested", fire.job_name, fire_id=fire_id, data=_fire_data(fire, 0))]
             )
+            self._work_due(conn)
         return fire_id
 
     def requested_fires(self, limit: int = 20) -> list[FireRequest]:
@@ -265,16 +341,20 @@ class Store:
             return True
 
     def fail_fire(self, fire_id: str, error: str, now: datetime) -> None:
-        """A fire that could not be planned (unknown workflow, no desktop matches, unreadable items file)."""
+        """A fire that could not be planned (unknown workflow, no desktop matches, unreadable items file).
+
+        Only a fire still `requested` fails: another daemon may have planned (or a user cancelled) it meanwhile.
+        """
         with self._write() as conn:
-            row = conn.execute(sa.select(fire_t.c.job_name).where(fire_t.c.id == fire_id)).first()
-            if row is None:
-                return
-            conn.execute(
+            row = conn.execute(
                 sa.update(fire_t)
                 .where(fire_t.c.id == fire_id)
+                .where(fire_t.c.status == "requested")
                 .values(status="failed", error=error, finished_at=now)
-            )
+                .returning(fire_t.c.job_name)
+            ).first()
+            if row is None:
+                return
             self._append_events(
                 conn, now, [Transition("fire_failed", row.job_name, fire_id=fire_id, data={"error": error})]
             )
@@ -308,7 +388,7 @@ class Store:
         if not marks:
             return
         with self._write() as conn:
-            for name, slot in marks.items():
+            for name, slot in sorted(marks.items()):  # name order, as in sync_jobs: no deadlock between them
                 conn.execute(
                     sa.update(job_t)
                     .where(job_t.c.name == name)
@@ -369,6 +449,7 @@ class Store:
     ) -> None:
         if not items:
             return
+        self._work_due(conn)
         conn.execute(
             sa.insert(item_t),
             [
@@ -397,27 +478,49 @@ class Store:
         """Record new attempts for due items, as chosen by `choose`, before any create call is made.
 
         The attempt rows (with their idempotency keys) are committed here; the caller makes the create calls
-        afterwards. A crash in between leaves attempts in `creating`, which `attempts_to_settle` hands back.
+        afterwards. The attempts are claimed by this store (`owner`) until now + `lease`; `renew_creating`
+        extends the claim while the calls are slow. A crash in between leaves attempts in `creating`, which
+        `attempts_to_settle` hands to any daemon once the claim lapses.
+
+        Across daemons: the advisory lock makes one dispatch decision at a time, so busy desktops and per-job
+        counts read here include every other daemon's committed attempts; due items are taken with SKIP LOCKED
+        (never waiting on an item another transaction holds); the partial unique index on the active
+        attempt's desktop is the last guard. Each job gets a window of up to `limit` due items, so a job at its
+        concurrency limit cannot hide another job's items; items pinned to a busy desktop are left out.
         """
         with self._write() as conn:
             if self.is_postgres:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_DISPATCH_LOCK_KEY)))
-            due_query = (
-                sa.select(item_t)
-                .where(item_t.c.status == "pending")
-                .where(item_t.c.next_attempt_at <= now)
-                .where(item_t.c.cancel_requested.is_(False))
-                .order_by(item_t.c.priority.desc(), item_t.c.next_attempt_at, item_t.c.seq)
-                .limit(limit)
-            )
-            due_rows = conn.execute(self._lock(due_query, skip_locked=True)).all()
-            if not due_rows:
-                return []
             active = conn.execute(
                 sa.select(attempt_t.c.machine_id, attempt_t.c.job_name).where(
                     attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)
                 )
             ).all()
+            busy = frozenset(r.machine_id for r in active)
+            due = (
+                item_t.c.status == "pending",
+                item_t.c.next_attempt_at <= now,
+                item_t.c.cancel_requested.is_(False),
+                sa.or_(
+                    item_t.c.machine_id.is_(None),
+                    item_t.c.machine_id.not_in(
+                        sa.select(attempt_t.c.machine_id).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+                    ),
+                ),
+            )
+            job_names = sorted(conn.execute(sa.select(item_t.c.job_name).where(*due).distinct()).scalars())
+            due_rows: list[Any] = []
+            for job_name in job_names:
+                window = (
+                    sa.select(item_t)
+                    .where(item_t.c.job_name == job_name, *due)
+                    .order_by(item_t.c.priority.desc(), item_t.c.next_attempt_at, item_t.c.seq, item_t.c.id)
+                    .limit(limit)
+                )
+                due_rows += conn.execute(self._lock(window, skip_locked=True)).all()
+            if not due_rows:
+                return []
+            due_rows.sort(key=lambda r: (not r.priority, r.next_attempt_at, r.seq, r.id))
             active_by_job: dict[str, int] = defaultdict(int)
             for row in active:
                 active_by_job[row.job_name] += 1
@@ -426,7 +529,7 @@ class Store:
                     DueItem(r.id, r.fire_id, r.job_name, r.seq, r.inputs, r.machine_id, r.attempts, r.priority)
                     for r in due_rows
                 ],
-                busy_desktops=frozenset(r.machine_id for r in active),
+                busy_desktops=busy,
                 active_by_job=dict(active_by_job),
             )
             assignments = choose(view)
@@ -458,6 +561,7 @@ class Store:
                         "deadline_at": a.deadline_at,
                         "retry_create_at": now + lease,
                         "create_tries": 0,
+                        "owner": self.owner,
                         "cancel_requested": False,
                     }
                 )
@@ -486,8 +590,9 @@ class Store:
     def attempts_to_settle(self, now: datetime, *, lease: timedelta, limit: int = 100) -> list[AttemptRef]:
         """Attempts whose create call has no recorded outcome and is due to be repeated with the same key.
 
-        Taking them pushes their retry time forward by `lease`, so no other daemon repeats the same call
-        while this one is making it.
+        Due means: deferred after an unknown outcome and its retry time has come, or claimed by a daemon that
+        stopped renewing the claim (it died). Taking them claims them for this store until now + `lease`, so no
+        other daemon repeats the same call while this one is making it.
         """
         with self._write() as conn:
             query = (
@@ -495,7 +600,7 @@ class Store:
                 .join(item_t, item_t.c.id == attempt_t.c.item_id)
                 .where(attempt_t.c.status == "creating")
                 .where(attempt_t.c.retry_create_at <= now)
-                .order_by(attempt_t.c.retry_create_at)
+                .order_by(attempt_t.c.retry_create_at, attempt_t.c.id)
                 .limit(limit)
             )
             rows = conn.execute(self._lock(query, skip_locked=True, of=attempt_t)).all()
@@ -504,7 +609,7 @@ class Store:
             conn.execute(
                 sa.update(attempt_t)
                 .where(attempt_t.c.id.in_([r.id for r in rows]))
-                .values(retry_create_at=now + lease, updated_at=now)
+                .values(retry_create_at=now + lease, owner=self.owner, updated_at=now)
             )
             return [
                 AttemptRef(
@@ -514,16 +619,39 @@ class Store:
                 for r in rows
             ]
 
-    def defer_create(self, attempt_id: str, retry_at: datetime, error: str, now: datetime) -> None:
-        """The create call's outcome is unknown (timeout, dropped connection, 5xx): repeat it later, same key."""
+    def renew_creating(self, now: datetime, lease: timedelta) -> int:
+        """Extend this store's claims on the attempts whose create calls it is making; returns how many.
+
+        Call it more often than the lease lasts (every lease / 3): a claim that is not renewed lapses at
+        `retry_create_at`, and then another daemon repeats the create call (same key, so no second run, but a
+        wasted call and a race for the record).
+        """
         with self._write() as conn:
-            conn.execute(
+            return int(
+                conn.execute(
+                    sa.update(attempt_t)
+                    .where(attempt_t.c.status == "creating")
+                    .where(attempt_t.c.owner == self.owner)
+                    .values(retry_create_at=now + lease)
+                ).rowcount
+            )
+
+    def defer_create(self, attempt_id: str, retry_at: datetime, error: str, now: datetime) -> None:
+        """The create call's outcome is unknown (timeout, dropped connection, 5xx): repeat it later, same key.
+
+        The claim is released (any daemon may repeat the call at `retry_at`), unless another daemon has taken
+        the attempt over meanwhile: then its claim stands.
+        """
+        with self._write() as conn:
+            row = conn.execute(
                 sa.update(attempt_t)
                 .where(attempt_t.c.id == attempt_id)
                 .where(attempt_t.c.status == "creating")
-                .values(retry_create_at=retry_at, create_tries=attempt_t.c.create_tries + 1, updated_at=now)
-            )
-            row = conn.execute(sa.select(attempt_t).where(attempt_t.c.id == attempt_id)).first()
+                .where(sa.or_(attempt_t.c.owner == self.owner, attempt_t.c.owner.is_(None)))
+                .values(retry_create_at=retry_at, create_tries=attempt_t.c.create_tries + 1, owner=None,
+                        updated_at=now)
+                .returning(attempt_t.c.job_name, attempt_t.c.fire_id, attempt_t.c.item_id)
+            ).first()
             if row is not None:
                 self._append_events(
                     conn, now,
@@ -536,24 +664,33 @@ class Store:
     ) -> list[Transition]:
         """Record the runs that create calls returned (attempt id, run). Runs already final are finished."""
         transitions: list[Transition] = []
+        runs = dict(created)
+        if not runs:
+            return transitions
         with self._write() as conn:
-            for attempt_id, run in created:
-                row = conn.execute(
-                    self._lock(sa.select(attempt_t).where(attempt_t.c.id == attempt_id))
-                ).first()
-                if row is None or row.status != "creating":
-                    continue
+            rows = conn.execute(
+                self._lock(sa.select(attempt_t).where(attempt_t.c.id.in_(list(runs))).order_by(attempt_t.c.id))
+            ).all()
+            recorded: list[dict[str, Any]] = []
+            for row in rows:
+                run = runs[row.id]
+                if row.status != "creating":
+                    continue  # another daemon repeated the call and recorded its (same) run first
+                # A run that is already final is recorded as scheduling first, then finished below with
+                # the item's outcome, through the same path as any other news about runs.
+                recorded.append({"b_id": row.id, "b_run": run.run_id, "b_status": _non_final(run.status),
+                                 "b_started": run.started_at})
+                transitions.append(
+                    Transition("run_created", row.job_name, row.fire_id, row.item_id, row.id, run.run_id,
+                               data={"machine": row.machine_name or row.machine_id, "number": row.number})
+                )
+            if recorded:
                 conn.execute(
                     sa.update(attempt_t)
-                    .where(attempt_t.c.id == attempt_id)
-                    # A run that is already final is recorded as scheduling first, then finished below with
-                    # the item's outcome, through the same path as any other news about runs.
-                    .values(run_id=run.run_id, status=_non_final(run.status), retry_create_at=None,
-                            updated_at=now, started_at=run.started_at)
-                )
-                transitions.append(
-                    Transition("run_created", row.job_name, row.fire_id, row.item_id, attempt_id, run.run_id,
-                               data={"machine": row.machine_name or row.machine_id, "number": row.number})
+                    .where(attempt_t.c.id == sa.bindparam("b_id"))
+                    .values(run_id=sa.bindparam("b_run"), status=sa.bindparam("b_status"),
+                            started_at=sa.bindparam("b_started"), retry_create_at=None, owner=None, updated_at=now),
+                    recorded,
                 )
             final = [run for _, run in created if run.status in FINAL_ATTEMPT_STATUSES]
             if final:
@@ -776,6 +913,67 @@ class Store:
             ).all()
         return len(self.cancel_pending_items(None, reason, now, item_ids=[r.item_id for r in rows]))
 
+    # -- the CLI's cancel and retry ----------------------------------------------------------------------
+
+    def cancel_requested_fire(self, fire_id: str, reason: str, now: datetime) -> list[Transition]:
+        """Cancel a fire that no daemon has planned yet (a manual trigger still `requested`)."""
+        with self._write() as conn:
+            row = conn.execute(
+                sa.update(fire_t)
+                .where(fire_t.c.id == fire_id)
+                .where(fire_t.c.status == "requested")
+                .values(status="cancelled", finished_at=now)
+                .returning(fire_t.c.job_name)
+            ).first()
+            if row is None:
+                return []
+            transitions = [Transition("fire_cancelled", row.job_name, fire_id=fire_id, data={"reason": reason})]
+            self._append_events(conn, now, transitions)
+        return transitions
+
+    def retry_failed(self, fire_or_item_id: str, now: datetime) -> str | None:
+        """Run failed work again as a new fire (trigger "retry", `retry_of` the old fire); returns its id.
+
+        A fire id retries every failed item of that fire, an item id that item if it failed. The new items copy
+        the old ones' inputs and desktop pins and are pending at once: a daemon dispatches them like any other.
+        A fire that failed before it had items (it could not be planned) is requested again, to be planned.
+        None when there is nothing failed to retry.
+        """
+        with self._write() as conn:
+            query = sa.select(item_t).where(item_t.c.status == "failed").order_by(item_t.c.seq)
+            if fire_or_item_id.startswith("item_"):
+                items = conn.execute(self._lock(query.where(item_t.c.id == fire_or_item_id))).all()
+                fire_id = items[0].fire_id if items else None
+            else:
+                fire_id = fire_or_item_id
+                items = conn.execute(self._lock(query.where(item_t.c.fire_id == fire_id))).all()
+            old = conn.execute(sa.select(fire_t).where(fire_t.c.id == fire_id)).first() if fire_id else None
+            if old is None:
+                return None
+            replan = not items and old.status == "failed" and old.items_total == 0
+            if not items and not replan:
+                return None
+            retry_id = new_id("fire")
+            fire = NewFire(old.job_name, "retry", None, definition_hash=old.definition_hash,
+                           input_overrides=old.input_overrides, retry_of=old.id,
+                           priority=any(i.priority for i in items))
+            status = "requested" if replan else "running"
+            conn.execute(
+                sa.insert(fire_t).values(**self._fire_values(retry_id, fire, now, status=status, items_total=len(items)))
+            )
+            self._insert_items(
+                conn, retry_id, fire, [NewItem(i.inputs, i.machine_id, i.machine_name) for i in items], now
+            )
+            retried_item = fire_or_item_id if fire_or_item_id.startswith("item_") else None
+            transitions = [
+                Transition("retried", old.job_name, fire_id=old.id, item_id=retried_item,
+                           data={"retry_fire": retry_id, "items": len(items)}),
+                Transition("fire_requested" if replan else "fire_started", old.job_name, fire_id=retry_id,
+                           data=_fire_data(fire, len(items))),
+            ]
+            self._append_events(conn, now, transitions)
+        return retry_id
+
     # -- questions for the daemon's own bookkeeping ----------------------------------------------------
 
     def work_counts(self) -> WorkCounts:
@@ -831,7 +1029,7 @@ class Store:
             )
         per_job: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for name in failed_fires:
-            per_job[name]  # noqa: B018 - a job whose fires all failed still gets a row
+            per_job[name]
         for row in items:
             per_job[row.job_name][row.status] += 1
             if row.attempts > 1:

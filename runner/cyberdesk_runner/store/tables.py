@@ -41,6 +41,8 @@ class FireRow(SQLModel, table=True):
         sa.Index("ix_fire_job_created", "job_name", "created_at"),
         sa.Index("ix_fire_status", "status"),
         sa.Index("ix_fire_created", "created_at"),
+        # Retention deletes finished fires oldest first.
+        sa.Index("ix_fire_finished", "status", "finished_at"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -98,6 +100,8 @@ class AttemptRow(SQLModel, table=True):
         sa.Index("ix_attempt_job_created", "job_name", "created_at"),
         sa.Index("ix_attempt_created", "created_at"),
         sa.Index("ix_attempt_fire", "fire_id"),
+        # Creating attempts whose claim lapsed (`Store.attempts_to_settle`).
+        sa.Index("ix_attempt_creating", "status", "retry_create_at"),
         # Never two of our runs on one desktop at once, enforced by the database across daemons.
         sa.Index(
             "ux_attempt_active_desktop",
@@ -129,6 +133,9 @@ class AttemptRow(SQLModel, table=True):
     #: When to try the create call again (outcome unknown) or to look at this attempt next.
     retry_create_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     create_tries: int = 0
+    #: While `creating`: the store (daemon) making the create call, which renews `retry_create_at` as its
+    #: claim. None once the call's outcome is recorded or deferred; a claim not renewed lapses and is taken over.
+    owner: str | None = Field(default=None, max_length=40)
     cancel_requested: bool = False
     error: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     output: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
@@ -145,7 +152,12 @@ class EventRow(SQLModel, table=True):
         sa.Index("ix_event_at", "at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    # 64-bit on PostgreSQL: ids are never reused, even after retention deletes rows. SQLite's rowid is 64-bit
+    # already and needs the exact type INTEGER to be one.
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    )
     at: datetime = Field(sa_type=UTCDateTime)
     kind: str = Field(max_length=40)
     job_name: str | None = Field(default=None, max_length=100)

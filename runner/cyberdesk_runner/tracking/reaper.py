@@ -47,7 +47,7 @@ class Reaper:
         ]
         verdicts: list[AttemptVerdict] = []
         for attempt in due:
-            verdict = await self._cancel(attempt, now)
+            verdict = await self._cancel(attempt)
             if verdict is not None:
                 verdicts.append(verdict)
         if verdicts:
@@ -56,7 +56,7 @@ class Reaper:
             self._on_transitions(transitions)
         return len(due)
 
-    async def _cancel(self, attempt: InFlightAttempt, now: datetime) -> AttemptVerdict | None:
+    async def _cancel(self, attempt: InFlightAttempt) -> AttemptVerdict | None:
         response = await self._client.runs.update(attempt.run_id or "", RunUpdate(status=RunStatus.CANCELLED))
         if response.error is not None:
             if response.error.status_code == 404:

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 from cyberdesk import CyberdeskClient, RetryConfig
-from cyberdesk.emulator import Emulator, EmulatorOptions, ManualClock as EmulatorClock, create_app
+from cyberdesk.emulator import Emulator, EmulatorOptions, create_app
+from cyberdesk.emulator import ManualClock as EmulatorClock
 from cyberdesk_runner.catalog import JobCatalog
 from cyberdesk_runner.clock import ManualClock
 from cyberdesk_runner.runtime import Runtime

@@ -234,7 +234,7 @@ def test_two_daemons_ticking_at_the_same_time_never_double_fire(harness: Harness
         try:
             barrier.wait()
             daemons[index].tick()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     try:

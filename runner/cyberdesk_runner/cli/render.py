@@ -1,0 +1,186 @@
+"""How every listing is printed: a Rich table for people or JSON for scripts, from the same rows.
+
+A row is the JSON object itself (keys are the stable field names, values JSON: ISO-8601 UTC times, numbers,
+strings, lists). A table shows some of those keys as columns, headed by the key with spaces for underscores,
+and turns each value into text with the column's formatter. So what a person reads and what a script parses
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import attrs
+import typer
+from rich import box
+from rich.console import RenderableType
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+from cyberdesk_runner.cli.common import out
+
+Row = Mapping[str, Any]
+
+#: Colour of a status word in tables (fires, items, attempts and daemons share the vocabulary).
+STATUS_STYLES = {
+    "succeeded": "green", "success": "green", "ok": "green", "up": "green",
+    "failed": "red", "task_failed": "red", "error": "red", "timed_out": "red", "rejected": "red", "down": "red",
+    "running": "yellow", "running_checks": "yellow", "scheduling": "yellow", "creating": "yellow",
+    "pending": "cyan", "requested": "cyan",
+    "cancelled": "dim", "skipped": "dim", "stopped": "dim",
+}
+
+
+@attrs.frozen
+class Column:
+    """One column of a table: the JSON key it shows and how its value reads."""
+
+    key: str
+    format: Callable[[Any], str] | None = None
+    justify: Literal["left", "right"] = "left"
+    #: Ids are never wrapped nor cut: people copy them into `show`, `cancel` and `retry`.
+    is_id: bool = False
+    style_by_value: bool = False
+
+    @property
+    def header(self) -> str:
+        return self.key.replace("_", " ")
+
+    def cell(self, row: Row) -> Text:
+        value = row.get(self.key)
+        text = self.format(value) if self.format is not None else plain(value)
+        style = STATUS_STYLES.get(str(value), "") if self.style_by_value else ""
+        return Text(text, style=style)
+
+
+def print_json(data: Any) -> None:
+    # typer.echo rather than Rich: no highlighting, no wrapping, exactly what json.dumps made.
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def table(rows: Sequence[Row], columns: Sequence[Column], *, title: str | None = None,
+          caption: str | None = None) -> Table:
+    grid = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", caption=caption, caption_justify="left",
+                 header_style="bold", pad_edge=False)
+    for column in columns:
+        longest = max((len(column.cell(row)) for row in rows), default=0) if column.is_id else None
+        grid.add_column(column.header, justify=column.justify, no_wrap=column.is_id, min_width=longest,
+                        overflow="fold")
+    for row in rows:
+        grid.add_row(*(column.cell(row) for column in columns))
+    return grid
+
+
+def show(renderable: RenderableType) -> None:
+    """Print to stdout; when stdout is not a terminal (a pipe, a file), at the renderable's natural width so
+    nothing is cut at the default 80 columns."""
+    width = None
+    if not out.is_terminal:
+        natural = Measurement.get(out, out.options.update(width=1000), renderable).maximum
+        width = max(out.width, min(natural, 1000))
+    out.print(renderable, width=width, soft_wrap=False)
+
+
+def print_listing(rows: Sequence[Row], columns: Sequence[Column], *, as_json: bool, empty: str,
+                  title: str | None = None, caption: str | None = None) -> None:
+    """A listing: a JSON list of the rows, or a table (or the `empty` sentence when there is no row)."""
+    if as_json:
+        print_json(list(rows))
+    elif not rows:
+        out.print(empty, markup=False, highlight=False)
+    else:
+        show(table(rows, columns, title=title, caption=caption))
+
+
+# -- values --------------------------------------------------------------------------------------------
+
+
+def iso(value: datetime | None) -> str | None:
+    """A UTC time as JSON: ISO 8601 with a Z."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
+def plain(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return "; ".join(map(str, value))
+    return str(value)
+
+
+def when(value: Any) -> str:
+    """An ISO time from a row, for tables: `2026-06-01 12:00:05` (UTC, as every table's caption says)."""
+    if not value:
+        return ""
+    return datetime.fromisoformat(str(value)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def span(value: Any) -> str:
+    """Seconds as a short duration: `850ms`, `42s`, `3m05s`, `2h10m`, `3d4h`."""
+    if value is None:
+        return ""
+    seconds = float(value)
+    if seconds < 1:
+        return f"{max(seconds, 0) * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours}h"
+
+
+def ago(value: Any) -> str:
+    """Seconds since something, for people: `4s ago`."""
+    return f"{span(value)} ago" if value is not None else "never"
+
+
+def short(limit: int) -> Callable[[Any], str]:
+    """A formatter that keeps one line of at most `limit` characters (the full text is in `show` and JSON)."""
+
+    def cut(value: Any) -> str:
+        text = " ".join(plain(value).split())
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    return cut
+
+
+UTC_CAPTION = "times in UTC"
+
+
+def partial_caption(shown: int, total: int, what: str) -> str | None:
+    return f"the first {shown} of {total} {what}; --limit 0 for all" if shown < total else None
+
+
+def details(title: str, pairs: Sequence[tuple[str, Any]]) -> Table:
+    """A title line and `name  value` lines (values None or empty are left out), as `show` prints a record."""
+    grid = Table.grid(padding=(0, 2), pad_edge=False)
+    grid.title = title
+    grid.title_justify = "left"
+    grid.title_style = "bold"
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for name, value in pairs:
+        if value is None or value == "" or value == []:
+            continue
+        cell = value if isinstance(value, Text) else Text(plain(value), style=STATUS_STYLES.get(str(value), ""))
+        grid.add_row(name, cell)
+    return grid

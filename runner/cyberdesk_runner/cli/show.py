@@ -1,0 +1,215 @@
+"""`cyberdesk-runner show ID`: one fire, item or attempt (or Cyberdesk run) with its runs, inputs, outputs,
+errors and event history.
+
+Sensitive inputs appear by name with the value `***`: the store never holds their values, and anything under
+such a name in overrides, outputs or events is masked as well.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.json import JSON
+from rich.text import Text
+
+from cyberdesk_runner.cli.access import open_store, require_ref
+from cyberdesk_runner.cli.common import ConfigOption, config_or_exit
+from cyberdesk_runner.cli.render import (
+    UTC_CAPTION,
+    details,
+    iso,
+    partial_caption,
+    print_json,
+    show,
+    span,
+    table,
+    when,
+)
+from cyberdesk_runner.cli.shapes import (
+    EVENT_COLUMNS,
+    ITEM_COLUMNS,
+    RUN_COLUMNS,
+    attempt_json,
+    event_json,
+    fire_json,
+    inputs_json,
+    item_json,
+    items_text,
+    mask,
+)
+from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.views import AttemptQuery, Ref
+
+
+def register(app: typer.Typer) -> None:
+    app.command("show")(show_command)
+
+
+def show_command(
+    ref: Annotated[str, typer.Argument(metavar="ID", help="A fire_…, item_… or att_… id, or a Cyberdesk run id.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=0,
+                                       help="Show at most N items, runs and events each (0: all).")] = 100,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (stable shape) for scripts.")] = False,
+) -> None:
+    """Show one fire, item or run (attempt): its runs, inputs, outputs, errors and event history."""
+    settings = config_or_exit(config)
+    with open_store(settings) as store:
+        document = collect(store, require_ref(store, ref), datetime.now(UTC), limit or None)
+    if as_json:
+        print_json(document)
+    else:
+        show(render(document))
+
+
+def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[str, Any]:
+    """Everything `show` prints about `ref`, as its JSON document."""
+    job = store.job(ref.job_name)
+    sensitive = sorted((job.definition.get("sensitive_inputs") or {}) if job is not None else {})
+    fire = store.fire_view(ref.fire_id)
+    assert fire is not None  # an item or attempt always has its fire
+    fire_data = fire_json(fire) | {
+        "planned_at": iso(fire.planned_at),
+        "input_overrides": inputs_json(fire.input_overrides, ()) if fire.input_overrides else None,
+    }
+    document: dict[str, Any] = {
+        "kind": ref.kind,
+        "id": ref.id,
+        "job": {"name": ref.job_name, "sensitive_inputs": sensitive, "removed": job is None or job.removed},
+        "fire": fire_data,
+        "item": None,
+        "attempt": None,
+        "items": [],
+    }
+    if ref.kind == "fire":
+        document["items"] = [item_json(i, sensitive) for i in store.item_views(ref.fire_id, limit=limit)]
+        attempts = store.attempt_views(AttemptQuery(fire_id=ref.fire_id, limit=limit or 1_000_000))
+        events = store.event_page(fire_id=ref.fire_id, limit=limit)
+    else:
+        assert ref.item_id is not None
+        item = store.item_view(ref.item_id)
+        assert item is not None
+        document["item"] = item_json(item, sensitive)
+        attempts = store.attempt_views(AttemptQuery(item_id=ref.item_id, limit=limit or 1_000_000))
+        if ref.kind == "attempt":
+            events = store.event_page(attempt_id=ref.id, limit=limit)
+        else:
+            events = store.event_page(item_id=ref.item_id, limit=limit)
+    document["attempts"] = [attempt_json(a, now, with_output=True) for a in reversed(attempts)]
+    if ref.kind == "attempt":
+        document["attempt"] = next(a for a in document["attempts"] if a["id"] == ref.id)
+    document["events"] = [event_json(e) for e in events.events]
+    document["events_total"] = events.total
+    return _masked(document, sensitive)
+
+
+def _masked(document: dict[str, Any], sensitive: Collection[str]) -> dict[str, Any]:
+    """Mask what came back from Cyberdesk or the event log under a sensitive name (defence in depth)."""
+    if not sensitive:
+        return document
+    for attempt in document["attempts"]:
+        attempt["output"] = mask(attempt["output"], sensitive)
+    for event in document["events"]:
+        event["data"] = mask(event["data"], sensitive)
+    if document["fire"]["input_overrides"]:
+        document["fire"]["input_overrides"] = mask(document["fire"]["input_overrides"], sensitive)
+    return document
+
+
+# -- for people ----------------------------------------------------------------------------------------
+
+
+def render(document: dict[str, Any]) -> RenderableType:
+    parts: list[RenderableType] = [_fire_block(document)]
+    item, attempt = document["item"], document["attempt"]
+    if item is not None:
+        parts += [Text(), _item_block(item)]
+    if attempt is not None:
+        parts += [Text(), _attempt_block(attempt)]
+    if document["items"]:
+        parts += [Text(), table(document["items"], ITEM_COLUMNS, title="Items",
+                                caption=partial_caption(len(document["items"]), document["fire"]["items"]["total"], "items"))]
+    # An attempt's own runs table would repeat its block; show it only when the item has other attempts.
+    if len(document["attempts"]) > (1 if document["kind"] == "attempt" else 0):
+        title = "Runs" if document["kind"] == "fire" else "Runs of this item"
+        parts += [Text(), table(document["attempts"], RUN_COLUMNS, title=title, caption=UTC_CAPTION)]
+    if document["kind"] == "item":
+        for run in document["attempts"]:
+            if run["output"] is not None:
+                parts += [Text(), Text(f"Output of attempt {run['attempt']} ({run['id']})", style="bold"),
+                          _json(run["output"])]
+    events, total = document["events"], document["events_total"]
+    title = "Events" if total == len(events) else f"Events (the last {len(events)} of {total})"
+    parts += [Text(), table(events, EVENT_COLUMNS, title=title, caption=UTC_CAPTION) if events
+              else Text("No events.")]
+    return Group(*parts)
+
+
+def _fire_block(document: dict[str, Any]) -> RenderableType:
+    fire, job = document["fire"], document["job"]
+    pairs: list[tuple[str, Any]] = [
+        ("job", job["name"] + (" (removed)" if job["removed"] else "")),
+        ("trigger", fire["trigger"]),
+        ("status", fire["status"]),
+        ("scheduled for", when(fire["scheduled_for"])),
+        ("created at", when(fire["created_at"])),
+        ("planned at", when(fire["planned_at"])),
+        ("finished at", when(fire["finished_at"])),
+        ("retry of", fire["retry_of"]),
+        ("items", items_text(fire["items"])),
+        ("reason", fire["reason"]),
+        ("input overrides", _pairs(fire["input_overrides"])),
+    ]
+    if document["kind"] == "fire":
+        pairs.append(("sensitive inputs", _pairs(dict.fromkeys(job["sensitive_inputs"], "***"))))
+    return details(f"Fire {fire['id']}", pairs)
+
+
+def _item_block(item: dict[str, Any]) -> RenderableType:
+    return details(f"Item {item['id']}", [
+        ("seq", item["seq"]),
+        ("status", item["status"]),
+        ("attempts", item["attempts"]),
+        ("desktop", item["desktop"]),
+        ("created at", when(item["created_at"])),
+        ("next attempt at", when(item["next_attempt_at"])),
+        ("finished at", when(item["finished_at"])),
+        ("cancel requested", item["cancel_requested"] or None),
+        ("last error", item["last_error"]),
+        ("inputs", _pairs(item["inputs"])),
+    ])
+
+
+def _attempt_block(attempt: dict[str, Any]) -> RenderableType:
+    block = details(f"Attempt {attempt['id']} (attempt {attempt['attempt']} of its item)", [
+        ("run id", attempt["run_id"]),
+        ("status", attempt["status"]),
+        ("desktop", f"{attempt['desktop']} ({attempt['desktop_id']})"),
+        ("workflow id", attempt["workflow_id"]),
+        ("created at", when(attempt["created_at"])),
+        ("started at", when(attempt["started_at"])),
+        ("ended at", when(attempt["ended_at"])),
+        ("duration", span(attempt["duration_s"])),
+        ("deadline", when(attempt["deadline_at"])),
+        ("create tries", attempt["create_tries"] or None),
+        ("cancel requested", attempt["cancel_requested"] or None),
+        ("errors", "\n".join(attempt["errors"])),
+    ])
+    if attempt["output"] is None:
+        return block
+    return Group(block, Text("output", style="dim"), _json(attempt["output"]))
+
+
+def _pairs(values: dict[str, Any] | None) -> str:
+    if not values:
+        return ""
+    return "\n".join(f"{k} = {v if isinstance(v, str) else json.dumps(v)}" for k, v in values.items())
+
+
+def _json(value: Any) -> RenderableType:
+    return JSON(json.dumps(value, ensure_ascii=False), indent=2, highlight=False)
