@@ -204,6 +204,7 @@ class Daemon:
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         try:
+            await asyncio.to_thread(runtime.store.release_leases, self.id)
             await asyncio.to_thread(
                 runtime.store.heartbeat, self.id, self._health()[1], self.clock.now(), stopped=True
             )

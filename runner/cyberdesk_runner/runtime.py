@@ -56,6 +56,8 @@ class Runtime:
         self.rng = rng or random.Random()
         self.poll_interval = poll_interval
         self.fleet = Fleet()
+        #: False until the first successful listing of desktops: until then no fire is planned.
+        self.fleet_loaded = False
         self.api_ok: bool | None = None
         self._on_wake = on_wake
         self.sink = ObservationSink(store=store, clock=clock, outcome=self.policy, on_transitions=self.on_transitions)
@@ -93,9 +95,14 @@ class Runtime:
     # -- steps -----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.store.create_schema)
-        await self.reload_jobs(force=True)
-        await self.refresh_fleet()
+        """Prepare the store and load the jobs; the API may be down (its loops keep trying)."""
+        await asyncio.to_thread(self.store.upgrade)  # schema migrations to head (Alembic)
+        try:
+            await self.reload_jobs(force=True)
+            await self.refresh_fleet()
+        except Exception as exc:
+            self.api_ok = False
+            log.warning("api_unreachable_at_start", error=str(exc), effect="will keep trying; nothing is lost")
 
     async def reload_jobs(self, *, force: bool = False) -> CatalogChange:
         change = self.catalog.reload()
@@ -103,12 +110,13 @@ class Runtime:
             log.error("job_file_error", error=str(error))
         if change or force:
             await asyncio.to_thread(self.store.sync_jobs, self.catalog.definitions(), self.clock.now())
-            await self.resolve_workflows()
             for name in change.removed:
                 transitions = await asyncio.to_thread(
                     self.store.cancel_pending_items, name, "the job was removed", self.clock.now(), only_pending=True
                 )
                 self.on_transitions(transitions)
+            if any(job.workflow_id is None and job.workflow_error is None for job in self.catalog.jobs.values()):
+                await self.resolve_workflows()
         return change
 
     async def resolve_workflows(self) -> None:
@@ -147,6 +155,7 @@ class Runtime:
             self.api_ok = False
             raise
         self.fleet = Fleet(desktops)
+        self.fleet_loaded = True
         self._on_wake()
 
     async def _pool_membership(self) -> dict[str, list[tuple[str, str]]]:
@@ -163,11 +172,18 @@ class Runtime:
         return members
 
     async def plan_requested_fires(self) -> int:
-        """Give fires requested from the CLI (manual triggers) their items."""
+        """Give fires requested from the CLI (manual triggers) their items.
+
+        A fire waits (stays requested) while the API's view is not known yet: an outage delays it, never fails it.
+        """
+        if not self.fleet_loaded:
+            return 0
         requests = await asyncio.to_thread(self.store.requested_fires)
         for request in requests:
             now = self.clock.now()
             job = self.catalog.get(request.job_name)
+            if job is not None and job.workflow_id is None and job.workflow_error is None:
+                continue  # its workflow is not resolved yet
             if job is None:
                 await asyncio.to_thread(self.store.fail_fire, request.id, f"no job named {request.job_name!r}", now)
                 continue
@@ -199,21 +215,28 @@ class Runtime:
         self.metrics.items_in_flight.set(counts.in_flight_attempts)
         return started
 
+    @property
+    def _tracking_lease(self) -> timedelta:
+        # Renewed every round; a dead holder's lease lapses after three missed rounds.
+        return max(self.poll_interval * 3, timedelta(seconds=3))
+
     async def poll_round(self) -> bool:
         """Reconcile in-flight runs, if this daemon holds the poller lease (one daemon polls for all)."""
-        lease = max(self.poll_interval * 3, timedelta(seconds=30))
+        lease = self._tracking_lease
         if not await asyncio.to_thread(self.store.try_lease, "poller", self.owner, self.clock.now(), lease):
             return False
         await self.poller.poll_once()
         return True
 
     async def reap_round(self) -> int:
-        lease = max(self.poll_interval * 3, timedelta(seconds=30))
+        lease = self._tracking_lease
         if not await asyncio.to_thread(self.store.try_lease, "reaper", self.owner, self.clock.now(), lease):
             return 0
         return await self.reaper.reap_once()
 
     def schedule_tick(self) -> datetime | None:
+        if not self.fleet_loaded:
+            return None  # slots wait (unconsidered) until the API's view is known; then catch-up decides
         return self.scheduler.tick()
 
     async def trigger(self, names: Sequence[str]) -> list[str]:

@@ -1,8 +1,8 @@
 """How every listing is printed: a Rich table for people or JSON for scripts, from the same rows.
 
 A row is the JSON object itself (keys are the stable field names, values JSON: ISO-8601 UTC times, numbers,
-strings, lists). A table shows some of those keys as columns, headed by the key with spaces for underscores,
-and turns each value into text with the column's formatter. So what a person reads and what a script parses
+strings, lists). A table shows some of those keys as columns, headed by the key with spaces for underscores
+(and without the `_s` of seconds), and turns each value into text with the column's formatter. So what a person reads and what a script parses
 cannot drift apart.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Literal
 import attrs
 import typer
 from rich import box
-from rich.console import RenderableType
+from rich.console import Console, RenderableType
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -24,6 +24,7 @@ from rich.text import Text
 from cyberdesk_runner.cli.common import out
 
 Row = Mapping[str, Any]
+_MAX_WIDTH = 400
 
 #: Colour of a status word in tables (fires, items, attempts and daemons share the vocabulary).
 STATUS_STYLES = {
@@ -48,7 +49,8 @@ class Column:
 
     @property
     def header(self) -> str:
-        return self.key.replace("_", " ")
+        # `duration_s` reads `duration`: the cells carry their unit (`42s`, `3m05s`).
+        return self.key.removesuffix("_s").replace("_", " ")
 
     def cell(self, row: Row) -> Text:
         value = row.get(self.key)
@@ -64,8 +66,8 @@ def print_json(data: Any) -> None:
 
 def table(rows: Sequence[Row], columns: Sequence[Column], *, title: str | None = None,
           caption: str | None = None) -> Table:
-    grid = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", caption=caption, caption_justify="left",
-                 header_style="bold", pad_edge=False)
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, title=title, title_justify="left", caption=caption,
+                 caption_justify="left", header_style="bold", title_style="bold", caption_style="dim", pad_edge=False)
     for column in columns:
         longest = max((len(column.cell(row)) for row in rows), default=0) if column.is_id else None
         grid.add_column(column.header, justify=column.justify, no_wrap=column.is_id, min_width=longest,
@@ -77,12 +79,18 @@ def table(rows: Sequence[Row], columns: Sequence[Column], *, title: str | None =
 
 def show(renderable: RenderableType) -> None:
     """Print to stdout; when stdout is not a terminal (a pipe, a file), at the renderable's natural width so
-    nothing is cut at the default 80 columns."""
-    width = None
-    if not out.is_terminal:
-        natural = Measurement.get(out, out.options.update(width=1000), renderable).maximum
-        width = max(out.width, min(natural, 1000))
-    out.print(renderable, width=width, soft_wrap=False)
+    that nothing is cut at the default 80 columns."""
+    if out.is_terminal:
+        out.print(renderable)
+        return
+    natural = Measurement.get(out, out.options.update(width=_MAX_WIDTH), renderable).maximum
+    # Console.print(width=) can only narrow the console, so a wider one is made for the occasion; lines lose
+    # the padding Rich adds up to the full width, which is only noise in a file.
+    wide = Console(width=max(out.width, min(natural, _MAX_WIDTH)), highlight=False, no_color=out.no_color,
+                   color_system=out.color_system and "auto", force_terminal=out.is_terminal)
+    with wide.capture() as captured:
+        wide.print(renderable)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def print_listing(rows: Sequence[Row], columns: Sequence[Column], *, as_json: bool, empty: str,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.table import Table
 
-from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, fail, out
+from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, err, fail, out
+from cyberdesk_runner.cli.render import print_json
+from cyberdesk_runner.cli.shapes import fire_json
+from cyberdesk_runner.cli.waiting import TimeoutOption, WaitOption, report, wait_for_fire
 from cyberdesk_runner.daemon import Daemon, RunOptions, RunResult, UnknownJobs
 from cyberdesk_runner.logs import configure
 from cyberdesk_runner.store import Store
@@ -74,6 +76,8 @@ def trigger(
         typer.Option("--input", "-i", help="key=value merged into every item's inputs (repeatable).",
                      show_default=False),
     ] = None,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fire as JSON.")] = False,
 ) -> None:
     """Record a manual fire of JOB; the running daemon (or the next one started) runs it."""
@@ -81,19 +85,32 @@ def trigger(
     settings = config_or_exit(config)
     store = Store(settings.store)
     try:
-        store.create_schema()
+        store.upgrade()
         state = store.job(job)
         if state is None or state.removed:
             known = ", ".join(j.name for j in store.jobs()) or "none recorded yet (start the daemon once)"
             fail(f"no job named {job!r} (known: {known})", ExitCode.NOT_FOUND)
+        # A secret given on the command line would be stored in the clear with the fire: refuse it.
+        secret = sorted(overrides.keys() & (state.definition.get("sensitive_inputs") or {}).keys())
+        if secret:
+            fail(f"--input {', '.join(secret)}: sensitive input(s) of {job}; their values come from the job's "
+                 "sensitive_inputs references, never from the command line", ExitCode.USAGE)
         fire_id = store.request_fire(NewFire(job, "manual", None, input_overrides=overrides or None),
                                      datetime.now(UTC))
+        if not as_json:
+            out.print(f"fire {fire_id} of {job} requested")
+        if state.paused and not as_json:
+            err.print(f"note: {job} is paused; that stops its schedule, not this manual fire", markup=False)
+        view = wait_for_fire(store, fire_id, timeout) if wait else None
     finally:
         store.close()
+    document: dict[str, Any] = {"fire": fire_id, "job": job, "inputs": overrides}
+    if wait:
+        document["result"] = fire_json(view) if view is not None else None
     if as_json:
-        out.print_json(json.dumps({"fire": fire_id, "job": job, "inputs": overrides}))
-    else:
-        out.print(f"fire {fire_id} of {job} requested")
+        print_json(document)
+    if wait:
+        raise typer.Exit(int(report(view, fire_id, timeout)))
 
 
 def _parse_inputs(pairs: list[str]) -> dict[str, str]:

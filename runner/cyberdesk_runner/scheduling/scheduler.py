@@ -118,35 +118,42 @@ class Scheduler:
         tick = _Tick(self._clock.now(), self._fleet)
         jobs = list(self._catalog.jobs.values())
         states = {state.name: state for state in self._store.jobs()}
+        hashes = dict(self._hashes)
         wake: datetime | None = None
         try:
             for job in jobs:
-                state = states.get(job.name)
-                if state is None:
-                    continue  # not in the store yet: the daemon records new job files before ticking
-                if job.workflow_id is None and job.workflow_error is None:
-                    # Not resolved yet (the daemon is starting): wait rather than fail its slots. They stay
-                    # unconsidered, so once resolved they run, or are caught up or skipped by the job's policy.
-                    continue
-                try:
-                    due_at = self._tick_job(job, state, tick)
-                except DBAPIError:
-                    raise
-                except Exception:
-                    # A bug or a bad file for one job must not stop the others; its slots stay unconsidered.
-                    _log.exception("scheduling_failed", job=job.name)
-                    self._upcoming.pop(job.name, None)
-                    continue
+                due_at = self._tick_or_wait(job, states.get(job.name), tick)
+                hashes[job.name] = job.loaded.definition_hash
                 if due_at is not None and (wake is None or due_at < wake):
                     wake = due_at
         finally:
-            self._store.set_last_slots(tick.marks)
-            self._hashes = {job.name: job.loaded.definition_hash for job in jobs}
-            self._forget(set(self._hashes))
+            # Jobs not reached (the store failed) keep their previous hash, so an edit to them is still seen.
+            self._hashes = {job.name: hashes[job.name] for job in jobs if job.name in hashes}
+            self._forget({job.name for job in jobs})
             self._last_now = tick.now
-            if tick.transitions:
-                self._on_transitions(tick.transitions)
+            try:
+                if tick.transitions:
+                    self._on_transitions(tick.transitions)
+            finally:
+                self._store.set_last_slots(tick.marks)
         return wake
+
+    def _tick_or_wait(self, job: ActiveJob, state: JobState | None, tick: _Tick) -> datetime | None:
+        if state is None:
+            return None  # not in the store yet: the daemon records new job files before ticking
+        if job.workflow_id is None and job.workflow_error is None:
+            # Not resolved yet (the daemon is starting): wait rather than fail its slots. They stay
+            # unconsidered, so once resolved they run, or are caught up or skipped by the job's policy.
+            return None
+        try:
+            return self._tick_job(job, state, tick)
+        except DBAPIError:
+            raise
+        except Exception:
+            # A bug or a bad file for one job must not stop the others; its slots stay unconsidered.
+            _log.exception("scheduling_failed", job=job.name)
+            self._upcoming.pop(job.name, None)
+            return None
 
     # -- one job ---------------------------------------------------------------------------------------
 

@@ -37,8 +37,8 @@ __all__ = ["Schedule", "Slot", "SlotWindow", "entry_slots"]
 _TICK = timedelta(microseconds=1)
 # Every tz database offset change that matters here (DST, zone moves) is at most a few hours; 3h covers them.
 _NEAR = timedelta(hours=3)
-# A cron expression can match wall times that never map to an instant in a row only in a DST gap, but guard
-# against looping anyway.
+# A walk ends after a match or two; across a DST change it may look at one more hour of matches (3,600 for an
+# every-second cron, once per change). The cap only guards against looping for ever.
 _MAX_WALK = 100_000
 
 

@@ -38,11 +38,11 @@ from cyberdesk_runner.store.notify import CHANNEL
 from cyberdesk_runner.store.queries import StoreQueries
 from cyberdesk_runner.store.records import (
     FINAL_ATTEMPT_STATUSES,
+    FINAL_FIRE_STATUSES,
     FINAL_ITEM_STATUSES,
     Assignment,
     AttemptRef,
     AttemptVerdict,
-    Cancel,
     DispatchView,
     DueItem,
     Fail,
@@ -725,16 +725,22 @@ class Store(StoreQueries):
     ) -> list[Transition]:
         """Finish attempts by the runner's own verdict (timed out, rejected by the API, cancelled)."""
         transitions: list[Transition] = []
+        by_attempt = {v.attempt_id: v for v in verdicts}
+        if not by_attempt:
+            return transitions
         with self._write() as conn:
-            for verdict in verdicts:
-                row = conn.execute(
-                    self._lock(sa.select(attempt_t).where(attempt_t.c.id == verdict.attempt_id))
-                ).first()
-                if row is None or row.status in FINAL_ATTEMPT_STATUSES:
+            rows = conn.execute(
+                self._lock(sa.select(attempt_t).where(attempt_t.c.id.in_(list(by_attempt))).order_by(attempt_t.c.id))
+            ).all()
+            settle: set[str] = set()
+            for row in rows:
+                if row.status in FINAL_ATTEMPT_STATUSES:
                     continue
+                verdict = by_attempt[row.id]
                 transitions += self._finish_attempt(
-                    conn, row, verdict.status, None, None, verdict.error, None, now, outcome, verdict.source
+                    conn, row, verdict.status, None, None, verdict.error, None, now, outcome, verdict.source, settle
                 )
+            transitions += self._settle_fires(conn, settle, now)
             self._append_events(conn, now, transitions)
         return transitions
 
@@ -745,15 +751,17 @@ class Store(StoreQueries):
         by_run = {r.run_id: r for r in runs}
         if not by_run:
             return transitions
+        # Attempts in id order: two daemons applying the same webhooks wait for each other, never deadlock.
         rows = conn.execute(
-            self._lock(sa.select(attempt_t).where(attempt_t.c.run_id.in_(list(by_run))))
+            self._lock(sa.select(attempt_t).where(attempt_t.c.run_id.in_(list(by_run))).order_by(attempt_t.c.id))
         ).all()
         known = {r.run_id for r in rows}
-        for run_id in by_run.keys() - known:
+        for run_id in sorted(by_run.keys() - known):
             transitions.append(
                 Transition("unknown_run", "", run_id=run_id,
                            data={"status": by_run[run_id].status, "source": by_run[run_id].source})
             )
+        settle: set[str] = set()
         for row in rows:
             run = by_run[row.run_id]
             if row.status in FINAL_ATTEMPT_STATUSES or run.status == row.status:
@@ -761,7 +769,7 @@ class Store(StoreQueries):
             if run.status in FINAL_ATTEMPT_STATUSES:
                 transitions += self._finish_attempt(
                     conn, row, run.status, run.started_at, run.ended_at, run.error, run.output, now, outcome,
-                    run.source,
+                    run.source, settle,
                 )
             elif _progresses(row.status, run.status):
                 conn.execute(
@@ -773,6 +781,7 @@ class Store(StoreQueries):
                     Transition(f"run_{run.status}", row.job_name, row.fire_id, row.item_id, row.id, row.run_id,
                                data={"source": run.source})
                 )
+        transitions += self._settle_fires(conn, settle, now)
         return transitions
 
     def _finish_attempt(
@@ -787,7 +796,9 @@ class Store(StoreQueries):
         now: datetime,
         outcome: OutcomePolicy,
         source: str,
+        settle: set[str],
     ) -> list[Transition]:
+        """Finish one attempt (locked by the caller) and decide its item; fires to settle go to `settle`."""
         conn.execute(
             sa.update(attempt_t)
             .where(attempt_t.c.id == row.id)
@@ -798,9 +809,11 @@ class Store(StoreQueries):
                 error=list(error) if error else None,
                 output=dict(output) if output is not None else None,
                 retry_create_at=None,
+                owner=None,
                 updated_at=now,
             )
         )
+        self._work_due(conn)  # its desktop is free again: any daemon may dispatch there now
         transitions = [
             Transition(f"attempt_{status}", row.job_name, row.fire_id, row.item_id, row.id, row.run_id,
                        data={"number": row.number, "error": error, "source": source})
@@ -811,17 +824,20 @@ class Store(StoreQueries):
         decision = outcome(
             FinishedAttempt(row.id, row.item_id, row.job_name, row.number, status, error, item.cancel_requested)
         )
-        transitions += self._apply_item_outcome(conn, item, decision, error, now)
+        transitions += self._apply_item_outcome(conn, item, decision, error, now, settle)
         return transitions
 
     def _apply_item_outcome(
-        self, conn: Connection, item: Any, decision: ItemOutcome, error: list[str] | None, now: datetime
+        self, conn: Connection, item: Any, decision: ItemOutcome, error: list[str] | None, now: datetime,
+        settle: set[str],
     ) -> list[Transition]:
+        """Record an item's outcome; a final one adds its fire to `settle` (settled once, at the end)."""
         last_error = "; ".join(error) if error else item.last_error
         base = {"job_name": item.job_name, "fire_id": item.fire_id, "item_id": item.id}
         update = sa.update(item_t).where(item_t.c.id == item.id)
         if isinstance(decision, Retry):
             conn.execute(update.values(status="pending", next_attempt_at=decision.at, last_error=last_error))
+            self._work_due(conn)
             return [Transition("item_retry_scheduled", data={"at": decision.at.isoformat()}, **base)]
         if isinstance(decision, Succeed):
             status, data = "succeeded", {}
@@ -830,36 +846,55 @@ class Store(StoreQueries):
         else:
             status, data = "cancelled", {"reason": decision.reason}
         conn.execute(update.values(status=status, finished_at=now, last_error=last_error))
-        return [Transition(f"item_{status}", data=data, **base), *self._settle_fires(conn, [item.fire_id], now)]
+        settle.add(item.fire_id)
+        return [Transition(f"item_{status}", data=data, **base)]
 
     def _settle_fires(self, conn: Connection, fire_ids: Iterable[str], now: datetime) -> list[Transition]:
-        """Finish fires whose items are all final."""
+        """Finish fires whose items are all final.
+
+        Each fire row is locked (in id order, after the attempts and items: the one lock order) before its items
+        are counted. Without it, two transactions finishing a fire's last two items at once would each still
+        see the other's item open under READ COMMITTED, and neither would finish the fire.
+        """
+        ids = sorted(set(fire_ids))
+        if not ids:
+            return []
+        running = conn.execute(
+            self._lock(
+                sa.select(fire_t.c.id, fire_t.c.job_name)
+                .where(fire_t.c.id.in_(ids))
+                .where(fire_t.c.status == "running")
+                .order_by(fire_t.c.id)
+            )
+        ).all()
         transitions: list[Transition] = []
-        for fire_id in set(fire_ids):
+        for fire in running:
+            # Cheap test first (index on fire_id, status), so finishing one item of a big fire stays O(1).
+            still_open = conn.execute(
+                sa.select(item_t.c.id)
+                .where(item_t.c.fire_id == fire.id)
+                .where(item_t.c.status.in_(_OPEN_ITEM_STATUSES))
+                .limit(1)
+            ).first()
+            if still_open is not None:
+                continue
             counts: dict[str, int] = dict(
                 conn.execute(
                     sa.select(item_t.c.status, sa.func.count())
-                    .where(item_t.c.fire_id == fire_id)
+                    .where(item_t.c.fire_id == fire.id)
                     .group_by(item_t.c.status)
                 ).all()
             )
-            if any(status not in FINAL_ITEM_STATUSES for status in counts):
-                continue
             if counts.get("failed"):
                 status = "failed"
             elif counts.get("cancelled"):
                 status = "cancelled"
             else:
                 status = "succeeded"
-            result = conn.execute(
-                sa.update(fire_t)
-                .where(fire_t.c.id == fire_id)
-                .where(fire_t.c.status == "running")
-                .values(status=status, finished_at=now)
-                .returning(fire_t.c.job_name)
-            ).first()
-            if result is not None:
-                transitions.append(Transition(f"fire_{status}", result.job_name, fire_id=fire_id, data=counts))
+            conn.execute(
+                sa.update(fire_t).where(fire_t.c.id == fire.id).values(status=status, finished_at=now)
+            )
+            transitions.append(Transition(f"fire_{status}", fire.job_name, fire_id=fire.id, data=counts))
         return transitions
 
     # -- cancellation ----------------------------------------------------------------------------------
@@ -876,32 +911,51 @@ class Store(StoreQueries):
     ) -> list[Transition]:
         """Cancel items that have no run yet, and (unless `only_pending`) ask for the runs of the others to be
         cancelled in Cyberdesk; the reaper carries that out."""
+        statuses = ("pending",) if only_pending else ("pending", "running")
+        chosen = [item_t.c.status.in_(statuses)]
+        if where_job is not None:
+            chosen.append(item_t.c.job_name == where_job)
+        if fire_ids is not None:
+            chosen.append(item_t.c.fire_id.in_(list(fire_ids)))
+        if item_ids is not None:
+            chosen.append(item_t.c.id.in_(list(item_ids)))
         with self._write() as conn:
-            statuses = ("pending",) if only_pending else ("pending", "running")
-            query = sa.select(item_t).where(item_t.c.status.in_(statuses))
-            if where_job is not None:
-                query = query.where(item_t.c.job_name == where_job)
-            if fire_ids is not None:
-                query = query.where(item_t.c.fire_id.in_(list(fire_ids)))
-            if item_ids is not None:
-                query = query.where(item_t.c.id.in_(list(item_ids)))
-            items = conn.execute(self._lock(query)).all()
+            if not only_pending:
+                # The one lock order: the running items' attempts first, then the items, each by id.
+                conn.execute(
+                    self._lock(
+                        sa.select(attempt_t.c.id)
+                        .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+                        .where(attempt_t.c.item_id.in_(sa.select(item_t.c.id).where(*chosen)))
+                        .order_by(attempt_t.c.id)
+                    )
+                ).all()
+            items = conn.execute(self._lock(sa.select(item_t).where(*chosen).order_by(item_t.c.id))).all()
             transitions: list[Transition] = []
             running = [i.id for i in items if i.status == "running"]
-            if running:
-                conn.execute(sa.update(item_t).where(item_t.c.id.in_(running)).values(cancel_requested=True))
+            for chunk in _chunks(running):
+                conn.execute(sa.update(item_t).where(item_t.c.id.in_(chunk)).values(cancel_requested=True))
                 conn.execute(
                     sa.update(attempt_t)
-                    .where(attempt_t.c.item_id.in_(running))
+                    .where(attempt_t.c.item_id.in_(chunk))
                     .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
                     .values(cancel_requested=True, updated_at=now)
                 )
+            if running:
+                self._work_due(conn)  # the reaper (on whichever daemon holds its lease) cancels the runs
+            pending = [i for i in items if i.status == "pending"]
+            for chunk in _chunks([i.id for i in pending]):
+                conn.execute(
+                    sa.update(item_t).where(item_t.c.id.in_(chunk)).values(status="cancelled", finished_at=now)
+                )
             for item in items:
                 if item.status == "pending":
-                    transitions += self._apply_item_outcome(conn, item, Cancel(reason), None, now)
+                    transitions.append(Transition("item_cancelled", item.job_name, item.fire_id, item.id,
+                                                  data={"reason": reason}))
                 else:
                     transitions.append(Transition("cancel_requested", item.job_name, item.fire_id, item.id,
                                                   data={"reason": reason}))
+            transitions += self._settle_fires(conn, {i.fire_id for i in pending}, now)
             self._append_events(conn, now, transitions)
         return transitions
 
@@ -958,6 +1012,8 @@ class Store(StoreQueries):
                            input_overrides=old.input_overrides, retry_of=old.id,
                            priority=any(i.priority for i in items))
             status = "requested" if replan else "running"
+            if replan:
+                self._work_due(conn)
             conn.execute(
                 sa.insert(fire_t).values(**self._fire_values(retry_id, fire, now, status=status, items_total=len(items)))
             )
@@ -1040,6 +1096,71 @@ class Store(StoreQueries):
             for name, c in sorted(per_job.items())
         ]
 
+    # -- retention -------------------------------------------------------------------------------------
+
+    def purge_finished(self, older_than: datetime, batch: int = 1000) -> int:
+        """Delete history older than `older_than`; returns the number of fires deleted.
+
+        Fires finished before then go with their items, attempts and events, `batch` fires per transaction (so
+        no transaction grows large and the daemons' own work interleaves); then events that belong to no fire
+        and daemons not seen since then. Unfinished work is never touched: a fire goes only when it is final
+        and none of its items or attempts is still open. Run it under a lease (`try_lease("retention", ...)`)
+        so that one daemon does it.
+        """
+        total = 0
+        while True:
+            deleted = self._purge_fires(older_than, batch)
+            total += deleted
+            if deleted < batch:
+                break
+        while self._purge_loose_events(older_than, batch * 10) == batch * 10:
+            pass
+        with self._write() as conn:
+            conn.execute(sa.delete(daemon_t).where(daemon_t.c.heartbeat_at < older_than))
+        return total
+
+    def _purge_fires(self, older_than: datetime, batch: int) -> int:
+        open_items = (
+            sa.select(item_t.c.id).where(item_t.c.fire_id == fire_t.c.id).where(item_t.c.status.in_(_OPEN_ITEM_STATUSES))
+        )
+        open_attempts = (
+            sa.select(attempt_t.c.id)
+            .where(attempt_t.c.fire_id == fire_t.c.id)
+            .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+        )
+        query = (
+            sa.select(fire_t.c.id)
+            .where(fire_t.c.status.in_(sorted(FINAL_FIRE_STATUSES)))
+            .where(fire_t.c.finished_at < older_than)
+            .where(~sa.exists(open_items), ~sa.exists(open_attempts))
+            .order_by(fire_t.c.finished_at, fire_t.c.id)
+            .limit(batch)
+        )
+        with self._write() as conn:
+            ids = list(conn.execute(self._lock(query, skip_locked=True, of=fire_t)).scalars())
+            if ids:
+                conn.execute(sa.delete(event_t).where(event_t.c.fire_id.in_(ids)))
+                conn.execute(sa.delete(attempt_t).where(attempt_t.c.fire_id.in_(ids)))
+                conn.execute(sa.delete(item_t).where(item_t.c.fire_id.in_(ids)))
+                conn.execute(sa.delete(fire_t).where(fire_t.c.id.in_(ids)))
+        return len(ids)
+
+    def _purge_loose_events(self, older_than: datetime, batch: int) -> int:
+        """Events of no fire (job changes, unknown runs) older than `older_than`, `batch` at a time."""
+        with self._write() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(event_t.c.id)
+                    .where(event_t.c.at < older_than)
+                    .where(event_t.c.fire_id.is_(None))
+                    .order_by(event_t.c.at)
+                    .limit(batch)
+                ).scalars()
+            )
+            if ids:
+                conn.execute(sa.delete(event_t).where(event_t.c.id.in_(ids)))
+        return len(ids)
+
     # -- daemons and leases ----------------------------------------------------------------------------
 
     def register_daemon(self, daemon_id: str, host: str, pid: int, now: datetime) -> None:
@@ -1055,6 +1176,11 @@ class Store(StoreQueries):
                 .where(daemon_t.c.id == daemon_id)
                 .values(heartbeat_at=now, health=dict(health), stopped_at=now if stopped else None)
             )
+
+    def release_leases(self, holder: str) -> None:
+        """Give up every lease `holder` has (a daemon stopping cleanly), so others take over at once."""
+        with self._write() as conn:
+            conn.execute(sa.delete(lease_t).where(lease_t.c.holder == holder))
 
     def try_lease(self, name: str, holder: str, now: datetime, duration: timedelta) -> bool:
         """Take or renew a named lease; True when `holder` holds it until now + duration."""
@@ -1100,6 +1226,14 @@ class Store(StoreQueries):
 
 
 _TABLES = [job_t, fire_t, item_t, attempt_t, event_t, daemon_t, lease_t]
+_OPEN_ITEM_STATUSES = ("pending", "running")
+#: Most ids in one IN list (PostgreSQL takes at most 65,535 parameters per statement).
+_CHUNK = 10_000
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
 
 # Non-final run statuses in the order a run moves through them; news never moves an attempt backwards.
 _PROGRESS = {"creating": 0, "scheduling": 1, "running": 2, "running_checks": 3}

@@ -68,7 +68,8 @@ class FireRow(SQLModel, table=True):
 class ItemRow(SQLModel, table=True):
     __tablename__ = "item"
     __table_args__ = (
-        sa.Index("ix_item_fire", "fire_id"),
+        # Per fire: its items, and whether any is still open (`Store._settle_fires`, retention).
+        sa.Index("ix_item_fire_status", "fire_id", "status"),
         sa.Index("ix_item_due", "status", "next_attempt_at"),
         sa.Index("ix_item_job_status", "job_name", "status"),
     )

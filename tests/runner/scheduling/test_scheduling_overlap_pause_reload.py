@@ -8,6 +8,7 @@ from datetime import timedelta
 from sched_helpers import WORKFLOW_ID, Harness, utc
 
 from cyberdesk_runner.catalog import JobCatalog
+from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import Assignment, DispatchView
 
 TEN = {"cron": "*/10 * * * *"}
@@ -116,6 +117,22 @@ def test_paused_slots_are_recorded_as_skipped_across_a_restart_and_resume_does_n
     assert harness.store.set_paused("ten", False, harness.clock.now())
     harness.run_until(utc(2026, 6, 1, 12, 40, 1))
     assert harness.started("ten") == [utc(2026, 6, 1, 12, 40)]
+
+
+def test_pause_survives_a_restart_with_the_store_reopened(harness: Harness, store_url: str) -> None:
+    _start(harness)
+    harness.store.set_paused("ten", True, harness.clock.now())
+    harness.store.close()
+    store = Store(store_url)
+    try:
+        restarted = Harness(store, harness.folder, harness.clock)
+        restarted.reload()
+        state = store.job("ten")
+        assert state is not None and state.paused
+        restarted.run_until(utc(2026, 6, 1, 12, 10, 1))
+        assert [(f.status, f.skip_reason) for f in restarted.fires("ten")] == [("skipped", "job paused")]
+    finally:
+        store.close()
 
 
 def test_pause_seen_within_one_tick(harness: Harness) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sched_helpers import WORKFLOW_NAME, Harness, utc
 
+from cyberdesk_runner.catalog import ActiveJob
+from cyberdesk_runner.scheduling import Schedule
 from cyberdesk_runner.store.records import Transition
 
 
@@ -226,3 +229,41 @@ def test_store_watermark_only_moves_forward(harness: Harness) -> None:
     harness.store.set_last_slots({"w": utc(2026, 6, 1)})
     state = harness.store.job("w")
     assert state is not None and state.last_slot_at == utc(2026, 6, 2)
+
+
+def test_an_items_file_that_breaks_after_loading_fails_the_fire(harness: Harness) -> None:
+    data = harness.folder / "items.csv"
+    data.write_text("claim\nA-1\nA-2\n")
+    harness.add_job("csv", {"cron": "0 6 * * *"}, items_from="items.csv")
+    harness.clock.set(utc(2026, 6, 1, 5, 0))
+    harness.tick()
+    harness.run_until(utc(2026, 6, 1, 6, 0, 1))
+    assert [f.items_total for f in harness.fires("csv")] == [2]
+    data.unlink()  # read anew at every fire
+    harness.run_until(utc(2026, 6, 2, 6, 0, 1))
+    failed = harness.fires("csv")[-1]
+    assert failed.status == "failed" and failed.scheduled_for == utc(2026, 6, 2, 6)
+    assert failed.error is not None and "file not found" in failed.error and "items.csv" in failed.error
+
+
+def test_a_failure_in_one_job_does_not_stop_the_others(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    harness.add_job("good", {"cron": "0 6 * * *"})
+    harness.add_job("bad", {"cron": "0 6 * * *"})
+    harness.clock.set(utc(2026, 6, 1, 5, 0))
+    harness.tick()
+    original = harness.scheduler._schedule
+
+    def broken(job: ActiveJob) -> Schedule:
+        if job.name == "bad":
+            raise RuntimeError("boom")
+        return original(job)
+
+    monkeypatch.setattr(harness.scheduler, "_schedule", broken)
+    harness.clock.set(utc(2026, 6, 1, 6, 0, 1))
+    harness.tick()
+    assert harness.started("good") == [utc(2026, 6, 1, 6)]
+    assert harness.fires("bad") == []  # not lost: not considered yet
+    monkeypatch.undo()
+    harness.clock.set(utc(2026, 6, 1, 6, 0, 5))
+    harness.tick()
+    assert harness.started("bad") == [utc(2026, 6, 1, 6)]

@@ -1,0 +1,114 @@
+"""The daemon's `GET /healthz` and `GET /metrics` (the Starlette app of `server.build_app`, called through httpx's
+ASGI transport), with the counters a real daemon run produced checked against its store; and the live
+daemon's real endpoint."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import httpx
+from conftest import HistoryRun, LiveDaemon
+from prometheus_client.parser import text_string_to_metric_families
+
+from cyberdesk.webhooks import generate_secret, sign
+from cyberdesk_runner.metrics import Metrics
+from cyberdesk_runner.server import build_app
+from cyberdesk_runner.store.views import AttemptQuery
+from cyberdesk_runner.tracking.webhooks import WebhookReceiver
+
+
+async def _get(app: Any, path: str, **kwargs: Any) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://runner.test") as client:
+        return await client.request(kwargs.pop("method", "GET"), path, **kwargs)
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_healthz_is_200_while_alive_and_503_otherwise() -> None:
+    state = {"alive": True}
+    app = build_app(metrics=Metrics(), health=lambda: (state["alive"], {"stale_loops": []}), webhook=None,
+                    webhook_path="/webhooks/cyberdesk")
+    ok = await _get(app, "/healthz")
+    assert ok.status_code == 200 and ok.json() == {"stale_loops": []}
+    state["alive"] = False
+    assert (await _get(app, "/healthz")).status_code == 503
+    # No webhook receiver configured: no webhook route.
+    assert (await _get(app, "/webhooks/cyberdesk", method="POST", content=b"{}")).status_code == 404
+
+
+async def test_stopped_daemon_health_is_503_with_its_details(history_run: HistoryRun) -> None:
+    daemon = history_run.daemon
+    assert daemon.runtime is not None
+    app = build_app(metrics=daemon.runtime.metrics, health=daemon._health, webhook=None, webhook_path="/x")
+    response = await _get(app, "/healthz")
+    assert response.status_code == 503  # it has stopped
+    details = response.json()
+    assert details["daemon"] == daemon.id and details["api_ok"] is True
+    assert set(details["loops"]) >= {"dispatch", "poll", "reap", "heartbeat", "jobs", "fleet", "schedule"}
+
+
+async def test_metrics_count_what_the_daemon_did(history_run: HistoryRun) -> None:
+    daemon = history_run.daemon
+    assert daemon.runtime is not None
+    app = build_app(metrics=daemon.runtime.metrics, health=daemon._health, webhook=None, webhook_path="/x")
+    response = await _get(app, "/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    samples = _samples(response.text)
+
+    store = history_run.env.store()
+    try:
+        attempts = store.attempt_views(AttemptQuery(limit=100_000))
+        fires = store.fire_views(limit=100)
+        items = [i for f in fires for i in store.item_views(f.id)]
+    finally:
+        store.close()
+    created = Counter(a.job_name for a in attempts if a.run_id)
+    finished = Counter((a.job_name, a.status) for a in attempts)
+    retries = Counter()  # type: Counter[str]
+    for item in items:
+        retries[item.job_name] += max(item.attempts - 1, 0)
+
+    for job, count in created.items():
+        assert samples[("cyberdesk_runner_runs_created_total", (("job", job),))] == count
+    for (job, status), count in finished.items():
+        assert samples[("cyberdesk_runner_runs_finished_total", (("job", job), ("status", status)))] == count
+    for job, count in retries.items():
+        if count:
+            assert samples[("cyberdesk_runner_retries_total", (("job", job),))] == count
+    assert samples[("cyberdesk_runner_webhook_deliveries_total", (("result", "accepted"),))] > 0
+    assert ("cyberdesk_runner_poll_requests_total", ()) in samples
+    assert samples[("cyberdesk_runner_dispatch_lag_seconds_count", ())] > 0
+    assert samples[("cyberdesk_runner_items_pending", ())] == 0
+    assert samples[("cyberdesk_runner_runs_in_flight", ())] == 0
+
+
+async def test_webhook_deliveries_accepted_and_rejected_are_counted() -> None:
+    metrics = Metrics()
+    secret = generate_secret()
+    # A downed_machines event is verified and counted without touching the store, so no sink is needed.
+    receiver = WebhookReceiver(secret=secret, sink=None, metrics=metrics)  # type: ignore[arg-type]
+    app = build_app(metrics=metrics, health=lambda: (True, {}), webhook=receiver, webhook_path="/hook")
+    body = json.dumps({"event_type": "downed_machines", "organization_id": "org_1", "machines": []}).encode()
+    good = await _get(app, "/hook", method="POST", content=body, headers=sign(body, secret))
+    forged = await _get(app, "/hook", method="POST", content=body, headers=sign(body, generate_secret()))
+    assert (good.status_code, forged.status_code) == (200, 400)
+    samples = _samples((await _get(app, "/metrics")).text)
+    assert samples[("cyberdesk_runner_webhook_deliveries_total", (("result", "accepted"),))] == 1
+    assert samples[("cyberdesk_runner_webhook_deliveries_total", (("result", "rejected"),))] == 1
+
+
+def test_the_running_daemon_serves_healthz_and_metrics(live: LiveDaemon) -> None:
+    assert live.daemon.webhook_url is not None
+    base = live.daemon.webhook_url.rsplit("/webhooks/", 1)[0]
+    health = httpx.get(f"{base}/healthz", timeout=5)
+    assert health.status_code == 200 and health.json()["daemon"] == live.daemon.id
+    metrics = httpx.get(f"{base}/metrics", timeout=5)
+    assert metrics.status_code == 200 and "cyberdesk_runner_runs_in_flight" in metrics.text

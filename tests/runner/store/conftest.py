@@ -1,0 +1,122 @@
+"""One parametrized store fixture for the Store contract: every test runs on SQLite and on PostgreSQL.
+
+PostgreSQL is the server on 127.0.0.1:5432 (database `test`, trust auth; `.ci/run` starts it). These tests never
+skip: an unreachable server fails them, loudly. Isolation: one schema per test session (search_path in the URL),
+upgraded once and emptied before each test; migration tests make fresh schemas of their own (`pg_schema`).
+SQLite: a copy of a store upgraded once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from cyberdesk_runner.store import Store
+
+PG_URL = os.environ.get("CYBERDESK_RUNNER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+_TABLES = "job, fire, item, attempt, event, daemon, lease"
+
+
+def pg_url_for(schema: str) -> str:
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[sa.Engine]:
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except OperationalError as exc:
+        engine.dispose()
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_URL} ({exc.orig}); the store tests need it: start it "
+            "(.ci/run does) or point CYBERDESK_RUNNER_TEST_PG at one",
+            pytrace=False,
+        )
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_schema(pg_admin: sa.Engine) -> Iterator[Callable[[], str]]:
+    """A factory of fresh, empty PostgreSQL schemas (as store URLs), dropped after the test."""
+    made: list[str] = []
+
+    def make() -> str:
+        schema = f"store_{secrets.token_hex(6)}"
+        with pg_admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        made.append(schema)
+        return pg_url_for(schema)
+
+    yield make
+    with pg_admin.begin() as conn:
+        for schema in made:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture(scope="session")
+def _pg_session_url(pg_admin: sa.Engine) -> Iterator[str]:
+    schema = f"store_{secrets.token_hex(6)}"
+    with pg_admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    store = Store(pg_url_for(schema))
+    store.upgrade()
+    store.close()
+    yield pg_url_for(schema)
+    with pg_admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "store.sqlite"
+    store = Store(f"sqlite:///{path}")
+    store.upgrade()
+    store.close()
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store at the newest schema revision, as a URL."""
+    if request.param == "sqlite":
+        path = tmp_path / "store.sqlite"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("_pg_session_url")
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"TRUNCATE {_TABLES} RESTART IDENTITY"))
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def open_store(store_url: str) -> Iterator[Callable[[], Store]]:
+    """Opens more stores on the same database: each one is another daemon (its own owner id and pool)."""
+    opened: list[Store] = []
+
+    def make() -> Store:
+        store = Store(store_url)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_store: Callable[[], Store]) -> Store:
+    return open_store()

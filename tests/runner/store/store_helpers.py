@@ -1,0 +1,131 @@
+"""Building blocks of the store tests: jobs, fires, a desktop chooser, outcome policies, observations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from datetime import UTC, datetime, timedelta
+
+from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.records import (
+    Assignment,
+    AttemptRef,
+    Cancel,
+    DispatchView,
+    Fail,
+    FinishedAttempt,
+    ItemOutcome,
+    JobDefinition,
+    NewFire,
+    NewItem,
+    Retry,
+    RunObservation,
+    Succeed,
+)
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+DESKTOPS = [f"m-{n:02d}" for n in range(1, 9)]
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def job(name: str, definition_hash: str = "h1") -> JobDefinition:
+    return JobDefinition(name, definition_hash, {"name": name}, f"/jobs/{name}.yaml")
+
+
+def add_jobs(store: Store, *names: str) -> None:
+    store.sync_jobs([job(n) for n in names], T0)
+
+
+def items(n: int, *, pinned: Sequence[str] | None = None) -> list[NewItem]:
+    if pinned is not None:
+        return [NewItem({"n": i}, machine_id=pinned[i % len(pinned)]) for i in range(n)]
+    return [NewItem({"n": i}) for i in range(n)]
+
+
+def manual_fire(store: Store, job_name: str, n: int, now: datetime = T0, **fire: Any) -> str:
+    fire_id = store.insert_fire(NewFire(job_name, "manual", None, **fire), items(n), now)
+    assert fire_id is not None
+    return fire_id
+
+
+def scheduled(job_name: str, slot: datetime) -> NewFire:
+    return NewFire(job_name, "scheduled", slot)
+
+
+class Chooser:
+    """What a dispatcher decides: free desktops from `desktops`, at most `concurrency[job]` runs per job."""
+
+    def __init__(
+        self,
+        desktops: Sequence[str] = DESKTOPS,
+        *,
+        concurrency: Mapping[str, int] | None = None,
+        now: datetime = T0,
+        timeout: timedelta = timedelta(minutes=30),
+        at_most: int | None = None,
+    ) -> None:
+        self.desktops = list(desktops)
+        self.concurrency = dict(concurrency or {})
+        self.now = now
+        self.timeout = timeout
+        self.at_most = at_most
+        self.views: list[DispatchView] = []
+
+    def __call__(self, view: DispatchView) -> list[Assignment]:
+        self.views.append(view)
+        busy = set(view.busy_desktops)
+        active = dict(view.active_by_job)
+        chosen: list[Assignment] = []
+        for item in view.due:
+            if self.at_most is not None and len(chosen) >= self.at_most:
+                break
+            if active.get(item.job_name, 0) >= self.concurrency.get(item.job_name, 1_000_000):
+                continue
+            if item.machine_id is not None:
+                if item.machine_id in busy:
+                    continue
+                desktop = item.machine_id
+            else:
+                free = [d for d in self.desktops if d not in busy]
+                if not free:
+                    continue
+                desktop = free[0]
+            busy.add(desktop)
+            active[item.job_name] = active.get(item.job_name, 0) + 1
+            chosen.append(Assignment(item.id, "wf-1", desktop, f"desk {desktop}", self.now + self.timeout))
+        return chosen
+
+
+def policy(*, max_attempts: int = 1, retry_at: datetime = at(60)) -> Callable[[FinishedAttempt], ItemOutcome]:
+    """An outcome policy: success succeeds, cancel cancels, failures retry until `max_attempts`."""
+
+    def decide(attempt: FinishedAttempt) -> ItemOutcome:
+        if attempt.status == "success":
+            return Succeed()
+        if attempt.item_cancel_requested or attempt.status == "cancelled":
+            return Cancel("cancelled")
+        if attempt.number < max_attempts:
+            return Retry(retry_at)
+        return Fail(f"{attempt.status} (attempt {attempt.number})")
+
+    return decide
+
+
+def run(run_id: str, status: str, source: str = "webhook") -> RunObservation:
+    return RunObservation(run_id, status, source=source)
+
+
+def created(refs: Sequence[AttemptRef], status: str = "scheduling") -> list[tuple[str, RunObservation]]:
+    """The answers of create calls for `refs`: run ids derived from the attempt ids."""
+    return [(ref.id, RunObservation(f"run-{ref.id}", status, source="create")) for ref in refs]
+
+
+def dispatch_and_create(store: Store, now: datetime = T0, **chooser: Any) -> list[str]:
+    """Dispatch everything due and record the runs as created; returns the run ids."""
+    refs = store.dispatch(now, Chooser(now=now, **chooser), lease=LEASE)
+    store.record_created(created(refs), now, policy())
+    return [f"run-{ref.id}" for ref in refs]

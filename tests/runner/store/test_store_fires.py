@@ -1,0 +1,115 @@
+"""Fires: one per (job, scheduled time) across daemons, inserted with their items in one transaction; manual
+fires requested by the CLI and planned by exactly one daemon."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from store_helpers import T0, add_jobs, at, items, scheduled
+
+from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.records import NewFire, NewItem
+
+
+def test_a_scheduled_slot_is_recorded_once_with_its_items(store: Store) -> None:
+    add_jobs(store, "a")
+    first = store.insert_fire(scheduled("a", at(60)), items(3), T0)
+    assert first is not None
+    assert store.insert_fire(scheduled("a", at(60)), items(5), at(1)) is None
+    assert store.insert_fire(NewFire("a", "catchup", at(60)), items(5), at(2)) is None  # same slot, other trigger
+    assert store.work_counts().pending_items == 3
+    fires = store.job_fires("a")
+    assert [(f.id, f.status, f.items_total) for f in fires] == [(first, "running", 3)]
+
+
+def test_skipped_and_failed_slots_take_the_slot_too(store: Store) -> None:
+    add_jobs(store, "a")
+    assert store.record_skipped_fire(scheduled("a", at(60)), "paused", T0) is not None
+    assert store.insert_fire(scheduled("a", at(60)), items(2), T0) is None
+    assert store.insert_failed_fire(scheduled("a", at(120)), "no desktop", T0) is not None
+    assert store.record_skipped_fire(scheduled("a", at(120)), "paused", T0) is None
+    assert store.work_counts().pending_items == 0
+    assert [f.status for f in store.job_fires("a")] == ["skipped", "failed"]
+
+
+def test_slots_differ_by_job_and_time_and_manual_fires_never_collide(store: Store) -> None:
+    add_jobs(store, "a", "b")
+    assert store.insert_fire(scheduled("a", at(60)), items(1), T0)
+    assert store.insert_fire(scheduled("b", at(60)), items(1), T0)
+    assert store.insert_fire(scheduled("a", at(61)), items(1), T0)
+    assert store.insert_fire(NewFire("a", "manual", None), items(1), T0)
+    assert store.insert_fire(NewFire("a", "manual", None), items(1), T0)
+    assert store.work_counts().pending_items == 5
+
+
+def test_a_fire_without_items_is_finished_at_once(store: Store) -> None:
+    add_jobs(store, "a")
+    fire_id = store.insert_fire(scheduled("a", at(60)), [], T0)
+    assert [(f.id, f.status) for f in store.job_fires("a")] == [(fire_id, "succeeded")]
+
+
+def test_daemons_racing_for_one_slot_record_it_once(open_store: Callable[[], Store]) -> None:
+    stores = [open_store() for _ in range(4)]
+    add_jobs(stores[0], "a")
+    for slot in range(5):
+        barrier = threading.Barrier(len(stores))
+        winners: list[str] = []
+
+        def fire(store: Store, slot: int = slot) -> None:
+            barrier.wait()
+            fire_id = store.insert_fire(scheduled("a", at(60 * slot)), items(10), T0)
+            if fire_id is not None:
+                winners.append(fire_id)
+
+        threads = [threading.Thread(target=fire, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(winners) == 1
+    assert len(stores[0].job_fires("a")) == 5
+    assert stores[0].work_counts().pending_items == 50  # no orphan items from the losers
+
+
+def test_requested_fire_is_planned_once(open_store: Callable[[], Store]) -> None:
+    one, two = open_store(), open_store()
+    add_jobs(one, "a")
+    fire_id = one.request_fire(NewFire("a", "manual", None, input_overrides={"x": 1}), T0)
+    requests = two.requested_fires()
+    assert [(r.id, r.job_name, r.trigger, r.input_overrides) for r in requests] == [(fire_id, "a", "manual", {"x": 1})]
+    assert one.work_counts().requested_fires == 1
+
+    assert two.plan_fire(fire_id, [NewItem({"n": 1}), NewItem({"n": 2})], at(1), priority=True)
+    assert one.plan_fire(fire_id, [NewItem({"n": 3})], at(1)) is False  # the other daemon won
+    assert one.requested_fires() == []
+    counts = one.work_counts()
+    assert (counts.requested_fires, counts.pending_items) == (0, 2)
+
+
+def test_planning_a_fire_with_no_items_finishes_it(store: Store) -> None:
+    add_jobs(store, "a")
+    fire_id = store.request_fire(NewFire("a", "manual", None), T0)
+    assert store.plan_fire(fire_id, [], at(1))
+    assert store.job_fires("a")[0].status == "succeeded"
+
+
+def test_fail_fire_only_fails_a_fire_still_requested(store: Store) -> None:
+    add_jobs(store, "a")
+    planned = store.request_fire(NewFire("a", "manual", None), T0)
+    assert store.plan_fire(planned, items(1), T0)
+    store.fail_fire(planned, "too late: another daemon planned it", at(1))
+    failing = store.request_fire(NewFire("a", "manual", None), T0)
+    store.fail_fire(failing, "no desktop", at(1))
+    by_id = {f.id: f for f in store.job_fires("a")}
+    assert by_id[planned].status == "running"
+    assert (by_id[failing].status, by_id[failing].error) == ("failed", "no desktop")
+    assert store.plan_fire(failing, items(1), at(2)) is False
+
+
+def test_work_in_flight_lists_open_fires(store: Store) -> None:
+    add_jobs(store, "a")
+    running = store.insert_fire(scheduled("a", at(0)), items(1), T0)
+    requested = store.request_fire(NewFire("a", "manual", None), T0)
+    store.insert_fire(scheduled("a", at(60)), [], T0)  # finished at once
+    assert sorted(store.job_has_work_in_flight("a")) == sorted([running, requested])
