@@ -104,3 +104,31 @@ def test_sigkill_between_create_and_record_then_restart_creates_no_second_run(tm
         engine.dispose()
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_daemon_within_seconds_and_a_restart_finishes_the_work(tmp_path: Path) -> None:
+    emulator = Emulator(speed=10, run_duration="30-30", seed=4)  # runs take 3s: some are in flight at SIGTERM
+    server = EmulatorServer(emulator).start()
+    try:
+        config = _write_config(tmp_path, server, emulator)
+        with (tmp_path / "daemon.log").open("w") as daemon_log:
+            daemon = subprocess.Popen(_cli("run", "--once", "claims", "--config", str(config)), cwd=tmp_path,
+                                      stdout=subprocess.DEVNULL, stderr=daemon_log)
+            deadline = time.monotonic() + 30
+            while emulator.stats_snapshot()["runs"]["created"] < 3:
+                assert time.monotonic() < deadline and daemon.poll() is None
+                time.sleep(0.02)
+            stopped_at = time.monotonic()
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=10)
+        assert time.monotonic() - stopped_at < 5, "the daemon took too long to stop"
+        assert "daemon_stopping" in (tmp_path / "daemon.log").read_text()
+
+        restarted = subprocess.run(_cli("run", "--until-idle", "--config", str(config)), cwd=tmp_path,
+                                   capture_output=True, text=True, timeout=120)
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        assert sorted(r.input_values["claim_id"] for r in emulator.world.runs.values()) == ["K-1", "K-2", "K-3"]
+        assert {r.status for r in emulator.world.runs.values()} == {"success"}
+    finally:
+        server.stop()

@@ -195,3 +195,9 @@ def test_wildcard_and_fixed_classification() -> None:
 
     assert fixed("30 2 * * *") and fixed("0 1-3 * * *") and fixed("0 0 6 * * *")
     assert not fixed("0 * * * *") and not fixed("*/15 * * * *") and not fixed("* 30 2 * * *") and not fixed("@hourly")
+
+
+def test_every_second_through_a_fall_back_is_every_real_second() -> None:
+    s = schedule({"cron": "* * * * * *", "timezone": "America/New_York"})
+    seconds = instants(s, utc(2026, 11, 1, 5), utc(2026, 11, 1, 7))
+    assert seconds == [utc(2026, 11, 1, 5) + timedelta(seconds=i) for i in range(1, 7201)]

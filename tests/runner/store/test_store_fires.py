@@ -49,25 +49,29 @@ def test_a_fire_without_items_is_finished_at_once(store: Store) -> None:
     assert [(f.id, f.status) for f in store.job_fires("a")] == [(fire_id, "succeeded")]
 
 
+def _race(stores: list[Store], slot: int) -> list[str]:
+    barrier = threading.Barrier(len(stores))
+    winners: list[str] = []
+
+    def fire(store: Store) -> None:
+        barrier.wait()
+        fire_id = store.insert_fire(scheduled("a", at(60 * slot)), items(10), T0)
+        if fire_id is not None:
+            winners.append(fire_id)
+
+    threads = [threading.Thread(target=fire, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return winners
+
+
 def test_daemons_racing_for_one_slot_record_it_once(open_store: Callable[[], Store]) -> None:
     stores = [open_store() for _ in range(4)]
     add_jobs(stores[0], "a")
     for slot in range(5):
-        barrier = threading.Barrier(len(stores))
-        winners: list[str] = []
-
-        def fire(store: Store, slot: int = slot) -> None:
-            barrier.wait()
-            fire_id = store.insert_fire(scheduled("a", at(60 * slot)), items(10), T0)
-            if fire_id is not None:
-                winners.append(fire_id)
-
-        threads = [threading.Thread(target=fire, args=(s,)) for s in stores]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert len(winners) == 1
+        assert len(_race(stores, slot)) == 1
     assert len(stores[0].job_fires("a")) == 5
     assert stores[0].work_counts().pending_items == 50  # no orphan items from the losers
 
