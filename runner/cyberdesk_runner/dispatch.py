@@ -76,15 +76,22 @@ class Dispatcher:
         self._rng = rng or random.Random()
         #: When each desktop last got work from us, to spread items evenly over a target's desktops.
         self._last_used: dict[str, datetime] = {}
+        #: Items pinned to a desktop that has been gone for longer than the job's timeout -> why.
+        self._stranded: dict[str, str] = {}
 
     async def dispatch_once(self) -> int:
         """Start attempts for due items; returns how many create calls were made."""
         now = self._clock.now()
+        self._stranded = {}
         refs = await asyncio.to_thread(
             self._store.dispatch, now, self._choose, limit=self._batch_size, lease=self._lease
         )
         if refs:
             await self._create_all(refs, now)
+        if self._stranded:
+            for reason, item_ids in _group(self._stranded).items():
+                transitions = await asyncio.to_thread(self._store.fail_pending_items, item_ids, reason, now)
+                self._on_transitions(transitions)
         return len(refs)
 
     async def settle_once(self) -> int:
@@ -114,7 +121,16 @@ class Dispatcher:
                 continue
             if item.machine_id is not None:
                 desktop = fleet.get(item.machine_id)
-                if desktop is None or not desktop.connected or desktop.id in busy:
+                if desktop is None or not desktop.connected:
+                    # Waiting for its own desktop to come back, but not for ever: a job's timeout bounds it.
+                    if item.due_since is not None and now - item.due_since > spec.timeout:
+                        state = "no longer exists" if desktop is None else "is disconnected"
+                        self._stranded[item.id] = (
+                            f"its desktop {desktop.label if desktop else item.machine_id} {state} "
+                            f"(waited longer than the job's timeout)"
+                        )
+                    continue
+                if desktop.id in busy:
                     continue
             else:
                 if job.name not in candidates:
@@ -165,6 +181,13 @@ class Dispatcher:
         else:
             self._metrics.api_errors.labels("runs.create").inc()
             results.unknown.append((ref, _describe(response.error)))
+
+
+def _group(reasons: dict[str, str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for item_id, reason in reasons.items():
+        grouped.setdefault(reason, []).append(item_id)
+    return grouped
 
 
 def _run_create(ref: AttemptRef, sensitive: dict[str, str]) -> RunCreate:

@@ -77,6 +77,8 @@ class DueItem:
     machine_id: str | None
     attempts: int
     priority: bool
+    #: Since when the item has been due (created, or its retry's backoff ended).
+    due_since: datetime | None = None
 
 
 @attrs.frozen

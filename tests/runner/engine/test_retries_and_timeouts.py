@@ -137,3 +137,30 @@ async def test_a_disconnected_desktop_gets_no_new_work_and_its_interrupted_run_i
         later = [r for r in h.emulator_runs() if r.created_at > first.created_at]
         assert later and all(h.emulator.world.machines[r.machine_id].name != lost for r in later)
         assert sorted(i["status"] for i in h.rows("item")) == ["succeeded"] * 3
+
+
+async def test_an_item_pinned_to_a_desktop_that_stays_gone_fails_after_the_job_timeout(tmp_path: Path) -> None:
+    job = """
+        name: each
+        workflow: Flaky
+        target: {match: {site: boston}}
+        fan_out: machines
+        inputs: {task: check}
+        timeout: 5m
+        retry: {max_attempts: 3, backoff: 5s}
+    """
+    async with Harness(tmp_path, {"each": job}, fixture=three_desks(run_duration="60-60")) as h:
+        await h.trigger("each")
+        await h.cycle()
+        assert len(h.emulator_runs()) == 3
+        await h.advance(10)
+        h.emulator.disconnect("desk-2")
+        await h.runtime.refresh_fleet()
+        await h.run_until_idle(step=30)
+        items = {i["machine_name"]: i for i in h.rows("item")}
+        assert items["desk-1"]["status"] == items["desk-3"]["status"] == "succeeded"
+        assert items["desk-2"]["status"] == "failed"
+        reason = next(e["data"]["reason"] for e in h.rows("event") if e["kind"] == "item_failed")
+        assert reason.startswith("its desktop desk-2 is disconnected")
+        # It never ran anywhere else: it belongs to desk-2.
+        assert [h.emulator.world.machines[r.machine_id].name for r in h.emulator_runs()].count("desk-2") == 1
