@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +57,7 @@ class Dispatcher:
         metrics: Metrics,
         outcome: Callable[[datetime], Callable[[FinishedAttempt], ItemOutcome]],
         on_transitions: Callable[[Sequence[Transition]], None],
+        runs_recorded: Callable[[Sequence[str]], Awaitable[None]] | None = None,
         max_in_flight_requests: int = 32,
         lease: timedelta = timedelta(seconds=30),
         batch_size: int = 200,
@@ -70,6 +71,7 @@ class Dispatcher:
         self._metrics = metrics
         self._outcome = outcome
         self._on_transitions = on_transitions
+        self._runs_recorded = runs_recorded
         self._requests = asyncio.Semaphore(max_in_flight_requests)
         self._lease = lease
         self._batch_size = batch_size
@@ -155,6 +157,8 @@ class Dispatcher:
         policy = self._outcome(done)
         if results.created:
             transitions += await asyncio.to_thread(self._store.record_created, results.created, done, policy)
+            if self._runs_recorded is not None:
+                await self._runs_recorded([run.run_id for _, run in results.created])
         if results.rejected:
             transitions += await asyncio.to_thread(self._store.apply_verdicts, results.rejected, done, policy)
         for ref, error in results.unknown:

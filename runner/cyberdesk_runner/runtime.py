@@ -64,7 +64,7 @@ class Runtime:
         self.dispatcher = Dispatcher(
             store=store, client=client, catalog=catalog, fleet=lambda: self.fleet, clock=clock,
             metrics=self.metrics, outcome=self.policy, on_transitions=self.on_transitions,
-            max_in_flight_requests=max_in_flight_requests, lease=lease, rng=self.rng,
+            runs_recorded=self.sink.runs_recorded, max_in_flight_requests=max_in_flight_requests, lease=lease, rng=self.rng,
         )
         self.poller = Poller(store=store, client=client, sink=self.sink, clock=clock, metrics=self.metrics)
         self.reaper = Reaper(store=store, client=client, sink=self.sink, clock=clock, outcome=self.policy,

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import FinishedAttempt, ItemOutcome, RunObservation, Transition
+
+
+_EARLY_NEWS_KEPT = 10_000
 
 
 class ObservationSink:
@@ -27,6 +31,9 @@ class ObservationSink:
         self._on_transitions = on_transitions
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[RunObservation, asyncio.Future[None]]] = asyncio.Queue()
+        #: News about runs we did not know yet. A fast run's webhook can arrive before its create call's answer
+        #: is recorded; it is kept here and applied once the run is known (polling would catch it later anyway).
+        self._early: OrderedDict[str, RunObservation] = OrderedDict()
 
     async def record(self, observations: Sequence[RunObservation]) -> None:
         """Record observations; returns once they are committed to the store."""
@@ -62,4 +69,16 @@ class ObservationSink:
         transitions = await asyncio.to_thread(
             self._store.apply_observations, observations, now, self._outcome(now)
         )
+        by_run = {o.run_id: o for o in observations}
+        for t in transitions:
+            if t.kind == "unknown_run" and t.run_id in by_run:
+                self._early[t.run_id] = by_run[t.run_id]
+                while len(self._early) > _EARLY_NEWS_KEPT:
+                    self._early.popitem(last=False)
         self._on_transitions(transitions)
+
+    async def runs_recorded(self, run_ids: Sequence[str]) -> None:
+        """Runs just became known (their create calls were recorded): apply any news that came first."""
+        early = [self._early.pop(run_id) for run_id in run_ids if run_id in self._early]
+        if early:
+            await self.record(early)
