@@ -49,7 +49,6 @@ DEFAULT_GRACE = timedelta(seconds=15)
 MAX_SLOTS_PER_TICK = 100
 
 Catchup = Literal["none", "latest", "all"]
-Overlap = Literal["forbid", "allow", "replace"]
 
 
 @attrs.frozen

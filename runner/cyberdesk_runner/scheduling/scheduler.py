@@ -126,17 +126,22 @@ class Scheduler:
                 hashes[job.name] = job.loaded.definition_hash
                 if due_at is not None and (wake is None or due_at < wake):
                     wake = due_at
+                self._report(tick)  # job by job, so the dispatcher can start on the first fires at once
         finally:
             # Jobs not reached (the store failed) keep their previous hash, so an edit to them is still seen.
             self._hashes = {job.name: hashes[job.name] for job in jobs if job.name in hashes}
             self._forget({job.name for job in jobs})
             self._last_now = tick.now
             try:
-                if tick.transitions:
-                    self._on_transitions(tick.transitions)
+                self._report(tick)
             finally:
                 self._store.set_last_slots(tick.marks)
         return wake
+
+    def _report(self, tick: _Tick) -> None:
+        if tick.transitions:
+            transitions, tick.transitions = tick.transitions, []
+            self._on_transitions(transitions)
 
     def _tick_or_wait(self, job: ActiveJob, state: JobState | None, tick: _Tick) -> datetime | None:
         if state is None:

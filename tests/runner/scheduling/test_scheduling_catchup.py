@@ -218,6 +218,9 @@ def test_two_schedulers_ticking_in_turn_never_double_fire(harness: Harness) -> N
         slots = harness.slots(job)
         assert len(slots) == len(set(slots)), job
         assert abs(len(harness.started(job)) - count) <= 1, job
+    fires = sum(len(harness.fires(job)) for job in ("a", "b", "c"))
+    assert harness.store.work_counts().pending_items == fires
+    assert len([t for t in harness.transitions if t.kind == "fire_started"]) == fires
 
 
 def test_two_daemons_ticking_at_the_same_time_never_double_fire(harness: Harness, store_url: str) -> None:
@@ -251,5 +254,8 @@ def test_two_daemons_ticking_at_the_same_time_never_double_fire(harness: Harness
             slots = harness.slots(name)
             assert slots == [utc(2026, 6, 1, 0, 0, 0) + timedelta(seconds=s) for s in range(2, 61, 2)], name
             assert set(by_status(harness.fires(name))) == {"running"}
+        # The losing daemon created no items and reported no fire: one item per fire, one report per fire.
+        assert harness.store.work_counts().pending_items == 4 * 30
+        assert len([t for t in harness.transitions if t.kind == "fire_started"]) == 4 * 30
     finally:
         other_store.close()

@@ -58,9 +58,9 @@ def run(app: typer.Typer, project: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+# A SQLite store that does not exist yet; with PostgreSQL the database always exists (covered below).
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_without_a_store_lists_the_files_and_creates_nothing(app: typer.Typer, project: Path, store_url: str) -> None:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("a PostgreSQL database exists; the no-tables case is covered below")
     code, stdout, stderr = run(app, project, "--json")
     assert code == 0, stderr
     listing = json.loads(stdout)
