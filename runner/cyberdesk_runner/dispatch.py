@@ -178,7 +178,6 @@ class Dispatcher:
         async with self._requests:
             response = await self._client.runs.create(body, idempotency_key=ref.idempotency_key)
         if response.data is not None:
-            self._metrics.runs_created.labels(ref.job_name).inc()
             results.created.append((ref.id, observation(response.data, "create")))
         elif response.error is not None and response.error.is_definite_failure:
             results.rejected.append(AttemptVerdict(ref.id, "rejected", [_describe(response.error)], "create"))

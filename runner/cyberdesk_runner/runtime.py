@@ -82,7 +82,9 @@ class Runtime:
             fields = {k: v for k, v in (("job", t.job_name), ("fire", t.fire_id), ("item", t.item_id),
                                        ("attempt", t.attempt_id), ("run", t.run_id)) if v}
             log.info(t.kind, **fields, **dict(t.data))
-            if t.kind.startswith("attempt_") and t.kind != "attempt_created":
+            if t.kind == "run_created":  # recorded once per run, even when a create call was repeated
+                self.metrics.runs_created.labels(t.job_name).inc()
+            elif t.kind.startswith("attempt_") and t.kind != "attempt_created":
                 self.metrics.runs_finished.labels(t.job_name, t.kind.removeprefix("attempt_")).inc()
             elif t.kind == "item_retry_scheduled":
                 self.metrics.retries.labels(t.job_name).inc()

@@ -16,14 +16,17 @@ from cyberdesk_runner.spec import JobFileError
 class ExitCode(enum.IntEnum):
     """Exit codes of every command (documented in the README)."""
 
+    #: Success; for `cancel`, `pause` and `resume` also when there was nothing left to change (idempotent).
     OK = 0
-    #: Work failed: an item finally failed, a fire did not succeed, a job file is invalid.
+    #: Work failed: an item finally failed, a fire did not succeed (`run --once`, `trigger --wait`,
+    #: `retry --wait`, also when --timeout ran out first), a job file is invalid; `status`: no daemon has a
+    #: fresh heartbeat; `retry`: nothing failed to retry.
     FAILED = 1
-    #: Bad usage: unknown option, bad argument value (Typer's own code).
+    #: Bad usage: unknown option, bad argument value (Typer's own code), a sensitive input given to --input.
     USAGE = 2
     #: The job, fire, item, attempt or run named does not exist.
     NOT_FOUND = 3
-    #: The config cannot be loaded or the store cannot be reached.
+    #: The config cannot be loaded, or the store cannot be reached or has not been created by a daemon yet.
     CONFIG = 4
 
 

@@ -36,13 +36,14 @@ def register(app: typer.Typer) -> None:
 
 
 def pause(job: JobArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Pause JOB: its scheduled fires are skipped (and recorded as such) until `resume`. Runs in flight go on,
-    and `trigger` still works."""
+    """Pause JOB's schedule: its slots are skipped (and recorded as skipped) until `resume`.
+
+    Runs in flight go on, and `trigger` still starts manual fires."""
     _set_paused(job, True, config, as_json)
 
 
 def resume(job: JobArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Resume JOB: its schedule fires again from the next slot (missed slots follow the job's `catchup`)."""
+    """Resume JOB's schedule from its next slot (slots missed meanwhile follow the job's `catchup`)."""
     _set_paused(job, False, config, as_json)
 
 
@@ -66,8 +67,10 @@ def cancel(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Cancel a fire (all its items), an item, or a run: pending work is cancelled at once, runs in flight are
-    flagged and the daemon cancels them in Cyberdesk."""
+    """Cancel a fire (all its items), an item, or a run (its item).
+
+    Pending items are cancelled at once; runs in flight are flagged, and the daemon cancels them in Cyberdesk
+    on its next round."""
     settings = config_or_exit(config)
     now = datetime.now(UTC)
     with open_store(settings) as store:
@@ -119,8 +122,10 @@ def retry(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run failed work again as a new fire (trigger `retry`): a failed item, or every failed item of a fire.
-    The new items keep the inputs and desktops of the old ones."""
+    """Run a failed item, or every failed item of a fire, again as a new fire (trigger `retry`).
+
+    The new items keep the inputs and desktops of the old ones. A fire that failed before it had items (its
+    planning failed) is planned again."""
     settings = config_or_exit(config)
     with open_store(settings) as store:
         target = require_ref(store, ref)
@@ -134,9 +139,10 @@ def retry(
             fail(f"nothing to retry: {what}", ExitCode.FAILED)
         view = store.fire_view(fire_id)
         assert view is not None
-        if not as_json:
-            out.print(f"fire {fire_id} retries {view.items_total or 'the planning of'} "
-                      f"{'failed item(s)' if view.items_total else 'fire'} of {target.fire_id}", markup=False)
+        if not as_json and view.items_total:
+            out.print(f"fire {fire_id} retries {view.items_total} failed item(s) of {target.fire_id}", markup=False)
+        elif not as_json:
+            out.print(f"fire {fire_id} plans {target.fire_id} again (it failed before it had items)", markup=False)
         if wait:
             view = wait_for_fire(store, fire_id, timeout)
         code = report(view, fire_id, timeout) if wait else ExitCode.OK

@@ -27,9 +27,9 @@ def register(app: typer.Typer) -> None:
 
 
 def fires(
-    job: Annotated[str | None, typer.Argument(help="Only this job's fires.", show_default=False)] = None,
+    job: Annotated[str | None, typer.Argument(metavar="JOB", help="Only this job's fires.", show_default=False)] = None,
     since: SinceOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N fires.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", min=1, help="Show at most N fires.")] = 20,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -46,18 +46,18 @@ def fires(
 
 
 def runs(
-    job: Annotated[str | None, typer.Option("--job", "-j", help="Only this job's runs.", show_default=False)] = None,
+    job: Annotated[str | None, typer.Option("--job", "-j", metavar="JOB", help="Only this job's runs.", show_default=False)] = None,
     fire: Annotated[str | None, typer.Option("--fire", "-f", metavar="FIRE_ID", help="Only this fire's runs.",
                                              show_default=False)] = None,
     status: Annotated[
         list[str] | None,
-        typer.Option("--status", "-s", help="Only runs in this status (repeatable): "
+        typer.Option("--status", "-s", metavar="STATUS", help="Only runs in this status (repeatable): "
                      f"{', '.join(ATTEMPT_STATUSES)}, or 'active' or 'failed' for several.", show_default=False),
     ] = None,
-    machine: Annotated[str | None, typer.Option("--machine", "-m", help="Only runs on this desktop (name or id).",
+    machine: Annotated[str | None, typer.Option("--machine", "-m", metavar="DESKTOP", help="Only runs on this desktop (name or id).",
                                                 show_default=False)] = None,
     since: SinceOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N runs.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", min=1, help="Show at most N runs.")] = 50,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -86,8 +86,7 @@ def show(renderable: RenderableType) -> None:
     natural = Measurement.get(out, out.options.update(width=_MAX_WIDTH), renderable).maximum
     # Console.print(width=) can only narrow the console, so a wider one is made for the occasion; lines lose
     # the padding Rich adds up to the full width, which is only noise in a file.
-    wide = Console(width=max(out.width, min(natural, _MAX_WIDTH)), highlight=False, no_color=out.no_color,
-                   color_system=out.color_system and "auto", force_terminal=out.is_terminal)
+    wide = Console(width=max(out.width, min(natural, _MAX_WIDTH)), highlight=False, no_color=out.no_color)
     with wide.capture() as captured:
         wide.print(renderable)
     typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))

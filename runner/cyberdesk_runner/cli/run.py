@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, err, fail, out
-from cyberdesk_runner.cli.render import print_json
+from cyberdesk_runner.cli.render import print_json, show
 from cyberdesk_runner.cli.shapes import fire_json
 from cyberdesk_runner.cli.waiting import TimeoutOption, WaitOption, report, wait_for_fire
 from cyberdesk_runner.daemon import Daemon, RunOptions, RunResult, UnknownJobs
@@ -59,11 +59,11 @@ def _print_summary(result: RunResult) -> None:
     table = Table(title="Summary", title_justify="left", box=box.SIMPLE)
     table.add_column("job", no_wrap=True)
     for column in ("succeeded", "failed", "cancelled", "retried", "runs", "unplanned"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=True)
     for s in result.summaries:
         table.add_row(s.job_name, str(s.items_succeeded), str(s.items_failed), str(s.items_cancelled),
                       str(s.items_retried), str(s.runs_created), str(s.fires_failed))
-    out.print(table)
+    show(table)
     out.print("items: succeeded, failed, cancelled, retried (needed more than one run); runs: runs created; "
               "unplanned: fires that could not start (unknown workflow, no desktop)", style="dim")
 

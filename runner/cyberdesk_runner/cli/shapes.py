@@ -132,6 +132,7 @@ FIRE_COLUMNS = [
     Column("scheduled_for", when),
     Column("created_at", when),
     Column("items", items_text),
+    Column("retry_of", is_id=True),
     Column("reason", short(80)),
 ]
 

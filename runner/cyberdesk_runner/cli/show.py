@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
 
 def show_command(
     ref: Annotated[str, typer.Argument(metavar="ID", help="A fire_…, item_… or att_… id, or a Cyberdesk run id.")],
-    limit: Annotated[int, typer.Option("--limit", "-n", min=0,
+    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", min=0,
                                        help="Show at most N items, runs and events each (0: all).")] = 100,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (stable shape) for scripts.")] = False,

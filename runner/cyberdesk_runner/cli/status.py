@@ -139,11 +139,19 @@ def _daemon_json(daemon: DaemonView, now: datetime, probe: bool) -> dict[str, An
         "api_ok": health.get("api_ok"),
         "webhook_url": webhook_url,
         "webhook_up": _probe(webhook_url) if probe and state == "running" and webhook_url else None,
-        "last_poll_at": health.get("last_poll_at"),
+        "last_poll_at": _iso_text(health.get("last_poll_at")),
         "stale_loops": list(health.get("stale_loops") or []),
         "last_errors": list(health.get("last_errors") or []),
         "job_file_errors": list(health.get("job_file_errors") or []),
     }
+
+
+def _iso_text(value: Any) -> str | None:
+    """A time from a daemon's health JSON in the CLI's own format (ISO 8601, UTC, with a Z)."""
+    try:
+        return iso(datetime.fromisoformat(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _probe(url: str) -> bool:
@@ -198,10 +206,16 @@ def _problems(daemons: list[dict[str, Any]]) -> list[tuple[str, Any]]:
 def _verdict(document: dict[str, Any]) -> Text:
     if not document["store"]["reachable"]:
         return Text("The store cannot be read.", style="red")
+    daemons = document["daemons"]
     if document["healthy"]:
-        running = [d for d in document["daemons"] if d["state"] == "running"]
+        running = [d for d in daemons if d["state"] == "running"]
         return Text(f"OK: {len(running)} daemon{'s' if len(running) != 1 else ''} running.", style="green")
-    seen = document["daemons"]
-    last = f" (last heartbeat {ago(seen[0]['heartbeat_age_s'])})" if seen else ""
-    return Text(f"No daemon has sent a heartbeat in the last {FRESH_WITHIN.seconds}s{last}: "
-                "is `cyberdesk-runner run` running?", style="red")
+    if not daemons:
+        return Text("No daemon has run on this store yet: start one with `cyberdesk-runner run`.", style="red")
+    last = daemons[0]
+    if last["state"] == "stopped":
+        return Text(f"No daemon is running: the last one ({last['id']}) stopped {ago(last['heartbeat_age_s'])}. "
+                    "Start one with `cyberdesk-runner run`.", style="red")
+    return Text(f"No daemon has sent a heartbeat in the last {FRESH_WITHIN.seconds}s: {last['id']} was last heard "
+                f"from {ago(last['heartbeat_age_s'])} and did not stop cleanly. Is `cyberdesk-runner run` running?",
+                style="red")

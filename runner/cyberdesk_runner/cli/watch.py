@@ -31,10 +31,10 @@ def register(app: typer.Typer) -> None:
 
 
 def watch(
-    job: Annotated[str | None, typer.Argument(help="Only this job.", show_default=False)] = None,
+    job: Annotated[str | None, typer.Argument(metavar="JOB", help="Only this job.", show_default=False)] = None,
     once: Annotated[bool, typer.Option("--once", help="Print the view once and exit.")] = False,
     every: Annotated[float, typer.Option("--every", metavar="SECONDS", min=0.2, help="Seconds between redraws.")] = 1.0,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N runs.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", min=1, help="Show at most N runs.")] = 50,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON snapshot (implies --once).")] = False,
 ) -> None:

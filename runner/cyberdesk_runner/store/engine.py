@@ -22,11 +22,11 @@ def create_store_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql":
-        # application_name shows which connections are the runner's in pg_stat_activity.
-        return sa.create_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=10,
-            connect_args={"application_name": "cyberdesk-runner"},
-        )
+        # application_name shows which connections are the runner's in pg_stat_activity (a name given in the
+        # URL, e.g. one per daemon, wins). No pre-ping (a round trip per transaction): a pooled connection the
+        # server dropped fails its first statement as invalidated, and Store's retry runs the method again.
+        name = {} if "application_name" in parsed.query else {"application_name": "cyberdesk-runner"}
+        return sa.create_engine(url, pool_size=10, max_overflow=10, pool_recycle=3600, connect_args=name)
     raise ValueError(f"store: unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
 
 

@@ -27,7 +27,7 @@ __all__ = ["CHANNEL", "listen_for_work"]
 
 CHANNEL = "cyberdesk_runner_work"
 #: Seconds between checks of `stop` (and of the connection) while no notification arrives.
-_IDLE_CHECK = 1.0
+_IDLE_CHECK = 0.25
 #: Seconds between round trips that prove an idle LISTEN connection is still alive.
 _KEEPALIVE = 30.0
 _BACKOFF_FIRST = 0.5
@@ -42,15 +42,17 @@ async def listen_for_work(url: str, on_notify: Callable[[], None], stop: asyncio
     `url` is the store's SQLAlchemy URL. On SQLite (one daemon per store) this returns at once. Connection
     failures are logged and retried with backoff; they never end the listener before `stop`.
     """
-    if sa.make_url(url).get_backend_name() != "postgresql":
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "postgresql":
         return
-    conninfo = libpq_conninfo(url)
+    if "application_name" not in parsed.query:
+        # Named, so that the listener is told apart in pg_stat_activity.
+        parsed = parsed.update_query_dict({"application_name": "cyberdesk-runner-listen"})
+    conninfo = libpq_conninfo(parsed.render_as_string(hide_password=False))
     backoff = _BACKOFF_FIRST
     while not stop.is_set():
         try:
-            async with await psycopg.AsyncConnection.connect(
-                conninfo, autocommit=True, application_name="cyberdesk-runner-listen"
-            ) as conn:
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 log.info("listening_for_work", channel=CHANNEL)
                 backoff = _BACKOFF_FIRST

@@ -155,24 +155,26 @@ class StoreQueries:
             base = base.where(attempt_t.c.fire_id == query.fire_id)
         if query.item_id is not None:
             base = base.where(attempt_t.c.item_id == query.item_id)
-        if query.machine is not None:
-            base = base.where(
-                sa.or_(attempt_t.c.machine_id == query.machine, attempt_t.c.machine_name == query.machine)
-            )
         if query.since is not None:
             base = base.where(attempt_t.c.created_at >= query.since)
+        # Alternatives (several statuses; a desktop's id or name) become one bounded query each, merged:
+        # `status IN (...) ORDER BY created_at LIMIT n` would read every row of those statuses, while
+        # `status = ? ORDER BY created_at LIMIT n` walks the (status, created_at) index and stops after n.
+        statuses = [attempt_t.c.status == s for s in dict.fromkeys(query.statuses)] if query.statuses else [None]
+        machines = (
+            [attempt_t.c.machine_id == query.machine, attempt_t.c.machine_name == query.machine]
+            if query.machine is not None else [None]
+        )
         newest = (attempt_t.c.created_at.desc(), attempt_t.c.id.desc())
         with self._read() as conn:
-            if query.statuses is None:
-                rows = conn.execute(base.order_by(*newest).limit(query.limit)).all()
-            else:
-                # One bounded query per status, merged: `status IN (...) ORDER BY created_at` would read every
-                # row of those statuses; `status = ? ORDER BY created_at` walks the (status, created_at) index.
-                per_status = [
-                    conn.execute(base.where(attempt_t.c.status == s).order_by(*newest).limit(query.limit)).all()
-                    for s in dict.fromkeys(query.statuses)
-                ]
-                rows = _newest_first(per_status, query.limit)
+            groups = [
+                conn.execute(
+                    base.where(*(c for c in (status, machine) if c is not None)).order_by(*newest).limit(query.limit)
+                ).all()
+                for status in statuses
+                for machine in machines
+            ]
+        rows = groups[0] if len(groups) == 1 else _newest_first(groups, query.limit)
         return [_attempt_view(r) for r in rows]
 
     def attempt_view(self, attempt_id: str) -> AttemptView | None:
@@ -225,8 +227,14 @@ class StoreQueries:
 
 
 def _newest_first(groups: Iterable[Sequence[Any]], limit: int) -> list[Any]:
+    """The newest `limit` rows of groups that are each newest first; a row in two groups counts once."""
     merged = heapq.merge(*groups, key=lambda r: (r.created_at, r.id), reverse=True)
-    return [row for _, row in zip(range(limit), merged, strict=False)]
+    rows: dict[str, Any] = {}
+    for row in merged:
+        if len(rows) == limit:
+            break
+        rows.setdefault(row.id, row)
+    return list(rows.values())
 
 
 def _counts(by_status: dict[str, int]) -> ItemCounts:

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -186,6 +187,17 @@ class Store(StoreQueries):
         dialect_insert = postgresql.insert if self.is_postgres else sqlite.insert
         return dialect_insert(table).on_conflict_do_nothing(index_elements=index)
 
+    def _insert_fire_row(self, conn: Connection, values: Mapping[str, Any]) -> bool:
+        """Insert a fire unless its dedup key (the slot) is taken; True when this call inserted it.
+
+        RETURNING says whether the row went in: `rowcount` of INSERT .. ON CONFLICT DO NOTHING is -1 through
+        psycopg, which read as "inserted" gave a second daemon's fire of the same slot its own items.
+        """
+        inserted = conn.execute(
+            self._insert_or_nothing(fire_t, ["dedup_key"]).values(**values).returning(fire_t.c.id)
+        ).first()
+        return inserted is not None
+
     # -- jobs ------------------------------------------------------------------------------------------
 
     def sync_jobs(self, jobs: Sequence[JobDefinition], now: datetime) -> list[Transition]:
@@ -209,11 +221,19 @@ class Store(StoreQueries):
                 }
                 if row is None:
                     added = conn.execute(
-                        self._insert_or_nothing(job_t, ["name"]).values(name=job.name, paused=False, **values)
-                    ).rowcount
-                    if added:
+                        self._insert_or_nothing(job_t, ["name"])
+                        .values(name=job.name, paused=False, **values)
+                        .returning(job_t.c.name)
+                    ).first()
+                    if added is not None:
                         changes.append(Transition("job_added", job.name, data={"path": job.source_path}))
-                elif row.definition_hash != job.definition_hash or row.removed_at is not None:
+                elif row.removed_at is not None:
+                    # A job that comes back starts afresh: the slots of its absence are not caught up.
+                    conn.execute(
+                        sa.update(job_t).where(job_t.c.name == job.name).values(**values, last_slot_at=None)
+                    )
+                    changes.append(Transition("job_added", job.name, data={"path": job.source_path}))
+                elif row.definition_hash != job.definition_hash:
                     conn.execute(sa.update(job_t).where(job_t.c.name == job.name).values(**values))
                     changes.append(Transition("job_changed", job.name, data={"path": job.source_path}))
             present = {j.name for j in jobs}
@@ -272,12 +292,8 @@ class Store(StoreQueries):
         """
         fire_id = new_id("fire")
         with self._write() as conn:
-            inserted = conn.execute(
-                self._insert_or_nothing(fire_t, ["dedup_key"]).values(
-                    **self._fire_values(fire_id, fire, now, status="running", items_total=len(items))
-                )
-            ).rowcount
-            if not inserted:
+            values = self._fire_values(fire_id, fire, now, status="running", items_total=len(items))
+            if not self._insert_fire_row(conn, values):
                 return None
             self._insert_items(conn, fire_id, fire, items, now)
             transitions = [
@@ -294,8 +310,7 @@ class Store(StoreQueries):
         with self._write() as conn:
             values = self._fire_values(fire_id, fire, now, status="skipped", items_total=0)
             values.update(skip_reason=reason, finished_at=now)
-            inserted = conn.execute(self._insert_or_nothing(fire_t, ["dedup_key"]).values(**values)).rowcount
-            if not inserted:
+            if not self._insert_fire_row(conn, values):
                 return None
             data = _fire_data(fire, 0) | {"reason": reason}
             self._append_events(conn, now, [Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data)])
@@ -376,8 +391,7 @@ class Store(StoreQueries):
         with self._write() as conn:
             values = self._fire_values(fire_id, fire, now, status="failed", items_total=0)
             values.update(error=error, finished_at=now)
-            inserted = conn.execute(self._insert_or_nothing(fire_t, ["dedup_key"]).values(**values)).rowcount
-            if not inserted:
+            if not self._insert_fire_row(conn, values):
                 return None
             data = _fire_data(fire, 0) | {"error": error}
             self._append_events(conn, now, [Transition("fire_failed", fire.job_name, fire_id=fire_id, data=data)])
@@ -407,13 +421,18 @@ class Store(StoreQueries):
 
     def last_fire_by_job(self) -> dict[str, FireSummary]:
         """Each job's most recent fire: the last created, and of fires created together the latest slot."""
-        rank = sa.func.row_number().over(
-            partition_by=fire_t.c.job_name,
-            order_by=(fire_t.c.created_at.desc(), fire_t.c.scheduled_for.desc().nulls_last(), fire_t.c.id.desc()),
+        # One index probe per job (ix_fire_job_created), not a ranking of every fire in the store.
+        f = fire_t.alias("f")
+        newest = (
+            sa.select(f.c.id)
+            .where(f.c.job_name == job_t.c.name)
+            .order_by(f.c.created_at.desc(), f.c.scheduled_for.desc().nulls_last(), f.c.id.desc())
+            .limit(1)
+            .correlate(job_t)
+            .scalar_subquery()
         )
-        ranked = sa.select(fire_t, rank.label("rank")).subquery()
         with self._read() as conn:
-            rows = conn.execute(sa.select(ranked).where(ranked.c.rank == 1)).all()
+            rows = conn.execute(sa.select(fire_t).join(job_t, fire_t.c.id == newest)).all()
         return {r.job_name: _fire_summary(r) for r in rows}
 
     def in_flight_by_job(self) -> dict[str, int]:
@@ -526,7 +545,8 @@ class Store(StoreQueries):
                 active_by_job[row.job_name] += 1
             view = DispatchView(
                 due=[
-                    DueItem(r.id, r.fire_id, r.job_name, r.seq, r.inputs, r.machine_id, r.attempts, r.priority)
+                    DueItem(r.id, r.fire_id, r.job_name, r.seq, r.inputs, r.machine_id, r.attempts, r.priority,
+                            r.next_attempt_at)
                     for r in due_rows
                 ],
                 busy_desktops=busy,
@@ -636,6 +656,22 @@ class Store(StoreQueries):
                 ).rowcount
             )
 
+    def release_creating(self, now: datetime) -> int:
+        """Hand back this store's claims at a clean stop: its unanswered create calls are due for any daemon now
+        (same keys) instead of when the lease would have lapsed. Returns how many were released."""
+        with self._write() as conn:
+            released = int(
+                conn.execute(
+                    sa.update(attempt_t)
+                    .where(attempt_t.c.status == "creating")
+                    .where(attempt_t.c.owner == self.owner)
+                    .values(retry_create_at=now, owner=None)
+                ).rowcount
+            )
+            if released:
+                self._work_due(conn)
+            return released
+
     def defer_create(self, attempt_id: str, retry_at: datetime, error: str, now: datetime) -> None:
         """The create call's outcome is unknown (timeout, dropped connection, 5xx): repeat it later, same key.
 
@@ -724,23 +760,20 @@ class Store(StoreQueries):
         self, verdicts: Sequence[AttemptVerdict], now: datetime, outcome: OutcomePolicy
     ) -> list[Transition]:
         """Finish attempts by the runner's own verdict (timed out, rejected by the API, cancelled)."""
-        transitions: list[Transition] = []
         by_attempt = {v.attempt_id: v for v in verdicts}
         if not by_attempt:
-            return transitions
+            return []
         with self._write() as conn:
             rows = conn.execute(
                 self._lock(sa.select(attempt_t).where(attempt_t.c.id.in_(list(by_attempt))).order_by(attempt_t.c.id))
             ).all()
-            settle: set[str] = set()
-            for row in rows:
-                if row.status in FINAL_ATTEMPT_STATUSES:
-                    continue
-                verdict = by_attempt[row.id]
-                transitions += self._finish_attempt(
-                    conn, row, verdict.status, None, None, verdict.error, None, now, outcome, verdict.source, settle
-                )
-            transitions += self._settle_fires(conn, settle, now)
+            finishing = [
+                _Finish(row, by_attempt[row.id].status, None, None, by_attempt[row.id].error, None,
+                        by_attempt[row.id].source)
+                for row in rows
+                if row.status not in FINAL_ATTEMPT_STATUSES
+            ]
+            transitions = self._finish_attempts(conn, finishing, now, outcome)
             self._append_events(conn, now, transitions)
         return transitions
 
@@ -761,93 +794,117 @@ class Store(StoreQueries):
                 Transition("unknown_run", "", run_id=run_id,
                            data={"status": by_run[run_id].status, "source": by_run[run_id].source})
             )
-        settle: set[str] = set()
+        finishing: list[_Finish] = []
+        progressed: list[dict[str, Any]] = []
         for row in rows:
             run = by_run[row.run_id]
             if row.status in FINAL_ATTEMPT_STATUSES or run.status == row.status:
                 continue
             if run.status in FINAL_ATTEMPT_STATUSES:
-                transitions += self._finish_attempt(
-                    conn, row, run.status, run.started_at, run.ended_at, run.error, run.output, now, outcome,
-                    run.source, settle,
+                finishing.append(
+                    _Finish(row, run.status, run.started_at, run.ended_at, run.error, run.output, run.source)
                 )
             elif _progresses(row.status, run.status):
-                conn.execute(
-                    sa.update(attempt_t)
-                    .where(attempt_t.c.id == row.id)
-                    .values(status=run.status, started_at=run.started_at or row.started_at, updated_at=now)
+                progressed.append(
+                    {"b_id": row.id, "b_status": run.status, "b_started": run.started_at or row.started_at}
                 )
                 transitions.append(
                     Transition(f"run_{run.status}", row.job_name, row.fire_id, row.item_id, row.id, row.run_id,
                                data={"source": run.source})
                 )
-        transitions += self._settle_fires(conn, settle, now)
+        if progressed:
+            conn.execute(
+                sa.update(attempt_t)
+                .where(attempt_t.c.id == sa.bindparam("b_id"))
+                .values(status=sa.bindparam("b_status"), started_at=sa.bindparam("b_started"), updated_at=now),
+                progressed,
+            )
+        transitions += self._finish_attempts(conn, finishing, now, outcome)
         return transitions
 
-    def _finish_attempt(
-        self,
-        conn: Connection,
-        row: Any,
-        status: str,
-        started_at: datetime | None,
-        ended_at: datetime | None,
-        error: list[str] | None,
-        output: Mapping[str, Any] | None,
-        now: datetime,
-        outcome: OutcomePolicy,
-        source: str,
-        settle: set[str],
+    def _finish_attempts(
+        self, conn: Connection, finishing: Sequence[_Finish], now: datetime, outcome: OutcomePolicy
     ) -> list[Transition]:
-        """Finish one attempt (locked by the caller) and decide its item; fires to settle go to `settle`."""
+        """Finish attempts (locked by the caller), decide their items, settle their fires.
+
+        A few statements per batch, however large: a burst of webhooks costs one transaction of a handful of
+        round trips, not three per run. Locks follow the one order: the attempts (caller), then their items by
+        id, then the fires by id (`_settle_fires`).
+        """
+        if not finishing:
+            return []
+        self._work_due(conn)  # their desktops are free again: any daemon may dispatch there now
         conn.execute(
             sa.update(attempt_t)
-            .where(attempt_t.c.id == row.id)
+            .where(attempt_t.c.id == sa.bindparam("b_id"))
             .values(
-                status=status,
-                started_at=started_at or row.started_at,
-                ended_at=ended_at or now,
-                error=list(error) if error else None,
-                output=dict(output) if output is not None else None,
-                retry_create_at=None,
-                owner=None,
-                updated_at=now,
+                status=sa.bindparam("b_status"), started_at=sa.bindparam("b_started"),
+                ended_at=sa.bindparam("b_ended"), error=sa.bindparam("b_error"), output=sa.bindparam("b_output"),
+                retry_create_at=None, owner=None, updated_at=now,
+            ),
+            [
+                {
+                    "b_id": f.row.id, "b_status": f.status, "b_started": f.started_at or f.row.started_at,
+                    "b_ended": f.ended_at or now, "b_error": list(f.error) if f.error else None,
+                    "b_output": dict(f.output) if f.output is not None else None,
+                }
+                for f in finishing
+            ],
+        )
+        item_ids = sorted({f.row.item_id for f in finishing})
+        items = {
+            r.id: r
+            for chunk in _chunks(item_ids)
+            for r in conn.execute(self._lock(sa.select(item_t).where(item_t.c.id.in_(chunk)).order_by(item_t.c.id)))
+        }
+        transitions: list[Transition] = []
+        item_updates: list[dict[str, Any]] = []
+        settle: set[str] = set()
+        for f in finishing:
+            row = f.row
+            transitions.append(
+                Transition(f"attempt_{f.status}", row.job_name, row.fire_id, row.item_id, row.id, row.run_id,
+                           data={"number": row.number, "error": f.error, "source": f.source})
             )
-        )
-        self._work_due(conn)  # its desktop is free again: any daemon may dispatch there now
-        transitions = [
-            Transition(f"attempt_{status}", row.job_name, row.fire_id, row.item_id, row.id, row.run_id,
-                       data={"number": row.number, "error": error, "source": source})
-        ]
-        item = conn.execute(self._lock(sa.select(item_t).where(item_t.c.id == row.item_id))).first()
-        if item is None or item.status in FINAL_ITEM_STATUSES:
-            return transitions
-        decision = outcome(
-            FinishedAttempt(row.id, row.item_id, row.job_name, row.number, status, error, item.cancel_requested)
-        )
-        transitions += self._apply_item_outcome(conn, item, decision, error, now, settle)
-        return transitions
+            item = items.pop(row.item_id, None)  # popped: one outcome per item, even if two attempts end at once
+            if item is None or item.status in FINAL_ITEM_STATUSES:
+                continue
+            decision = outcome(
+                FinishedAttempt(row.id, row.item_id, row.job_name, row.number, f.status, f.error,
+                                item.cancel_requested)
+            )
+            values, item_transitions = _item_outcome(item, decision, f.error, now)
+            item_updates.append(values)
+            transitions += item_transitions
+            if values["b_status"] != "pending":
+                settle.add(item.fire_id)
+        if item_updates:
+            conn.execute(
+                sa.update(item_t)
+                .where(item_t.c.id == sa.bindparam("b_id"))
+                .values(status=sa.bindparam("b_status"), next_attempt_at=sa.bindparam("b_next"),
+                        finished_at=sa.bindparam("b_finished"), last_error=sa.bindparam("b_error")),
+                item_updates,
+            )
+        return transitions + self._settle_fires(conn, settle, now)
 
     def _apply_item_outcome(
         self, conn: Connection, item: Any, decision: ItemOutcome, error: list[str] | None, now: datetime,
         settle: set[str],
     ) -> list[Transition]:
-        """Record an item's outcome; a final one adds its fire to `settle` (settled once, at the end)."""
-        last_error = "; ".join(error) if error else item.last_error
-        base = {"job_name": item.job_name, "fire_id": item.fire_id, "item_id": item.id}
-        update = sa.update(item_t).where(item_t.c.id == item.id)
-        if isinstance(decision, Retry):
-            conn.execute(update.values(status="pending", next_attempt_at=decision.at, last_error=last_error))
+        """Record one item's outcome; a final one adds its fire to `settle` (settled once, at the end)."""
+        values, transitions = _item_outcome(item, decision, error, now)
+        conn.execute(
+            sa.update(item_t)
+            .where(item_t.c.id == item.id)
+            .values(status=values["b_status"], next_attempt_at=values["b_next"], finished_at=values["b_finished"],
+                    last_error=values["b_error"])
+        )
+        if values["b_status"] == "pending":
             self._work_due(conn)
-            return [Transition("item_retry_scheduled", data={"at": decision.at.isoformat()}, **base)]
-        if isinstance(decision, Succeed):
-            status, data = "succeeded", {}
-        elif isinstance(decision, Fail):
-            status, data = "failed", {"reason": decision.reason}
         else:
-            status, data = "cancelled", {"reason": decision.reason}
-        conn.execute(update.values(status=status, finished_at=now, last_error=last_error))
-        settle.add(item.fire_id)
-        return [Transition(f"item_{status}", data=data, **base)]
+            settle.add(item.fire_id)
+        return transitions
 
     def _settle_fires(self, conn: Connection, fire_ids: Iterable[str], now: datetime) -> list[Transition]:
         """Finish fires whose items are all final.
@@ -956,6 +1013,25 @@ class Store(StoreQueries):
                     transitions.append(Transition("cancel_requested", item.job_name, item.fire_id, item.id,
                                                   data={"reason": reason}))
             transitions += self._settle_fires(conn, {i.fire_id for i in pending}, now)
+            self._append_events(conn, now, transitions)
+        return transitions
+
+    def fail_pending_items(self, item_ids: Sequence[str], reason: str, now: datetime) -> list[Transition]:
+        """Give up on items that cannot run (their desktop is gone); items no longer pending are left alone."""
+        with self._write() as conn:
+            items = conn.execute(
+                self._lock(
+                    sa.select(item_t)
+                    .where(item_t.c.id.in_(list(item_ids)))
+                    .where(item_t.c.status == "pending")
+                    .order_by(item_t.c.id)
+                )
+            ).all()
+            transitions: list[Transition] = []
+            settle: set[str] = set()
+            for item in items:
+                transitions += self._apply_item_outcome(conn, item, Fail(reason), None, now, settle)
+            transitions += self._settle_fires(conn, settle, now)
             self._append_events(conn, now, transitions)
         return transitions
 
@@ -1237,6 +1313,40 @@ def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
 
 # Non-final run statuses in the order a run moves through them; news never moves an attempt backwards.
 _PROGRESS = {"creating": 0, "scheduling": 1, "running": 2, "running_checks": 3}
+
+
+@attrs.frozen
+class _Finish:
+    """An attempt to finish: its locked row and what ended it."""
+
+    row: Any
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: list[str] | None
+    output: Mapping[str, Any] | None
+    source: str
+
+
+def _item_outcome(
+    item: Any, decision: ItemOutcome, error: list[str] | None, now: datetime
+) -> tuple[dict[str, Any], list[Transition]]:
+    """The item's new values (as `b_*` parameters of one UPDATE shape) and the transitions the decision makes."""
+    last_error = "; ".join(error) if error else item.last_error
+    base = {"job_name": item.job_name, "fire_id": item.fire_id, "item_id": item.id}
+    if isinstance(decision, Retry):
+        values = {"b_id": item.id, "b_status": "pending", "b_next": decision.at, "b_finished": None,
+                  "b_error": last_error}
+        return values, [Transition("item_retry_scheduled", data={"at": decision.at.isoformat()}, **base)]
+    if isinstance(decision, Succeed):
+        status, data = "succeeded", {}
+    elif isinstance(decision, Fail):
+        status, data = "failed", {"reason": decision.reason}
+    else:
+        status, data = "cancelled", {"reason": decision.reason}
+    values = {"b_id": item.id, "b_status": status, "b_next": item.next_attempt_at, "b_finished": now,
+              "b_error": last_error}
+    return values, [Transition(f"item_{status}", data=data, **base)]
 
 
 def _non_final(status: str) -> str:

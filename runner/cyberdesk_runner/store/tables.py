@@ -103,6 +103,11 @@ class AttemptRow(SQLModel, table=True):
         sa.Index("ix_attempt_fire", "fire_id"),
         # Creating attempts whose claim lapsed (`Store.attempts_to_settle`).
         sa.Index("ix_attempt_creating", "status", "retry_create_at"),
+        # `runs --status S` and `--machine M`: the newest attempts of one status or desktop (name or id) are read
+        # in index order up to the LIMIT (`StoreQueries.attempt_views`), not all of them sorted.
+        sa.Index("ix_attempt_status_created", "status", "created_at"),
+        sa.Index("ix_attempt_machine_created", "machine_id", "created_at"),
+        sa.Index("ix_attempt_machine_name_created", "machine_name", "created_at"),
         # Never two of our runs on one desktop at once, enforced by the database across daemons.
         sa.Index(
             "ux_attempt_active_desktop",

@@ -11,7 +11,6 @@ from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import FinishedAttempt, ItemOutcome, RunObservation, Transition
 
-
 _EARLY_NEWS_KEPT = 10_000
 
 

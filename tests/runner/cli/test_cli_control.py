@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import LiveDaemon, eventually
+from cli_support import LiveDaemon, eventually
 
 
 def _fire(live: LiveDaemon, fire_id: str) -> dict[str, Any]:
-    return live.env.json("show", fire_id)["fire"]
+    fire: dict[str, Any] = live.env.json("show", fire_id)["fire"]
+    return fire
 
 
 def test_trigger_wait_exits_0_when_every_item_succeeds(live: LiveDaemon) -> None:
@@ -109,7 +110,10 @@ def test_pause_skips_scheduled_fires_and_resume_brings_them_back(live: LiveDaemo
 
 def test_watch_and_status_while_the_daemon_runs(live: LiveDaemon) -> None:
     fire_id = live.env.json("trigger", "slow")["fire"]
-    snapshot = eventually(lambda: (s := live.env.json("watch", "slow")) and s["runs"] and s, what="a run in flight")
+    snapshot = eventually(
+        lambda: (s := live.env.json("watch", "slow"))["runs"] and s["runs"][0]["run_id"] and s,
+        what="a run in flight with its Cyberdesk run id",
+    )
     run = snapshot["runs"][0]
     assert run["job"] == "slow" and run["desktop"] == "slow-1" and run["fire_id"] == fire_id
     assert snapshot["jobs"] == [{"job": "slow", "pending": 2, "running": 1, "runs_in_flight": 1}]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, Env
+from cli_support import SECRET, Env
 
 from cyberdesk_runner.cli.common import ExitCode
 
@@ -33,10 +33,9 @@ from cyberdesk_runner.cli.common import ExitCode
 def test_unknown_jobs_and_ids_exit_3(history: Env, args: list[str]) -> None:
     result = history.cli(*args)
     assert result.exit_code == ExitCode.NOT_FOUND, result.output
-    assert result.stderr.startswith("error: ")
-    assert "no job named 'nope' (known: claims, health, records)" in result.stderr or "nothing has the id" in (
-        result.stderr
-    )
+    message = result.stderr.splitlines()[-1]
+    assert message.startswith("error: ")
+    assert "no job named 'nope' (known: claims, health, records)" in message or "nothing has the id" in message
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from conftest import HistoryRun, LiveDaemon
+from cli_support import HistoryRun, LiveDaemon
 from prometheus_client.parser import text_string_to_metric_families
 
 from cyberdesk.webhooks import generate_secret, sign

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import Env
+from cli_support import Env
 
 from cyberdesk_runner.store.views import AttemptQuery
 
@@ -163,7 +163,7 @@ def test_jobs_shows_runs_in_flight(history: Env) -> None:
 def test_status_after_the_daemon_stopped(history: Env) -> None:
     result = history.cli("status")
     assert result.exit_code == 1
-    assert "No daemon has sent a heartbeat" in result.stdout
+    assert "No daemon is running: the last one" in result.stdout
     data = history.json("status", code=1)
     assert data["store"]["reachable"] is True and data["healthy"] is False
     daemon = data["daemons"][0]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import (
@@ -100,7 +100,10 @@ class Chooser:
         return chosen
 
 
-def policy(*, max_attempts: int = 1, retry_at: datetime = at(60)) -> Callable[[FinishedAttempt], ItemOutcome]:
+RETRY_AT = at(60)
+
+
+def policy(*, max_attempts: int = 1, retry_at: datetime = RETRY_AT) -> Callable[[FinishedAttempt], ItemOutcome]:
     """An outcome policy: success succeeds, cancel cancels, failures retry until `max_attempts`."""
 
     def decide(attempt: FinishedAttempt) -> ItemOutcome:

@@ -21,9 +21,11 @@ def test_sync_adds_changes_and_removes_jobs(store: Store) -> None:
     assert [j.name for j in store.jobs(include_removed=True)] == ["a", "b"]
     assert store.job("a").definition_hash == "h2"  # type: ignore[union-attr]
 
+    store.set_last_slots({"b": at(1)})
     back = store.sync_jobs([job("a", "h2"), job("b")], at(3))
-    assert [(t.kind, t.job_name) for t in back] == [("job_changed", "b")]
-    assert store.job("b").removed is False  # type: ignore[union-attr]
+    assert [(t.kind, t.job_name) for t in back] == [("job_added", "b")]  # back: a fresh start...
+    state = store.job("b")
+    assert state is not None and not state.removed and state.last_slot_at is None  # ...no catch-up of its absence
 
 
 def test_sync_keeps_what_belongs_to_the_store(store: Store) -> None:

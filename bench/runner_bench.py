@@ -1,0 +1,529 @@
+"""The runner's throughput, API economy, tracking latency and memory, against an emulator in a subprocess.
+
+    python bench/runner_bench.py [--daemons 1,2,3] [--store sqlite|postgres] [--poll-only]
+                                 [--items 2000] [--desktops 200] [--in-flight 10000]
+
+Everything runs as separate processes on this machine: one emulator (high `--speed`, so desktops are never the
+limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
+
+(a) one daemon on `--store`: an `--items` job over `--desktops` desktops.
+    - runs created per second, next to the emulator's own creation rate measured first, in this run, with an
+      httpx + httpx-aiohttp client keeping 32 creates in flight (target: the runner reaches >= 70% of it);
+    - Cyberdesk API requests per completed run, from the emulator's counters (target <= 1.5 with webhooks,
+      <= 3 with --poll-only);
+    - tracking latency: a run's end in the emulator -> its terminal status in the store (the attempt's
+      finishing event), both wall clock on this machine (target p50 < 50 ms with webhooks);
+    - peak RSS (VmHWM) of a daemon holding `--in-flight` runs in flight (target < 200 MB).
+(b) the same job with 1, 2, 3... daemons (`--daemons`) on one PostgreSQL store: throughput and API requests
+    per run, side by side.
+
+The emulator is served by `cyberdesk.emulator.EmulatorServer` with its webhooks sent through the httpx-aiohttp
+transport (`--emulator-webhooks default` keeps httpx's own pool, which caps deliveries near 100/s here; see
+docs/performance notes). Daemons log at warning level unless `--log-level` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from httpx_aiohttp import AiohttpTransport
+
+ROOT = Path(__file__).resolve().parents[1]
+API_KEY = "cd_bench_key"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"runner-bench-webhook-secret-0123").decode()
+PG_URL = os.environ.get("CYBERDESK_RUNNER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+WORKFLOW = "Bench work"
+VERBOSE = False
+
+# Served in a subprocess: the emulator with a chosen webhook transport, until SIGTERM.
+_EMULATOR_PROGRAM = """
+import json, signal, sys, threading
+from cyberdesk.emulator import Emulator, EmulatorOptions, EmulatorServer
+options = json.loads(sys.argv[1])
+transport = None
+if options.pop("fast_webhooks"):
+    from httpx_aiohttp import AiohttpTransport
+    transport = AiohttpTransport()
+emulator = Emulator(EmulatorOptions.build(webhook_transport=transport, **options))
+server = EmulatorServer(emulator).start()
+print(server.base_url, flush=True)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+signal.signal(signal.SIGINT, lambda *_: stop.set())
+stop.wait()
+server.stop()
+"""
+
+
+# -- processes ---------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from cyberdesk_runner.cli import main; main()", *args]
+
+
+def _stop(process: subprocess.Popen[Any], grace: float = 15.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU used so far by every PostgreSQL server process (other users of the server count too: run alone)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += _cpu_seconds(int(entry.name))
+            except OSError:
+                continue  # gone meanwhile
+    return total
+
+
+@dataclass
+class Emulator:
+    process: subprocess.Popen[str]
+    base_url: str
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(f"{self.base_url}/_emulator/stats", timeout=60).json()  # type: ignore[no-any-return]
+
+    def runs(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.base_url}/_emulator/runs", timeout=120).json()["runs"]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def emulator(work: Path, desktops: int, speed: float, run_duration: str, fast_webhooks: bool) -> Iterator[Emulator]:
+    fixture = work / f"fleet-{desktops}.json"
+    fixture.write_text(json.dumps({
+        "pools": [{"name": "farm"}],
+        "machines": [{"name": f"farm-{n:05d}", "pools": ["farm"]} for n in range(desktops)],
+        "workflows": [{"name": WORKFLOW, "prompt": "Process one record."}],
+    }))
+    options = {"api_key": API_KEY, "fixture": str(fixture), "speed": speed, "run_duration": run_duration,
+               "seed": 1, "fast_webhooks": fast_webhooks}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _EMULATOR_PROGRAM, json.dumps(options)], stdout=subprocess.PIPE, text=True,
+        stderr=(work / "emulator.log").open("a"),
+    )
+    assert process.stdout is not None
+    base_url = process.stdout.readline().strip()
+    if not base_url.startswith("http"):
+        _stop(process)
+        raise RuntimeError(f"the emulator did not start (see {work / 'emulator.log'})")
+    try:
+        yield Emulator(process, base_url)
+    finally:
+        _stop(process)
+
+
+# -- the emulator alone --------------------------------------------------------------------------------------
+
+
+async def _emulator_create_rate(base_url: str, seconds: float, in_flight: int) -> float:
+    """Creates per second the emulator sustains with `in_flight` requests kept in flight by one client."""
+    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+    async with httpx.AsyncClient(transport=AiohttpTransport(limits=limits), base_url=base_url, timeout=30,
+                                 headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+        workflows = (await client.get("/v1/workflows")).json()["items"]
+        machines = (await client.get("/v1/machines", params={"limit": 100})).json()["items"]
+        workflow_id = next(w["id"] for w in workflows if w["name"] == WORKFLOW)
+        machine_ids = [m["id"] for m in machines]
+        done = 0
+
+        async def worker(n: int, stop_at: float) -> None:
+            nonlocal done
+            i = n
+            while time.perf_counter() < stop_at:
+                body = {"workflow_id": workflow_id, "machine_id": machine_ids[i % len(machine_ids)],
+                        "input_values": {"n": i}, "is_priority": False}
+                response = await client.post("/v1/runs", json=body,
+                                             headers={"Idempotency-Key": f"alone-{secrets.token_hex(8)}"})
+                if response.status_code != 201:
+                    raise RuntimeError(f"create failed: {response.status_code} {response.text[:200]}")
+                done += 1
+                i += in_flight
+
+        warm = time.perf_counter() + 0.5
+        await asyncio.gather(*(worker(n, warm) for n in range(in_flight)))
+        done = 0
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(n, start + seconds) for n in range(in_flight)))
+        return done / (time.perf_counter() - start)
+
+
+# -- daemons ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    url: str
+    cleanup: list[str] = field(default_factory=list)
+
+    @classmethod
+    def make(cls, kind: str, work: Path) -> Store:
+        if kind == "sqlite":
+            return cls(f"sqlite:///{work / f'store-{secrets.token_hex(3)}.sqlite'}")
+        schema = f"bench_{secrets.token_hex(5)}"
+        engine = sa.create_engine(PG_URL)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
+        return cls(f"{PG_URL}?options=-csearch_path%3D{schema}", [schema])
+
+    def drop(self) -> None:
+        if self.cleanup:
+            engine = sa.create_engine(PG_URL)
+            with engine.begin() as conn:
+                for schema in self.cleanup:
+                    conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            engine.dispose()
+
+
+def _write_job(work: Path, items: int, concurrency: int) -> Path:
+    jobs = work / f"jobs-{items}"
+    if not jobs.exists():
+        jobs.mkdir()
+        (jobs / "bench.jsonl").write_text("".join(json.dumps({"n": n}) + "\n" for n in range(items)))
+        (jobs / "bench.yaml").write_text(textwrap.dedent(f"""
+            name: bench
+            workflow: {WORKFLOW}
+            target: {{pool: farm}}
+            items_from: bench.jsonl
+            concurrency: {concurrency}
+            timeout: 2h
+        """))
+    return jobs
+
+
+def _start_daemons(work: Path, emu: Emulator, store: Store, jobs: Path, count: int, *, poll_only: bool,
+                   poll_interval: str, log_level: str) -> list[subprocess.Popen[bytes]]:
+    daemons = []
+    for _n in range(count):
+        port = _free_port()
+        webhook = "" if poll_only else f'webhook: {{listen: "127.0.0.1:{port}", secret: "{WEBHOOK_SECRET}"}}'
+        config = work / f"daemon-{secrets.token_hex(3)}.yaml"
+        config.write_text(textwrap.dedent(f"""
+            cyberdesk: {{api_key: {API_KEY}, base_url: "{emu.base_url}"}}
+            store: "{store.url}"
+            jobs: {jobs}
+            server: {{listen: "127.0.0.1:0"}}
+            tracking:
+              poll_interval: {poll_interval}
+              {webhook}
+            log: {{level: {log_level}}}
+        """))
+        if not poll_only:
+            response = httpx.post(f"{emu.base_url}/_emulator/webhooks", timeout=30,
+                                  json={"url": f"http://127.0.0.1:{port}/webhooks/cyberdesk", "secret": WEBHOOK_SECRET})
+            response.raise_for_status()
+        log = (work / f"{config.stem}.log").open("ab")
+        daemons.append(subprocess.Popen(_cli("run", "--config", str(config)), cwd=work, stdout=log, stderr=log))
+    return daemons
+
+
+def _wait_ready(engine: sa.Engine, daemons: list[subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if any(d.poll() is not None for d in daemons):
+            raise RuntimeError("a daemon exited at start; see its log in the work folder")
+        try:
+            with engine.connect() as conn:
+                ready = conn.execute(sa.text("SELECT count(*) FROM daemon WHERE stopped_at IS NULL")).scalar_one()
+                job = conn.execute(sa.text("SELECT workflow_id FROM job WHERE name = 'bench'")).scalar()
+            if ready == len(daemons) and job:
+                return
+        except sa.exc.DBAPIError:
+            pass  # tables not there yet
+        if time.monotonic() > deadline:
+            raise TimeoutError("the daemons did not start")
+        time.sleep(0.2)
+
+
+def _trigger(engine: sa.Engine) -> None:
+    # The CLI's `trigger`, without a process start: a requested fire the daemons plan.
+    from cyberdesk_runner.store import Store as RunnerStore
+    from cyberdesk_runner.store.records import NewFire
+
+    store = RunnerStore(engine.url.render_as_string(hide_password=False))
+    try:
+        store.request_fire(NewFire("bench", "manual", None), datetime.now().astimezone())
+    finally:
+        store.close()
+
+
+def _count(engine: sa.Engine, query: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(query)).scalar_one())
+
+
+@dataclass
+class Result:
+    label: str
+    runs: int
+    seconds: float
+    create_rate: float
+    requests_per_run: float
+    latency_p50_ms: float
+    latency_p90_ms: float
+    webhook_share: float
+    daemon_cpu_per_run_ms: float
+    emulator_cpu_per_run_ms: float
+    postgres_cpu_per_run_ms: float
+    peak_rss_mb: float
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _when(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def run_job(work: Path, emu: Emulator, store_kind: str, daemons: int, items: int, concurrency: int, *,
+            poll_only: bool, log_level: str, label: str) -> Result:
+    """Trigger the `items` job on fresh daemons and a fresh store; measure until every item succeeded."""
+    store = Store.make(store_kind, work)
+    engine = sa.create_engine(store.url)
+    jobs = _write_job(work, items, concurrency)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs = _start_daemons(work, emu, store, jobs, daemons, poll_only=poll_only,
+                               poll_interval="1s" if poll_only else "15s", log_level=log_level)
+        _wait_ready(engine, procs)
+        before = emu.stats()
+        cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
+        emulator_before, postgres_before = _cpu_seconds(emu.process.pid), _postgres_cpu_seconds()
+        started = time.monotonic()
+        _trigger(engine)
+        deadline = started + max(120.0, items / 20)
+        shown = 0.0
+        while (done := _count(engine, "SELECT count(*) FROM item WHERE status = 'succeeded'")) < items:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"{label}: the job did not finish (see the daemon logs in {work})")
+            if VERBOSE and time.monotonic() - shown >= 1:
+                shown = time.monotonic()
+                print(f"  {label}: {shown - started:5.1f}s {done} succeeded", flush=True)
+            time.sleep(0.1)
+        elapsed = time.monotonic() - started
+        cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
+        emulator_cpu = _cpu_seconds(emu.process.pid) - emulator_before
+        postgres_cpu = _postgres_cpu_seconds() - postgres_before
+        rss = max(_peak_rss_mb(p.pid) for p in procs)
+        after = emu.stats()
+        timeline = emu.runs()
+        finished, ours = _store_view(engine)
+    finally:
+        for p in procs:
+            _stop(p)
+        engine.dispose()
+        store.drop()
+    runs = [r for r in timeline if r["id"] in ours]
+    created = sorted(_when(r["created_at"]) for r in runs)
+    span = (created[-1] - created[0]).total_seconds() if len(created) > 1 else float("nan")
+    latencies = [
+        (finished[r["id"]][0] - _when(r["ended_at"])).total_seconds() * 1000
+        for r in runs if r["ended_at"] and r["id"] in finished
+    ]
+    by_webhook = sum(1 for at_source in finished.values() if at_source[1] == "webhook")
+    api = _api_requests(after) - _api_requests(before)
+    return Result(
+        label=label, runs=len(runs), seconds=elapsed, create_rate=len(runs) / span if span else float("nan"),
+        requests_per_run=api / max(len(runs), 1), latency_p50_ms=_percentile(latencies, 0.5),
+        latency_p90_ms=_percentile(latencies, 0.9), webhook_share=by_webhook / max(len(finished), 1),
+        daemon_cpu_per_run_ms=cpu / max(len(runs), 1) * 1000,
+        emulator_cpu_per_run_ms=emulator_cpu / max(len(runs), 1) * 1000,
+        postgres_cpu_per_run_ms=postgres_cpu / max(len(runs), 1) * 1000, peak_rss_mb=rss,
+    )
+
+
+def _store_view(engine: sa.Engine) -> tuple[dict[str, tuple[datetime, str]], set[str]]:
+    """When each run's success was recorded and from which source; every run id the store knows."""
+    # Through the store's own table definitions, so times come back timezone-aware on both backends.
+    from cyberdesk_runner.store.tables import AttemptRow, EventRow
+
+    event, attempt = EventRow.__table__, AttemptRow.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(event.c.run_id, event.c.at, event.c.data).where(event.c.kind == "attempt_success")
+        ).all()
+        ours = set(conn.execute(sa.select(attempt.c.run_id).where(attempt.c.run_id.is_not(None))).scalars())
+    return {r.run_id: (r.at, (r.data or {}).get("source", "?")) for r in rows}, ours
+
+
+def _api_requests(stats: dict[str, Any]) -> int:
+    return sum(sum(codes.values()) for route, codes in stats["requests"].items() if " /v1/" in route)
+
+
+@dataclass
+class Memory:
+    desktops: int
+    items: int
+    runs_in_flight: int
+    idle_mb: float
+    peak_mb: float
+    seconds: float
+
+
+def peak_rss_in_flight(work: Path, store_kind: str, items: int, desktops: int, log_level: str) -> Memory:
+    """Peak RSS of one daemon with `items` items in flight over `desktops` desktops (runs that never end)."""
+    with emulator(work, desktops, speed=1, run_duration="7200-7200", fast_webhooks=True) as emu:
+        store = Store.make(store_kind, work)
+        engine = sa.create_engine(store.url)
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            jobs = _write_job(work, items, items)
+            procs = _start_daemons(work, emu, store, jobs, 1, poll_only=False, poll_interval="5s",
+                                   log_level=log_level)
+            _wait_ready(engine, procs, timeout=120)
+            idle = _rss_mb(procs[0].pid)
+            started = time.monotonic()
+            _trigger(engine)
+            query = "SELECT count(*) FROM attempt WHERE run_id IS NOT NULL AND status IN ('scheduling', 'running')"
+            target, reached = min(items, desktops), 0
+            while reached < target and time.monotonic() - started < 600 and procs[0].poll() is None:
+                time.sleep(1)
+                reached = _count(engine, query)
+            took = time.monotonic() - started
+            time.sleep(12)  # a few poll rounds (the poller lists every run in flight) and fleet refreshes
+            return Memory(desktops, items, reached, idle, _peak_rss_mb(procs[0].pid), took)
+        finally:
+            for p in procs:
+                _stop(p)
+            engine.dispose()
+            store.drop()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- main -------------------------------------------------------------------------------------------------
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print(f"\n{title}")
+    print("  " + "  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))))
+    for row in rows:
+        print("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--daemons", default="1,2,3", help="daemon counts for (b), comma-separated")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="postgres", help="store of (a)")
+    parser.add_argument("--poll-only", action="store_true", help="no webhooks: the daemons poll every 1s")
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--desktops", type=int, default=200)
+    parser.add_argument("--in-flight", type=int, default=10_000, help="runs in flight for the RSS figure (0: skip)")
+    parser.add_argument("--speed", type=float, default=3000, help="emulator speed (runs take 30-90 s / speed)")
+    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--emulator-webhooks", choices=["aiohttp", "default"], default="aiohttp")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a, b, rss")
+    parser.add_argument("--verbose", action="store_true", help="print progress every second")
+    args = parser.parse_args()
+    global VERBOSE
+    VERBOSE = args.verbose
+    skip = set(filter(None, args.skip.split(",")))
+    counts = [int(n) for n in args.daemons.split(",") if n]
+    fast = args.emulator_webhooks == "aiohttp"
+    mode = "poll-only (1s)" if args.poll_only else "webhooks + 15s polls"
+    work = Path(tempfile.mkdtemp(prefix="runner-bench-"))
+    print(f"{os.cpu_count()} cores; emulator speed {args.speed:g} (runs last 30-90 s / speed); {mode}; work in {work}")
+    results: list[Result] = []
+    try:
+        with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+            alone = asyncio.run(_emulator_create_rate(emu.base_url, 3.0, 32))
+        print(f"emulator alone: {alone:,.0f} creates/s (32 in flight, httpx + httpx-aiohttp)")
+        if "a" not in skip:
+            with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+                results.append(run_job(work, emu, args.store, 1, args.items, args.desktops, poll_only=args.poll_only,
+                                       log_level=args.log_level, label=f"(a) 1 daemon, {args.store}"))
+        if "b" not in skip:
+            for n in counts:
+                with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+                    results.append(run_job(work, emu, "postgres", n, args.items, args.desktops,
+                                           poll_only=args.poll_only, log_level=args.log_level,
+                                           label=f"(b) {n} daemon{'s' if n > 1 else ''}, postgres"))
+        memory: list[Memory] = []
+        if args.in_flight and "rss" not in skip:
+            for desktops in (args.in_flight, args.desktops):
+                memory.append(peak_rss_in_flight(work, args.store, args.in_flight, desktops, args.log_level))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    _table(
+        f"{args.items} items over {args.desktops} desktops ({mode})",
+        ["run", "runs", "seconds", "creates/s", "% of emulator", "API req/run", "end->store p50", "p90",
+         "via webhook", "CPU/run: daemons", "emulator", "postgres", "peak RSS"],
+        [[r.label, str(r.runs), f"{r.seconds:.1f}", f"{r.create_rate:,.0f}", f"{r.create_rate / alone:.0%}",
+          f"{r.requests_per_run:.2f}", f"{r.latency_p50_ms:.0f} ms", f"{r.latency_p90_ms:.0f} ms",
+          f"{r.webhook_share:.0%}", f"{r.daemon_cpu_per_run_ms:.2f} ms", f"{r.emulator_cpu_per_run_ms:.2f} ms",
+          f"{r.postgres_cpu_per_run_ms:.2f} ms", f"{r.peak_rss_mb:.0f} MB"] for r in results],
+    )
+    if memory:
+        _table(
+            f"one daemon holding {args.in_flight:,} items in flight ({args.store}; runs never end)",
+            ["desktops", "runs in flight", "RSS idle", "peak RSS", "seconds to reach"],
+            [[f"{m.desktops:,}", f"{m.runs_in_flight:,}", f"{m.idle_mb:.0f} MB", f"{m.peak_mb:.0f} MB",
+              f"{m.seconds:.0f}"] for m in memory],
+        )
+    targets = "targets: >= 70% of the emulator's rate; API req/run <= 1.5 (webhooks) or <= 3 (poll-only); "
+    print("\n" + targets + "p50 < 50 ms with webhooks; peak RSS < 200 MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Migrations: the same Alembic revisions on SQLite and PostgreSQL; a store at the previous revision (or made
+before migrations) upgrades with its data; daemons upgrading at once; the revisions ship in the package."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlmodel import SQLModel
+from store_helpers import LEASE, T0, Chooser, at, policy, run
+
+from cyberdesk_runner.store import Store, migrations
+from cyberdesk_runner.store.records import Assignment, JobDefinition, NewFire, NewItem
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: no tables, no revision."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.sqlite'}"
+        return
+    make: Callable[[], str] = request.getfixturevalue("pg_schema")
+    yield make()
+
+
+def _diff(store: Store) -> list[object]:
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, SQLModel.metadata))
+
+
+def test_upgrade_makes_the_schema_of_tables_py(blank_url: str) -> None:
+    store = Store(blank_url)
+    try:
+        assert store.schema_revision() == (None, migrations.head_revision())
+        store.upgrade()
+        assert store.schema_revision() == (migrations.head_revision(), migrations.head_revision())
+        assert _diff(store) == []
+        store.upgrade()  # at head: nothing to do
+        assert store.is_initialised()
+    finally:
+        store.close()
+
+
+_OLD_ROWS = {
+    "job": {"name": "a", "definition_hash": "h", "definition": {"name": "a"}, "source_path": "/a.yaml",
+            "paused": False, "loaded_at": T0},
+    "fire": {"id": "fire_1", "job_name": "a", "trigger": "manual", "dedup_key": "fire_1", "created_at": T0,
+             "status": "running", "items_total": 2},
+    "item": [
+        {"id": "item_1", "fire_id": "fire_1", "job_name": "a", "seq": 0, "inputs": {"n": 0},
+         "status": "running", "priority": False, "attempts": 1, "next_attempt_at": T0, "created_at": T0,
+         "cancel_requested": False},
+        {"id": "item_2", "fire_id": "fire_1", "job_name": "a", "seq": 1, "inputs": {"n": 1},
+         "status": "pending", "priority": False, "attempts": 0, "next_attempt_at": T0, "created_at": T0,
+         "cancel_requested": False},
+    ],
+    # Made by a daemon of the previous version, which died mid-create: no owner column then.
+    "attempt": {"id": "att_1", "item_id": "item_1", "fire_id": "fire_1", "job_name": "a", "number": 1,
+                "idempotency_key": "key-1", "workflow_id": "wf-1", "machine_id": "m-01", "status": "creating",
+                "created_at": T0, "updated_at": T0, "deadline_at": at(3600), "retry_create_at": at(30),
+                "create_tries": 0, "cancel_requested": False},
+    "event": {"at": T0, "kind": "fire_started", "job_name": "a", "fire_id": "fire_1"},
+}
+
+
+def _insert_old_rows(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    metadata.reflect(engine)
+    with engine.begin() as conn:
+        for table, rows in _OLD_ROWS.items():
+            conn.execute(sa.insert(metadata.tables[table]), rows if isinstance(rows, list) else [rows])
+
+
+def _check_upgraded(store: Store) -> None:
+    assert store.schema_revision()[0] == migrations.head_revision()
+    assert _diff(store) == []
+    # The data survived...
+    assert [j.name for j in store.jobs()] == ["a"]
+    assert store.work_counts().pending_items == 1 and store.work_counts().creating_attempts == 1
+    # ...and works with this version: the dead daemon's create is settled (same key) and claimed by us.
+    assert store.attempts_to_settle(at(29), lease=LEASE) == []
+    (settle,) = store.attempts_to_settle(at(30), lease=LEASE)
+    assert (settle.id, settle.idempotency_key, settle.inputs) == ("att_1", "key-1", {"n": 0})
+    assert store.renew_creating(at(40), LEASE) == 1
+    store.record_created([("att_1", run("r-1", "running", "create"))], at(41), policy())
+    (new,) = store.dispatch(at(41), Chooser(now=at(41)), lease=LEASE)
+    assert (new.item_id, new.machine_id) == ("item_2", "m-02")  # m-01 is busy with the old attempt's run
+    store.record_created([(new.id, run("r-2", "success", "create"))], at(42), policy())
+    store.apply_observations([run("r-1", "success")], at(43), policy())
+    assert store.job_fires("a")[0].status == "succeeded"
+    assert store.purge_finished(at(43) + timedelta(days=1), batch=10) == 1
+
+
+def test_a_store_at_the_previous_revision_upgrades_with_its_data(blank_url: str) -> None:
+    store = Store(blank_url)
+    try:
+        migrations.upgrade(store.engine, "0001")
+        assert store.schema_revision()[0] == "0001"
+        _insert_old_rows(store.engine)
+        store.upgrade()
+        _check_upgraded(store)
+    finally:
+        store.close()
+
+
+def test_a_store_made_before_migrations_is_adopted(blank_url: str) -> None:
+    store = Store(blank_url)
+    try:
+        migrations.upgrade(store.engine, "0001")
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE alembic_version"))  # what create_all left: tables, no revision
+        _insert_old_rows(store.engine)
+        assert store.schema_revision()[0] is None and store.is_initialised()
+        store.upgrade()
+        _check_upgraded(store)
+    finally:
+        store.close()
+
+
+def test_daemons_upgrading_at_once(blank_url: str) -> None:
+    stores = [Store(blank_url) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def upgrade(store: Store) -> None:
+        try:
+            barrier.wait()
+            store.upgrade()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upgrade, args=(s,)) for s in stores]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert stores[0].schema_revision()[0] == migrations.head_revision()
+        assert _diff(stores[0]) == []
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_downgrade_to_the_baseline_and_back(blank_url: str) -> None:
+    store = Store(blank_url)
+    try:
+        store.upgrade()
+        with store.engine.begin() as conn:
+            command.downgrade(migrations.alembic_config(conn), "0001")
+        assert store.schema_revision()[0] == "0001"
+        store.upgrade()
+        assert _diff(store) == []
+        # SQLite rebuilt the attempt table on the way down: the partial unique index still guards desktops.
+        store.sync_jobs([JobDefinition("a", "h", {}, "/a.yaml")], T0)
+        store.insert_fire(NewFire("a", "manual", None), [NewItem({}), NewItem({})], T0)
+        with pytest.raises(sa.exc.IntegrityError):
+            store.dispatch(T0, lambda view: [Assignment(d.id, "wf", "m-01", None, at(60)) for d in view.due],
+                           lease=LEASE)
+    finally:
+        store.close()
+
+
+def test_the_revisions_ship_inside_the_package() -> None:
+    """Whatever installed `cyberdesk_runner` (CI installs it with `pip install .`, not editable), the
+    migrations come with it: Alembic finds every revision from the package's own folder."""
+    folder = resources.files("cyberdesk_runner.store.migrations")
+    names = {entry.name for entry in folder.iterdir()}
+    assert {"env.py", "script.py.mako", "versions"} <= names
+    versions = {entry.name for entry in folder.joinpath("versions").iterdir()}
+    assert {"v0001_initial.py", "v0002_scaleout.py"} <= versions
+    assert Path(str(folder)) == migrations.SCRIPT_LOCATION
+    script = ScriptDirectory.from_config(migrations.alembic_config())
+    chain = [r.revision for r in script.walk_revisions()]  # newest first, one line of history
+    assert chain[-2:] == ["0002", "0001"] and chain[0] == migrations.head_revision()
+    assert len(script.get_heads()) == 1

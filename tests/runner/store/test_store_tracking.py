@@ -1,0 +1,155 @@
+"""News about runs from any daemon (webhooks, polls): idempotent, never backwards, unknown runs only logged;
+the runner's own verdicts; item outcomes; fires settled exactly when their last item is final."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from store_helpers import LEASE, T0, Chooser, add_jobs, at, dispatch_and_create, manual_fire, policy, run
+
+from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.records import AttemptVerdict
+
+
+def test_news_moves_a_run_forward_only(store: Store) -> None:
+    add_jobs(store, "a")
+    manual_fire(store, "a", 1)
+    (run_id,) = dispatch_and_create(store)
+    assert [t.kind for t in store.apply_observations([run(run_id, "running")], at(1), policy())] == ["run_running"]
+    assert store.apply_observations([run(run_id, "scheduling", "poll")], at(2), policy()) == []  # stale
+    assert store.apply_observations([run(run_id, "running", "poll")], at(3), policy()) == []  # repeat
+    assert [a.status for a in store.in_flight()] == ["running"]
+
+
+def test_a_final_status_is_applied_once(store: Store) -> None:
+    add_jobs(store, "a")
+    manual_fire(store, "a", 1)
+    (run_id,) = dispatch_and_create(store)
+    kinds = [t.kind for t in store.apply_observations([run(run_id, "success")], at(1), policy())]
+    assert kinds == ["attempt_success", "item_succeeded", "fire_succeeded"]
+    # The same webhook delivered to another daemon, and the poll that follows: no-ops.
+    assert store.apply_observations([run(run_id, "success")], at(2), policy()) == []
+    assert store.apply_observations([run(run_id, "error", "poll")], at(3), policy()) == []
+    assert store.in_flight() == [] and store.work_counts().idle
+
+
+def test_news_of_unknown_runs_is_reported_and_changes_nothing(store: Store) -> None:
+    add_jobs(store, "a")
+    manual_fire(store, "a", 1)
+    dispatch_and_create(store)
+    transitions = store.apply_observations([run("not-ours", "success")], at(1), policy())
+    assert [(t.kind, t.run_id, t.data["status"]) for t in transitions] == [("unknown_run", "not-ours", "success")]
+    assert store.work_counts().running_items == 1
+
+
+def test_a_failure_is_retried_by_the_policy_then_fails_the_fire(store: Store) -> None:
+    add_jobs(store, "a")
+    manual_fire(store, "a", 1)
+    (first,) = dispatch_and_create(store)
+    retry = policy(max_attempts=2, retry_at=at(30))
+    kinds = [t.kind for t in store.apply_observations([run(first, "error")], at(1), retry)]
+    assert kinds == ["attempt_error", "item_retry_scheduled"]
+    assert store.dispatch(at(29), Chooser(now=at(29)), lease=LEASE) == []  # not due yet
+    (second,) = dispatch_and_create(store, at(30))
+    kinds = [t.kind for t in store.apply_observations([run(second, "task_failed")], at(31), retry)]
+    assert kinds == ["attempt_task_failed", "item_failed", "fire_failed"]
+    summary = store.summary_since(T0)
+    assert [(s.job_name, s.items_failed, s.items_retried, s.runs_created) for s in summary] == [("a", 1, 1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "fire_status"),
+    [
+        (["success", "success", "success"], "succeeded"),
+        (["success", "task_failed", "cancelled"], "failed"),
+        (["success", "cancelled", "success"], "cancelled"),
+    ],
+)
+def test_a_fire_ends_when_its_last_item_does(store: Store, statuses: list[str], fire_status: str) -> None:
+    add_jobs(store, "a")
+    manual_fire(store, "a", 3)
+    run_ids = dispatch_and_create(store)
+    for n, (run_id, status) in enumerate(zip(run_ids, statuses, strict=True)):
+        kinds = [t.kind for t in store.apply_observations([run(run_id, status)], at(n + 1), policy())]
+        assert (f"fire_{fire_status}" in kinds) == (n == 2)
+    assert store.job_fires("a")[0].status == fire_status
+
+
+def test_verdicts_finish_attempts_without_a_run_status(store: Store) -> None:
+    add_jobs(store, "a")
+    manual_fire(store, "a", 2)
+    refs = store.dispatch(T0, Chooser(), lease=LEASE)
+    store.record_created([(refs[1].id, run("r-1", "running", "create"))], T0, policy())
+    verdicts = [
+        AttemptVerdict(refs[0].id, "rejected", ["400: bad input"], "create"),
+        AttemptVerdict(refs[1].id, "timed_out", ["timed out after 30m"], "reaper"),
+    ]
+    kinds = [t.kind for t in store.apply_verdicts(verdicts, at(1), policy())]
+    assert sorted(kinds) == ["attempt_rejected", "attempt_timed_out", "fire_failed", "item_failed", "item_failed"]
+    assert store.apply_verdicts(verdicts, at(2), policy()) == []  # already final
+    assert store.in_flight() == []
+
+
+def _finish_together(stores: list[Store], runs: list[str]) -> list[BaseException]:
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def finish(store: Store, run_id: str) -> None:
+        try:
+            barrier.wait()
+            store.apply_observations([run(run_id, "success")], at(5), policy())
+        except BaseException as exc:  # pragma: no cover - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish, args=(s, r)) for s, r in zip(stores, runs, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_the_last_items_finishing_at_once_on_two_daemons_still_settle_the_fire(
+    open_store: Callable[[], Store],
+) -> None:
+    stores = [open_store(), open_store()]
+    add_jobs(stores[0], "a")
+    for round_ in range(8):
+        fire_id = manual_fire(stores[0], "a", 2, now=at(round_))
+        run_ids = dispatch_and_create(stores[0], at(round_))
+        assert _finish_together(stores, run_ids) == []
+        fire = next(f for f in stores[0].job_fires("a") if f.id == fire_id)
+        assert fire.status == "succeeded", f"round {round_}: the fire was left {fire.status}"
+
+
+def _apply_in_orders(stores: list[Store], batches: list[list[str]]) -> list[BaseException]:
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def apply(store: Store, run_ids: list[str]) -> None:
+        try:
+            barrier.wait()
+            for _ in range(3):
+                store.apply_observations([run(r, "success") for r in run_ids], at(5), policy())
+        except BaseException as exc:  # pragma: no cover - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=apply, args=(s, b)) for s, b in zip(stores, batches, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_two_daemons_applying_the_same_webhooks_in_opposite_orders(open_store: Callable[[], Store]) -> None:
+    stores = [open_store(), open_store()]
+    add_jobs(stores[0], "a", "b")
+    manual_fire(stores[0], "a", 4)
+    manual_fire(stores[0], "b", 4)
+    run_ids = dispatch_and_create(stores[0])
+    assert _apply_in_orders(stores, [run_ids, list(reversed(run_ids))]) == []
+    assert {f.status for f in stores[0].job_fires("a") + stores[0].job_fires("b")} == {"succeeded"}
+    assert stores[0].work_counts().idle
