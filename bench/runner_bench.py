@@ -13,7 +13,8 @@ limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
       <= 3 with --poll-only);
     - tracking latency: a run's end in the emulator -> its terminal status in the store (the attempt's
       finishing event), both wall clock on this machine (target p50 < 50 ms with webhooks);
-    - peak RSS (VmHWM) of a daemon holding `--in-flight` runs in flight (target < 200 MB).
+    - peak RSS (VmHWM) of a daemon holding `--in-flight` items in flight (target < 200 MB), read twice: with as
+      many desktops (every item a run in flight) and over `--desktops` desktops (the rest pending).
 (b) the same job with 1, 2, 3... daemons (`--daemons`) on one PostgreSQL store: throughput and API requests
     per run, side by side.
 

@@ -21,7 +21,7 @@ import random
 import signal
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -34,6 +34,7 @@ from cyberdesk_runner.logs import get_logger, register_secret
 from cyberdesk_runner.runtime import Runtime
 from cyberdesk_runner.server import bind, build_app, make_server
 from cyberdesk_runner.store import Store, new_id
+from cyberdesk_runner.store.notify import listen_for_work
 from cyberdesk_runner.store.records import JobSummary
 from cyberdesk_runner.tracking.webhooks import WebhookReceiver
 
@@ -46,6 +47,7 @@ _IDLE_CHECK_EVERY = 0.25
 _DISPATCH_EVERY = 1.0
 #: A loop that has not completed a round for this long makes /healthz answer 503.
 _STALE_AFTER = 120.0
+_RETENTION_EVERY = 3600.0
 
 
 @attrs.define
@@ -69,8 +71,14 @@ class UnknownJobs(Exception):
 
 
 class Daemon:
-    def __init__(self, config: Config, *, clock: Clock | None = None, client: CyberdeskClient | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        client: CyberdeskClient | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -103,8 +111,11 @@ class Daemon:
         emu = self.config.emulator
         self._emulator = Emulator(
             EmulatorOptions.build(
-                speed=emu.speed, run_duration=emu.run_duration, failure_rate=emu.failure_rate,
-                fixture=str(emu.fixture) if emu.fixture else None, seed=emu.seed,
+                speed=emu.speed,
+                run_duration=emu.run_duration,
+                failure_rate=emu.failure_rate,
+                fixture=str(emu.fixture) if emu.fixture else None,
+                seed=emu.seed,
             )
         )
         self._emulator_server = EmulatorServer(self._emulator, host="127.0.0.1", port=0).start()
@@ -142,19 +153,30 @@ class Daemon:
         # The first log line says which API this daemon talks to.
         client = self._make_client()
         if self.config.cyberdesk.api_key is not None:
-            log.info("daemon_starting", api=str(self.config.cyberdesk.base_url), store=self.config.store_display)
-        store = Store(self.config.store)
+            log.info(
+                "daemon_starting", api=str(self.config.cyberdesk.base_url), store=self.config.store_display
+            )
+        store = Store(self.config.store, owner=self.id)
         runtime = Runtime(
-            store=store, client=client, catalog=JobCatalog(self.config.jobs), clock=self.clock, owner=self.id,
-            rng=self.rng, max_in_flight_requests=self.config.dispatch.max_in_flight_requests,
-            lease=self.config.dispatch.lease, poll_interval=self.config.tracking.poll_interval, on_wake=self._wake,
+            store=store,
+            client=client,
+            catalog=JobCatalog(self.config.jobs),
+            clock=self.clock,
+            owner=self.id,
+            rng=self.rng,
+            max_in_flight_requests=self.config.dispatch.max_in_flight_requests,
+            lease=self.config.dispatch.lease,
+            poll_interval=self.config.tracking.poll_interval,
+            on_wake=self._wake,
         )
         self.runtime = runtime
         tasks: list[asyncio.Task[Any]] = []
         servers: list[Any] = []
         try:
             await runtime.start()
-            await asyncio.to_thread(store.register_daemon, self.id, socket.gethostname(), os.getpid(), self.clock.now())
+            await asyncio.to_thread(
+                store.register_daemon, self.id, socket.gethostname(), os.getpid(), self.clock.now()
+            )
             servers = await self._start_http(runtime)
             if options.once is not None:
                 names = options.once or sorted(runtime.catalog.jobs)
@@ -187,7 +209,14 @@ class Daemon:
             self._schedule_loop(runtime),
             self._loop("poll", runtime.poll_round, poll_every),
             self._loop("reap", runtime.reap_round, min(poll_every, 2.0)),
-            self._loop("heartbeat", self._heartbeat, _HEARTBEAT_EVERY),
+            self._loop(
+                "heartbeat",
+                self._heartbeat,
+                min(_HEARTBEAT_EVERY, self.config.dispatch.lease.total_seconds() / 3),
+            ),
+            self._loop("retention", self._retention, _RETENTION_EVERY),
+            # Wake promptly when another daemon (or the CLI) makes work due; returns at once on SQLite.
+            asyncio.create_task(listen_for_work(self.config.store, self._wake, self._stop), name="listen"),
         ]
         if options.until_idle or options.once is not None:
             tasks.append(asyncio.create_task(self._stop_when_idle(runtime), name="idle"))
@@ -197,13 +226,16 @@ class Daemon:
         self._stop.set()
 
     async def _shutdown(self, runtime: Runtime, servers: list[Any]) -> None:
-        for server, task in servers:
+        for server, task, sock in servers:
             server.should_exit = True
             try:
                 await asyncio.wait_for(task, timeout=3)
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
+            sock.close()
         try:
+            # Hand back what this daemon holds, so other daemons (or the next start) take over at once.
+            await asyncio.to_thread(runtime.store.release_creating, self.clock.now())
             await asyncio.to_thread(runtime.store.release_leases, self.id)
             await asyncio.to_thread(
                 runtime.store.heartbeat, self.id, self._health()[1], self.clock.now(), stopped=True
@@ -216,8 +248,9 @@ class Daemon:
 
     # -- loops -----------------------------------------------------------------------------------------
 
-    def _loop(self, name: str, step: Callable[[], Awaitable[Any]], every: float,
-              wake: asyncio.Event | None = None) -> asyncio.Task[None]:
+    def _loop(
+        self, name: str, step: Callable[[], Awaitable[Any]], every: float, wake: asyncio.Event | None = None
+    ) -> asyncio.Task[None]:
         async def forever() -> None:
             backoff = 1.0
             while not self._stop.is_set():
@@ -259,12 +292,26 @@ class Daemon:
     def _note_error(self, where: str, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"
         log.error("loop_error", loop=where, error=message)
-        self._last_errors = [*self._last_errors[-9:], {"loop": where, "error": message,
-                                                       "at": self.clock.now().isoformat()}]
+        self._last_errors = [
+            *self._last_errors[-9:],
+            {"loop": where, "error": message, "at": self.clock.now().isoformat()},
+        ]
 
     async def _heartbeat(self) -> None:
         assert self.runtime is not None
-        await asyncio.to_thread(self.runtime.store.heartbeat, self.id, self._health()[1], self.clock.now())
+        store = self.runtime.store
+        await asyncio.to_thread(store.heartbeat, self.id, self._health()[1], self.clock.now())
+        # Keep this daemon's claims on slow create calls, so no other daemon repeats them meanwhile.
+        await asyncio.to_thread(store.renew_creating, self.clock.now(), self.config.dispatch.lease)
+
+    async def _retention(self) -> None:
+        """Delete finished history older than `dispatch.retention`, one daemon at a time, in batches."""
+        assert self.runtime is not None
+        store, now = self.runtime.store, self.clock.now()
+        if await asyncio.to_thread(store.try_lease, "retention", self.id, now, timedelta(hours=2)):
+            purged = await asyncio.to_thread(store.purge_finished, now - self.config.dispatch.retention, 1000)
+            if purged:
+                log.info("history_purged", fires=purged, older_than=str(self.config.dispatch.retention))
 
     async def _stop_when_idle(self, runtime: Runtime) -> None:
         await asyncio.sleep(_IDLE_CHECK_EVERY)  # let requested fires get a first dispatch round
@@ -313,7 +360,7 @@ class Daemon:
         log.info("http_listening", url=base, webhook=self.webhook_url)
         if webhook is not None and self._emulator is not None and webhook_settings is None:
             self._emulator.add_webhook_endpoint(self.webhook_url, secret)
-        return [(server, task)]
+        return [(server, task, sock)]
 
     def _health(self) -> tuple[bool, dict[str, Any]]:
         now = self.clock.now()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,7 +113,7 @@ class Dispatcher:
         fleet = self._fleet()
         busy = set(view.busy_desktops)
         active = dict(view.active_by_job)
-        candidates: dict[str, list[Desktop]] = {}
+        candidates: dict[str, deque[Desktop]] = {}
         chosen: list[Assignment] = []
         for item in view.due:
             job = self._catalog.get(item.job_name)
@@ -135,12 +136,18 @@ class Dispatcher:
                 if desktop.id in busy:
                     continue
             else:
-                if job.name not in candidates:
-                    candidates[job.name] = [d for d in fleet.select(job.target) if d.connected]
-                free = [d for d in candidates[job.name] if d.id not in busy]
+                free = candidates.get(job.name)
+                if free is None:
+                    # Once per job and round: its free desktops, least recently given work first.
+                    never = datetime.min.replace(tzinfo=now.tzinfo)
+                    ordered = [d for d in fleet.select(job.target) if d.connected and d.id not in busy]
+                    ordered.sort(key=lambda d: self._last_used.get(d.id, never))
+                    free = candidates[job.name] = deque(ordered)
+                while free and free[0].id in busy:  # taken meanwhile by another job's item
+                    free.popleft()
                 if not free:
                     continue
-                desktop = min(free, key=lambda d: self._last_used.get(d.id, datetime.min.replace(tzinfo=now.tzinfo)))
+                desktop = free.popleft()
             busy.add(desktop.id)
             active[job.name] = active.get(job.name, 0) + 1
             self._last_used[desktop.id] = now

@@ -6,6 +6,8 @@ store method is one transaction (see `Store`).
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 import psycopg
@@ -60,9 +62,9 @@ def _sqlite_engine(url: str) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        _set_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -72,3 +74,16 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _set_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL (persistent; a no-op once done). The switch needs the file to itself, and SQLite
+    answers "database is locked" at once instead of waiting when several connections open a new file together."""
+    for attempt in range(100):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)

@@ -71,7 +71,7 @@ async def _relay(conn: psycopg.AsyncConnection[object], on_notify: Callable[[], 
     idle = 0.0
     while not stop.is_set():
         got = 0
-        # Returns after `timeout` seconds without notifications, so `stop` is seen promptly.
+        # Each pass ends after _IDLE_CHECK seconds (with or without news), so `stop` is seen promptly.
         async for _ in conn.notifies(timeout=_IDLE_CHECK):
             got += 1
             on_notify()

@@ -33,6 +33,8 @@ class ObservationSink:
         #: News about runs we did not know yet. A fast run's webhook can arrive before its create call's answer
         #: is recorded; it is kept here and applied once the run is known (polling would catch it later anyway).
         self._early: OrderedDict[str, RunObservation] = OrderedDict()
+        #: Runs recorded recently: news parked for one of these raced its recording and is applied again.
+        self._recorded: OrderedDict[str, None] = OrderedDict()
 
     async def record(self, observations: Sequence[RunObservation]) -> None:
         """Record observations; returns once they are committed to the store."""
@@ -69,15 +71,25 @@ class ObservationSink:
             self._store.apply_observations, observations, now, self._outcome(now)
         )
         by_run = {o.run_id: o for o in observations}
+        raced: list[RunObservation] = []
         for t in transitions:
             if t.kind == "unknown_run" and t.run_id in by_run:
+                if t.run_id in self._recorded:
+                    raced.append(by_run[t.run_id])  # recorded while this batch was being applied
+                    continue
                 self._early[t.run_id] = by_run[t.run_id]
                 while len(self._early) > _EARLY_NEWS_KEPT:
                     self._early.popitem(last=False)
         self._on_transitions(transitions)
+        if raced:
+            await self.flush(raced)
 
     async def runs_recorded(self, run_ids: Sequence[str]) -> None:
         """Runs just became known (their create calls were recorded): apply any news that came first."""
+        for run_id in run_ids:
+            self._recorded[run_id] = None
+        while len(self._recorded) > _EARLY_NEWS_KEPT:
+            self._recorded.popitem(last=False)
         early = [self._early.pop(run_id) for run_id in run_ids if run_id in self._early]
         if early:
             await self.record(early)

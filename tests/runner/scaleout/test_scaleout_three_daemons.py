@@ -103,6 +103,9 @@ class Processes:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for process in self.running:
+            if process.stdout is not None:
+                process.stdout.close()
         for out in self.logs:
             out.close()
 
