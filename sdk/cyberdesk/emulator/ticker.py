@@ -13,6 +13,8 @@ from cyberdesk.emulator.emulator import Emulator
 
 log = logging.getLogger("cyberdesk.emulator")
 
+_MAX_DELIVERIES_IN_FLIGHT = 32
+
 
 async def run_ticker(em: Emulator) -> None:
     interval = em.options.tick_interval
@@ -22,7 +24,9 @@ async def run_ticker(em: Emulator) -> None:
             while True:
                 try:
                     em.process_due()
-                    for delivery in em.webhooks.take_due():
+                    # Bounded: thousands of deliveries at once (or a dead receiver's retries piling up) would
+                    # starve the API this same loop serves.
+                    for delivery in em.webhooks.take_due(limit=_MAX_DELIVERIES_IN_FLIGHT - len(in_flight)):
                         task = asyncio.create_task(em.webhooks.attempt(client, delivery))
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)

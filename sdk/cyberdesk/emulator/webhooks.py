@@ -101,11 +101,12 @@ class WebhookDispatcher:
         with self._lock:
             return max(0.0, self._pending[0][0] - self._monotonic()) if self._pending else None
 
-    def take_due(self) -> list[Delivery]:
+    def take_due(self, limit: int | None = None) -> list[Delivery]:
+        """Deliveries due now, at most `limit` (the caller bounds how many are in flight at once)."""
         now = self._monotonic()
         due: list[Delivery] = []
         with self._lock:
-            while self._pending and self._pending[0][0] <= now:
+            while self._pending and self._pending[0][0] <= now and (limit is None or len(due) < limit):
                 due.append(heapq.heappop(self._pending)[2])
             self._in_flight += len(due)
         return due
