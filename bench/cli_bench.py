@@ -47,15 +47,25 @@ WORKFLOW_ID = "3f0c2a8e-1c1d-4c36-9a55-1e1d0c0ffee0"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--attempts", type=int, default=1_000_000, help="attempts to create (default 1,000,000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=1_000_000, help="attempts to create (default 1,000,000)"
+    )
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--items-per-fire", type=int, default=9)
     parser.add_argument("--desktops", type=int, default=50)
     parser.add_argument("--days", type=int, default=30, help="the history spans this many days up to now")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of each command (median and max reported)")
-    parser.add_argument("--postgres", metavar="URL", help="also bench a fresh schema of this PostgreSQL database")
-    parser.add_argument("--keep", action="store_true", help="keep the stores (SQLite file, PostgreSQL schema)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs of each command (median and max reported)"
+    )
+    parser.add_argument(
+        "--postgres", metavar="URL", help="also bench a fresh schema of this PostgreSQL database"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the stores (SQLite file, PostgreSQL schema)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     return parser.parse_args()
 
@@ -69,7 +79,9 @@ class History:
     def __init__(self, args: argparse.Namespace) -> None:
         self.rng = random.Random(args.seed)
         self.jobs = [f"bench-job-{j:02d}" for j in range(args.jobs)]
-        self.desktops = [(str(uuid.UUID(int=self.rng.getrandbits(128))), f"desk-{d:03d}") for d in range(args.desktops)]
+        self.desktops = [
+            (str(uuid.UUID(int=self.rng.getrandbits(128))), f"desk-{d:03d}") for d in range(args.desktops)
+        ]
         self.items_per_fire = args.items_per_fire
         self.now = datetime.now(UTC)
         self.start = self.now - timedelta(days=args.days)
@@ -82,9 +94,19 @@ class History:
 
     def job_rows(self) -> list[dict[str, Any]]:
         return [
-            {"name": name, "definition_hash": "0" * 64, "source_path": f"jobs/{name}.yaml", "workflow_id": WORKFLOW_ID,
-             "paused": False, "loaded_at": self.now,
-             "definition": {"name": name, "workflow": "Bench", "sensitive_inputs": {"password": {"env": "PW"}}}}
+            {
+                "name": name,
+                "definition_hash": "0" * 64,
+                "source_path": f"jobs/{name}.yaml",
+                "workflow_id": WORKFLOW_ID,
+                "paused": False,
+                "loaded_at": self.now,
+                "definition": {
+                    "name": name,
+                    "workflow": "Bench",
+                    "sensitive_inputs": {"password": {"env": "PW"}},
+                },
+            }
             for name in self.jobs
         ]
 
@@ -123,48 +145,118 @@ class History:
                 ended = None if status == "running" else at + timedelta(seconds=rng.uniform(20, 300))
                 attempt_id = f"att_{f:011x}{seq:03x}{number:02x}"
                 run_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                out["attempt"].append({
-                    "id": attempt_id, "item_id": item_id, "fire_id": fire_id, "job_name": job, "number": number,
-                    "idempotency_key": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "run_id": run_id,
-                    "workflow_id": WORKFLOW_ID,
-                    # The active-desktop unique index: only running attempts need distinct desktops.
-                    "machine_id": desktop_id if status != "running" else str(uuid.uuid4()),
-                    "machine_name": desktop, "status": status, "created_at": at, "updated_at": ended or at,
-                    "started_at": at + timedelta(seconds=1), "ended_at": ended, "deadline_at": at + timedelta(hours=2),
-                    "create_tries": 0, "cancel_requested": False,
-                    "error": None if status in ("success", "running") else [f"bench {status} of {attempt_id}"],
-                    "output": {"ok": True} if status == "success" else None,
-                })
-                out["event"].append({"at": ended or at, "kind": f"attempt_{status}", "job_name": job, "fire_id": fire_id,
-                                     "item_id": item_id, "attempt_id": attempt_id, "run_id": run_id, "data": None})
+                out["attempt"].append(
+                    {
+                        "id": attempt_id,
+                        "item_id": item_id,
+                        "fire_id": fire_id,
+                        "job_name": job,
+                        "number": number,
+                        "idempotency_key": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                        "run_id": run_id,
+                        "workflow_id": WORKFLOW_ID,
+                        # The active-desktop unique index: only running attempts need distinct desktops.
+                        "machine_id": desktop_id if status != "running" else str(uuid.uuid4()),
+                        "machine_name": desktop,
+                        "status": status,
+                        "created_at": at,
+                        "updated_at": ended or at,
+                        "started_at": at + timedelta(seconds=1),
+                        "ended_at": ended,
+                        "deadline_at": at + timedelta(hours=2),
+                        "create_tries": 0,
+                        "cancel_requested": False,
+                        "error": None
+                        if status in ("success", "running")
+                        else [f"bench {status} of {attempt_id}"],
+                        "output": {"ok": True} if status == "success" else None,
+                    }
+                )
+                out["event"].append(
+                    {
+                        "at": ended or at,
+                        "kind": f"attempt_{status}",
+                        "job_name": job,
+                        "fire_id": fire_id,
+                        "item_id": item_id,
+                        "attempt_id": attempt_id,
+                        "run_id": run_id,
+                        "data": None,
+                    }
+                )
                 if status in ("success", "running", "cancelled", "rejected") or number == 3:
                     break
                 at = ended + timedelta(seconds=30) if ended else at
-            item_status = {"success": "succeeded", "running": "running", "cancelled": "cancelled"}.get(status, "failed")
+            item_status = {"success": "succeeded", "running": "running", "cancelled": "cancelled"}.get(
+                status, "failed"
+            )
             statuses.append(item_status)
-            out["item"].append({
-                "id": item_id, "fire_id": fire_id, "job_name": job, "seq": seq,
-                "inputs": {"claim_id": f"C-{f}-{seq}", "amount": rng.randint(10, 9999)},
-                "machine_id": None, "machine_name": None, "status": item_status, "priority": False,
-                "attempts": number, "next_attempt_at": created, "created_at": created,
-                "finished_at": None if item_status == "running" else at, "cancel_requested": False,
-                "last_error": None if item_status in ("succeeded", "running") else f"bench {status}",
-            })
+            out["item"].append(
+                {
+                    "id": item_id,
+                    "fire_id": fire_id,
+                    "job_name": job,
+                    "seq": seq,
+                    "inputs": {"claim_id": f"C-{f}-{seq}", "amount": rng.randint(10, 9999)},
+                    "machine_id": None,
+                    "machine_name": None,
+                    "status": item_status,
+                    "priority": False,
+                    "attempts": number,
+                    "next_attempt_at": created,
+                    "created_at": created,
+                    "finished_at": None if item_status == "running" else at,
+                    "cancel_requested": False,
+                    "last_error": None if item_status in ("succeeded", "running") else f"bench {status}",
+                }
+            )
             if item_status == "failed" and "fire" not in self.sample and f > self.fires // 2:
                 self.sample.update(fire=fire_id, item=item_id, attempt=attempt_id, run=run_id)
-        fire_status = ("running" if "running" in statuses else "failed" if "failed" in statuses
-                       else "cancelled" if "cancelled" in statuses else "succeeded")
-        out["fire"].append({
-            "id": fire_id, "job_name": job, "trigger": "scheduled", "dedup_key": f"{job}@{created.isoformat()}",
-            "scheduled_for": created, "created_at": created, "status": fire_status, "planned_at": created,
-            "finished_at": None if fire_status == "running" else max(i["finished_at"] for i in out["item"][first_item:]),
-            "items_total": self.items_per_fire, "definition_hash": "0" * 64,
-        })
+        fire_status = (
+            "running"
+            if "running" in statuses
+            else "failed"
+            if "failed" in statuses
+            else "cancelled"
+            if "cancelled" in statuses
+            else "succeeded"
+        )
+        out["fire"].append(
+            {
+                "id": fire_id,
+                "job_name": job,
+                "trigger": "scheduled",
+                "dedup_key": f"{job}@{created.isoformat()}",
+                "scheduled_for": created,
+                "created_at": created,
+                "status": fire_status,
+                "planned_at": created,
+                "finished_at": None
+                if fire_status == "running"
+                else max(i["finished_at"] for i in out["item"][first_item:]),
+                "items_total": self.items_per_fire,
+                "definition_hash": "0" * 64,
+            }
+        )
         # executemany wants the same keys in every row.
         none = {"item_id": None, "attempt_id": None, "run_id": None}
         out["event"] += [
-            {"at": created, "kind": "fire_started", "job_name": job, "fire_id": fire_id, "data": {"items": 9}, **none},
-            {"at": created, "kind": f"fire_{fire_status}", "job_name": job, "fire_id": fire_id, "data": None, **none},
+            {
+                "at": created,
+                "kind": "fire_started",
+                "job_name": job,
+                "fire_id": fire_id,
+                "data": {"items": 9},
+                **none,
+            },
+            {
+                "at": created,
+                "kind": f"fire_{fire_status}",
+                "job_name": job,
+                "fire_id": fire_id,
+                "data": None,
+                **none,
+            },
         ]
 
 
@@ -181,19 +273,34 @@ def fill(url: str, history: History) -> float:
     store = Store(url)
     store.upgrade()
     started = time.perf_counter()
-    tables = {"fire": FireRow.__table__, "item": ItemRow.__table__, "attempt": AttemptRow.__table__,  # type: ignore[attr-defined]
-              "event": EventRow.__table__}  # type: ignore[attr-defined]
+    tables = {
+        "fire": FireRow.__table__,
+        "item": ItemRow.__table__,
+        "attempt": AttemptRow.__table__,  # type: ignore[attr-defined]
+        "event": EventRow.__table__,
+    }  # type: ignore[attr-defined]
     with store.engine.begin() as conn:
         conn.execute(sa.insert(JobRow.__table__), history.job_rows())  # type: ignore[attr-defined]
-        conn.execute(sa.insert(DaemonRow.__table__), [{  # type: ignore[attr-defined]
-            "id": "daemon_bench", "host": "bench", "pid": 1, "started_at": history.start,
-            "heartbeat_at": history.now, "health": {"api_ok": True, "webhook_url": None, "last_errors": []},
-        }])
+        conn.execute(
+            sa.insert(DaemonRow.__table__),
+            [
+                {  # type: ignore[attr-defined]
+                    "id": "daemon_bench",
+                    "host": "bench",
+                    "pid": 1,
+                    "started_at": history.start,
+                    "heartbeat_at": history.now,
+                    "health": {"api_ok": True, "webhook_url": None, "last_errors": []},
+                }
+            ],
+        )
     chunks = history.rows()
     done = False
     while not done:
         with store.engine.begin() as conn:  # big transactions, but not one for everything
-            if conn.dialect.name == "sqlite":  # random keys (run ids, idempotency keys) thrash a small page cache
+            if (
+                conn.dialect.name == "sqlite"
+            ):  # random keys (run ids, idempotency keys) thrash a small page cache
                 conn.exec_driver_sql("PRAGMA cache_size = -1000000")
             pending = 0
             for table, rows in chunks:
@@ -216,7 +323,9 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, A
     convert = [_converter(table.c[name].type, postgres) for name in columns]
     mark = "%s" if postgres else "?"
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-    conn.exec_driver_sql(sql, [tuple(f(row[c]) for f, c in zip(convert, columns, strict=True)) for row in rows])
+    conn.exec_driver_sql(
+        sql, [tuple(f(row[c]) for f, c in zip(convert, columns, strict=True)) for row in rows]
+    )
 
 
 def _converter(column_type: Any, postgres: bool) -> Any:
@@ -291,21 +400,27 @@ def write_config(folder: Path, url: str, history: History) -> Path:
     jobs = folder / "jobs"
     jobs.mkdir(exist_ok=True)
     for name in history.jobs:
-        (jobs / f"{name}.yaml").write_text(textwrap.dedent(f"""
+        (jobs / f"{name}.yaml").write_text(
+            textwrap.dedent(f"""
             name: {name}
             workflow: Bench
             target: {{pool: bench}}
             schedule: {{cron: "*/5 * * * *"}}
-        """))
+        """)
+        )
     config = folder / f"config-{secrets.token_hex(3)}.yaml"
     config.write_text(f"store: {url}\njobs: jobs\n")
     return config
 
 
-def report(name: str, fill_seconds: float, history: History, rows: Sequence[tuple[str, float, float, int]]) -> None:
+def report(
+    name: str, fill_seconds: float, history: History, rows: Sequence[tuple[str, float, float, int]]
+) -> None:
     c = history.counts
-    print(f"\n{name}: {c['attempt']:,} attempts, {c['item']:,} items, {c['fire']:,} fires, {c['event']:,} events "
-          f"(filled in {fill_seconds:.0f} s)")
+    print(
+        f"\n{name}: {c['attempt']:,} attempts, {c['item']:,} items, {c['fire']:,} fires, {c['event']:,} events "
+        f"(filled in {fill_seconds:.0f} s)"
+    )
     print(f"  {'command':<42} {'median':>9} {'max':>9}")
     for label, median, slowest, _ in rows:
         print(f"  {label:<42} {median * 1000:>7.0f}ms {slowest * 1000:>7.0f}ms")
@@ -317,7 +432,9 @@ def main() -> None:
         folder = Path(tmp)
         if args.keep:
             folder = Path(tempfile.mkdtemp(prefix="cli-bench-"))
-        targets: list[tuple[str, str, str | None]] = [("SQLite", f"sqlite:///{folder / 'bench.sqlite'}", None)]
+        targets: list[tuple[str, str, str | None]] = [
+            ("SQLite", f"sqlite:///{folder / 'bench.sqlite'}", None)
+        ]
         if args.postgres:
             schema = f"cli_bench_{secrets.token_hex(4)}"
             admin = sa.create_engine(args.postgres)
@@ -329,7 +446,9 @@ def main() -> None:
             history = History(args)
             print(f"filling {name} ...", flush=True)
             seconds = fill(url, history)
-            if pg_schema is not None:  # PostgreSQL plans from statistics; autovacuum would gather them soon anyway
+            if (
+                pg_schema is not None
+            ):  # PostgreSQL plans from statistics; autovacuum would gather them soon anyway
                 with sa.create_engine(url).begin() as conn:
                     conn.execute(sa.text("ANALYZE"))
             config = write_config(folder, url, history)

@@ -139,17 +139,31 @@ class Emulator:
 
 
 @contextmanager
-def emulator(work: Path, desktops: int, speed: float, run_duration: str, fast_webhooks: bool) -> Iterator[Emulator]:
+def emulator(
+    work: Path, desktops: int, speed: float, run_duration: str, fast_webhooks: bool
+) -> Iterator[Emulator]:
     fixture = work / f"fleet-{desktops}.json"
-    fixture.write_text(json.dumps({
-        "pools": [{"name": "farm"}],
-        "machines": [{"name": f"farm-{n:05d}", "pools": ["farm"]} for n in range(desktops)],
-        "workflows": [{"name": WORKFLOW, "prompt": "Process one record."}],
-    }))
-    options = {"api_key": API_KEY, "fixture": str(fixture), "speed": speed, "run_duration": run_duration,
-               "seed": 1, "fast_webhooks": fast_webhooks}
+    fixture.write_text(
+        json.dumps(
+            {
+                "pools": [{"name": "farm"}],
+                "machines": [{"name": f"farm-{n:05d}", "pools": ["farm"]} for n in range(desktops)],
+                "workflows": [{"name": WORKFLOW, "prompt": "Process one record."}],
+            }
+        )
+    )
+    options = {
+        "api_key": API_KEY,
+        "fixture": str(fixture),
+        "speed": speed,
+        "run_duration": run_duration,
+        "seed": 1,
+        "fast_webhooks": fast_webhooks,
+    }
     process = subprocess.Popen(
-        [sys.executable, "-c", _EMULATOR_PROGRAM, json.dumps(options)], stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", _EMULATOR_PROGRAM, json.dumps(options)],
+        stdout=subprocess.PIPE,
+        text=True,
         stderr=(work / "emulator.log").open("a"),
     )
     assert process.stdout is not None
@@ -169,8 +183,12 @@ def emulator(work: Path, desktops: int, speed: float, run_duration: str, fast_we
 async def _emulator_create_rate(base_url: str, seconds: float, in_flight: int) -> float:
     """Creates per second the emulator sustains with `in_flight` requests kept in flight by one client."""
     limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
-    async with httpx.AsyncClient(transport=AiohttpTransport(limits=limits), base_url=base_url, timeout=30,
-                                 headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+    async with httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits),
+        base_url=base_url,
+        timeout=30,
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as client:
         workflows = (await client.get("/v1/workflows")).json()["items"]
         machines = (await client.get("/v1/machines", params={"limit": 100})).json()["items"]
         workflow_id = next(w["id"] for w in workflows if w["name"] == WORKFLOW)
@@ -181,10 +199,15 @@ async def _emulator_create_rate(base_url: str, seconds: float, in_flight: int) -
             nonlocal done
             i = n
             while time.perf_counter() < stop_at:
-                body = {"workflow_id": workflow_id, "machine_id": machine_ids[i % len(machine_ids)],
-                        "input_values": {"n": i}, "is_priority": False}
-                response = await client.post("/v1/runs", json=body,
-                                             headers={"Idempotency-Key": f"alone-{secrets.token_hex(8)}"})
+                body = {
+                    "workflow_id": workflow_id,
+                    "machine_id": machine_ids[i % len(machine_ids)],
+                    "input_values": {"n": i},
+                    "is_priority": False,
+                }
+                response = await client.post(
+                    "/v1/runs", json=body, headers={"Idempotency-Key": f"alone-{secrets.token_hex(8)}"}
+                )
                 if response.status_code != 201:
                     raise RuntimeError(f"create failed: {response.status_code} {response.text[:200]}")
                 done += 1
@@ -231,25 +254,37 @@ def _write_job(work: Path, items: int, concurrency: int) -> Path:
     if not jobs.exists():
         jobs.mkdir()
         (jobs / "bench.jsonl").write_text("".join(json.dumps({"n": n}) + "\n" for n in range(items)))
-        (jobs / "bench.yaml").write_text(textwrap.dedent(f"""
+        (jobs / "bench.yaml").write_text(
+            textwrap.dedent(f"""
             name: bench
             workflow: {WORKFLOW}
             target: {{pool: farm}}
             items_from: bench.jsonl
             concurrency: {concurrency}
             timeout: 2h
-        """))
+        """)
+        )
     return jobs
 
 
-def _start_daemons(work: Path, emu: Emulator, store: Store, jobs: Path, count: int, *, poll_only: bool,
-                   poll_interval: str, log_level: str) -> list[subprocess.Popen[bytes]]:
+def _start_daemons(
+    work: Path,
+    emu: Emulator,
+    store: Store,
+    jobs: Path,
+    count: int,
+    *,
+    poll_only: bool,
+    poll_interval: str,
+    log_level: str,
+) -> list[subprocess.Popen[bytes]]:
     daemons = []
     for _n in range(count):
         port = _free_port()
         webhook = "" if poll_only else f'webhook: {{listen: "127.0.0.1:{port}", secret: "{WEBHOOK_SECRET}"}}'
         config = work / f"daemon-{secrets.token_hex(3)}.yaml"
-        config.write_text(textwrap.dedent(f"""
+        config.write_text(
+            textwrap.dedent(f"""
             cyberdesk: {{api_key: {API_KEY}, base_url: "{emu.base_url}"}}
             store: "{store.url}"
             jobs: {jobs}
@@ -258,13 +293,19 @@ def _start_daemons(work: Path, emu: Emulator, store: Store, jobs: Path, count: i
               poll_interval: {poll_interval}
               {webhook}
             log: {{level: {log_level}}}
-        """))
+        """)
+        )
         if not poll_only:
-            response = httpx.post(f"{emu.base_url}/_emulator/webhooks", timeout=30,
-                                  json={"url": f"http://127.0.0.1:{port}/webhooks/cyberdesk", "secret": WEBHOOK_SECRET})
+            response = httpx.post(
+                f"{emu.base_url}/_emulator/webhooks",
+                timeout=30,
+                json={"url": f"http://127.0.0.1:{port}/webhooks/cyberdesk", "secret": WEBHOOK_SECRET},
+            )
             response.raise_for_status()
         log = (work / f"{config.stem}.log").open("ab")
-        daemons.append(subprocess.Popen(_cli("run", "--config", str(config)), cwd=work, stdout=log, stderr=log))
+        daemons.append(
+            subprocess.Popen(_cli("run", "--config", str(config)), cwd=work, stdout=log, stderr=log)
+        )
     return daemons
 
 
@@ -275,7 +316,9 @@ def _wait_ready(engine: sa.Engine, daemons: list[subprocess.Popen[bytes]], timeo
             raise RuntimeError("a daemon exited at start; see its log in the work folder")
         try:
             with engine.connect() as conn:
-                ready = conn.execute(sa.text("SELECT count(*) FROM daemon WHERE stopped_at IS NULL")).scalar_one()
+                ready = conn.execute(
+                    sa.text("SELECT count(*) FROM daemon WHERE stopped_at IS NULL")
+                ).scalar_one()
                 job = conn.execute(sa.text("SELECT workflow_id FROM job WHERE name = 'bench'")).scalar()
             if ready == len(daemons) and job:
                 return
@@ -330,16 +373,34 @@ def _when(iso: str) -> datetime:
     return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
-def run_job(work: Path, emu: Emulator, store_kind: str, daemons: int, items: int, concurrency: int, *,
-            poll_only: bool, log_level: str, label: str) -> Result:
+def run_job(
+    work: Path,
+    emu: Emulator,
+    store_kind: str,
+    daemons: int,
+    items: int,
+    concurrency: int,
+    *,
+    poll_only: bool,
+    log_level: str,
+    label: str,
+) -> Result:
     """Trigger the `items` job on fresh daemons and a fresh store; measure until every item succeeded."""
     store = Store.make(store_kind, work)
     engine = sa.create_engine(store.url)
     jobs = _write_job(work, items, concurrency)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs = _start_daemons(work, emu, store, jobs, daemons, poll_only=poll_only,
-                               poll_interval="1s" if poll_only else "15s", log_level=log_level)
+        procs = _start_daemons(
+            work,
+            emu,
+            store,
+            jobs,
+            daemons,
+            poll_only=poll_only,
+            poll_interval="1s" if poll_only else "15s",
+            log_level=log_level,
+        )
         _wait_ready(engine, procs)
         before = emu.stats()
         cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
@@ -373,17 +434,24 @@ def run_job(work: Path, emu: Emulator, store_kind: str, daemons: int, items: int
     span = (created[-1] - created[0]).total_seconds() if len(created) > 1 else float("nan")
     latencies = [
         (finished[r["id"]][0] - _when(r["ended_at"])).total_seconds() * 1000
-        for r in runs if r["ended_at"] and r["id"] in finished
+        for r in runs
+        if r["ended_at"] and r["id"] in finished
     ]
     by_webhook = sum(1 for at_source in finished.values() if at_source[1] == "webhook")
     api = _api_requests(after) - _api_requests(before)
     return Result(
-        label=label, runs=len(runs), seconds=elapsed, create_rate=len(runs) / span if span else float("nan"),
-        requests_per_run=api / max(len(runs), 1), latency_p50_ms=_percentile(latencies, 0.5),
-        latency_p90_ms=_percentile(latencies, 0.9), webhook_share=by_webhook / max(len(finished), 1),
+        label=label,
+        runs=len(runs),
+        seconds=elapsed,
+        create_rate=len(runs) / span if span else float("nan"),
+        requests_per_run=api / max(len(runs), 1),
+        latency_p50_ms=_percentile(latencies, 0.5),
+        latency_p90_ms=_percentile(latencies, 0.9),
+        webhook_share=by_webhook / max(len(finished), 1),
         daemon_cpu_per_run_ms=cpu / max(len(runs), 1) * 1000,
         emulator_cpu_per_run_ms=emulator_cpu / max(len(runs), 1) * 1000,
-        postgres_cpu_per_run_ms=postgres_cpu / max(len(runs), 1) * 1000, peak_rss_mb=rss,
+        postgres_cpu_per_run_ms=postgres_cpu / max(len(runs), 1) * 1000,
+        peak_rss_mb=rss,
     )
 
 
@@ -423,8 +491,9 @@ def peak_rss_in_flight(work: Path, store_kind: str, items: int, desktops: int, l
         procs: list[subprocess.Popen[bytes]] = []
         try:
             jobs = _write_job(work, items, items)
-            procs = _start_daemons(work, emu, store, jobs, 1, poll_only=False, poll_interval="5s",
-                                   log_level=log_level)
+            procs = _start_daemons(
+                work, emu, store, jobs, 1, poll_only=False, poll_interval="5s", log_level=log_level
+            )
             _wait_ready(engine, procs, timeout=120)
             idle = _rss_mb(procs[0].pid)
             started = time.monotonic()
@@ -457,9 +526,19 @@ def _rss_mb(pid: int) -> float:
 def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print(f"\n{title}")
-    print("  " + "  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))))
+    print(
+        "  "
+        + "  ".join(
+            h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    )
     for row in rows:
-        print("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        print(
+            "  "
+            + "  ".join(
+                c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
 
 
 def main() -> None:
@@ -469,8 +548,12 @@ def main() -> None:
     parser.add_argument("--poll-only", action="store_true", help="no webhooks: the daemons poll every 1s")
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--desktops", type=int, default=200)
-    parser.add_argument("--in-flight", type=int, default=10_000, help="runs in flight for the RSS figure (0: skip)")
-    parser.add_argument("--speed", type=float, default=3000, help="emulator speed (runs take 30-90 s / speed)")
+    parser.add_argument(
+        "--in-flight", type=int, default=10_000, help="runs in flight for the RSS figure (0: skip)"
+    )
+    parser.add_argument(
+        "--speed", type=float, default=3000, help="emulator speed (runs take 30-90 s / speed)"
+    )
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--emulator-webhooks", choices=["aiohttp", "default"], default="aiohttp")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: a, b, rss")
@@ -483,7 +566,9 @@ def main() -> None:
     fast = args.emulator_webhooks == "aiohttp"
     mode = "poll-only (1s)" if args.poll_only else "webhooks + 15s polls"
     work = Path(tempfile.mkdtemp(prefix="runner-bench-"))
-    print(f"{os.cpu_count()} cores; emulator speed {args.speed:g} (runs last 30-90 s / speed); {mode}; work in {work}")
+    print(
+        f"{os.cpu_count()} cores; emulator speed {args.speed:g} (runs last 30-90 s / speed); {mode}; work in {work}"
+    )
     results: list[Result] = []
     try:
         with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
@@ -491,14 +576,35 @@ def main() -> None:
         print(f"emulator alone: {alone:,.0f} creates/s (32 in flight, httpx + httpx-aiohttp)")
         if "a" not in skip:
             with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
-                results.append(run_job(work, emu, args.store, 1, args.items, args.desktops, poll_only=args.poll_only,
-                                       log_level=args.log_level, label=f"(a) 1 daemon, {args.store}"))
+                results.append(
+                    run_job(
+                        work,
+                        emu,
+                        args.store,
+                        1,
+                        args.items,
+                        args.desktops,
+                        poll_only=args.poll_only,
+                        log_level=args.log_level,
+                        label=f"(a) 1 daemon, {args.store}",
+                    )
+                )
         if "b" not in skip:
             for n in counts:
                 with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
-                    results.append(run_job(work, emu, "postgres", n, args.items, args.desktops,
-                                           poll_only=args.poll_only, log_level=args.log_level,
-                                           label=f"(b) {n} daemon{'s' if n > 1 else ''}, postgres"))
+                    results.append(
+                        run_job(
+                            work,
+                            emu,
+                            "postgres",
+                            n,
+                            args.items,
+                            args.desktops,
+                            poll_only=args.poll_only,
+                            log_level=args.log_level,
+                            label=f"(b) {n} daemon{'s' if n > 1 else ''}, postgres",
+                        )
+                    )
         memory: list[Memory] = []
         if args.in_flight and "rss" not in skip:
             for desktops in (args.in_flight, args.desktops):
@@ -508,19 +614,54 @@ def main() -> None:
 
     _table(
         f"{args.items} items over {args.desktops} desktops ({mode})",
-        ["run", "runs", "seconds", "creates/s", "% of emulator", "API req/run", "end->store p50", "p90",
-         "via webhook", "CPU/run: daemons", "emulator", "postgres", "peak RSS"],
-        [[r.label, str(r.runs), f"{r.seconds:.1f}", f"{r.create_rate:,.0f}", f"{r.create_rate / alone:.0%}",
-          f"{r.requests_per_run:.2f}", f"{r.latency_p50_ms:.0f} ms", f"{r.latency_p90_ms:.0f} ms",
-          f"{r.webhook_share:.0%}", f"{r.daemon_cpu_per_run_ms:.2f} ms", f"{r.emulator_cpu_per_run_ms:.2f} ms",
-          f"{r.postgres_cpu_per_run_ms:.2f} ms", f"{r.peak_rss_mb:.0f} MB"] for r in results],
+        [
+            "run",
+            "runs",
+            "seconds",
+            "creates/s",
+            "% of emulator",
+            "API req/run",
+            "end->store p50",
+            "p90",
+            "via webhook",
+            "CPU/run: daemons",
+            "emulator",
+            "postgres",
+            "peak RSS",
+        ],
+        [
+            [
+                r.label,
+                str(r.runs),
+                f"{r.seconds:.1f}",
+                f"{r.create_rate:,.0f}",
+                f"{r.create_rate / alone:.0%}",
+                f"{r.requests_per_run:.2f}",
+                f"{r.latency_p50_ms:.0f} ms",
+                f"{r.latency_p90_ms:.0f} ms",
+                f"{r.webhook_share:.0%}",
+                f"{r.daemon_cpu_per_run_ms:.2f} ms",
+                f"{r.emulator_cpu_per_run_ms:.2f} ms",
+                f"{r.postgres_cpu_per_run_ms:.2f} ms",
+                f"{r.peak_rss_mb:.0f} MB",
+            ]
+            for r in results
+        ],
     )
     if memory:
         _table(
             f"one daemon holding {args.in_flight:,} items in flight ({args.store}; runs never end)",
             ["desktops", "runs in flight", "RSS idle", "peak RSS", "seconds to reach"],
-            [[f"{m.desktops:,}", f"{m.runs_in_flight:,}", f"{m.idle_mb:.0f} MB", f"{m.peak_mb:.0f} MB",
-              f"{m.seconds:.0f}"] for m in memory],
+            [
+                [
+                    f"{m.desktops:,}",
+                    f"{m.runs_in_flight:,}",
+                    f"{m.idle_mb:.0f} MB",
+                    f"{m.peak_mb:.0f} MB",
+                    f"{m.seconds:.0f}",
+                ]
+                for m in memory
+            ],
         )
     targets = "targets: >= 70% of the emulator's rate; API req/run <= 1.5 (webhooks) or <= 3 (poll-only); "
     print("\n" + targets + "p50 < 50 ms with webhooks; peak RSS < 200 MB")

@@ -71,7 +71,9 @@ def percentile(values: list[float], fraction: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=40)
-    parser.add_argument("--seconds", type=float, default=10.0, help="How long to measure (after a 1s warm-up).")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="How long to measure (after a 1s warm-up)."
+    )
     parser.add_argument("--store", default=None, help="Store URL (default: a SQLite file in a temp folder).")
     args = parser.parse_args()
 

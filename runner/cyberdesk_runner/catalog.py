@@ -40,8 +40,12 @@ class ActiveJob:
     @property
     def retry(self) -> RetryPolicy:
         r = self.loaded.spec.retry
-        return RetryPolicy(max_attempts=r.max_attempts, backoff=r.backoff, max_backoff=r.max_backoff,
-                           on=frozenset(str(s) for s in r.on))
+        return RetryPolicy(
+            max_attempts=r.max_attempts,
+            backoff=r.backoff,
+            max_backoff=r.max_backoff,
+            on=frozenset(str(s) for s in r.on),
+        )
 
     def definition(self) -> JobDefinition:
         return JobDefinition(

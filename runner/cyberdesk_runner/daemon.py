@@ -234,6 +234,7 @@ class Daemon:
                 task.cancel()
             sock.close()
         try:
+            await runtime.refresh_gauges()
             # Hand back what this daemon holds, so other daemons (or the next start) take over at once.
             await asyncio.to_thread(runtime.store.release_creating, self.clock.now())
             await asyncio.to_thread(runtime.store.release_leases, self.id)
@@ -301,6 +302,7 @@ class Daemon:
         assert self.runtime is not None
         store = self.runtime.store
         await asyncio.to_thread(store.heartbeat, self.id, self._health()[1], self.clock.now())
+        await self.runtime.refresh_gauges()
         # Keep this daemon's claims on slow create calls, so no other daemon repeats them meanwhile.
         await asyncio.to_thread(store.renew_creating, self.clock.now(), self.config.dispatch.lease)
 

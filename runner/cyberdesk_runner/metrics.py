@@ -9,17 +9,29 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.runs_created = Counter("cyberdesk_runner_runs_created", "Runs created in Cyberdesk", ["job"], registry=r)
-        self.runs_finished = Counter(
-            "cyberdesk_runner_runs_finished", "Attempts that reached a final status", ["job", "status"], registry=r
+        self.runs_created = Counter(
+            "cyberdesk_runner_runs_created", "Runs created in Cyberdesk", ["job"], registry=r
         )
-        self.retries = Counter("cyberdesk_runner_retries", "Items scheduled for another attempt", ["job"], registry=r)
+        self.runs_finished = Counter(
+            "cyberdesk_runner_runs_finished",
+            "Attempts that reached a final status",
+            ["job", "status"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "cyberdesk_runner_retries", "Items scheduled for another attempt", ["job"], registry=r
+        )
         self.webhooks = Counter(
             "cyberdesk_runner_webhook_deliveries", "Webhook deliveries by result", ["result"], registry=r
         )
-        self.poll_requests = Counter("cyberdesk_runner_poll_requests", "API requests made by polling", registry=r)
+        self.poll_requests = Counter(
+            "cyberdesk_runner_poll_requests", "API requests made by polling", registry=r
+        )
         self.api_errors = Counter(
-            "cyberdesk_runner_api_errors", "API calls that failed after the SDK's retries", ["operation"], registry=r
+            "cyberdesk_runner_api_errors",
+            "API calls that failed after the SDK's retries",
+            ["operation"],
+            registry=r,
         )
         self.dispatch_lag = Histogram(
             "cyberdesk_runner_dispatch_lag_seconds",
@@ -27,5 +39,7 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
-        self.items_pending = Gauge("cyberdesk_runner_items_pending", "Items waiting for a desktop", registry=r)
+        self.items_pending = Gauge(
+            "cyberdesk_runner_items_pending", "Items waiting for a desktop", registry=r
+        )
         self.items_in_flight = Gauge("cyberdesk_runner_runs_in_flight", "Runs not yet final", registry=r)

@@ -30,9 +30,7 @@ class RetryPolicy:
         return base / 2 + (base / 2) * rng.random()
 
 
-def decide(
-    policy: RetryPolicy, attempt: FinishedAttempt, now: datetime, rng: random.Random
-) -> ItemOutcome:
+def decide(policy: RetryPolicy, attempt: FinishedAttempt, now: datetime, rng: random.Random) -> ItemOutcome:
     if attempt.status == "success":
         return Succeed()
     if attempt.item_cancel_requested:

@@ -50,6 +50,9 @@ def build_items(job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | Non
     if not fleet.select(job.target):
         raise PlanningError(f"job {job.name}: its target selects no desktop")
     return plan_items(
-        fan_out=str(job.loaded.spec.fan_out), input_sets=input_sets, overrides=overrides, desktops=desktops,
+        fan_out=str(job.loaded.spec.fan_out),
+        input_sets=input_sets,
+        overrides=overrides,
+        desktops=desktops,
         job_name=job.name,
     )

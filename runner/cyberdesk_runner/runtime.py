@@ -60,17 +60,40 @@ class Runtime:
         self.fleet_loaded = False
         self.api_ok: bool | None = None
         self._on_wake = on_wake
-        self.sink = ObservationSink(store=store, clock=clock, outcome=self.policy, on_transitions=self.on_transitions)
+        self.sink = ObservationSink(
+            store=store, clock=clock, outcome=self.policy, on_transitions=self.on_transitions
+        )
         self.dispatcher = Dispatcher(
-            store=store, client=client, catalog=catalog, fleet=lambda: self.fleet, clock=clock,
-            metrics=self.metrics, outcome=self.policy, on_transitions=self.on_transitions,
-            runs_recorded=self.sink.runs_recorded, max_in_flight_requests=max_in_flight_requests, lease=lease, rng=self.rng,
+            store=store,
+            client=client,
+            catalog=catalog,
+            fleet=lambda: self.fleet,
+            clock=clock,
+            metrics=self.metrics,
+            outcome=self.policy,
+            on_transitions=self.on_transitions,
+            runs_recorded=self.sink.runs_recorded,
+            max_in_flight_requests=max_in_flight_requests,
+            lease=lease,
+            rng=self.rng,
         )
         self.poller = Poller(store=store, client=client, sink=self.sink, clock=clock, metrics=self.metrics)
-        self.reaper = Reaper(store=store, client=client, sink=self.sink, clock=clock, outcome=self.policy,
-                             on_transitions=self.on_transitions)
-        self.scheduler = Scheduler(store=store, catalog=catalog, fleet=lambda: self.fleet, clock=clock,
-                                   on_transitions=self.on_transitions, rng=self.rng)
+        self.reaper = Reaper(
+            store=store,
+            client=client,
+            sink=self.sink,
+            clock=clock,
+            outcome=self.policy,
+            on_transitions=self.on_transitions,
+        )
+        self.scheduler = Scheduler(
+            store=store,
+            catalog=catalog,
+            fleet=lambda: self.fleet,
+            clock=clock,
+            on_transitions=self.on_transitions,
+            rng=self.rng,
+        )
 
     def policy(self, now: datetime) -> Callable[[FinishedAttempt], ItemOutcome]:
         return make_outcome_policy(self.catalog.retry_policy, now, self.rng)
@@ -79,8 +102,17 @@ class Runtime:
         """Log every state change (one event each), count it, and wake the dispatcher when work may be due."""
         wake = False
         for t in transitions:
-            fields = {k: v for k, v in (("job", t.job_name), ("fire", t.fire_id), ("item", t.item_id),
-                                       ("attempt", t.attempt_id), ("run", t.run_id)) if v}
+            fields = {
+                k: v
+                for k, v in (
+                    ("job", t.job_name),
+                    ("fire", t.fire_id),
+                    ("item", t.item_id),
+                    ("attempt", t.attempt_id),
+                    ("run", t.run_id),
+                )
+                if v
+            }
             log.info(t.kind, **fields, **dict(t.data))
             if t.kind == "run_created":  # recorded once per run, even when a create call was repeated
                 self.metrics.runs_created.labels(t.job_name).inc()
@@ -88,8 +120,10 @@ class Runtime:
                 self.metrics.runs_finished.labels(t.job_name, t.kind.removeprefix("attempt_")).inc()
             elif t.kind == "item_retry_scheduled":
                 self.metrics.retries.labels(t.job_name).inc()
-            wake = wake or t.kind in ("item_retry_scheduled", "fire_started", "fire_requested") or (
-                t.kind.startswith("attempt_") and t.kind != "attempt_created"
+            wake = (
+                wake
+                or t.kind in ("item_retry_scheduled", "fire_started", "fire_requested")
+                or (t.kind.startswith("attempt_") and t.kind != "attempt_created")
             )
         if wake:
             self._on_wake()
@@ -104,7 +138,9 @@ class Runtime:
             await self.refresh_fleet()
         except Exception as exc:
             self.api_ok = False
-            log.warning("api_unreachable_at_start", error=str(exc), effect="will keep trying; nothing is lost")
+            log.warning(
+                "api_unreachable_at_start", error=str(exc), effect="will keep trying; nothing is lost"
+            )
 
     async def reload_jobs(self, *, force: bool = False) -> CatalogChange:
         change = self.catalog.reload()
@@ -114,10 +150,16 @@ class Runtime:
             await asyncio.to_thread(self.store.sync_jobs, self.catalog.definitions(), self.clock.now())
             for name in change.removed:
                 transitions = await asyncio.to_thread(
-                    self.store.cancel_pending_items, name, "the job was removed", self.clock.now(), only_pending=True
+                    self.store.cancel_pending_items,
+                    name,
+                    "the job was removed",
+                    self.clock.now(),
+                    only_pending=True,
                 )
                 self.on_transitions(transitions)
-            if any(job.workflow_id is None and job.workflow_error is None for job in self.catalog.jobs.values()):
+            if any(
+                job.workflow_id is None and job.workflow_error is None for job in self.catalog.jobs.values()
+            ):
                 await self.resolve_workflows()
         return change
 
@@ -187,7 +229,9 @@ class Runtime:
             if job is not None and job.workflow_id is None and job.workflow_error is None:
                 continue  # its workflow is not resolved yet
             if job is None:
-                await asyncio.to_thread(self.store.fail_fire, request.id, f"no job named {request.job_name!r}", now)
+                await asyncio.to_thread(
+                    self.store.fail_fire, request.id, f"no job named {request.job_name!r}", now
+                )
                 continue
             try:
                 items = build_items(job, self.fleet, request.input_overrides)
@@ -199,7 +243,9 @@ class Runtime:
                 self.store.plan_fire, request.id, items, now, priority=job.loaded.spec.priority
             )
             if planned:
-                log.info("fire_planned", job=job.name, fire=request.id, items=len(items), trigger=request.trigger)
+                log.info(
+                    "fire_planned", job=job.name, fire=request.id, items=len(items), trigger=request.trigger
+                )
         return len(requests)
 
     async def dispatch_round(self) -> int:
@@ -212,10 +258,14 @@ class Runtime:
             if not batch:
                 break
         await self.dispatcher.settle_once()
+        await self.refresh_gauges()
+        return started
+
+    async def refresh_gauges(self) -> None:
+        """Items pending and runs in flight, from the store (so they are right whoever changed them)."""
         counts = await asyncio.to_thread(self.store.work_counts)
         self.metrics.items_pending.set(counts.pending_items)
         self.metrics.items_in_flight.set(counts.in_flight_attempts)
-        return started
 
     @property
     def _tracking_lease(self) -> timedelta:
@@ -244,7 +294,9 @@ class Runtime:
     async def trigger(self, names: Sequence[str]) -> list[str]:
         fire_ids = []
         for name in names:
-            fire_id = await asyncio.to_thread(self.store.request_fire, NewFire(name, "manual", None), self.clock.now())
+            fire_id = await asyncio.to_thread(
+                self.store.request_fire, NewFire(name, "manual", None), self.clock.now()
+            )
             log.info("fire_requested", job=name, fire=fire_id, trigger="manual")
             fire_ids.append(fire_id)
         self._on_wake()

@@ -18,7 +18,15 @@ def register_all(app: typer.Typer) -> None:
     from cyberdesk_runner.cli.watch import register as register_watch
 
     for register in (
-        register_run, register_validate, register_jobs, register_inspect, register_show, register_watch,
-        register_status, register_control, register_emulator, register_db,
+        register_run,
+        register_validate,
+        register_jobs,
+        register_inspect,
+        register_show,
+        register_watch,
+        register_status,
+        register_control,
+        register_emulator,
+        register_db,
     ):
         register(app)

@@ -25,7 +25,9 @@ from cyberdesk_runner.store.views import Ref
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 JobArgument = Annotated[str, typer.Argument(metavar="JOB", help="The job's name.")]
-IdArgument = Annotated[str, typer.Argument(metavar="ID", help="A fire_…, item_… or att_… id, or a Cyberdesk run id.")]
+IdArgument = Annotated[
+    str, typer.Argument(metavar="ID", help="A fire_…, item_… or att_… id, or a Cyberdesk run id.")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -56,14 +58,18 @@ def _set_paused(job: str, paused: bool, config: ConfigOption, as_json: bool) -> 
     if as_json:
         print_json({"job": job, "paused": paused})
     elif paused:
-        out.print(f"{job} paused: scheduled fires are skipped until `cyberdesk-runner resume {job}`", markup=False)
+        out.print(
+            f"{job} paused: scheduled fires are skipped until `cyberdesk-runner resume {job}`", markup=False
+        )
     else:
         out.print(f"{job} resumed", markup=False)
 
 
 def cancel(
     ref: IdArgument,
-    reason: Annotated[str, typer.Option("--reason", help="Recorded with the cancellation.")] = "cancelled by a user",
+    reason: Annotated[
+        str, typer.Option("--reason", help="Recorded with the cancellation.")
+    ] = "cancelled by a user",
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -96,7 +102,9 @@ def cancel(
     if kinds["item_cancelled"]:
         lines.append(f"{kinds['item_cancelled']} pending item(s) cancelled")
     if kinds["cancel_requested"]:
-        lines.append(f"{kinds['cancel_requested']} run(s) in flight flagged: the daemon cancels them in Cyberdesk")
+        lines.append(
+            f"{kinds['cancel_requested']} run(s) in flight flagged: the daemon cancels them in Cyberdesk"
+        )
     if fire is not None:
         lines.append(f"fire {fire.id} is {fire.status}")
     out.print("; ".join(lines), markup=False, soft_wrap=True)
@@ -134,15 +142,22 @@ def retry(
         assert source is not None
         fire_id = store.retry_failed(source, datetime.now(UTC))
         if fire_id is None:
-            what = f"fire {target.id} has no failed item" if target.kind == "fire" else (
-                f"item {target.item_id} is {_item_status(store, target)}, not failed")
+            what = (
+                f"fire {target.id} has no failed item"
+                if target.kind == "fire"
+                else (f"item {target.item_id} is {_item_status(store, target)}, not failed")
+            )
             fail(f"nothing to retry: {what}", ExitCode.FAILED)
         view = store.fire_view(fire_id)
         assert view is not None
         if not as_json and view.items_total:
-            out.print(f"fire {fire_id} retries {view.items_total} failed item(s) of {target.fire_id}", markup=False)
+            out.print(
+                f"fire {fire_id} retries {view.items_total} failed item(s) of {target.fire_id}", markup=False
+            )
         elif not as_json:
-            out.print(f"fire {fire_id} plans {target.fire_id} again (it failed before it had items)", markup=False)
+            out.print(
+                f"fire {fire_id} plans {target.fire_id} again (it failed before it had items)", markup=False
+            )
         if wait:
             view = wait_for_fire(store, fire_id, timeout)
         code = report(view, fire_id, timeout) if wait else ExitCode.OK

@@ -19,7 +19,9 @@ from cyberdesk_runner.store import Store
 
 __all__ = ["register"]
 
-db_app = typer.Typer(name="db", help="The store's schema: upgrade it, or show its revision.", no_args_is_help=True)
+db_app = typer.Typer(
+    name="db", help="The store's schema: upgrade it, or show its revision.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -41,12 +43,18 @@ def upgrade(config: ConfigOption = None) -> None:
     finally:
         store.close()
     if before == after:
-        out.print(f"store {settings.store_display} is at revision {after} (head): nothing to do", markup=False,
-                  soft_wrap=True)
+        out.print(
+            f"store {settings.store_display} is at revision {after} (head): nothing to do",
+            markup=False,
+            soft_wrap=True,
+        )
     else:
         origin = "an empty database" if before is None else f"revision {before}"
-        out.print(f"store {settings.store_display} upgraded from {origin} to {after} (head {head})", markup=False,
-                  soft_wrap=True)
+        out.print(
+            f"store {settings.store_display} upgraded from {origin} to {after} (head {head})",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @db_app.command("current")
@@ -54,8 +62,10 @@ def current(config: ConfigOption = None) -> None:
     """Show the store's schema revision and whether it is the newest this version knows."""
     settings = config_or_exit(config)
     if _missing_sqlite_file(settings.store):
-        out.print(f"store {settings.store_display}: no store yet (start the daemon or run `db upgrade`)",
-                  markup=False)
+        out.print(
+            f"store {settings.store_display}: no store yet (start the daemon or run `db upgrade`)",
+            markup=False,
+        )
         return
     store = Store(settings.store)
     try:

@@ -14,11 +14,18 @@ def register(app: typer.Typer) -> None:
 def emulator(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8765,
-    api_key: Annotated[str | None, typer.Option(help="Bearer key clients must send [default: cd_emulator_key].")] = None,
-    fixture: Annotated[
-        str | None, typer.Option(metavar="FILE", help="YAML fleet (desktops, pools, workflows); default: the demo fleet.")
+    api_key: Annotated[
+        str | None, typer.Option(help="Bearer key clients must send [default: cd_emulator_key].")
     ] = None,
-    speed: Annotated[float, typer.Option(metavar="X", help="Divides every simulated duration.", min=0.0001)] = 1.0,
+    fixture: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE", help="YAML fleet (desktops, pools, workflows); default: the demo fleet."
+        ),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(metavar="X", help="Divides every simulated duration.", min=0.0001)
+    ] = 1.0,
     run_duration: Annotated[
         str, typer.Option(metavar="MIN-MAX", help="Simulated seconds a run takes, drawn uniformly.")
     ] = "30-300",
@@ -31,16 +38,24 @@ def emulator(
     webhook_secret: Annotated[
         str | None, typer.Option(metavar="SECRET", help="Svix signing secret (whsec_...).")
     ] = None,
-    rate_limit: Annotated[float, typer.Option(metavar="P", help="Probability of a 429.", min=0.0, max=1.0)] = 0.0,
+    rate_limit: Annotated[
+        float, typer.Option(metavar="P", help="Probability of a 429.", min=0.0, max=1.0)
+    ] = 0.0,
     server_errors: Annotated[
         float, typer.Option(metavar="P", help="Probability of a 500/503.", min=0.0, max=1.0)
     ] = 0.0,
     drop_responses: Annotated[
         float,
-        typer.Option(metavar="P", help="Probability that an applied request's reply is dropped.", min=0.0, max=1.0),
+        typer.Option(
+            metavar="P", help="Probability that an applied request's reply is dropped.", min=0.0, max=1.0
+        ),
     ] = 0.0,
-    latency: Annotated[float, typer.Option(metavar="MS", help="Milliseconds added to each request.", min=0.0)] = 0.0,
-    seed: Annotated[int | None, typer.Option(metavar="N", help="Seed of every random draw (runs and faults).")] = None,
+    latency: Annotated[
+        float, typer.Option(metavar="MS", help="Milliseconds added to each request.", min=0.0)
+    ] = 0.0,
+    seed: Annotated[
+        int | None, typer.Option(metavar="N", help="Seed of every random draw (runs and faults).")
+    ] = None,
 ) -> None:
     """Serve the Cyberdesk cloud emulator until Ctrl-C."""
     from cyberdesk.emulator.cli import ServeOptions, serve

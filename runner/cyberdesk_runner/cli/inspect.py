@@ -16,8 +16,12 @@ from cyberdesk_runner.store.views import ATTEMPT_STATUS_GROUPS, ATTEMPT_STATUSES
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON list (stable shape) for scripts.")]
 SinceOption = Annotated[
     str | None,
-    typer.Option("--since", metavar="WHEN", help="Only since then: a duration back (90m, 24h, 7d) or a time.",
-                 show_default=False),
+    typer.Option(
+        "--since",
+        metavar="WHEN",
+        help="Only since then: a duration back (90m, 24h, 7d) or a time.",
+        show_default=False,
+    ),
 ]
 
 
@@ -27,9 +31,13 @@ def register(app: typer.Typer) -> None:
 
 
 def fires(
-    job: Annotated[str | None, typer.Argument(metavar="JOB", help="Only this job's fires.", show_default=False)] = None,
+    job: Annotated[
+        str | None, typer.Argument(metavar="JOB", help="Only this job's fires.", show_default=False)
+    ] = None,
     since: SinceOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", min=1, help="Show at most N fires.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, help="Show at most N fires.")
+    ] = 20,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -41,31 +49,63 @@ def fires(
             require_job(store, job, removed_ok=True)
         views = store.fire_views(job=job, since=start, limit=limit)
     rows = [fire_json(v) for v in views]
-    print_listing(rows, FIRE_COLUMNS, as_json=as_json, caption=_caption(len(rows), limit, "fires"),
-                  empty=f"No fires{f' of {job}' if job else ''}{f' since {since}' if since else ''}.")
+    print_listing(
+        rows,
+        FIRE_COLUMNS,
+        as_json=as_json,
+        caption=_caption(len(rows), limit, "fires"),
+        empty=f"No fires{f' of {job}' if job else ''}{f' since {since}' if since else ''}.",
+    )
 
 
 def runs(
-    job: Annotated[str | None, typer.Option("--job", "-j", metavar="JOB", help="Only this job's runs.", show_default=False)] = None,
-    fire: Annotated[str | None, typer.Option("--fire", "-f", metavar="FIRE_ID", help="Only this fire's runs.",
-                                             show_default=False)] = None,
+    job: Annotated[
+        str | None,
+        typer.Option("--job", "-j", metavar="JOB", help="Only this job's runs.", show_default=False),
+    ] = None,
+    fire: Annotated[
+        str | None,
+        typer.Option("--fire", "-f", metavar="FIRE_ID", help="Only this fire's runs.", show_default=False),
+    ] = None,
     status: Annotated[
         list[str] | None,
-        typer.Option("--status", "-s", metavar="STATUS", help="Only runs in this status (repeatable): "
-                     f"{', '.join(ATTEMPT_STATUSES)}, or 'active' or 'failed' for several.", show_default=False),
+        typer.Option(
+            "--status",
+            "-s",
+            metavar="STATUS",
+            help="Only runs in this status (repeatable): "
+            f"{', '.join(ATTEMPT_STATUSES)}, or 'active' or 'failed' for several.",
+            show_default=False,
+        ),
     ] = None,
-    machine: Annotated[str | None, typer.Option("--machine", "-m", metavar="DESKTOP", help="Only runs on this desktop (name or id).",
-                                                show_default=False)] = None,
+    machine: Annotated[
+        str | None,
+        typer.Option(
+            "--machine",
+            "-m",
+            metavar="DESKTOP",
+            help="Only runs on this desktop (name or id).",
+            show_default=False,
+        ),
+    ] = None,
     since: SinceOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", min=1, help="Show at most N runs.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, help="Show at most N runs.")
+    ] = 50,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List runs (attempts), newest first: Cyberdesk run id, desktop, attempt number, status, duration, errors."""
     settings = config_or_exit(config)
     now = datetime.now(UTC)
-    query = AttemptQuery(job=job, fire_id=fire, statuses=_statuses(status), machine=machine,
-                         since=parse_since(since, now), limit=limit)
+    query = AttemptQuery(
+        job=job,
+        fire_id=fire,
+        statuses=_statuses(status),
+        machine=machine,
+        since=parse_since(since, now),
+        limit=limit,
+    )
     with open_store(settings) as store:
         if job is not None:
             require_job(store, job, removed_ok=True)
@@ -73,8 +113,13 @@ def runs(
             fail(f"{fire!r} is not a fire id (try `runs` without --fire, or `show {fire}`)", ExitCode.USAGE)
         views = store.attempt_views(query)
     rows = [attempt_json(v, now) for v in views]
-    print_listing(rows, RUN_COLUMNS, as_json=as_json, caption=_caption(len(rows), limit, "runs"),
-                  empty="No runs match." if (job or fire or status or machine or since) else "No runs yet.")
+    print_listing(
+        rows,
+        RUN_COLUMNS,
+        as_json=as_json,
+        caption=_caption(len(rows), limit, "runs"),
+        empty="No runs match." if (job or fire or status or machine or since) else "No runs yet.",
+    )
 
 
 def _statuses(given: list[str] | None) -> tuple[str, ...] | None:

@@ -38,14 +38,19 @@ def register(app: typer.Typer) -> None:
 
 def jobs(
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list (stable shape) for scripts.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list (stable shape) for scripts.")
+    ] = False,
 ) -> None:
     """List every job: schedule in words, next fire (local and UTC), paused, last fire, runs in flight."""
     settings = config_or_exit(config)
     try:
         listings, stray = collect(settings, _now())
     except SQLAlchemyError as exc:
-        fail(f"cannot read the store {settings.store_display}: {exc.__class__.__name__}: {exc}", ExitCode.CONFIG)
+        fail(
+            f"cannot read the store {settings.store_display}: {exc.__class__.__name__}: {exc}",
+            ExitCode.CONFIG,
+        )
     for error in stray:
         err.print(str(error), markup=False, soft_wrap=True)
     if as_json:
@@ -79,14 +84,20 @@ class JobListing:
             "name": self.name,
             "workflow": self.workflow,
             "schedule": [
-                {"kind": entry_kind(e), "expression": entry_expression(e), "timezone": e.timezone,
-                 "description": describe_entry(e)}
+                {
+                    "kind": entry_kind(e),
+                    "expression": entry_expression(e),
+                    "timezone": e.timezone,
+                    "description": describe_entry(e),
+                }
                 for e in entries
             ],
             "next_fire_at": _iso_utc(self.next_fire_at),
             "next_fire_local": self._next_local().isoformat() if self.next_fire_at is not None else None,
             "paused": self.paused,
-            "last_fire": None if last is None else {
+            "last_fire": None
+            if last is None
+            else {
                 "id": last.id,
                 "status": last.status,
                 "trigger": last.trigger,
@@ -100,7 +111,9 @@ class JobListing:
     def lines(self) -> list[str]:
         lines = [f"{self.name}  ({self.workflow})" if self.workflow else self.name]
         entries = self.spec.schedule if self.spec is not None else ()
-        schedule = [describe_entry(e) for e in entries] or (["manual only"] if self.spec is not None else ["?"])
+        schedule = [describe_entry(e) for e in entries] or (
+            ["manual only"] if self.spec is not None else ["?"]
+        )
         lines.append(f"  schedule   {schedule[0]}")
         lines += [f"             {text}" for text in schedule[1:]]
         if self.next_fire_at is not None:

@@ -28,11 +28,25 @@ _MAX_WIDTH = 400
 
 #: Colour of a status word in tables (fires, items, attempts and daemons share the vocabulary).
 STATUS_STYLES = {
-    "succeeded": "green", "success": "green", "ok": "green", "up": "green",
-    "failed": "red", "task_failed": "red", "error": "red", "timed_out": "red", "rejected": "red", "down": "red",
-    "running": "yellow", "running_checks": "yellow", "scheduling": "yellow", "creating": "yellow",
-    "pending": "cyan", "requested": "cyan",
-    "cancelled": "dim", "skipped": "dim", "stopped": "dim",
+    "succeeded": "green",
+    "success": "green",
+    "ok": "green",
+    "up": "green",
+    "failed": "red",
+    "task_failed": "red",
+    "error": "red",
+    "timed_out": "red",
+    "rejected": "red",
+    "down": "red",
+    "running": "yellow",
+    "running_checks": "yellow",
+    "scheduling": "yellow",
+    "creating": "yellow",
+    "pending": "cyan",
+    "requested": "cyan",
+    "cancelled": "dim",
+    "skipped": "dim",
+    "stopped": "dim",
 }
 
 
@@ -64,14 +78,26 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def table(rows: Sequence[Row], columns: Sequence[Column], *, title: str | None = None,
-          caption: str | None = None) -> Table:
-    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, title=title, title_justify="left", caption=caption,
-                 caption_justify="left", header_style="bold", title_style="bold", caption_style="dim", pad_edge=False)
+def table(
+    rows: Sequence[Row], columns: Sequence[Column], *, title: str | None = None, caption: str | None = None
+) -> Table:
+    grid = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        header_style="bold",
+        title_style="bold",
+        caption_style="dim",
+        pad_edge=False,
+    )
     for column in columns:
         longest = max((len(column.cell(row)) for row in rows), default=0) if column.is_id else None
-        grid.add_column(column.header, justify=column.justify, no_wrap=column.is_id, min_width=longest,
-                        overflow="fold")
+        grid.add_column(
+            column.header, justify=column.justify, no_wrap=column.is_id, min_width=longest, overflow="fold"
+        )
     for row in rows:
         grid.add_row(*(column.cell(row) for column in columns))
     return grid
@@ -92,8 +118,15 @@ def show(renderable: RenderableType) -> None:
     typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
-def print_listing(rows: Sequence[Row], columns: Sequence[Column], *, as_json: bool, empty: str,
-                  title: str | None = None, caption: str | None = None) -> None:
+def print_listing(
+    rows: Sequence[Row],
+    columns: Sequence[Column],
+    *,
+    as_json: bool,
+    empty: str,
+    title: str | None = None,
+    caption: str | None = None,
+) -> None:
     """A listing: a JSON list of the rows, or a table (or the `empty` sentence when there is no row)."""
     if as_json:
         print_json(list(rows))
@@ -188,6 +221,8 @@ def details(title: str, pairs: Sequence[tuple[str, Any]]) -> Table:
     for name, value in pairs:
         if value is None or value == "" or value == []:
             continue
-        cell = value if isinstance(value, Text) else Text(plain(value), style=STATUS_STYLES.get(str(value), ""))
+        cell = (
+            value if isinstance(value, Text) else Text(plain(value), style=STATUS_STYLES.get(str(value), ""))
+        )
         grid.add_row(name, cell)
     return grid

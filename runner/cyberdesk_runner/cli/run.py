@@ -28,12 +28,18 @@ def register(app: typer.Typer) -> None:
 def run(
     config: ConfigOption = None,
     until_idle: Annotated[
-        bool, typer.Option("--until-idle", help="Exit once nothing is pending or in flight (future fires don't count).")
+        bool,
+        typer.Option(
+            "--until-idle", help="Exit once nothing is pending or in flight (future fires don't count)."
+        ),
     ] = False,
     once: Annotated[
-        bool, typer.Option("--once", help="Trigger the named jobs (all when none are named), then run until idle.")
+        bool,
+        typer.Option("--once", help="Trigger the named jobs (all when none are named), then run until idle."),
     ] = False,
-    jobs: Annotated[list[str] | None, typer.Argument(help="Jobs to trigger with --once.", show_default=False)] = None,
+    jobs: Annotated[
+        list[str] | None, typer.Argument(help="Jobs to trigger with --once.", show_default=False)
+    ] = None,
 ) -> None:
     """Run the daemon: schedule fires, create runs, track them to the end, retry what failed."""
     if jobs and not once:
@@ -61,11 +67,21 @@ def _print_summary(result: RunResult) -> None:
     for column in ("succeeded", "failed", "cancelled", "retried", "runs", "unplanned"):
         table.add_column(column, justify="right", no_wrap=True)
     for s in result.summaries:
-        table.add_row(s.job_name, str(s.items_succeeded), str(s.items_failed), str(s.items_cancelled),
-                      str(s.items_retried), str(s.runs_created), str(s.fires_failed))
+        table.add_row(
+            s.job_name,
+            str(s.items_succeeded),
+            str(s.items_failed),
+            str(s.items_cancelled),
+            str(s.items_retried),
+            str(s.runs_created),
+            str(s.fires_failed),
+        )
     show(table)
-    out.print("items: succeeded, failed, cancelled, retried (needed more than one run); runs: runs created; "
-              "unplanned: fires that could not start (unknown workflow, no desktop)", style="dim")
+    out.print(
+        "items: succeeded, failed, cancelled, retried (needed more than one run); runs: runs created; "
+        "unplanned: fires that could not start (unknown workflow, no desktop)",
+        style="dim",
+    )
 
 
 def trigger(
@@ -73,8 +89,12 @@ def trigger(
     config: ConfigOption = None,
     input: Annotated[
         list[str] | None,
-        typer.Option("--input", "-i", help="key=value merged into every item's inputs (repeatable).",
-                     show_default=False),
+        typer.Option(
+            "--input",
+            "-i",
+            help="key=value merged into every item's inputs (repeatable).",
+            show_default=False,
+        ),
     ] = None,
     wait: WaitOption = False,
     timeout: TimeoutOption = None,
@@ -93,10 +113,14 @@ def trigger(
         # A secret given on the command line would be stored in the clear with the fire: refuse it.
         secret = sorted(overrides.keys() & (state.definition.get("sensitive_inputs") or {}).keys())
         if secret:
-            fail(f"--input {', '.join(secret)}: sensitive input(s) of {job}; their values come from the job's "
-                 "sensitive_inputs references, never from the command line", ExitCode.USAGE)
-        fire_id = store.request_fire(NewFire(job, "manual", None, input_overrides=overrides or None),
-                                     datetime.now(UTC))
+            fail(
+                f"--input {', '.join(secret)}: sensitive input(s) of {job}; their values come from the job's "
+                "sensitive_inputs references, never from the command line",
+                ExitCode.USAGE,
+            )
+        fire_id = store.request_fire(
+            NewFire(job, "manual", None, input_overrides=overrides or None), datetime.now(UTC)
+        )
         if not as_json:
             out.print(f"fire {fire_id} of {job} requested")
         if state.paused and not as_json:

@@ -51,11 +51,19 @@ def register(app: typer.Typer) -> None:
 
 
 def show_command(
-    ref: Annotated[str, typer.Argument(metavar="ID", help="A fire_…, item_… or att_… id, or a Cyberdesk run id.")],
-    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", min=0,
-                                       help="Show at most N items, runs and events each (0: all).")] = 100,
+    ref: Annotated[
+        str, typer.Argument(metavar="ID", help="A fire_…, item_… or att_… id, or a Cyberdesk run id.")
+    ],
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", "-n", metavar="N", min=0, help="Show at most N items, runs and events each (0: all)."
+        ),
+    ] = 100,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (stable shape) for scripts.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (stable shape) for scripts.")
+    ] = False,
 ) -> None:
     """Show one fire, item or run (attempt): its runs, inputs, outputs, errors and event history."""
     settings = config_or_exit(config)
@@ -132,8 +140,15 @@ def render(document: dict[str, Any]) -> RenderableType:
     if attempt is not None:
         parts += [Text(), _attempt_block(attempt)]
     if document["items"]:
-        parts += [Text(), table(document["items"], ITEM_COLUMNS, title="Items",
-                                caption=partial_caption(len(document["items"]), document["fire"]["items"]["total"], "items"))]
+        parts += [
+            Text(),
+            table(
+                document["items"],
+                ITEM_COLUMNS,
+                title="Items",
+                caption=partial_caption(len(document["items"]), document["fire"]["items"]["total"], "items"),
+            ),
+        ]
     # An attempt's own runs table would repeat its block; show it only when the item has other attempts.
     if len(document["attempts"]) > (1 if document["kind"] == "attempt" else 0):
         title = "Runs" if document["kind"] == "fire" else "Runs of this item"
@@ -141,12 +156,17 @@ def render(document: dict[str, Any]) -> RenderableType:
     if document["kind"] == "item":
         for run in document["attempts"]:
             if run["output"] is not None:
-                parts += [Text(), Text(f"Output of attempt {run['attempt']} ({run['id']})", style="bold"),
-                          _json(run["output"])]
+                parts += [
+                    Text(),
+                    Text(f"Output of attempt {run['attempt']} ({run['id']})", style="bold"),
+                    _json(run["output"]),
+                ]
     events, total = document["events"], document["events_total"]
     title = "Events" if total == len(events) else f"Events (the last {len(events)} of {total})"
-    parts += [Text(), table(events, EVENT_COLUMNS, title=title, caption=UTC_CAPTION) if events
-              else Text("No events.")]
+    parts += [
+        Text(),
+        table(events, EVENT_COLUMNS, title=title, caption=UTC_CAPTION) if events else Text("No events."),
+    ]
     return Group(*parts)
 
 
@@ -171,35 +191,41 @@ def _fire_block(document: dict[str, Any]) -> RenderableType:
 
 
 def _item_block(item: dict[str, Any]) -> RenderableType:
-    return details(f"Item {item['id']}", [
-        ("seq", item["seq"]),
-        ("status", item["status"]),
-        ("attempts", item["attempts"]),
-        ("desktop", item["desktop"]),
-        ("created at", when(item["created_at"])),
-        ("next attempt at", when(item["next_attempt_at"])),
-        ("finished at", when(item["finished_at"])),
-        ("cancel requested", item["cancel_requested"] or None),
-        ("last error", item["last_error"]),
-        ("inputs", _pairs(item["inputs"])),
-    ])
+    return details(
+        f"Item {item['id']}",
+        [
+            ("seq", item["seq"]),
+            ("status", item["status"]),
+            ("attempts", item["attempts"]),
+            ("desktop", item["desktop"]),
+            ("created at", when(item["created_at"])),
+            ("next attempt at", when(item["next_attempt_at"])),
+            ("finished at", when(item["finished_at"])),
+            ("cancel requested", item["cancel_requested"] or None),
+            ("last error", item["last_error"]),
+            ("inputs", _pairs(item["inputs"])),
+        ],
+    )
 
 
 def _attempt_block(attempt: dict[str, Any]) -> RenderableType:
-    block = details(f"Attempt {attempt['id']} (attempt {attempt['attempt']} of its item)", [
-        ("run id", attempt["run_id"]),
-        ("status", attempt["status"]),
-        ("desktop", f"{attempt['desktop']} ({attempt['desktop_id']})"),
-        ("workflow id", attempt["workflow_id"]),
-        ("created at", when(attempt["created_at"])),
-        ("started at", when(attempt["started_at"])),
-        ("ended at", when(attempt["ended_at"])),
-        ("duration", span(attempt["duration_s"])),
-        ("deadline", when(attempt["deadline_at"])),
-        ("create tries", attempt["create_tries"] or None),
-        ("cancel requested", attempt["cancel_requested"] or None),
-        ("errors", "\n".join(attempt["errors"])),
-    ])
+    block = details(
+        f"Attempt {attempt['id']} (attempt {attempt['attempt']} of its item)",
+        [
+            ("run id", attempt["run_id"]),
+            ("status", attempt["status"]),
+            ("desktop", f"{attempt['desktop']} ({attempt['desktop_id']})"),
+            ("workflow id", attempt["workflow_id"]),
+            ("created at", when(attempt["created_at"])),
+            ("started at", when(attempt["started_at"])),
+            ("ended at", when(attempt["ended_at"])),
+            ("duration", span(attempt["duration_s"])),
+            ("deadline", when(attempt["deadline_at"])),
+            ("create tries", attempt["create_tries"] or None),
+            ("cancel requested", attempt["cancel_requested"] or None),
+            ("errors", "\n".join(attempt["errors"])),
+        ],
+    )
     if attempt["output"] is None:
         return block
     return Group(block, Text("output", style="dim"), _json(attempt["output"]))

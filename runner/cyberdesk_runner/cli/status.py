@@ -56,10 +56,18 @@ def register(app: typer.Typer) -> None:
 
 
 def status(
-    probe: Annotated[bool, typer.Option("--probe", help="Also check that each running daemon's webhook endpoint "
-                                        "answers (an HTTP request from here).")] = False,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe",
+            help="Also check that each running daemon's webhook endpoint "
+            "answers (an HTTP request from here).",
+        ),
+    ] = False,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (stable shape) for scripts.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (stable shape) for scripts.")
+    ] = False,
 ) -> None:
     """Show the runner's health: store, daemons (heartbeat, API, webhooks, last poll, errors), work in flight.
 
@@ -166,11 +174,16 @@ def _probe(url: str) -> bool:
 
 def render(document: dict[str, Any]) -> RenderableType:
     store = document["store"]
-    parts: list[RenderableType] = [details("Store", [
-        ("url", store["url"]),
-        ("state", "reachable" if store["reachable"] else "UNREACHABLE"),
-        ("error", store["error"]),
-    ])]
+    parts: list[RenderableType] = [
+        details(
+            "Store",
+            [
+                ("url", store["url"]),
+                ("state", "reachable" if store["reachable"] else "UNREACHABLE"),
+                ("error", store["error"]),
+            ],
+        )
+    ]
     daemons = document["daemons"]
     if daemons:
         parts += [Text(), table(daemons, DAEMON_COLUMNS, title="Daemons", caption="times in UTC")]
@@ -191,7 +204,12 @@ def _problems(daemons: list[dict[str, Any]]) -> list[tuple[str, Any]]:
         if daemon["state"] != "running":
             continue
         for error in daemon["last_errors"][-5:]:
-            problems.append((f"{daemon['id']} {error.get('loop', '?')}", f"{when(error.get('at'))} {plain(error.get('error'))}"))
+            problems.append(
+                (
+                    f"{daemon['id']} {error.get('loop', '?')}",
+                    f"{when(error.get('at'))} {plain(error.get('error'))}",
+                )
+            )
         for error in daemon["job_file_errors"]:
             problems.append((f"{daemon['id']} job file", error))
         if daemon["stale_loops"]:
@@ -211,11 +229,18 @@ def _verdict(document: dict[str, Any]) -> Text:
         running = [d for d in daemons if d["state"] == "running"]
         return Text(f"OK: {len(running)} daemon{'s' if len(running) != 1 else ''} running.", style="green")
     if not daemons:
-        return Text("No daemon has run on this store yet: start one with `cyberdesk-runner run`.", style="red")
+        return Text(
+            "No daemon has run on this store yet: start one with `cyberdesk-runner run`.", style="red"
+        )
     last = daemons[0]
     if last["state"] == "stopped":
-        return Text(f"No daemon is running: the last one ({last['id']}) stopped {ago(last['heartbeat_age_s'])}. "
-                    "Start one with `cyberdesk-runner run`.", style="red")
-    return Text(f"No daemon has sent a heartbeat in the last {FRESH_WITHIN.seconds}s: {last['id']} was last heard "
-                f"from {ago(last['heartbeat_age_s'])} and did not stop cleanly. Is `cyberdesk-runner run` running?",
-                style="red")
+        return Text(
+            f"No daemon is running: the last one ({last['id']}) stopped {ago(last['heartbeat_age_s'])}. "
+            "Start one with `cyberdesk-runner run`.",
+            style="red",
+        )
+    return Text(
+        f"No daemon has sent a heartbeat in the last {FRESH_WITHIN.seconds}s: {last['id']} was last heard "
+        f"from {ago(last['heartbeat_age_s'])} and did not stop cleanly. Is `cyberdesk-runner run` running?",
+        style="red",
+    )

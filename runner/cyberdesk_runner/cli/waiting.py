@@ -36,12 +36,19 @@ def _duration(value: str | None) -> timedelta | None:
 
 WaitOption = Annotated[
     bool,
-    typer.Option("--wait", "-w", help="Show progress until the fire settles; exit 0 only if every item succeeded."),
+    typer.Option(
+        "--wait", "-w", help="Show progress until the fire settles; exit 0 only if every item succeeded."
+    ),
 ]
 TimeoutOption = Annotated[
     timedelta | None,
-    typer.Option("--timeout", metavar="DURATION", parser=_duration, show_default=False,
-                 help="With --wait: stop waiting after this long (30s, 10m, 2h) and exit 1."),
+    typer.Option(
+        "--timeout",
+        metavar="DURATION",
+        parser=_duration,
+        show_default=False,
+        help="With --wait: stop waiting after this long (30s, 10m, 2h) and exit 1.",
+    ),
 ]
 
 
@@ -49,8 +56,13 @@ def wait_for_fire(store: Store, fire_id: str, timeout: timedelta | None) -> Fire
     """Poll the fire until it is final (returned) or `timeout` passes (its last view is returned)."""
     started = time.monotonic()
     hinted = False
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err, transient=False) as progress:
         task = progress.add_task(f"fire {fire_id}", total=None, note="waiting to be planned")
         while True:
@@ -76,14 +88,24 @@ def _note(view: FireView) -> str:
     if view.status == "requested":
         return "waiting to be planned"
     counts = view.counts
-    parts = [f"{n} {what}" for n, what in ((counts.running, "running"), (counts.pending, "pending"),
-                                          (counts.failed, "failed"), (counts.cancelled, "cancelled")) if n]
+    parts = [
+        f"{n} {what}"
+        for n, what in (
+            (counts.running, "running"),
+            (counts.pending, "pending"),
+            (counts.failed, "failed"),
+            (counts.cancelled, "cancelled"),
+        )
+        if n
+    ]
     return ", ".join(parts)
 
 
 def settled_ok(view: FireView | None) -> bool:
     """Whether every item of the fire finally succeeded (a fire without items succeeds when nothing failed)."""
-    return view is not None and view.status == "succeeded" and not (view.counts.failed or view.counts.cancelled)
+    return (
+        view is not None and view.status == "succeeded" and not (view.counts.failed or view.counts.cancelled)
+    )
 
 
 def report(view: FireView | None, fire_id: str, timeout: timedelta | None) -> ExitCode:
@@ -94,8 +116,12 @@ def report(view: FireView | None, fire_id: str, timeout: timedelta | None) -> Ex
     shape = fire_json(view)
     if view.status not in FINAL_FIRE_STATUSES:
         waited = format_duration(timeout) if timeout is not None else "a while"
-        err.print(f"gave up waiting after {waited}: fire {fire_id} is still {view.status} "
-                  f"({items_text(shape['items'])}); it goes on without us", markup=False, soft_wrap=True)
+        err.print(
+            f"gave up waiting after {waited}: fire {fire_id} is still {view.status} "
+            f"({items_text(shape['items'])}); it goes on without us",
+            markup=False,
+            soft_wrap=True,
+        )
         return ExitCode.FAILED
     line = f"fire {fire_id} {view.status}: {items_text(shape['items'])}"
     if settled_ok(view):

@@ -31,12 +31,20 @@ def register(app: typer.Typer) -> None:
 
 
 def watch(
-    job: Annotated[str | None, typer.Argument(metavar="JOB", help="Only this job.", show_default=False)] = None,
+    job: Annotated[
+        str | None, typer.Argument(metavar="JOB", help="Only this job.", show_default=False)
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Print the view once and exit.")] = False,
-    every: Annotated[float, typer.Option("--every", metavar="SECONDS", min=0.2, help="Seconds between redraws.")] = 1.0,
-    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", min=1, help="Show at most N runs.")] = 50,
+    every: Annotated[
+        float, typer.Option("--every", metavar="SECONDS", min=0.2, help="Seconds between redraws.")
+    ] = 1.0,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, help="Show at most N runs.")
+    ] = 50,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON snapshot (implies --once).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON snapshot (implies --once).")
+    ] = False,
 ) -> None:
     """Watch runs in flight (job, desktop, run id, status, age) and items waiting per job, live until Ctrl-C."""
     settings = config_or_exit(config)
@@ -50,7 +58,9 @@ def watch(
             else:
                 show(render(snapshot))
             return
-        with Live(render(collect(store, job, datetime.now(UTC), limit)), console=out, auto_refresh=False) as live:
+        with Live(
+            render(collect(store, job, datetime.now(UTC), limit)), console=out, auto_refresh=False
+        ) as live:
             try:
                 while True:
                     time.sleep(every)
@@ -61,7 +71,9 @@ def watch(
 
 def collect(store: Store, job: str | None, now: datetime, limit: int) -> dict[str, Any]:
     """A snapshot: runs in flight (oldest first, the newest `limit` of them) and open work per job."""
-    attempts = store.attempt_views(AttemptQuery(job=job, statuses=ATTEMPT_STATUS_GROUPS["active"], limit=limit))
+    attempts = store.attempt_views(
+        AttemptQuery(job=job, statuses=ATTEMPT_STATUS_GROUPS["active"], limit=limit)
+    )
     open_items = store.open_items_by_job(job)
     in_flight = {k: v for k, v in store.in_flight_by_job().items() if job is None or k == job}
     names = sorted(open_items.keys() | in_flight.keys())

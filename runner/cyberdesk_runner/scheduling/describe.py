@@ -13,9 +13,23 @@ from cyberdesk_runner.spec.cron import cron_fields
 __all__ = ["describe_cron", "describe_entry", "describe_every", "entry_expression", "entry_kind"]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the order `cron_fields` writes them in
-_DAY_NAMES = dict(zip(_DAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"), strict=True))
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December")
+_DAY_NAMES = dict(
+    zip(_DAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"), strict=True)
+)
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _MAX_TIMES = 6  # more times of day than this read better as the expression itself
 
 
@@ -96,7 +110,9 @@ def _time_part(second: str, minute: str, hour: str) -> tuple[str, bool] | None:
         show_seconds = seconds != [0]
         times = [
             f"{h:02d}:{m:02d}" + (f":{s:02d}" if show_seconds else "")
-            for h in hours for m in minutes for s in seconds
+            for h in hours
+            for m in minutes
+            for s in seconds
         ]
         return f"at {_join(times)}", True
     frequency = _frequency(second, minute, hour, seconds, minutes)

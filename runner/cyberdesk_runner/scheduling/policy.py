@@ -107,10 +107,14 @@ def decide(
     decisions: dict[DueSlot, Decision] = {d: Run(d, "scheduled") for d in on_time}
     if catchup == "none":
         for d in missed:
-            decisions[d] = _missed(d, f"missed by {format_age(now - d.at)} while the daemon was down or stalled; catchup: none")
+            decisions[d] = _missed(
+                d, f"missed by {format_age(now - d.at)} while the daemon was down or stalled; catchup: none"
+            )
     elif catchup == "latest":
         for d in missed:
-            decisions[d] = _missed(d, "missed while the daemon was down; catchup: latest runs only the most recent missed fire")
+            decisions[d] = _missed(
+                d, "missed while the daemon was down; catchup: latest runs only the most recent missed fire"
+            )
         if missed:
             latest = missed[-1]
             if on_time:
@@ -138,7 +142,9 @@ def supersede_for_replace(decisions: Sequence[Decision]) -> list[Decision]:
         return list(decisions)
     newest = runs[-1]
     reason = f"superseded by the fire of {format_instant(newest.due.at)} (overlap: replace)"
-    return [Skip(d.due, reason, d.trigger) if isinstance(d, Run) and d is not newest else d for d in decisions]
+    return [
+        Skip(d.due, reason, d.trigger) if isinstance(d, Run) and d is not newest else d for d in decisions
+    ]
 
 
 def overlap_skip_reason(fire_ids: Sequence[str]) -> str:

@@ -185,7 +185,11 @@ class Scheduler:
         due, pending = self._split(name, schedule, window.slots, tick.now)
         spec = job.loaded.spec
         decisions: list[Decision] = decide(
-            due, now=tick.now, catchup=spec.catchup, max_delay=spec.max_delay, grace=self._grace,
+            due,
+            now=tick.now,
+            catchup=spec.catchup,
+            max_delay=spec.max_delay,
+            grace=self._grace,
             paused=state.paused,
         )
         if spec.overlap == "replace":
@@ -230,7 +234,9 @@ class Scheduler:
         for index, slot in enumerate(slots):
             item = DueSlot(slot, slot.at + self._delay(name, schedule, slot))
             if item.due_at > now:
-                pending = [item] + [DueSlot(s, s.at + self._delay(name, schedule, s)) for s in slots[index + 1 :]]
+                pending = [item] + [
+                    DueSlot(s, s.at + self._delay(name, schedule, s)) for s in slots[index + 1 :]
+                ]
                 return due, pending
             due.append(item)
         return due, []
@@ -246,8 +252,13 @@ class Scheduler:
     # -- recording -------------------------------------------------------------------------------------
 
     def _carry_out(self, job: ActiveJob, decision: Decision, tick: _Tick) -> None:
-        fire = NewFire(job.name, decision.trigger, decision.due.at, job.loaded.definition_hash,
-                       priority=job.loaded.spec.priority)
+        fire = NewFire(
+            job.name,
+            decision.trigger,
+            decision.due.at,
+            job.loaded.definition_hash,
+            priority=job.loaded.spec.priority,
+        )
         if isinstance(decision, Skip):
             self._skip(fire, decision.reason, tick)
             return
@@ -274,7 +285,9 @@ class Scheduler:
         )
         if in_flight and overlap == "replace":
             tick.transitions += self._store.cancel_pending_items(
-                job.name, f"replaced by the fire of {decision.due.at.isoformat()} (overlap: replace)", tick.now,
+                job.name,
+                f"replaced by the fire of {decision.due.at.isoformat()} (overlap: replace)",
+                tick.now,
                 fire_ids=in_flight,
             )
 
@@ -293,12 +306,21 @@ class Scheduler:
     def _record_summary(self, job: ActiveJob, window: SlotWindow, paused: bool, tick: _Tick) -> None:
         assert window.older_first is not None and window.slots
         reason = summary_reason(
-            count=window.older_count, capped=window.older_capped, first=window.older_first.at,
-            last_before=window.slots[0].at, paused=paused, catchup=job.loaded.spec.catchup,
+            count=window.older_count,
+            capped=window.older_capped,
+            first=window.older_first.at,
+            last_before=window.slots[0].at,
+            paused=paused,
+            catchup=job.loaded.spec.catchup,
         )
         _log.warning("slots_summarised", job=job.name, reason=reason)
-        fire = NewFire(job.name, "catchup", window.older_first.at, job.loaded.definition_hash,
-                       priority=job.loaded.spec.priority)
+        fire = NewFire(
+            job.name,
+            "catchup",
+            window.older_first.at,
+            job.loaded.definition_hash,
+            priority=job.loaded.spec.priority,
+        )
         self._skip(fire, reason, tick)
 
     # -- caches ----------------------------------------------------------------------------------------

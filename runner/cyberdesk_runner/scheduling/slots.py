@@ -126,7 +126,9 @@ class CronSlots:
             return [first] if self.fixed else [first, second]
         return [first] if self.fixed else []  # skipped (spring forward): fold=0 is the pre-change offset
 
-    def _walk(self, begin: datetime, after: datetime, best: datetime | None, until: datetime | None) -> datetime | None:
+    def _walk(
+        self, begin: datetime, after: datetime, best: datetime | None, until: datetime | None
+    ) -> datetime | None:
         """The earliest instant > `after` of wall matches from `begin` on (up to `until`), starting from `best`."""
         wall = self._wall_match(begin)
         for _ in range(_MAX_WALK):
@@ -136,7 +138,10 @@ class CronSlots:
                 if instant > after and (best is None or instant < best):
                     best = instant
             # Later wall times map to instants of at least wall - (largest offset between after and best).
-            if best is not None and wall.replace(tzinfo=UTC) - max(self._offset(after), self._offset(best)) >= best:
+            if (
+                best is not None
+                and wall.replace(tzinfo=UTC) - max(self._offset(after), self._offset(best)) >= best
+            ):
                 return best
             wall = self._wall_match(wall + _TICK)
         raise RuntimeError(f"cron walk did not settle after {_MAX_WALK} wall-clock matches")
@@ -186,7 +191,9 @@ class Schedule:
             if best is None or at < best.at:
                 best = Slot(at, jitter, zone)
             elif at == best.at and jitter < best.jitter:
-                best = Slot(at, jitter, best.timezone)  # the same instant from two entries: act on the earliest
+                best = Slot(
+                    at, jitter, best.timezone
+                )  # the same instant from two entries: act on the earliest
         return best
 
     def between(self, after: datetime, until: datetime) -> Iterator[Slot]:
@@ -223,4 +230,3 @@ class Schedule:
             if count >= count_cap:
                 return SlotWindow(slots, first, count, older_capped=True)
         return SlotWindow(slots, first, count)
-

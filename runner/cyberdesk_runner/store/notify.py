@@ -67,7 +67,9 @@ async def listen_for_work(url: str, on_notify: Callable[[], None], stop: asyncio
         backoff = min(backoff * 2, _BACKOFF_MAX)
 
 
-async def _relay(conn: psycopg.AsyncConnection[object], on_notify: Callable[[], None], stop: asyncio.Event) -> None:
+async def _relay(
+    conn: psycopg.AsyncConnection[object], on_notify: Callable[[], None], stop: asyncio.Event
+) -> None:
     idle = 0.0
     while not stop.is_set():
         got = 0

@@ -59,12 +59,18 @@ class StoreQueries:
                 return Ref("fire", row.id, row.job_name, row.id, status=row.status) if row else None
             if ref.startswith("item_"):
                 row = conn.execute(
-                    sa.select(item_t.c.id, item_t.c.job_name, item_t.c.fire_id, item_t.c.status)
-                    .where(item_t.c.id == ref)
+                    sa.select(item_t.c.id, item_t.c.job_name, item_t.c.fire_id, item_t.c.status).where(
+                        item_t.c.id == ref
+                    )
                 ).first()
                 return Ref("item", row.id, row.job_name, row.fire_id, row.id, row.status) if row else None
-            columns = (attempt_t.c.id, attempt_t.c.job_name, attempt_t.c.fire_id, attempt_t.c.item_id,
-                       attempt_t.c.status)
+            columns = (
+                attempt_t.c.id,
+                attempt_t.c.job_name,
+                attempt_t.c.fire_id,
+                attempt_t.c.item_id,
+                attempt_t.c.status,
+            )
             if ref.startswith("att_"):
                 row = conn.execute(sa.select(*columns).where(attempt_t.c.id == ref)).first()
             elif _RUN_ID.match(ref):
@@ -75,7 +81,9 @@ class StoreQueries:
 
     # -- fires -----------------------------------------------------------------------------------------
 
-    def fire_views(self, *, job: str | None = None, since: datetime | None = None, limit: int = 20) -> list[FireView]:
+    def fire_views(
+        self, *, job: str | None = None, since: datetime | None = None, limit: int = 20
+    ) -> list[FireView]:
         """The newest fires (of one job, created since `since`), newest first, with their item counts."""
         query = sa.select(fire_t)
         if job is not None:
@@ -160,16 +168,21 @@ class StoreQueries:
         # Alternatives (several statuses; a desktop's id or name) become one bounded query each, merged:
         # `status IN (...) ORDER BY created_at LIMIT n` would read every row of those statuses, while
         # `status = ? ORDER BY created_at LIMIT n` walks the (status, created_at) index and stops after n.
-        statuses = [attempt_t.c.status == s for s in dict.fromkeys(query.statuses)] if query.statuses else [None]
+        statuses = (
+            [attempt_t.c.status == s for s in dict.fromkeys(query.statuses)] if query.statuses else [None]
+        )
         machines = (
             [attempt_t.c.machine_id == query.machine, attempt_t.c.machine_name == query.machine]
-            if query.machine is not None else [None]
+            if query.machine is not None
+            else [None]
         )
         newest = (attempt_t.c.created_at.desc(), attempt_t.c.id.desc())
         with self._read() as conn:
             groups = [
                 conn.execute(
-                    base.where(*(c for c in (status, machine) if c is not None)).order_by(*newest).limit(query.limit)
+                    base.where(*(c for c in (status, machine) if c is not None))
+                    .order_by(*newest)
+                    .limit(query.limit)
                 ).all()
                 for status in statuses
                 for machine in machines
@@ -193,8 +206,15 @@ class StoreQueries:
         limit: int | None = 100,
     ) -> EventPage:
         """The newest `limit` events of one fire, item or attempt (exactly one given), oldest first."""
-        given = [(c, v) for c, v in ((event_t.c.fire_id, fire_id), (event_t.c.item_id, item_id),
-                                     (event_t.c.attempt_id, attempt_id)) if v is not None]
+        given = [
+            (c, v)
+            for c, v in (
+                (event_t.c.fire_id, fire_id),
+                (event_t.c.item_id, item_id),
+                (event_t.c.attempt_id, attempt_id),
+            )
+            if v is not None
+        ]
         if len(given) != 1:
             raise ValueError("give exactly one of fire_id, item_id or attempt_id")
         column, value = given[0]

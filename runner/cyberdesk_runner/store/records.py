@@ -213,7 +213,9 @@ class WorkCounts:
 
     @property
     def idle(self) -> bool:
-        return not (self.requested_fires or self.pending_items or self.running_items or self.in_flight_attempts)
+        return not (
+            self.requested_fires or self.pending_items or self.running_items or self.in_flight_attempts
+        )
 
 
 @attrs.frozen

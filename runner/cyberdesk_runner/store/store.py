@@ -313,7 +313,9 @@ class Store(StoreQueries):
             if not self._insert_fire_row(conn, values):
                 return None
             data = _fire_data(fire, 0) | {"reason": reason}
-            self._append_events(conn, now, [Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data)])
+            self._append_events(
+                conn, now, [Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data)]
+            )
         return fire_id
 
     def request_fire(self, fire: NewFire, now: datetime) -> str:
@@ -321,10 +323,14 @@ class Store(StoreQueries):
         fire_id = new_id("fire")
         with self._write() as conn:
             conn.execute(
-                sa.insert(fire_t).values(**self._fire_values(fire_id, fire, now, status="requested", items_total=0))
+                sa.insert(fire_t).values(
+                    **self._fire_values(fire_id, fire, now, status="requested", items_total=0)
+                )
             )
             self._append_events(
-                conn, now, [Transition("fire_requested", fire.job_name, fire_id=fire_id, data=_fire_data(fire, 0))]
+                conn,
+                now,
+                [Transition("fire_requested", fire.job_name, fire_id=fire_id, data=_fire_data(fire, 0))],
             )
             self._work_due(conn)
         return fire_id
@@ -332,11 +338,16 @@ class Store(StoreQueries):
     def requested_fires(self, limit: int = 20) -> list[FireRequest]:
         with self._read() as conn:
             rows = conn.execute(
-                sa.select(fire_t).where(fire_t.c.status == "requested").order_by(fire_t.c.created_at).limit(limit)
+                sa.select(fire_t)
+                .where(fire_t.c.status == "requested")
+                .order_by(fire_t.c.created_at)
+                .limit(limit)
             )
             return [FireRequest(r.id, r.job_name, r.trigger, r.input_overrides) for r in rows]
 
-    def plan_fire(self, fire_id: str, items: Sequence[NewItem], now: datetime, *, priority: bool = False) -> bool:
+    def plan_fire(
+        self, fire_id: str, items: Sequence[NewItem], now: datetime, *, priority: bool = False
+    ) -> bool:
         """Give a requested fire its items. False when another daemon planned (or cancelled) it first."""
         with self._write() as conn:
             row = conn.execute(self._lock(sa.select(fire_t).where(fire_t.c.id == fire_id))).first()
@@ -349,7 +360,9 @@ class Store(StoreQueries):
             )
             fire = NewFire(row.job_name, row.trigger, row.scheduled_for, priority=priority)
             self._insert_items(conn, fire_id, fire, items, now)
-            transitions = [Transition("fire_started", row.job_name, fire_id=fire_id, data={"items": len(items)})]
+            transitions = [
+                Transition("fire_started", row.job_name, fire_id=fire_id, data={"items": len(items)})
+            ]
             if not items:
                 transitions += self._settle_fires(conn, [fire_id], now)
             self._append_events(conn, now, transitions)
@@ -394,7 +407,9 @@ class Store(StoreQueries):
             if not self._insert_fire_row(conn, values):
                 return None
             data = _fire_data(fire, 0) | {"error": error}
-            self._append_events(conn, now, [Transition("fire_failed", fire.job_name, fire_id=fire_id, data=data)])
+            self._append_events(
+                conn, now, [Transition("fire_failed", fire.job_name, fire_id=fire_id, data=data)]
+            )
         return fire_id
 
     def set_last_slots(self, marks: Mapping[str, datetime]) -> None:
@@ -445,9 +460,15 @@ class Store(StoreQueries):
             ).all()
         return {name: count for name, count in rows}
 
-    def _fire_values(self, fire_id: str, fire: NewFire, now: datetime, *, status: str, items_total: int) -> dict[str, Any]:
+    def _fire_values(
+        self, fire_id: str, fire: NewFire, now: datetime, *, status: str, items_total: int
+    ) -> dict[str, Any]:
         scheduled = fire.trigger in ("scheduled", "catchup") and fire.scheduled_for is not None
-        dedup_key = f"{fire.job_name}@{fire.scheduled_for.isoformat()}" if scheduled and fire.scheduled_for else fire_id
+        dedup_key = (
+            f"{fire.job_name}@{fire.scheduled_for.isoformat()}"
+            if scheduled and fire.scheduled_for
+            else fire_id
+        )
         return {
             "id": fire_id,
             "job_name": fire.job_name,
@@ -493,7 +514,9 @@ class Store(StoreQueries):
 
     # -- dispatch --------------------------------------------------------------------------------------
 
-    def dispatch(self, now: datetime, choose: Chooser, *, limit: int = 200, lease: timedelta) -> list[AttemptRef]:
+    def dispatch(
+        self, now: datetime, choose: Chooser, *, limit: int = 200, lease: timedelta
+    ) -> list[AttemptRef]:
         """Record new attempts for due items, as chosen by `choose`, before any create call is made.
 
         The attempt rows (with their idempotency keys) are committed here; the caller makes the create calls
@@ -523,7 +546,9 @@ class Store(StoreQueries):
                 sa.or_(
                     item_t.c.machine_id.is_(None),
                     item_t.c.machine_id.not_in(
-                        sa.select(attempt_t.c.machine_id).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+                        sa.select(attempt_t.c.machine_id).where(
+                            attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)
+                        )
                     ),
                 ),
             )
@@ -545,8 +570,17 @@ class Store(StoreQueries):
                 active_by_job[row.job_name] += 1
             view = DispatchView(
                 due=[
-                    DueItem(r.id, r.fire_id, r.job_name, r.seq, r.inputs, r.machine_id, r.attempts, r.priority,
-                            r.next_attempt_at)
+                    DueItem(
+                        r.id,
+                        r.fire_id,
+                        r.job_name,
+                        r.seq,
+                        r.inputs,
+                        r.machine_id,
+                        r.attempts,
+                        r.priority,
+                        r.next_attempt_at,
+                    )
                     for r in due_rows
                 ],
                 busy_desktops=busy,
@@ -587,14 +621,28 @@ class Store(StoreQueries):
                 )
                 refs.append(
                     AttemptRef(
-                        attempt_id, item.id, item.fire_id, item.job_name, number, key, a.workflow_id,
-                        a.machine_id, a.machine_name, item.inputs, item.priority, 0,
+                        attempt_id,
+                        item.id,
+                        item.fire_id,
+                        item.job_name,
+                        number,
+                        key,
+                        a.workflow_id,
+                        a.machine_id,
+                        a.machine_name,
+                        item.inputs,
+                        item.priority,
+                        0,
                     )
                 )
                 transitions.append(
                     Transition(
-                        "attempt_created", item.job_name, fire_id=item.fire_id, item_id=item.id,
-                        attempt_id=attempt_id, data={"number": number, "machine": a.machine_name or a.machine_id},
+                        "attempt_created",
+                        item.job_name,
+                        fire_id=item.fire_id,
+                        item_id=item.id,
+                        attempt_id=attempt_id,
+                        data={"number": number, "machine": a.machine_name or a.machine_id},
                     )
                 )
             conn.execute(sa.insert(attempt_t), attempt_rows)
@@ -633,8 +681,18 @@ class Store(StoreQueries):
             )
             return [
                 AttemptRef(
-                    r.id, r.item_id, r.fire_id, r.job_name, r.number, r.idempotency_key, r.workflow_id,
-                    r.machine_id, r.machine_name, r.inputs, r.priority, r.create_tries,
+                    r.id,
+                    r.item_id,
+                    r.fire_id,
+                    r.job_name,
+                    r.number,
+                    r.idempotency_key,
+                    r.workflow_id,
+                    r.machine_id,
+                    r.machine_name,
+                    r.inputs,
+                    r.priority,
+                    r.create_tries,
                 )
                 for r in rows
             ]
@@ -684,15 +742,28 @@ class Store(StoreQueries):
                 .where(attempt_t.c.id == attempt_id)
                 .where(attempt_t.c.status == "creating")
                 .where(sa.or_(attempt_t.c.owner == self.owner, attempt_t.c.owner.is_(None)))
-                .values(retry_create_at=retry_at, create_tries=attempt_t.c.create_tries + 1, owner=None,
-                        updated_at=now)
+                .values(
+                    retry_create_at=retry_at,
+                    create_tries=attempt_t.c.create_tries + 1,
+                    owner=None,
+                    updated_at=now,
+                )
                 .returning(attempt_t.c.job_name, attempt_t.c.fire_id, attempt_t.c.item_id)
             ).first()
             if row is not None:
                 self._append_events(
-                    conn, now,
-                    [Transition("create_deferred", row.job_name, row.fire_id, row.item_id, attempt_id,
-                                data={"error": error, "retry_at": retry_at.isoformat()})],
+                    conn,
+                    now,
+                    [
+                        Transition(
+                            "create_deferred",
+                            row.job_name,
+                            row.fire_id,
+                            row.item_id,
+                            attempt_id,
+                            data={"error": error, "retry_at": retry_at.isoformat()},
+                        )
+                    ],
                 )
 
     def record_created(
@@ -705,7 +776,9 @@ class Store(StoreQueries):
             return transitions
         with self._write() as conn:
             rows = conn.execute(
-                self._lock(sa.select(attempt_t).where(attempt_t.c.id.in_(list(runs))).order_by(attempt_t.c.id))
+                self._lock(
+                    sa.select(attempt_t).where(attempt_t.c.id.in_(list(runs))).order_by(attempt_t.c.id)
+                )
             ).all()
             recorded: list[dict[str, Any]] = []
             for row in rows:
@@ -714,18 +787,37 @@ class Store(StoreQueries):
                     continue  # another daemon repeated the call and recorded its (same) run first
                 # A run that is already final is recorded as scheduling first, then finished below with
                 # the item's outcome, through the same path as any other news about runs.
-                recorded.append({"b_id": row.id, "b_run": run.run_id, "b_status": _non_final(run.status),
-                                 "b_started": run.started_at})
+                recorded.append(
+                    {
+                        "b_id": row.id,
+                        "b_run": run.run_id,
+                        "b_status": _non_final(run.status),
+                        "b_started": run.started_at,
+                    }
+                )
                 transitions.append(
-                    Transition("run_created", row.job_name, row.fire_id, row.item_id, row.id, run.run_id,
-                               data={"machine": row.machine_name or row.machine_id, "number": row.number})
+                    Transition(
+                        "run_created",
+                        row.job_name,
+                        row.fire_id,
+                        row.item_id,
+                        row.id,
+                        run.run_id,
+                        data={"machine": row.machine_name or row.machine_id, "number": row.number},
+                    )
                 )
             if recorded:
                 conn.execute(
                     sa.update(attempt_t)
                     .where(attempt_t.c.id == sa.bindparam("b_id"))
-                    .values(run_id=sa.bindparam("b_run"), status=sa.bindparam("b_status"),
-                            started_at=sa.bindparam("b_started"), retry_create_at=None, owner=None, updated_at=now),
+                    .values(
+                        run_id=sa.bindparam("b_run"),
+                        status=sa.bindparam("b_status"),
+                        started_at=sa.bindparam("b_started"),
+                        retry_create_at=None,
+                        owner=None,
+                        updated_at=now,
+                    ),
                     recorded,
                 )
             final = [run for _, run in created if run.status in FINAL_ATTEMPT_STATUSES]
@@ -738,12 +830,19 @@ class Store(StoreQueries):
 
     def in_flight(self) -> list[InFlightAttempt]:
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(attempt_t).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
-            )
+            rows = conn.execute(sa.select(attempt_t).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)))
             return [
-                InFlightAttempt(r.id, r.job_name, r.run_id, r.workflow_id, r.machine_id, r.status,
-                                r.created_at, r.deadline_at, r.cancel_requested)
+                InFlightAttempt(
+                    r.id,
+                    r.job_name,
+                    r.run_id,
+                    r.workflow_id,
+                    r.machine_id,
+                    r.status,
+                    r.created_at,
+                    r.deadline_at,
+                    r.cancel_requested,
+                )
                 for r in rows
             ]
 
@@ -765,11 +864,20 @@ class Store(StoreQueries):
             return []
         with self._write() as conn:
             rows = conn.execute(
-                self._lock(sa.select(attempt_t).where(attempt_t.c.id.in_(list(by_attempt))).order_by(attempt_t.c.id))
+                self._lock(
+                    sa.select(attempt_t).where(attempt_t.c.id.in_(list(by_attempt))).order_by(attempt_t.c.id)
+                )
             ).all()
             finishing = [
-                _Finish(row, by_attempt[row.id].status, None, None, by_attempt[row.id].error, None,
-                        by_attempt[row.id].source)
+                _Finish(
+                    row,
+                    by_attempt[row.id].status,
+                    None,
+                    None,
+                    by_attempt[row.id].error,
+                    None,
+                    by_attempt[row.id].source,
+                )
                 for row in rows
                 if row.status not in FINAL_ATTEMPT_STATUSES
             ]
@@ -786,13 +894,19 @@ class Store(StoreQueries):
             return transitions
         # Attempts in id order: two daemons applying the same webhooks wait for each other, never deadlock.
         rows = conn.execute(
-            self._lock(sa.select(attempt_t).where(attempt_t.c.run_id.in_(list(by_run))).order_by(attempt_t.c.id))
+            self._lock(
+                sa.select(attempt_t).where(attempt_t.c.run_id.in_(list(by_run))).order_by(attempt_t.c.id)
+            )
         ).all()
         known = {r.run_id for r in rows}
         for run_id in sorted(by_run.keys() - known):
             transitions.append(
-                Transition("unknown_run", "", run_id=run_id,
-                           data={"status": by_run[run_id].status, "source": by_run[run_id].source})
+                Transition(
+                    "unknown_run",
+                    "",
+                    run_id=run_id,
+                    data={"status": by_run[run_id].status, "source": by_run[run_id].source},
+                )
             )
         finishing: list[_Finish] = []
         progressed: list[dict[str, Any]] = []
@@ -809,14 +923,23 @@ class Store(StoreQueries):
                     {"b_id": row.id, "b_status": run.status, "b_started": run.started_at or row.started_at}
                 )
                 transitions.append(
-                    Transition(f"run_{run.status}", row.job_name, row.fire_id, row.item_id, row.id, row.run_id,
-                               data={"source": run.source})
+                    Transition(
+                        f"run_{run.status}",
+                        row.job_name,
+                        row.fire_id,
+                        row.item_id,
+                        row.id,
+                        row.run_id,
+                        data={"source": run.source},
+                    )
                 )
         if progressed:
             conn.execute(
                 sa.update(attempt_t)
                 .where(attempt_t.c.id == sa.bindparam("b_id"))
-                .values(status=sa.bindparam("b_status"), started_at=sa.bindparam("b_started"), updated_at=now),
+                .values(
+                    status=sa.bindparam("b_status"), started_at=sa.bindparam("b_started"), updated_at=now
+                ),
                 progressed,
             )
         transitions += self._finish_attempts(conn, finishing, now, outcome)
@@ -838,14 +961,22 @@ class Store(StoreQueries):
             sa.update(attempt_t)
             .where(attempt_t.c.id == sa.bindparam("b_id"))
             .values(
-                status=sa.bindparam("b_status"), started_at=sa.bindparam("b_started"),
-                ended_at=sa.bindparam("b_ended"), error=sa.bindparam("b_error"), output=sa.bindparam("b_output"),
-                retry_create_at=None, owner=None, updated_at=now,
+                status=sa.bindparam("b_status"),
+                started_at=sa.bindparam("b_started"),
+                ended_at=sa.bindparam("b_ended"),
+                error=sa.bindparam("b_error"),
+                output=sa.bindparam("b_output"),
+                retry_create_at=None,
+                owner=None,
+                updated_at=now,
             ),
             [
                 {
-                    "b_id": f.row.id, "b_status": f.status, "b_started": f.started_at or f.row.started_at,
-                    "b_ended": f.ended_at or now, "b_error": list(f.error) if f.error else None,
+                    "b_id": f.row.id,
+                    "b_status": f.status,
+                    "b_started": f.started_at or f.row.started_at,
+                    "b_ended": f.ended_at or now,
+                    "b_error": list(f.error) if f.error else None,
                     "b_output": dict(f.output) if f.output is not None else None,
                 }
                 for f in finishing
@@ -855,7 +986,9 @@ class Store(StoreQueries):
         items = {
             r.id: r
             for chunk in _chunks(item_ids)
-            for r in conn.execute(self._lock(sa.select(item_t).where(item_t.c.id.in_(chunk)).order_by(item_t.c.id)))
+            for r in conn.execute(
+                self._lock(sa.select(item_t).where(item_t.c.id.in_(chunk)).order_by(item_t.c.id))
+            )
         }
         transitions: list[Transition] = []
         item_updates: list[dict[str, Any]] = []
@@ -863,15 +996,25 @@ class Store(StoreQueries):
         for f in finishing:
             row = f.row
             transitions.append(
-                Transition(f"attempt_{f.status}", row.job_name, row.fire_id, row.item_id, row.id, row.run_id,
-                           data={"number": row.number, "error": f.error, "source": f.source})
+                Transition(
+                    f"attempt_{f.status}",
+                    row.job_name,
+                    row.fire_id,
+                    row.item_id,
+                    row.id,
+                    row.run_id,
+                    data={"number": row.number, "error": f.error, "source": f.source},
+                )
             )
-            item = items.pop(row.item_id, None)  # popped: one outcome per item, even if two attempts end at once
+            item = items.pop(
+                row.item_id, None
+            )  # popped: one outcome per item, even if two attempts end at once
             if item is None or item.status in FINAL_ITEM_STATUSES:
                 continue
             decision = outcome(
-                FinishedAttempt(row.id, row.item_id, row.job_name, row.number, f.status, f.error,
-                                item.cancel_requested)
+                FinishedAttempt(
+                    row.id, row.item_id, row.job_name, row.number, f.status, f.error, item.cancel_requested
+                )
             )
             values, item_transitions = _item_outcome(item, decision, f.error, now)
             item_updates.append(values)
@@ -882,14 +1025,23 @@ class Store(StoreQueries):
             conn.execute(
                 sa.update(item_t)
                 .where(item_t.c.id == sa.bindparam("b_id"))
-                .values(status=sa.bindparam("b_status"), next_attempt_at=sa.bindparam("b_next"),
-                        finished_at=sa.bindparam("b_finished"), last_error=sa.bindparam("b_error")),
+                .values(
+                    status=sa.bindparam("b_status"),
+                    next_attempt_at=sa.bindparam("b_next"),
+                    finished_at=sa.bindparam("b_finished"),
+                    last_error=sa.bindparam("b_error"),
+                ),
                 item_updates,
             )
         return transitions + self._settle_fires(conn, settle, now)
 
     def _apply_item_outcome(
-        self, conn: Connection, item: Any, decision: ItemOutcome, error: list[str] | None, now: datetime,
+        self,
+        conn: Connection,
+        item: Any,
+        decision: ItemOutcome,
+        error: list[str] | None,
+        now: datetime,
         settle: set[str],
     ) -> list[Transition]:
         """Record one item's outcome; a final one adds its fire to `settle` (settled once, at the end)."""
@@ -897,8 +1049,12 @@ class Store(StoreQueries):
         conn.execute(
             sa.update(item_t)
             .where(item_t.c.id == item.id)
-            .values(status=values["b_status"], next_attempt_at=values["b_next"], finished_at=values["b_finished"],
-                    last_error=values["b_error"])
+            .values(
+                status=values["b_status"],
+                next_attempt_at=values["b_next"],
+                finished_at=values["b_finished"],
+                last_error=values["b_error"],
+            )
         )
         if values["b_status"] == "pending":
             self._work_due(conn)
@@ -1003,15 +1159,23 @@ class Store(StoreQueries):
             pending = [i for i in items if i.status == "pending"]
             for chunk in _chunks([i.id for i in pending]):
                 conn.execute(
-                    sa.update(item_t).where(item_t.c.id.in_(chunk)).values(status="cancelled", finished_at=now)
+                    sa.update(item_t)
+                    .where(item_t.c.id.in_(chunk))
+                    .values(status="cancelled", finished_at=now)
                 )
             for item in items:
                 if item.status == "pending":
-                    transitions.append(Transition("item_cancelled", item.job_name, item.fire_id, item.id,
-                                                  data={"reason": reason}))
+                    transitions.append(
+                        Transition(
+                            "item_cancelled", item.job_name, item.fire_id, item.id, data={"reason": reason}
+                        )
+                    )
                 else:
-                    transitions.append(Transition("cancel_requested", item.job_name, item.fire_id, item.id,
-                                                  data={"reason": reason}))
+                    transitions.append(
+                        Transition(
+                            "cancel_requested", item.job_name, item.fire_id, item.id, data={"reason": reason}
+                        )
+                    )
             transitions += self._settle_fires(conn, {i.fire_id for i in pending}, now)
             self._append_events(conn, now, transitions)
         return transitions
@@ -1038,7 +1202,8 @@ class Store(StoreQueries):
     def cancel_attempts(self, attempt_ids: Sequence[str], reason: str, now: datetime) -> int:
         with self._write() as conn:
             rows = conn.execute(
-                sa.select(attempt_t.c.item_id).where(attempt_t.c.id.in_(list(attempt_ids)))
+                sa.select(attempt_t.c.item_id)
+                .where(attempt_t.c.id.in_(list(attempt_ids)))
                 .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
             ).all()
         return len(self.cancel_pending_items(None, reason, now, item_ids=[r.item_id for r in rows]))
@@ -1057,7 +1222,9 @@ class Store(StoreQueries):
             ).first()
             if row is None:
                 return []
-            transitions = [Transition("fire_cancelled", row.job_name, fire_id=fire_id, data={"reason": reason})]
+            transitions = [
+                Transition("fire_cancelled", row.job_name, fire_id=fire_id, data={"reason": reason})
+            ]
             self._append_events(conn, now, transitions)
         return transitions
 
@@ -1084,24 +1251,41 @@ class Store(StoreQueries):
             if not items and not replan:
                 return None
             retry_id = new_id("fire")
-            fire = NewFire(old.job_name, "retry", None, definition_hash=old.definition_hash,
-                           input_overrides=old.input_overrides, retry_of=old.id,
-                           priority=any(i.priority for i in items))
+            fire = NewFire(
+                old.job_name,
+                "retry",
+                None,
+                definition_hash=old.definition_hash,
+                input_overrides=old.input_overrides,
+                retry_of=old.id,
+                priority=any(i.priority for i in items),
+            )
             status = "requested" if replan else "running"
             if replan:
                 self._work_due(conn)
             conn.execute(
-                sa.insert(fire_t).values(**self._fire_values(retry_id, fire, now, status=status, items_total=len(items)))
+                sa.insert(fire_t).values(
+                    **self._fire_values(retry_id, fire, now, status=status, items_total=len(items))
+                )
             )
             self._insert_items(
                 conn, retry_id, fire, [NewItem(i.inputs, i.machine_id, i.machine_name) for i in items], now
             )
             retried_item = fire_or_item_id if fire_or_item_id.startswith("item_") else None
             transitions = [
-                Transition("retried", old.job_name, fire_id=old.id, item_id=retried_item,
-                           data={"retry_fire": retry_id, "items": len(items)}),
-                Transition("fire_requested" if replan else "fire_started", old.job_name, fire_id=retry_id,
-                           data=_fire_data(fire, len(items))),
+                Transition(
+                    "retried",
+                    old.job_name,
+                    fire_id=old.id,
+                    item_id=retried_item,
+                    data={"retry_fire": retry_id, "items": len(items)},
+                ),
+                Transition(
+                    "fire_requested" if replan else "fire_started",
+                    old.job_name,
+                    fire_id=retry_id,
+                    data=_fire_data(fire, len(items)),
+                ),
             ]
             self._append_events(conn, now, transitions)
         return retry_id
@@ -1139,8 +1323,9 @@ class Store(StoreQueries):
         """Per job: what became of the items created or finished since `since` (the daemon's exit summary)."""
         with self._read() as conn:
             items = conn.execute(
-                sa.select(item_t.c.job_name, item_t.c.status, item_t.c.attempts)
-                .where(sa.or_(item_t.c.created_at >= since, item_t.c.finished_at >= since))
+                sa.select(item_t.c.job_name, item_t.c.status, item_t.c.attempts).where(
+                    sa.or_(item_t.c.created_at >= since, item_t.c.finished_at >= since)
+                )
             ).all()
             runs: dict[str, int] = dict(
                 conn.execute(
@@ -1167,8 +1352,15 @@ class Store(StoreQueries):
             if row.attempts > 1:
                 per_job[row.job_name]["retried"] += 1
         return [
-            JobSummary(name, c["succeeded"], c["failed"], c["cancelled"], c["retried"], runs.get(name, 0),
-                       failed_fires.get(name, 0))
+            JobSummary(
+                name,
+                c["succeeded"],
+                c["failed"],
+                c["cancelled"],
+                c["retried"],
+                runs.get(name, 0),
+                failed_fires.get(name, 0),
+            )
             for name, c in sorted(per_job.items())
         ]
 
@@ -1197,7 +1389,9 @@ class Store(StoreQueries):
 
     def _purge_fires(self, older_than: datetime, batch: int) -> int:
         open_items = (
-            sa.select(item_t.c.id).where(item_t.c.fire_id == fire_t.c.id).where(item_t.c.status.in_(_OPEN_ITEM_STATUSES))
+            sa.select(item_t.c.id)
+            .where(item_t.c.fire_id == fire_t.c.id)
+            .where(item_t.c.status.in_(_OPEN_ITEM_STATUSES))
         )
         open_attempts = (
             sa.select(attempt_t.c.id)
@@ -1245,7 +1439,9 @@ class Store(StoreQueries):
                 sa.insert(daemon_t).values(id=daemon_id, host=host, pid=pid, started_at=now, heartbeat_at=now)
             )
 
-    def heartbeat(self, daemon_id: str, health: Mapping[str, Any], now: datetime, *, stopped: bool = False) -> None:
+    def heartbeat(
+        self, daemon_id: str, health: Mapping[str, Any], now: datetime, *, stopped: bool = False
+    ) -> None:
         with self._write() as conn:
             conn.execute(
                 sa.update(daemon_t)
@@ -1274,7 +1470,9 @@ class Store(StoreQueries):
 
     # -- helpers ---------------------------------------------------------------------------------------
 
-    def _lock(self, query: sa.Select[Any], *, skip_locked: bool = False, of: sa.Table | None = None) -> sa.Select[Any]:
+    def _lock(
+        self, query: sa.Select[Any], *, skip_locked: bool = False, of: sa.Table | None = None
+    ) -> sa.Select[Any]:
         # SQLite has one writer at a time (BEGIN IMMEDIATE), so row locks only matter on PostgreSQL.
         if not self.is_postgres:
             return query
@@ -1311,6 +1509,7 @@ def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(ids), _CHUNK):
         yield ids[start : start + _CHUNK]
 
+
 # Non-final run statuses in the order a run moves through them; news never moves an attempt backwards.
 _PROGRESS = {"creating": 0, "scheduling": 1, "running": 2, "running_checks": 3}
 
@@ -1335,8 +1534,13 @@ def _item_outcome(
     last_error = "; ".join(error) if error else item.last_error
     base = {"job_name": item.job_name, "fire_id": item.fire_id, "item_id": item.id}
     if isinstance(decision, Retry):
-        values = {"b_id": item.id, "b_status": "pending", "b_next": decision.at, "b_finished": None,
-                  "b_error": last_error}
+        values = {
+            "b_id": item.id,
+            "b_status": "pending",
+            "b_next": decision.at,
+            "b_finished": None,
+            "b_error": last_error,
+        }
         return values, [Transition("item_retry_scheduled", data={"at": decision.at.isoformat()}, **base)]
     if isinstance(decision, Succeed):
         status, data = "succeeded", {}
@@ -1344,8 +1548,13 @@ def _item_outcome(
         status, data = "failed", {"reason": decision.reason}
     else:
         status, data = "cancelled", {"reason": decision.reason}
-    values = {"b_id": item.id, "b_status": status, "b_next": item.next_attempt_at, "b_finished": now,
-              "b_error": last_error}
+    values = {
+        "b_id": item.id,
+        "b_status": status,
+        "b_next": item.next_attempt_at,
+        "b_finished": now,
+        "b_error": last_error,
+    }
     return values, [Transition(f"item_{status}", data=data, **base)]
 
 
@@ -1359,15 +1568,29 @@ def _progresses(current: str, new: str) -> bool:
 
 def _job_state(row: Any) -> JobState:
     return JobState(
-        row.name, row.definition_hash, row.definition, row.source_path, row.workflow_id, row.paused,
-        row.removed_at is not None, row.last_slot_at,
+        row.name,
+        row.definition_hash,
+        row.definition,
+        row.source_path,
+        row.workflow_id,
+        row.paused,
+        row.removed_at is not None,
+        row.last_slot_at,
     )
 
 
 def _fire_summary(row: Any) -> FireSummary:
     return FireSummary(
-        row.id, row.job_name, row.trigger, row.status, row.scheduled_for, row.created_at, row.finished_at,
-        row.skip_reason, row.error, row.items_total,
+        row.id,
+        row.job_name,
+        row.trigger,
+        row.status,
+        row.scheduled_for,
+        row.created_at,
+        row.finished_at,
+        row.skip_reason,
+        row.error,
+        row.items_total,
     )
 
 

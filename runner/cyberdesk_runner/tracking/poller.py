@@ -72,8 +72,12 @@ class Poller:
         while True:
             requests += 1
             response = await self._client.runs.list(
-                workflow_id=workflow_id, created_at_from=since, sort_mode=RunListSortMode.CREATED_AT_DESC,
-                fields=_FIELDS, skip=skip, limit=_PAGE,
+                workflow_id=workflow_id,
+                created_at_from=since,
+                sort_mode=RunListSortMode.CREATED_AT_DESC,
+                fields=_FIELDS,
+                skip=skip,
+                limit=_PAGE,
             )
             page = response.data
             if page is None:

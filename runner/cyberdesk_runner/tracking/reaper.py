@@ -42,7 +42,8 @@ class Reaper:
     async def reap_once(self) -> int:
         now = self._clock.now()
         due = [
-            a for a in await asyncio.to_thread(self._store.in_flight)
+            a
+            for a in await asyncio.to_thread(self._store.in_flight)
             if a.run_id and (a.cancel_requested or a.deadline_at <= now)
         ]
         verdicts: list[AttemptVerdict] = []
@@ -52,7 +53,9 @@ class Reaper:
                 verdicts.append(verdict)
         if verdicts:
             done = self._clock.now()
-            transitions = await asyncio.to_thread(self._store.apply_verdicts, verdicts, done, self._outcome(done))
+            transitions = await asyncio.to_thread(
+                self._store.apply_verdicts, verdicts, done, self._outcome(done)
+            )
             self._on_transitions(transitions)
         return len(due)
 
@@ -60,7 +63,9 @@ class Reaper:
         response = await self._client.runs.update(attempt.run_id or "", RunUpdate(status=RunStatus.CANCELLED))
         if response.error is not None:
             if response.error.status_code == 404:
-                return AttemptVerdict(attempt.id, "error", ["the run no longer exists in Cyberdesk"], "reaper")
+                return AttemptVerdict(
+                    attempt.id, "error", ["the run no longer exists in Cyberdesk"], "reaper"
+                )
             return None  # try again on the next round
         seen = observation(response.data, "cancel") if response.data is not None else None
         if seen is not None and seen.status in FINAL_ATTEMPT_STATUSES and seen.status != "cancelled":
@@ -71,7 +76,9 @@ class Reaper:
             return AttemptVerdict(attempt.id, "cancelled", ["cancelled on request"], "reaper")
         overdue = attempt.deadline_at - attempt.created_at
         return AttemptVerdict(
-            attempt.id, "timed_out", [f"timed out after {_human(overdue.total_seconds())}; the run was cancelled"],
+            attempt.id,
+            "timed_out",
+            [f"timed out after {_human(overdue.total_seconds())}; the run was cancelled"],
             "reaper",
         )
 

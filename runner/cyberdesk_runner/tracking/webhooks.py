@@ -27,7 +27,9 @@ class WebhookReceiver:
             event = verify(payload, request.headers, self._secret)
         except WebhookVerificationError as exc:
             self._metrics.webhooks.labels("rejected").inc()
-            log.warning("webhook_rejected", reason=str(exc), remote=request.client.host if request.client else None)
+            log.warning(
+                "webhook_rejected", reason=str(exc), remote=request.client.host if request.client else None
+            )
             return JSONResponse({"detail": "invalid webhook"}, status_code=400)
         if isinstance(event, RunCompletedEvent):
             await self._sink.record([observation(event.run, "webhook")])

@@ -3,33 +3,64 @@
 Run by tests/emulator/test_official_client.py in a subprocess whose sys.path starts with the official wheel, so
 `import cyberdesk` there is the official package, not ours. Not a test module itself (no test_ prefix).
 """
+
 # ruff: noqa
 import sys
 import time
 from uuid import UUID
-from cyberdesk import CyberdeskClient, RunCreate, RunUpdate, RunStatus, MachineCreate, MachineUpdate, WorkflowCreate, WorkflowUpdate, ConnectionCreate, TrajectoryCreate, TrajectoryUpdate, RunField, RunListSortMode
+from cyberdesk import (
+    CyberdeskClient,
+    RunCreate,
+    RunUpdate,
+    RunStatus,
+    MachineCreate,
+    MachineUpdate,
+    WorkflowCreate,
+    WorkflowUpdate,
+    ConnectionCreate,
+    TrajectoryCreate,
+    TrajectoryUpdate,
+    RunField,
+    RunListSortMode,
+)
 from openapi_client.cyberdesk_cloud_client import models as m
 
 base_url, api_key = sys.argv[1], sys.argv[2]
 c = CyberdeskClient(api_key, base_url=base_url)
 results = []
 
+
 def check(name, resp, expect=None):
     ok = resp.error is None and (expect is None or isinstance(resp.data, expect))
     results.append((name, ok, type(resp.data).__name__, repr(resp.error)[:200]))
     return resp.data
 
+
 wfs = check("workflows.list", c.workflows.list_sync())
 wf = next(w for w in wfs.items if w.name == "Submit insurance claim")
 check("workflows.get", c.workflows.get_sync(wf.id))
-new_wf = check("workflows.create", c.workflows.create_sync(WorkflowCreate(main_prompt="Say {x}", name="official")))
+new_wf = check(
+    "workflows.create", c.workflows.create_sync(WorkflowCreate(main_prompt="Say {x}", name="official"))
+)
 check("workflows.update", c.workflows.update_sync(new_wf.id, WorkflowUpdate(name="official2")))
 check("workflows.duplicate", c.workflows.duplicate_sync(new_wf.id))
 machines = check("machines.list", c.machines.list_sync())
 desk = machines.items[0]
-check("machines.list(status,include)", c.machines.list_sync(status=m.MachineStatus.CONNECTED, include=["pools"]))
+check(
+    "machines.list(status,include)", c.machines.list_sync(status=m.MachineStatus.CONNECTED, include=["pools"])
+)
 check("machines.get", c.machines.get_sync(desk.id, include=["pools"]))
-nm = check("machines.create", c.machines.create_sync(MachineCreate(fingerprint="fp", unkey_key_id="k", name="official-desk", machine_sensitive_parameters={"password": "s3cr3t"})))
+nm = check(
+    "machines.create",
+    c.machines.create_sync(
+        MachineCreate(
+            fingerprint="fp",
+            unkey_key_id="k",
+            name="official-desk",
+            machine_sensitive_parameters={"password": "s3cr3t"},
+        )
+    ),
+)
 check("machines.update", c.machines.update_sync(nm.id, MachineUpdate(name="renamed")))
 check("machines.get_pools", c.machines.get_pools_sync(desk.id))
 pools = check("pools.list", c.pools.list_sync())
@@ -38,11 +69,27 @@ np = check("pools.create", c.pools.create_sync(m.PoolCreate(name="official-pool"
 check("pools.update", c.pools.update_sync(np.id, m.PoolUpdate(description="d")))
 check("pools.add_machines", c.pools.add_machines_sync(np.id, m.MachinePoolAssignment(machine_ids=[nm.id])))
 check("machines.update_pools", c.machines.update_pools_sync(nm.id, m.MachinePoolUpdate(pool_ids=[np.id])))
-check("pools.remove_machines", c.pools.remove_machines_sync(np.id, m.MachinePoolAssignment(machine_ids=[nm.id])))
-run = check("runs.create", c.runs.create_sync(RunCreate(workflow_id=wf.id, input_values={"claim_id": "C-1", "patient_name": "Ann", "amount": "1"})))
+check(
+    "pools.remove_machines", c.pools.remove_machines_sync(np.id, m.MachinePoolAssignment(machine_ids=[nm.id]))
+)
+run = check(
+    "runs.create",
+    c.runs.create_sync(
+        RunCreate(workflow_id=wf.id, input_values={"claim_id": "C-1", "patient_name": "Ann", "amount": "1"})
+    ),
+)
 check("runs.get", c.runs.get_sync(run.id, include=["machine"]))
 check("runs.list", c.runs.list_sync())
-check("runs.list(filters)", c.runs.list_sync(status=RunStatus.SCHEDULING, workflow_id=wf.id, sort_mode=RunListSortMode.CREATED_AT_DESC, fields=[RunField.OUTPUT_DATA], include=["workflow"]))
+check(
+    "runs.list(filters)",
+    c.runs.list_sync(
+        status=RunStatus.SCHEDULING,
+        workflow_id=wf.id,
+        sort_mode=RunListSortMode.CREATED_AT_DESC,
+        fields=[RunField.OUTPUT_DATA],
+        include=["workflow"],
+    ),
+)
 for _ in range(200):
     r = c.runs.get_sync(run.id).data
     if r.status == RunStatus.SUCCESS:
@@ -53,11 +100,31 @@ results.append(("output_data resolved", "s3cr3t" not in str(r.output_data), "", 
 check("runs.retry", c.runs.retry_sync(run.id, m.RunRetry()))
 check("runs.update(cancel)", c.runs.update_sync(run.id, RunUpdate(status=RunStatus.CANCELLED)))
 check("runs.bulk_create", c.runs.bulk_create_sync(m.RunBulkCreate(workflow_id=wf.id, count=3)))
-check("runs.chain", c.runs.chain_sync(m.WorkflowChainCreate(steps=[m.ChainStep(workflow_id=wf.id), m.ChainStep(workflow_id=wf.id)])))
-sess = check("runs.create(start_session)", c.runs.create_sync(RunCreate(workflow_id=wf.id, machine_id=desk.id, start_session=True)))
+check(
+    "runs.chain",
+    c.runs.chain_sync(
+        m.WorkflowChainCreate(steps=[m.ChainStep(workflow_id=wf.id), m.ChainStep(workflow_id=wf.id)])
+    ),
+)
+sess = check(
+    "runs.create(start_session)",
+    c.runs.create_sync(RunCreate(workflow_id=wf.id, machine_id=desk.id, start_session=True)),
+)
 time.sleep(0.05)
 check("machines.clear_session", c.machines.clear_session_sync(desk.id))
-traj = check("trajectories.create", c.trajectories.create_sync(TrajectoryCreate.from_dict({"workflow_id": str(wf.id), "trajectory_data": [{"a": 1}], "dimensions": {"width": 1, "height": 1}, "run_id": str(run.id)})))
+traj = check(
+    "trajectories.create",
+    c.trajectories.create_sync(
+        TrajectoryCreate.from_dict(
+            {
+                "workflow_id": str(wf.id),
+                "trajectory_data": [{"a": 1}],
+                "dimensions": {"width": 1, "height": 1},
+                "run_id": str(run.id),
+            }
+        )
+    ),
+)
 check("trajectories.get", c.trajectories.get_sync(traj.id))
 check("trajectories.update", c.trajectories.update_sync(traj.id, TrajectoryUpdate(is_approved=True)))
 check("trajectories.list", c.trajectories.list_sync(is_generated=None))
@@ -65,7 +132,9 @@ check("trajectories.duplicate", c.trajectories.duplicate_sync(traj.id))
 check("trajectories.get_latest_for_workflow", c.trajectories.get_latest_for_workflow_sync(wf.id))
 check("runs.get_trajectory", c.runs.get_trajectory_sync(run.id))
 check("connections.list", c.connections.list_sync())
-check("connections.create", c.connections.create_sync(ConnectionCreate(websocket_id="ws", machine_id=desk.id)))
+check(
+    "connections.create", c.connections.create_sync(ConnectionCreate(websocket_id="ws", machine_id=desk.id))
+)
 check("runs.delete", c.runs.delete_sync(sess.id))
 check("trajectories.delete", c.trajectories.delete_sync(traj.id))
 check("pools.delete", c.pools.delete_sync(np.id))
@@ -76,7 +145,10 @@ results.append(("404 surfaces as error", missing.error is not None, "", repr(mis
 bad = CyberdeskClient("wrong", base_url=base_url).runs.list_sync()
 results.append(("401 surfaces as error", bad.error is not None, "", repr(bad.error)[:120]))
 # dimensions via the generated client (computer is not wrapped)
-from openapi_client.cyberdesk_cloud_client.api.computer import get_display_dimensions_v1_computer_machine_id_display_dimensions_get as dims
+from openapi_client.cyberdesk_cloud_client.api.computer import (
+    get_display_dimensions_v1_computer_machine_id_display_dimensions_get as dims,
+)
+
 d = dims.sync(client=c._client, machine_id=str(desk.id))
 results.append(("computer dimensions", isinstance(d, m.DisplayDimensions), type(d).__name__, ""))
 failed = [r for r in results if not r[1]]

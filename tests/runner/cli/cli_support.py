@@ -151,14 +151,16 @@ def write_env(folder: Path, fleet: str, jobs: dict[str, str], emulator: str, ext
     (folder / "fleet.yaml").write_text(textwrap.dedent(fleet))
     store_url = f"sqlite:///{folder / 'store.sqlite'}"
     config = folder / "config.yaml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         store: {store_url}
         jobs: jobs
         server: {{listen: null}}
         tracking: {{poll_interval: 1s}}
         emulator: {{{emulator}, fixture: fleet.yaml}}
         {extra}
-    """))
+    """)
+    )
     return Env(config, store_url)
 
 
@@ -188,8 +190,12 @@ def daemon_ready(env: Env) -> bool:
         return False
     store = env.store()
     try:
-        return store.is_initialised() and bool(store.daemon_views()) and store.job("quick") is not None \
-            and store.job("quick").workflow_id is not None  # type: ignore[union-attr]
+        return (
+            store.is_initialised()
+            and bool(store.daemon_views())
+            and store.job("quick") is not None
+            and store.job("quick").workflow_id is not None
+        )  # type: ignore[union-attr]
     finally:
         store.close()
 

@@ -43,8 +43,12 @@ def _plain_logs() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def history_run(tmp_path_factory: pytest.TempPathFactory) -> HistoryRun:
-    env = write_env(tmp_path_factory.mktemp("history"), HISTORY_FLEET, HISTORY_JOBS,
-                    'speed: 2000, run_duration: "30-60", failure_rate: 0.3, seed: 7')
+    env = write_env(
+        tmp_path_factory.mktemp("history"),
+        HISTORY_FLEET,
+        HISTORY_JOBS,
+        'speed: 2000, run_duration: "30-60", failure_rate: 0.3, seed: 7',
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(SECRET_ENV, SECRET)
         daemon = Daemon(load_config(env.config))
@@ -59,8 +63,12 @@ def history(history_run: HistoryRun) -> Env:
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
-    env = write_env(tmp_path_factory.mktemp("live"), LIVE_FLEET, LIVE_JOBS,
-                    'speed: 100, run_duration: "10-30", failure_rate: 0, seed: 3')
+    env = write_env(
+        tmp_path_factory.mktemp("live"),
+        LIVE_FLEET,
+        LIVE_JOBS,
+        'speed: 100, run_duration: "10-30", failure_rate: 0, seed: 3',
+    )
     daemon = Daemon(load_config(env.config))
     errors: list[BaseException] = []
 

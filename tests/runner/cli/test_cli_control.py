@@ -28,8 +28,14 @@ def test_trigger_wait_json_exits_1_when_an_item_fails(live: LiveDaemon) -> None:
     result = live.env.json("trigger", "flaky", "--wait", "--timeout", "30s", code=1)
     assert result["job"] == "flaky" and result["result"]["id"] == result["fire"]
     assert result["result"]["status"] == "failed"
-    assert result["result"]["items"] | {"total": 2} == {"total": 2, "succeeded": 0, "failed": 2, "running": 0,
-                                                        "pending": 0, "cancelled": 0}
+    assert result["result"]["items"] | {"total": 2} == {
+        "total": 2,
+        "succeeded": 0,
+        "failed": 2,
+        "running": 0,
+        "pending": 0,
+        "cancelled": 0,
+    }
     assert _fire(live, result["fire"])["status"] == "failed"
 
 
@@ -42,8 +48,10 @@ def test_retry_a_failed_fire_as_a_new_fire_with_the_same_desktops(live: LiveDaem
     new = live.env.json("show", retried["id"])
     pins = sorted((i["desktop_id"], i["inputs"]["n"]) for i in new["items"])
     assert pins == sorted((i["desktop_id"], i["inputs"]["n"]) for i in old["items"])
-    assert any(e["kind"] == "retried" and e["data"]["retry_fire"] == retried["id"]
-               for e in live.env.json("show", first)["events"])
+    assert any(
+        e["kind"] == "retried" and e["data"]["retry_fire"] == retried["id"]
+        for e in live.env.json("show", first)["events"]
+    )
 
     one = old["items"][0]["id"]
     result = live.env.cli("retry", one)
@@ -59,7 +67,9 @@ def test_retry_refuses_what_did_not_fail(live: LiveDaemon) -> None:
     assert result.exit_code == 1 and f"nothing to retry: fire {ok} has no failed item" in result.stderr
 
 
-def test_cancel_a_fire_cancels_pending_items_at_once_and_running_runs_through_the_daemon(live: LiveDaemon) -> None:
+def test_cancel_a_fire_cancels_pending_items_at_once_and_running_runs_through_the_daemon(
+    live: LiveDaemon,
+) -> None:
     fire_id = live.env.json("trigger", "slow")["fire"]
     running = eventually(
         lambda: [r for r in live.env.json("runs", "--fire", fire_id) if r["status"] == "running"],
@@ -67,10 +77,18 @@ def test_cancel_a_fire_cancels_pending_items_at_once_and_running_runs_through_th
     )
     assert len(running) == 1  # concurrency 1
     cancelled = live.env.json("cancel", fire_id)
-    assert cancelled == {"id": fire_id, "kind": "fire", "cancelled_items": 2, "cancel_requested_runs": 1,
-                         "fire_id": fire_id, "fire_status": "running"}
+    assert cancelled == {
+        "id": fire_id,
+        "kind": "fire",
+        "cancelled_items": 2,
+        "cancel_requested_runs": 1,
+        "fire_id": fire_id,
+        "fire_status": "running",
+    }
     # The reaper cancels the run in Cyberdesk within a round or two; then the fire is settled.
-    eventually(lambda: _fire(live, fire_id)["status"] == "cancelled", timeout=10, what="the run to be cancelled")
+    eventually(
+        lambda: _fire(live, fire_id)["status"] == "cancelled", timeout=10, what="the run to be cancelled"
+    )
     run = live.env.json("show", running[0]["id"])["attempt"]
     assert run["status"] == "cancelled" and run["cancel_requested"]
     again = live.env.cli("cancel", fire_id)
@@ -85,7 +103,9 @@ def test_cancel_one_run_by_its_cyberdesk_run_id(live: LiveDaemon) -> None:
     )[0]
     result = live.env.cli("cancel", run["run_id"])
     assert result.exit_code == 0 and "1 run(s) in flight flagged" in result.stdout
-    eventually(lambda: live.env.json("show", run["id"])["attempt"]["status"] == "cancelled", what="the cancel")
+    eventually(
+        lambda: live.env.json("show", run["id"])["attempt"]["status"] == "cancelled", what="the cancel"
+    )
     live.env.cli("cancel", fire_id)  # the rest of the fire, so it does not hold the desktop for later tests
     eventually(lambda: _fire(live, fire_id)["status"] == "cancelled", what="the fire to be cancelled")
 
@@ -94,17 +114,24 @@ def test_pause_skips_scheduled_fires_and_resume_brings_them_back(live: LiveDaemo
     assert live.env.json("pause", "ticker") == {"job": "ticker", "paused": True}
     assert {j["name"]: j for j in live.env.json("jobs")}["ticker"]["paused"] is True
     skipped = eventually(
-        lambda: [f for f in live.env.json("fires", "ticker", "-n", "3")
-                 if f["status"] == "skipped" and "paused" in (f["reason"] or "")],
-        timeout=10, what="a skipped fire of the paused job",
+        lambda: [
+            f
+            for f in live.env.json("fires", "ticker", "-n", "3")
+            if f["status"] == "skipped" and "paused" in (f["reason"] or "")
+        ],
+        timeout=10,
+        what="a skipped fire of the paused job",
     )
     assert skipped[0]["trigger"] == "scheduled" and skipped[0]["scheduled_for"]
     result = live.env.cli("resume", "ticker")
     assert result.exit_code == 0 and "ticker resumed" in result.stdout
     eventually(
-        lambda: any(f["status"] in ("running", "succeeded") and f["created_at"] > skipped[0]["created_at"]
-                    for f in live.env.json("fires", "ticker", "-n", "3")),
-        timeout=10, what="a scheduled fire after resume",
+        lambda: any(
+            f["status"] in ("running", "succeeded") and f["created_at"] > skipped[0]["created_at"]
+            for f in live.env.json("fires", "ticker", "-n", "3")
+        ),
+        timeout=10,
+        what="a scheduled fire after resume",
     )
 
 

@@ -35,13 +35,19 @@ def test_unknown_jobs_and_ids_exit_3(history: Env, args: list[str]) -> None:
     assert result.exit_code == ExitCode.NOT_FOUND, result.output
     message = result.stderr.splitlines()[-1]
     assert message.startswith("error: ")
-    assert "no job named 'nope' (known: claims, health, records)" in message or "nothing has the id" in message
+    assert (
+        "no job named 'nope' (known: claims, health, records)" in message or "nothing has the id" in message
+    )
 
 
 @pytest.mark.parametrize(
     "args",
-    [["runs", "--status", "bogus"], ["fires", "--since", "yesterday"], ["fires", "--limit", "0"],
-     ["trigger", "claims", "--wait", "--timeout", "soon"]],
+    [
+        ["runs", "--status", "bogus"],
+        ["fires", "--since", "yesterday"],
+        ["fires", "--limit", "0"],
+        ["trigger", "claims", "--wait", "--timeout", "soon"],
+    ],
 )
 def test_bad_options_exit_2(history: Env, args: list[str]) -> None:
     assert history.cli(*args).exit_code == ExitCode.USAGE
@@ -58,7 +64,14 @@ def test_a_store_no_daemon_made_is_not_created_and_exits_4(tmp_path: Path) -> No
     config.write_text(f"store: sqlite:///{tmp_path / 'none.sqlite'}\njobs: jobs\n")
     (tmp_path / "jobs").mkdir()
     env = Env(config, "")
-    for args in (["fires"], ["runs"], ["show", "fire_x"], ["watch", "--once"], ["pause", "x"], ["cancel", "x"]):
+    for args in (
+        ["fires"],
+        ["runs"],
+        ["show", "fire_x"],
+        ["watch", "--once"],
+        ["pause", "x"],
+        ["cancel", "x"],
+    ):
         result = env.cli(*args)
         assert result.exit_code == ExitCode.CONFIG, args
         assert "start the daemon once" in result.stderr
@@ -76,8 +89,17 @@ def test_sensitive_input_values_never_appear(history: Env) -> None:
     assert shown["item"]["inputs"]["token"] == "***"
     attempt = shown["attempts"][0]
     outputs = []
-    for args in (["fires"], ["runs", "-n", "1000"], ["show", claims["id"], "--limit", "0"], ["show", item["id"]],
-                 ["show", attempt["id"]], ["show", attempt["run_id"]], ["watch", "--once"], ["jobs"], ["status"]):
+    for args in (
+        ["fires"],
+        ["runs", "-n", "1000"],
+        ["show", claims["id"], "--limit", "0"],
+        ["show", item["id"]],
+        ["show", attempt["id"]],
+        ["show", attempt["run_id"]],
+        ["watch", "--once"],
+        ["jobs"],
+        ["status"],
+    ):
         for extra in ([], ["--json"]):
             result = history.cli(*args, *extra)
             outputs.append(result.output)

@@ -20,7 +20,9 @@ from cyberdesk_runner.tracking.webhooks import WebhookReceiver
 
 
 async def _get(app: Any, path: str, **kwargs: Any) -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://runner.test") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://runner.test"
+    ) as client:
         return await client.request(kwargs.pop("method", "GET"), path, **kwargs)
 
 
@@ -34,8 +36,12 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 async def test_healthz_is_200_while_alive_and_503_otherwise() -> None:
     state = {"alive": True}
-    app = build_app(metrics=Metrics(), health=lambda: (state["alive"], {"stale_loops": []}), webhook=None,
-                    webhook_path="/webhooks/cyberdesk")
+    app = build_app(
+        metrics=Metrics(),
+        health=lambda: (state["alive"], {"stale_loops": []}),
+        webhook=None,
+        webhook_path="/webhooks/cyberdesk",
+    )
     ok = await _get(app, "/healthz")
     assert ok.status_code == 200 and ok.json() == {"stale_loops": []}
     state["alive"] = False

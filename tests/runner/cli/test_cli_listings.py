@@ -11,11 +11,37 @@ from cli_support import Env
 
 from cyberdesk_runner.store.views import AttemptQuery
 
-FIRE_KEYS = {"id", "job", "trigger", "status", "scheduled_for", "created_at", "finished_at", "retry_of", "items",
-             "reason"}
+FIRE_KEYS = {
+    "id",
+    "job",
+    "trigger",
+    "status",
+    "scheduled_for",
+    "created_at",
+    "finished_at",
+    "retry_of",
+    "items",
+    "reason",
+}
 ITEM_COUNT_KEYS = {"total", "succeeded", "failed", "running", "pending", "cancelled"}
-RUN_KEYS = {"id", "job", "fire_id", "item_id", "attempt", "run_id", "desktop", "desktop_id", "status", "created_at",
-            "started_at", "ended_at", "duration_s", "age_s", "cancel_requested", "errors"}
+RUN_KEYS = {
+    "id",
+    "job",
+    "fire_id",
+    "item_id",
+    "attempt",
+    "run_id",
+    "desktop",
+    "desktop_id",
+    "status",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "age_s",
+    "cancel_requested",
+    "errors",
+}
 
 
 def _attempts(env: Env, **filters: Any) -> list[Any]:
@@ -59,7 +85,10 @@ def test_fires_table_and_filters(history: Env) -> None:
     assert history.json("fires", "--since", "1h") == history.json("fires")
     assert history.json("fires", "--since", "2000-01-01") == history.json("fires")
     assert history.json("fires", "--since", "2999-01-01") == []
-    assert "No fires of claims since 2999-01-01" in history.cli("fires", "claims", "--since", "2999-01-01").stdout
+    assert (
+        "No fires of claims since 2999-01-01"
+        in history.cli("fires", "claims", "--since", "2999-01-01").stdout
+    )
 
 
 def test_runs_json_matches_the_store(history: Env) -> None:
@@ -134,8 +163,14 @@ def test_show_fire_item_attempt_and_run_id(history: Env) -> None:
     assert {e["attempt_id"] for e in by_id["events"]} == {attempt["id"]}
 
     text = history.cli("show", bad["id"]).stdout
-    for expected in (f"Item {bad['id']}", "Runs of this item", "the portal rejected claim C-BAD", "Events",
-                     "item_retry_scheduled", "claim_id = C-BAD"):
+    for expected in (
+        f"Item {bad['id']}",
+        "Runs of this item",
+        "the portal rejected claim C-BAD",
+        "Events",
+        "item_retry_scheduled",
+        "claim_id = C-BAD",
+    ):
         assert expected in text
 
 
@@ -169,5 +204,10 @@ def test_status_after_the_daemon_stopped(history: Env) -> None:
     daemon = data["daemons"][0]
     assert daemon["state"] == "stopped" and daemon["api_ok"] is True and daemon["webhook_url"]
     assert daemon["last_poll_at"] is not None
-    assert data["work"] == {"requested_fires": 0, "pending_items": 0, "running_items": 0, "runs_in_flight": 0,
-                            "runs_being_created": 0}
+    assert data["work"] == {
+        "requested_fires": 0,
+        "pending_items": 0,
+        "running_items": 0,
+        "runs_in_flight": 0,
+        "runs_being_created": 0,
+    }

@@ -28,7 +28,9 @@ def copy(history: Env, tmp_path: Path) -> Env:
     return Env(config, url)
 
 
-def test_trigger_wait_without_a_daemon_hints_and_times_out(copy: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trigger_wait_without_a_daemon_hints_and_times_out(
+    copy: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(waiting, "HINT_AFTER", 0.2)
     monkeypatch.setattr(waiting, "POLL_EVERY", 0.1)
     result = copy.cli("trigger", "records", "--wait", "--timeout", "1s")
@@ -38,9 +40,14 @@ def test_trigger_wait_without_a_daemon_hints_and_times_out(copy: Env, monkeypatc
     fire_id = result.stdout.split()[1]
 
     # No daemon planned it: cancelling it cancels the fire itself.
-    assert copy.json("cancel", fire_id) == {"id": fire_id, "kind": "fire", "cancelled_items": 0,
-                                            "cancel_requested_runs": 0, "fire_id": fire_id,
-                                            "fire_status": "cancelled"}
+    assert copy.json("cancel", fire_id) == {
+        "id": fire_id,
+        "kind": "fire",
+        "cancelled_items": 0,
+        "cancel_requested_runs": 0,
+        "fire_id": fire_id,
+        "fire_status": "cancelled",
+    }
     assert copy.json("show", fire_id)["events"][-1]["kind"] == "fire_cancelled"
 
 

@@ -49,8 +49,16 @@ def _start(store: Store, now: datetime) -> list[tuple[str, str]]:
 
     def choose(view: DispatchView) -> list[Assignment]:
         # Desktop m-N is named desk-N.
-        return [Assignment(d.id, WORKFLOW, d.machine_id or "m-any", (d.machine_id or "m-any").replace("m-", "desk-"),
-                           now + timedelta(hours=1)) for d in view.due]
+        return [
+            Assignment(
+                d.id,
+                WORKFLOW,
+                d.machine_id or "m-any",
+                (d.machine_id or "m-any").replace("m-", "desk-"),
+                now + timedelta(hours=1),
+            )
+            for d in view.due
+        ]
 
     refs = store.dispatch(now, choose, lease=timedelta(seconds=30))
     started = [(r.id, f"00000000-0000-4000-8000-{next(_runs):012d}") for r in refs]
@@ -59,8 +67,9 @@ def _start(store: Store, now: datetime) -> list[tuple[str, str]]:
 
 
 def _finish(store: Store, runs: list[tuple[str, str]], statuses: list[str], now: datetime) -> None:
-    store.apply_observations([RunObservation(run, s) for (_, run), s in zip(runs, statuses, strict=True)], now,
-                             policy)
+    store.apply_observations(
+        [RunObservation(run, s) for (_, run), s in zip(runs, statuses, strict=True)], now, policy
+    )
 
 
 def test_a_requested_fire_is_cancelled_before_planning_and_cannot_be_planned(store: Store) -> None:
@@ -73,7 +82,11 @@ def test_a_requested_fire_is_cancelled_before_planning_and_cannot_be_planned(sto
 
 
 def test_retry_failed_copies_inputs_and_desktops_of_failed_items_only(store: Store) -> None:
-    items = [NewItem({"n": 1}, "m-1", "desk-1"), NewItem({"n": 2}, "m-2", "desk-2"), NewItem({"n": 3}, "m-3", "desk-3")]
+    items = [
+        NewItem({"n": 1}, "m-1", "desk-1"),
+        NewItem({"n": 2}, "m-2", "desk-2"),
+        NewItem({"n": 3}, "m-3", "desk-3"),
+    ]
     fire_id = store.insert_fire(NewFire("j", "manual", None, input_overrides={"x": "y"}), items, T0)
     assert fire_id is not None
     _finish(store, _start(store, T0), ["task_failed", "success", "error"], T0)
@@ -84,10 +97,17 @@ def test_retry_failed_copies_inputs_and_desktops_of_failed_items_only(store: Sto
     assert retry_id is not None
     retry = store.fire_view(retry_id)
     assert retry is not None
-    assert (retry.trigger, retry.retry_of, retry.status, retry.items_total) == ("retry", fire_id, "running", 2)
+    assert (retry.trigger, retry.retry_of, retry.status, retry.items_total) == (
+        "retry",
+        fire_id,
+        "running",
+        2,
+    )
     assert retry.input_overrides == {"x": "y"}
     assert [(i.inputs, i.machine_id, i.machine_name, i.status) for i in store.item_views(retry_id)] == [
-        ({"n": 1}, "m-1", "desk-1", "pending"), ({"n": 3}, "m-3", "desk-3", "pending")]
+        ({"n": 1}, "m-1", "desk-1", "pending"),
+        ({"n": 3}, "m-3", "desk-3", "pending"),
+    ]
     assert any(e.kind == "retried" for e in store.event_page(fire_id=fire_id).events)
 
     one = store.retry_failed(failed[0].id, T0)
@@ -123,8 +143,11 @@ def test_resolve_names_fires_items_attempts_and_runs(store: Store) -> None:
 def test_runs_are_the_newest_first_across_statuses_and_desktop_name_or_id(store: Store) -> None:
     for minute in range(6):
         now = T0 + timedelta(minutes=minute)
-        fire_id = store.insert_fire(NewFire("j", "manual", None), [NewItem({"n": minute}, f"m-{minute % 2}",
-                                                                            f"desk-{minute % 2}")], now)
+        fire_id = store.insert_fire(
+            NewFire("j", "manual", None),
+            [NewItem({"n": minute}, f"m-{minute % 2}", f"desk-{minute % 2}")],
+            now,
+        )
         assert fire_id is not None
         runs = _start(store, now)
         if minute < 5:  # the newest stays running

@@ -139,7 +139,9 @@ async def test_a_disconnected_desktop_gets_no_new_work_and_its_interrupted_run_i
         assert sorted(i["status"] for i in h.rows("item")) == ["succeeded"] * 3
 
 
-async def test_an_item_pinned_to_a_desktop_that_stays_gone_fails_after_the_job_timeout(tmp_path: Path) -> None:
+async def test_an_item_pinned_to_a_desktop_that_stays_gone_fails_after_the_job_timeout(
+    tmp_path: Path,
+) -> None:
     job = """
         name: each
         workflow: Flaky

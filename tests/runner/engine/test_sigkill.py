@@ -63,8 +63,12 @@ def test_sigkill_between_create_and_record_then_restart_creates_no_second_run(tm
     try:
         config = _write_config(tmp_path, server, emulator)
         with (tmp_path / "daemon.log").open("w") as daemon_log:
-            first = subprocess.Popen(_cli("run", "--config", str(config)), cwd=tmp_path,
-                                     stdout=subprocess.DEVNULL, stderr=daemon_log)
+            first = subprocess.Popen(
+                _cli("run", "--config", str(config)),
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=daemon_log,
+            )
         deadline = time.monotonic() + 30
         engine = sa.create_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
         while not _workflow_resolved(engine):
@@ -73,8 +77,13 @@ def test_sigkill_between_create_and_record_then_restart_creates_no_second_run(tm
         time.sleep(0.3)  # the desktops are listed just before the workflows are resolved
         # From now on every answer is lost: creates are applied, and the SDK keeps retrying with the same key.
         emulator.set_faults(drop_responses=1.0)
-        triggered = subprocess.run(_cli("trigger", "claims", "--config", str(config)), cwd=tmp_path,
-                                   capture_output=True, text=True, timeout=60)
+        triggered = subprocess.run(
+            _cli("trigger", "claims", "--config", str(config)),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert triggered.returncode == 0, triggered.stdout + triggered.stderr
         while emulator.stats_snapshot()["runs"]["created"] < 3:
             assert time.monotonic() < deadline, "the daemon never made its create calls"
@@ -89,8 +98,13 @@ def test_sigkill_between_create_and_record_then_restart_creates_no_second_run(tm
         assert all(run_id is None for _, run_id in statuses), "no answer was recorded before the kill"
 
         emulator.set_faults(drop_responses=0.0)
-        restarted = subprocess.run(_cli("run", "--until-idle", "--config", str(config)), cwd=tmp_path,
-                                   capture_output=True, text=True, timeout=120)
+        restarted = subprocess.run(
+            _cli("run", "--until-idle", "--config", str(config)),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
 
         runs = list(emulator.world.runs.values())
@@ -113,8 +127,12 @@ def test_sigterm_stops_the_daemon_within_seconds_and_a_restart_finishes_the_work
     try:
         config = _write_config(tmp_path, server, emulator)
         with (tmp_path / "daemon.log").open("w") as daemon_log:
-            daemon = subprocess.Popen(_cli("run", "--once", "claims", "--config", str(config)), cwd=tmp_path,
-                                      stdout=subprocess.DEVNULL, stderr=daemon_log)
+            daemon = subprocess.Popen(
+                _cli("run", "--once", "claims", "--config", str(config)),
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=daemon_log,
+            )
             deadline = time.monotonic() + 30
             while emulator.stats_snapshot()["runs"]["created"] < 3:
                 assert time.monotonic() < deadline and daemon.poll() is None
@@ -125,10 +143,19 @@ def test_sigterm_stops_the_daemon_within_seconds_and_a_restart_finishes_the_work
         assert time.monotonic() - stopped_at < 5, "the daemon took too long to stop"
         assert "daemon_stopping" in (tmp_path / "daemon.log").read_text()
 
-        restarted = subprocess.run(_cli("run", "--until-idle", "--config", str(config)), cwd=tmp_path,
-                                   capture_output=True, text=True, timeout=120)
+        restarted = subprocess.run(
+            _cli("run", "--until-idle", "--config", str(config)),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-        assert sorted(r.input_values["claim_id"] for r in emulator.world.runs.values()) == ["K-1", "K-2", "K-3"]
+        assert sorted(r.input_values["claim_id"] for r in emulator.world.runs.values()) == [
+            "K-1",
+            "K-2",
+            "K-3",
+        ]
         assert {r.status for r in emulator.world.runs.values()} == {"success"}
     finally:
         server.stop()

@@ -121,7 +121,9 @@ async def test_an_event_for_an_unknown_run_is_recorded_not_failed(tmp_path: Path
         assert [e["run_id"] for e in h.rows("event") if e["kind"] == "unknown_run"] == [stranger]
 
 
-async def test_a_webhook_that_beats_the_create_answer_is_applied_once_the_run_is_recorded(tmp_path: Path) -> None:
+async def test_a_webhook_that_beats_the_create_answer_is_applied_once_the_run_is_recorded(
+    tmp_path: Path,
+) -> None:
     from datetime import timedelta
 
     from cyberdesk import RunCreate
@@ -130,8 +132,12 @@ async def test_a_webhook_that_beats_the_create_answer_is_applied_once_the_run_is
         await h.trigger("many")
         await h.runtime.plan_requested_fires()
         [ref] = h.store.dispatch(h.clock.now(), h.runtime.dispatcher._choose, lease=timedelta(seconds=30))
-        body = RunCreate(workflow_id=ref.workflow_id, machine_id=ref.machine_id, input_values=dict(ref.inputs),
-                         is_priority=False)
+        body = RunCreate(
+            workflow_id=ref.workflow_id,
+            machine_id=ref.machine_id,
+            input_values=dict(ref.inputs),
+            is_priority=False,
+        )
         assert (await h.client.runs.create(body, idempotency_key=ref.idempotency_key)).error is None
         await h.advance(60)  # the run ends and its webhook arrives before its create answer is recorded
         assert [e["kind"] for e in h.rows("event")].count("unknown_run") == 1

@@ -121,9 +121,24 @@ def _start_emulator(processes: Processes, tmp_path: Path) -> str:
     fixture = tmp_path / "fleet.json"
     fixture.write_text(json.dumps(FLEET))  # JSON is YAML
     emulator = processes.start(
-        _cli("emulator", "--port", "0", "--speed", "300", "--run-duration", "30-90", "--seed", "7",
-             "--fixture", str(fixture), "--api-key", API_KEY),
-        tmp_path, tmp_path / "emulator.log", stdout=subprocess.PIPE,
+        _cli(
+            "emulator",
+            "--port",
+            "0",
+            "--speed",
+            "300",
+            "--run-duration",
+            "30-90",
+            "--seed",
+            "7",
+            "--fixture",
+            str(fixture),
+            "--api-key",
+            API_KEY,
+        ),
+        tmp_path,
+        tmp_path / "emulator.log",
+        stdout=subprocess.PIPE,
     )
     assert emulator.stdout is not None
     banner = emulator.stdout.readline().decode()
@@ -143,7 +158,9 @@ def _write_daemon_configs(
     configs: list[tuple[Path, str | None]] = []
     for n in range(count):
         port = _free_port()
-        webhook = "" if n in poll_only else f'webhook: {{listen: "127.0.0.1:{port}", secret: "{WEBHOOK_SECRET}"}}'
+        webhook = (
+            "" if n in poll_only else f'webhook: {{listen: "127.0.0.1:{port}", secret: "{WEBHOOK_SECRET}"}}'
+        )
         level = "info" if n in poll_only else "warning"  # the victim's log shows what it did before dying
         path = tmp_path / f"daemon-{n}.yaml"
         path.write_text(
@@ -209,31 +226,51 @@ def test_three_daemons_one_killed(tmp_path: Path, pg_schema: Callable[[], str], 
     engine = sa.create_engine(store_url)
     store = Store(store_url)
     try:
+
         def all_running() -> bool:
             with engine.connect() as conn:
-                registered = conn.execute(sa.text("SELECT count(*) FROM daemon")).scalar_one() if sa.inspect(
-                    conn).has_table("daemon") else 0
+                registered = (
+                    conn.execute(sa.text("SELECT count(*) FROM daemon")).scalar_one()
+                    if sa.inspect(conn).has_table("daemon")
+                    else 0
+                )
             return bool(registered == 3 and store.job("tick") and store.job("bulk"))
 
         _wait(all_running, until, "three daemons to start", alive)
         started = datetime.now(UTC)
-        trigger = subprocess.run(_cli("trigger", "bulk", "--config", str(configs[0][0])), cwd=tmp_path,
-                                 capture_output=True, text=True, timeout=60)
+        trigger = subprocess.run(
+            _cli("trigger", "bulk", "--config", str(configs[0][0])),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert trigger.returncode == 0, trigger.stdout + trigger.stderr
 
-        _wait(lambda: _item_counts(engine, "bulk").get("succeeded", 0) >= ITEMS // 3, until,
-              "a third of the items", alive)
+        _wait(
+            lambda: _item_counts(engine, "bulk").get("succeeded", 0) >= ITEMS // 3,
+            until,
+            "a third of the items",
+            alive,
+        )
         os.kill(daemons[victim].pid, signal.SIGKILL)
         daemons[victim].wait(timeout=10)
         killed_at = datetime.now(UTC)
         assert "run_created" in (tmp_path / f"daemon-{victim}.log").read_text(), "the victim did no work"
 
-        _wait(lambda: _item_counts(engine, "bulk").get("succeeded", 0) == ITEMS, until,
-              "every item to succeed", alive)
+        _wait(
+            lambda: _item_counts(engine, "bulk").get("succeeded", 0) == ITEMS,
+            until,
+            "every item to succeed",
+            alive,
+        )
+
         # Let the schedule run past the kill for a while, then stop it and let its last runs finish.
         def slot_after_kill() -> bool:
             with engine.connect() as conn:
-                last = conn.execute(sa.text("SELECT max(scheduled_for) FROM fire WHERE job_name = 'tick'")).scalar()
+                last = conn.execute(
+                    sa.text("SELECT max(scheduled_for) FROM fire WHERE job_name = 'tick'")
+                ).scalar()
             return last is not None and last >= killed_at + timedelta(seconds=8)
 
         _wait(slot_after_kill, until, "slots 8s past the kill", alive)
@@ -247,7 +284,9 @@ def test_three_daemons_one_killed(tmp_path: Path, pg_schema: Callable[[], str], 
             attempts = conn.execute(sa.text("SELECT item_id, job_name, status, run_id FROM attempt")).all()
             items = conn.execute(sa.text("SELECT id, job_name, status FROM item")).all()
             slots = conn.execute(
-                sa.text("SELECT scheduled_for, status FROM fire WHERE job_name = 'tick' ORDER BY scheduled_for")
+                sa.text(
+                    "SELECT scheduled_for, status FROM fire WHERE job_name = 'tick' ORDER BY scheduled_for"
+                )
             ).all()
     finally:
         store.close()
@@ -272,7 +311,9 @@ def test_three_daemons_one_killed(tmp_path: Path, pg_schema: Callable[[], str], 
     # Every slot of the window fired once: consecutive seconds from the first to the last, none missing.
     instants = [s.scheduled_for for s in slots]
     assert len(instants) == len(set(instants))
-    assert instants[0] <= killed_at - timedelta(seconds=3) and instants[-1] >= killed_at + timedelta(seconds=8)
+    assert instants[0] <= killed_at - timedelta(seconds=3) and instants[-1] >= killed_at + timedelta(
+        seconds=8
+    )
     gaps = [(a, b) for a, b in zip(instants, instants[1:], strict=False) if b - a != timedelta(seconds=1)]
     assert gaps == [], f"missing slots between {gaps[:5]}"
     ran = [s for s in slots if s.status != "skipped"]

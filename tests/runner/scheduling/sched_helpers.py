@@ -86,7 +86,9 @@ class Harness:
     def tick(self, scheduler: Scheduler | None = None) -> datetime | None:
         return (scheduler or self.scheduler).tick()
 
-    def run_until(self, end: datetime, scheduler: Scheduler | None = None, *, max_ticks: int = 100_000) -> int:
+    def run_until(
+        self, end: datetime, scheduler: Scheduler | None = None, *, max_ticks: int = 100_000
+    ) -> int:
         """Tick like the daemon: sleep until the time `tick` returns (no cap needed: the catalog is fixed),
         then tick again, until `end`. Returns the number of ticks."""
         scheduler = scheduler or self.scheduler
@@ -109,7 +111,12 @@ class Harness:
         return self.store.job_fires(job)
 
     def slots(self, job: str, *statuses: str) -> list[datetime]:
-        return [f.scheduled_for for f in self.fires(job) if not statuses or f.status in statuses if f.scheduled_for]
+        return [
+            f.scheduled_for
+            for f in self.fires(job)
+            if not statuses or f.status in statuses
+            if f.scheduled_for
+        ]
 
     def started(self, job: str) -> list[datetime]:
         """Slots that ran (items were created)."""

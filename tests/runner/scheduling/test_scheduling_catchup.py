@@ -22,15 +22,21 @@ def _down_from_1230_to(harness: Harness, restart_at: tuple[int, int, int], **set
     harness.add_job("ten", TEN, **settings)
     harness.tick()
     harness.run_until(utc(2026, 6, 1, 12, 30, 1))
-    assert harness.started("ten") == [utc(2026, 6, 1, 12, 10), utc(2026, 6, 1, 12, 20), utc(2026, 6, 1, 12, 30)]
+    assert harness.started("ten") == [
+        utc(2026, 6, 1, 12, 10),
+        utc(2026, 6, 1, 12, 20),
+        utc(2026, 6, 1, 12, 30),
+    ]
     harness.clock.set(utc(2026, 6, 1, *restart_at))
     harness.scheduler = harness.new_scheduler(seed=99)
     harness.tick()
 
 
-MISSED = [utc(2026, 6, 1, 12, 40), utc(2026, 6, 1, 12, 50)] + [utc(2026, 6, 1, 13, m) for m in range(0, 60, 10)] + [
-    utc(2026, 6, 1, 14, 0)
-]
+MISSED = (
+    [utc(2026, 6, 1, 12, 40), utc(2026, 6, 1, 12, 50)]
+    + [utc(2026, 6, 1, 13, m) for m in range(0, 60, 10)]
+    + [utc(2026, 6, 1, 14, 0)]
+)
 
 
 def test_catchup_none_skips_every_missed_slot_with_its_reason(harness: Harness) -> None:
@@ -61,7 +67,11 @@ def test_catchup_latest_skips_it_when_older_than_max_delay(harness: Harness) -> 
     _down_from_1230_to(harness, (14, 5, 0), max_delay="3m")
     latest = next(f for f in harness.fires("ten") if f.scheduled_for == utc(2026, 6, 1, 14, 0))
     assert (latest.status, latest.skip_reason) == ("skipped", "missed by 5m, more than max_delay 3m")
-    assert harness.started("ten") == [utc(2026, 6, 1, 12, 10), utc(2026, 6, 1, 12, 20), utc(2026, 6, 1, 12, 30)]
+    assert harness.started("ten") == [
+        utc(2026, 6, 1, 12, 10),
+        utc(2026, 6, 1, 12, 20),
+        utc(2026, 6, 1, 12, 30),
+    ]
 
 
 def test_catchup_latest_with_an_on_time_slot_runs_only_the_on_time_one(harness: Harness) -> None:
@@ -230,7 +240,10 @@ def test_two_daemons_ticking_at_the_same_time_never_double_fire(harness: Harness
     other_store = Store(store_url)  # its own engine and connections, like another process
     other_catalog = JobCatalog(harness.folder)
     harness.reload(other_catalog)
-    daemons = [harness.new_scheduler(seed=1), harness.new_scheduler(seed=2, store=other_store, catalog=other_catalog)]
+    daemons = [
+        harness.new_scheduler(seed=1),
+        harness.new_scheduler(seed=2, store=other_store, catalog=other_catalog),
+    ]
     errors: list[BaseException] = []
 
     def tick(index: int, barrier: threading.Barrier) -> None:

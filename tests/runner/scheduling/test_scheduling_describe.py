@@ -70,11 +70,16 @@ def test_entries_in_words() -> None:
     def words(**fields: object) -> str:
         return describe_entry(ScheduleEntry.model_validate(fields))
 
-    assert words(cron="0 6 * * 1-5", timezone="America/New_York") == "at 06:00 on Monday to Friday, America/New_York"
+    assert (
+        words(cron="0 6 * * 1-5", timezone="America/New_York")
+        == "at 06:00 on Monday to Friday, America/New_York"
+    )
     assert words(interval="15m") == "every 15 minutes"
     assert words(interval="15m", jitter="30s") == "every 15 minutes (jitter up to 30s)"
     assert words(at="2026-12-01T09:00:00") == "once at 2026-12-01 09:00 UTC"
-    assert words(at="2026-12-01T09:00:00Z", timezone="Europe/Berlin") == "once at 2026-12-01 10:00 Europe/Berlin"
+    assert (
+        words(at="2026-12-01T09:00:00Z", timezone="Europe/Berlin") == "once at 2026-12-01 10:00 Europe/Berlin"
+    )
     assert words(cron="0 6 * * *", start="2026-07-01T00:00:00", end="2026-08-01T00:00:00") == (
         "at 06:00 every day, UTC, from 2026-07-01 00:00, until 2026-08-01 00:00"
     )
@@ -84,8 +89,13 @@ def test_entries_in_words() -> None:
 
 
 def test_kind_and_expression() -> None:
-    entries = [ScheduleEntry(cron="0 6 * * *"), ScheduleEntry.model_validate({"interval": "90m"}),
-               ScheduleEntry.model_validate({"at": "2026-12-01T09:00:00"})]
+    entries = [
+        ScheduleEntry(cron="0 6 * * *"),
+        ScheduleEntry.model_validate({"interval": "90m"}),
+        ScheduleEntry.model_validate({"at": "2026-12-01T09:00:00"}),
+    ]
     assert [(entry_kind(e), entry_expression(e)) for e in entries] == [
-        ("cron", "0 6 * * *"), ("interval", "1h30m"), ("at", "2026-12-01T09:00:00")
+        ("cron", "0 6 * * *"),
+        ("interval", "1h30m"),
+        ("at", "2026-12-01T09:00:00"),
     ]

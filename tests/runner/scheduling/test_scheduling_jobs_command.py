@@ -60,7 +60,9 @@ def run(app: typer.Typer, project: Path, *args: str) -> tuple[int, str, str]:
 
 # A SQLite store that does not exist yet; with PostgreSQL the database always exists (covered below).
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-def test_without_a_store_lists_the_files_and_creates_nothing(app: typer.Typer, project: Path, store_url: str) -> None:
+def test_without_a_store_lists_the_files_and_creates_nothing(
+    app: typer.Typer, project: Path, store_url: str
+) -> None:
     code, stdout, stderr = run(app, project, "--json")
     assert code == 0, stderr
     listing = json.loads(stdout)
@@ -69,8 +71,12 @@ def test_without_a_store_lists_the_files_and_creates_nothing(app: typer.Typer, p
         "name": "claims",
         "workflow": "Submit claim",
         "schedule": [
-            {"kind": "cron", "expression": "0 6 * * 1-5", "timezone": "America/New_York",
-             "description": "at 06:00 on Monday to Friday, America/New_York"}
+            {
+                "kind": "cron",
+                "expression": "0 6 * * 1-5",
+                "timezone": "America/New_York",
+                "description": "at 06:00 on Monday to Friday, America/New_York",
+            }
         ],
         "next_fire_at": "2026-06-02T10:00:00Z",
         "next_fire_local": "2026-06-02T06:00:00-04:00",
@@ -113,14 +119,22 @@ def test_json_shape_with_a_store(app: typer.Typer, project: Path, store: Store) 
     assert claims["paused"] is True and claims["last_fire"] is None
     assert invoices["schedule"] == [
         {"kind": "interval", "expression": "15m", "timezone": "UTC", "description": "every 15 minutes"},
-        {"kind": "at", "expression": "2026-12-01T09:00:00", "timezone": "UTC",
-         "description": "once at 2026-12-01 09:00 UTC"},
+        {
+            "kind": "at",
+            "expression": "2026-12-01T09:00:00",
+            "timezone": "UTC",
+            "description": "once at 2026-12-01 09:00 UTC",
+        },
     ]
     assert invoices["next_fire_at"] == "2026-06-01T12:15:00Z"
     last = invoices["last_fire"]
     assert set(last) == {"id", "status", "trigger", "scheduled_for", "finished_at"}
     # 11:30 ran; 11:45 was skipped because 11:30 was still in flight (overlap: forbid, the default).
-    assert (last["status"], last["trigger"], last["scheduled_for"]) == ("skipped", "scheduled", "2026-06-01T11:45:00Z")
+    assert (last["status"], last["trigger"], last["scheduled_for"]) == (
+        "skipped",
+        "scheduled",
+        "2026-06-01T11:45:00Z",
+    )
     assert last["finished_at"] == "2026-06-01T11:45:00Z"
     assert invoices["in_flight"] == 1
     assert manual["schedule"] == [] and manual["next_fire_at"] is None and manual["next_fire_local"] is None
@@ -147,7 +161,9 @@ def test_human_output(app: typer.Typer, project: Path, store: Store) -> None:
         "  next fire  2026-06-01 12:15:00 UTC",
         "  state      active",
     ]
-    assert lines[5].startswith("  last fire  skipped (scheduled, slot 2026-06-01 11:45:00 UTC, finished 2026-06-01 11:45:00 UTC) fire_")
+    assert lines[5].startswith(
+        "  last fire  skipped (scheduled, slot 2026-06-01 11:45:00 UTC, finished 2026-06-01 11:45:00 UTC) fire_"
+    )
     assert lines[5].endswith("still has work in flight; overlap: forbid")
     assert lines[6] == "  in flight  1 run"
     assert blocks[2].splitlines()[1] == "  schedule   manual only"
@@ -157,12 +173,16 @@ def test_a_broken_file_shows_its_errors_and_the_version_the_daemon_runs(
     app: typer.Typer, project: Path, store: Store
 ) -> None:
     _daemon_history(project, store)
-    (project / "jobs" / "invoices.yaml").write_text("name: invoices\nworkflow: Submit claim\ntarget: {pool: x}\nschedule: {cron: '61 * * * *'}\n")
+    (project / "jobs" / "invoices.yaml").write_text(
+        "name: invoices\nworkflow: Submit claim\ntarget: {pool: x}\nschedule: {cron: '61 * * * *'}\n"
+    )
     (project / "jobs" / "new.yaml").write_text("name: new\nworkflw: oops\n")
     code, stdout, stderr = run(app, project, "--json")
     assert code == 0
     invoices = next(j for j in json.loads(stdout) if j["name"] == "invoices")
-    assert invoices["schedule"][0]["description"] == "every 15 minutes"  # the last good version, from the store
+    assert (
+        invoices["schedule"][0]["description"] == "every 15 minutes"
+    )  # the last good version, from the store
     [error] = invoices["errors"]
     assert "invoices.yaml:4" in error and "schedule.cron" in error and "61" in error
     assert "new.yaml" in stderr and "workflw" in stderr

@@ -69,7 +69,9 @@ def test_overlap_replace_cancels_the_previous_fire_then_starts(harness: Harness)
     assert kinds[0] == "fire_started" and sorted(kinds[1:]) == ["cancel_requested", "item_cancelled"]
     [cancelled] = [t for t in harness.transitions if t.kind == "item_cancelled"]
     assert cancelled.fire_id == first.id
-    assert cancelled.data == {"reason": "replaced by the fire of 2026-06-01T12:20:00+00:00 (overlap: replace)"}
+    assert cancelled.data == {
+        "reason": "replaced by the fire of 2026-06-01T12:20:00+00:00 (overlap: replace)"
+    }
     # The running attempt is flagged; the daemon's reaper cancels its run in Cyberdesk.
     [attempt] = harness.store.in_flight()
     assert attempt.cancel_requested

@@ -40,7 +40,9 @@ def test_on_time_slots_run_as_scheduled() -> None:
 def test_grace_is_measured_from_the_jittered_due_time() -> None:
     slot = Slot(NOW - timedelta(minutes=9), jitter=timedelta(minutes=10))
     late_jitter = DueSlot(slot, NOW - timedelta(seconds=5))
-    assert outcome(decide([late_jitter], now=NOW, catchup="none", max_delay=timedelta(hours=1))) == ["scheduled"]
+    assert outcome(decide([late_jitter], now=NOW, catchup="none", max_delay=timedelta(hours=1))) == [
+        "scheduled"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -105,8 +107,19 @@ def test_draw_delay_bounds_and_determinism() -> None:
 def test_small_texts() -> None:
     assert format_age(timedelta(hours=3, seconds=0.4)) == "3h"
     assert format_age(timedelta(seconds=125.6)) == "2m6s"
-    assert overlap_skip_reason(["fire_a"]) == "the previous fire (fire_a) still has work in flight; overlap: forbid"
+    assert (
+        overlap_skip_reason(["fire_a"])
+        == "the previous fire (fire_a) still has work in flight; overlap: forbid"
+    )
     assert overlap_skip_reason(["a", "b", "c", "d", "e"]).startswith("the previous fire (a, b, c and 2 more)")
-    assert summary_reason(
-        count=7, capped=False, first=utc(2026, 6, 1), last_before=utc(2026, 6, 1, 1), paused=True, catchup="latest"
-    ) == "job paused; this record stands for 7 slots from 2026-06-01T00:00:00Z to before 2026-06-01T01:00:00Z"
+    assert (
+        summary_reason(
+            count=7,
+            capped=False,
+            first=utc(2026, 6, 1),
+            last_before=utc(2026, 6, 1, 1),
+            paused=True,
+            catchup="latest",
+        )
+        == "job paused; this record stands for 7 slots from 2026-06-01T00:00:00Z to before 2026-06-01T01:00:00Z"
+    )

@@ -29,7 +29,11 @@ def test_six_field_cron_with_seconds(harness: Harness) -> None:
     harness.clock.set(utc(2026, 6, 1, 12, 0, 5))
     harness.tick()
     harness.run_until(utc(2026, 6, 1, 12, 1, 0))
-    assert harness.started("secs") == [utc(2026, 6, 1, 12, 0, 20), utc(2026, 6, 1, 12, 0, 40), utc(2026, 6, 1, 12, 1, 0)]
+    assert harness.started("secs") == [
+        utc(2026, 6, 1, 12, 0, 20),
+        utc(2026, 6, 1, 12, 0, 40),
+        utc(2026, 6, 1, 12, 1, 0),
+    ]
 
 
 def test_interval_slots_are_anchored_not_relative_to_daemon_start(harness: Harness) -> None:
@@ -38,16 +42,25 @@ def test_interval_slots_are_anchored_not_relative_to_daemon_start(harness: Harne
     harness.tick()
     harness.run_until(utc(2026, 6, 1, 13, 0))
     assert harness.started("every15") == [
-        utc(2026, 6, 1, 12, 15), utc(2026, 6, 1, 12, 30), utc(2026, 6, 1, 12, 45), utc(2026, 6, 1, 13, 0)
+        utc(2026, 6, 1, 12, 15),
+        utc(2026, 6, 1, 12, 30),
+        utc(2026, 6, 1, 12, 45),
+        utc(2026, 6, 1, 13, 0),
     ]
 
 
 def test_interval_with_start_counts_from_start(harness: Harness) -> None:
     harness.clock.set(utc(2026, 6, 1, 12, 0))
-    harness.add_job("from-start", {"interval": "1h", "start": "2026-06-01T12:20:00", "end": "2026-06-01T15:00:00"})
+    harness.add_job(
+        "from-start", {"interval": "1h", "start": "2026-06-01T12:20:00", "end": "2026-06-01T15:00:00"}
+    )
     harness.tick()
     harness.run_until(utc(2026, 6, 2))
-    assert harness.started("from-start") == [utc(2026, 6, 1, 12, 20), utc(2026, 6, 1, 13, 20), utc(2026, 6, 1, 14, 20)]
+    assert harness.started("from-start") == [
+        utc(2026, 6, 1, 12, 20),
+        utc(2026, 6, 1, 13, 20),
+        utc(2026, 6, 1, 14, 20),
+    ]
 
 
 def test_at_fires_once_in_its_timezone(harness: Harness) -> None:
@@ -67,7 +80,12 @@ def test_at_in_the_past_never_fires(harness: Harness) -> None:
 def test_cron_start_and_end_bound_the_slots(harness: Harness) -> None:
     harness.add_job(
         "bounded",
-        {"cron": "0 9 * * *", "timezone": "America/New_York", "start": "2026-06-03T00:00:00", "end": "2026-06-05T09:00:00"},
+        {
+            "cron": "0 9 * * *",
+            "timezone": "America/New_York",
+            "start": "2026-06-03T00:00:00",
+            "end": "2026-06-05T09:00:00",
+        },
     )
     harness.tick()
     harness.run_until(utc(2026, 6, 10))
@@ -79,8 +97,8 @@ def test_a_list_of_entries_fires_their_union_and_a_shared_instant_once(harness: 
     harness.add_job(
         "multi",
         [
-            {"cron": "0 6 * * *"},                                      # 06:00 UTC
-            {"cron": "0 8 * * *", "timezone": "Europe/Berlin"},         # 08:00 CEST = 06:00 UTC: the same slot
+            {"cron": "0 6 * * *"},  # 06:00 UTC
+            {"cron": "0 8 * * *", "timezone": "Europe/Berlin"},  # 08:00 CEST = 06:00 UTC: the same slot
             {"cron": "30 12 * * *"},
             {"at": "2026-06-01T20:00:00"},
         ],
@@ -89,8 +107,11 @@ def test_a_list_of_entries_fires_their_union_and_a_shared_instant_once(harness: 
     harness.tick()
     harness.run_until(utc(2026, 6, 2, 23, 0))
     assert harness.started("multi") == [
-        utc(2026, 6, 1, 6), utc(2026, 6, 1, 12, 30), utc(2026, 6, 1, 20),
-        utc(2026, 6, 2, 6), utc(2026, 6, 2, 12, 30),
+        utc(2026, 6, 1, 6),
+        utc(2026, 6, 1, 12, 30),
+        utc(2026, 6, 1, 20),
+        utc(2026, 6, 2, 6),
+        utc(2026, 6, 2, 12, 30),
     ]
 
 
@@ -199,8 +220,12 @@ def test_transitions_reported_match_the_records(harness: Harness) -> None:
     harness.run_until(utc(2026, 6, 1, 7, 0))
     [fire] = harness.fires("daily")
     assert harness.transitions == [
-        Transition("fire_started", "daily", fire_id=fire.id,
-                   data={"trigger": "scheduled", "items": 1, "scheduled_for": "2026-06-01T06:00:00+00:00"})
+        Transition(
+            "fire_started",
+            "daily",
+            fire_id=fire.id,
+            data={"trigger": "scheduled", "items": 1, "scheduled_for": "2026-06-01T06:00:00+00:00"},
+        )
     ]
 
 
@@ -246,7 +271,9 @@ def test_an_items_file_that_breaks_after_loading_fails_the_fire(harness: Harness
     assert failed.error is not None and "file not found" in failed.error and "items.csv" in failed.error
 
 
-def test_a_failure_in_one_job_does_not_stop_the_others(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_in_one_job_does_not_stop_the_others(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     harness.add_job("good", {"cron": "0 6 * * *"})
     harness.add_job("bad", {"cron": "0 6 * * *"})
     harness.clock.set(utc(2026, 6, 1, 5, 0))

@@ -44,14 +44,16 @@ def test_interval_is_anchored_at_1970_in_its_timezone() -> None:
 def test_interval_with_milliseconds() -> None:
     s = schedule({"interval": "1s500ms", "start": "2026-06-01T00:00:00"})
     assert instants(s, utc(2026, 6, 1) - timedelta(microseconds=1), utc(2026, 6, 1, 0, 0, 3)) == [
-        utc(2026, 6, 1), utc(2026, 6, 1) + timedelta(seconds=1.5), utc(2026, 6, 1, 0, 0, 3)
+        utc(2026, 6, 1),
+        utc(2026, 6, 1) + timedelta(seconds=1.5),
+        utc(2026, 6, 1, 0, 0, 3),
     ]
 
 
 def test_at_with_and_without_offset() -> None:
-    assert schedule({"at": "2026-12-01T09:00:00", "timezone": "Europe/Berlin"}).next_after(utc(2026, 1, 1)) == Slot(
-        utc(2026, 12, 1, 8), timezone="Europe/Berlin"
-    )
+    assert schedule({"at": "2026-12-01T09:00:00", "timezone": "Europe/Berlin"}).next_after(
+        utc(2026, 1, 1)
+    ) == Slot(utc(2026, 12, 1, 8), timezone="Europe/Berlin")
     s = schedule({"at": "2026-12-01T09:00:00-05:00", "timezone": "Europe/Berlin"})
     assert s.next_after(utc(2026, 1, 1)) == Slot(utc(2026, 12, 1, 14), timezone="Europe/Berlin")
     assert s.next_after(utc(2026, 12, 1, 14)) is None
@@ -59,7 +61,11 @@ def test_at_with_and_without_offset() -> None:
 
 def test_start_and_end_are_inclusive() -> None:
     s = schedule({"cron": "0 * * * *", "start": "2026-06-01T10:00:00", "end": "2026-06-01T12:00:00"})
-    assert instants(s, utc(2026, 6, 1), utc(2026, 6, 2)) == [utc(2026, 6, 1, 10), utc(2026, 6, 1, 11), utc(2026, 6, 1, 12)]
+    assert instants(s, utc(2026, 6, 1), utc(2026, 6, 2)) == [
+        utc(2026, 6, 1, 10),
+        utc(2026, 6, 1, 11),
+        utc(2026, 6, 1, 12),
+    ]
 
 
 def test_entries_merge_and_a_shared_instant_takes_the_smallest_jitter() -> None:
@@ -81,13 +87,17 @@ def test_a_cron_that_never_matches_has_no_slot() -> None:
 def test_newest_window_counts_older_slots() -> None:
     s = schedule({"cron": "* * * * * *"})
     window = s.newest(utc(2026, 6, 1), utc(2026, 6, 1, 0, 5), limit=100)
-    assert [x.at for x in window.slots] == [utc(2026, 6, 1, 0, 3, 21) + timedelta(seconds=i) for i in range(100)]
+    assert [x.at for x in window.slots] == [
+        utc(2026, 6, 1, 0, 3, 21) + timedelta(seconds=i) for i in range(100)
+    ]
     assert window.older_first == Slot(utc(2026, 6, 1, 0, 0, 1))
     assert (window.older_count, window.older_capped) == (200, False)
     capped = s.newest(utc(2026, 6, 1), utc(2026, 6, 2), limit=10, count_cap=1000)
     assert (capped.older_count, capped.older_capped) == (1000, True)
     assert s.newest(utc(2026, 6, 1), utc(2026, 6, 1, 0, 0, 5), limit=10).older_first is None
-    assert schedule({"cron": "0 6 * * *"}).newest(utc(2026, 6, 1, 7), utc(2026, 6, 1, 8), limit=10).slots == []
+    assert (
+        schedule({"cron": "0 6 * * *"}).newest(utc(2026, 6, 1, 7), utc(2026, 6, 1, 8), limit=10).slots == []
+    )
 
 
 def test_newest_over_a_year_of_seconds_is_cheap() -> None:
@@ -104,21 +114,81 @@ def test_newest_over_a_year_of_seconds_is_cheap() -> None:
     ("zone", "cron", "start", "expected"),
     [
         # America/New_York, 2026-03-08: 02:00 EST -> 03:00 EDT (07:00Z)
-        ("America/New_York", "30 1 * * *", utc(2026, 3, 7), [utc(2026, 3, 7, 6, 30), utc(2026, 3, 8, 6, 30), utc(2026, 3, 9, 5, 30)]),
-        ("America/New_York", "30 2 * * *", utc(2026, 3, 7), [utc(2026, 3, 7, 7, 30), utc(2026, 3, 8, 7, 30), utc(2026, 3, 9, 6, 30)]),
-        ("America/New_York", "30 3 * * *", utc(2026, 3, 7), [utc(2026, 3, 7, 8, 30), utc(2026, 3, 8, 7, 30), utc(2026, 3, 9, 7, 30)]),
+        (
+            "America/New_York",
+            "30 1 * * *",
+            utc(2026, 3, 7),
+            [utc(2026, 3, 7, 6, 30), utc(2026, 3, 8, 6, 30), utc(2026, 3, 9, 5, 30)],
+        ),
+        (
+            "America/New_York",
+            "30 2 * * *",
+            utc(2026, 3, 7),
+            [utc(2026, 3, 7, 7, 30), utc(2026, 3, 8, 7, 30), utc(2026, 3, 9, 6, 30)],
+        ),
+        (
+            "America/New_York",
+            "30 3 * * *",
+            utc(2026, 3, 7),
+            [utc(2026, 3, 7, 8, 30), utc(2026, 3, 8, 7, 30), utc(2026, 3, 9, 7, 30)],
+        ),
         # America/New_York, 2026-11-01: 02:00 EDT -> 01:00 EST (06:00Z)
-        ("America/New_York", "30 1 * * *", utc(2026, 10, 31), [utc(2026, 10, 31, 5, 30), utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)]),
-        ("America/New_York", "30 2 * * *", utc(2026, 10, 31), [utc(2026, 10, 31, 6, 30), utc(2026, 11, 1, 7, 30), utc(2026, 11, 2, 7, 30)]),
-        ("America/New_York", "30 3 * * *", utc(2026, 10, 31), [utc(2026, 10, 31, 7, 30), utc(2026, 11, 1, 8, 30), utc(2026, 11, 2, 8, 30)]),
+        (
+            "America/New_York",
+            "30 1 * * *",
+            utc(2026, 10, 31),
+            [utc(2026, 10, 31, 5, 30), utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)],
+        ),
+        (
+            "America/New_York",
+            "30 2 * * *",
+            utc(2026, 10, 31),
+            [utc(2026, 10, 31, 6, 30), utc(2026, 11, 1, 7, 30), utc(2026, 11, 2, 7, 30)],
+        ),
+        (
+            "America/New_York",
+            "30 3 * * *",
+            utc(2026, 10, 31),
+            [utc(2026, 10, 31, 7, 30), utc(2026, 11, 1, 8, 30), utc(2026, 11, 2, 8, 30)],
+        ),
         # Europe/Berlin, 2026-03-29: 02:00 CET -> 03:00 CEST (01:00Z)
-        ("Europe/Berlin", "30 1 * * *", utc(2026, 3, 27, 23), [utc(2026, 3, 28, 0, 30), utc(2026, 3, 29, 0, 30), utc(2026, 3, 29, 23, 30)]),
-        ("Europe/Berlin", "30 2 * * *", utc(2026, 3, 27, 23), [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)]),
-        ("Europe/Berlin", "30 3 * * *", utc(2026, 3, 27, 23), [utc(2026, 3, 28, 2, 30), utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 1, 30)]),
+        (
+            "Europe/Berlin",
+            "30 1 * * *",
+            utc(2026, 3, 27, 23),
+            [utc(2026, 3, 28, 0, 30), utc(2026, 3, 29, 0, 30), utc(2026, 3, 29, 23, 30)],
+        ),
+        (
+            "Europe/Berlin",
+            "30 2 * * *",
+            utc(2026, 3, 27, 23),
+            [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)],
+        ),
+        (
+            "Europe/Berlin",
+            "30 3 * * *",
+            utc(2026, 3, 27, 23),
+            [utc(2026, 3, 28, 2, 30), utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 1, 30)],
+        ),
         # Europe/Berlin, 2026-10-25: 03:00 CEST -> 02:00 CET (01:00Z)
-        ("Europe/Berlin", "30 1 * * *", utc(2026, 10, 23, 22), [utc(2026, 10, 23, 23, 30), utc(2026, 10, 24, 23, 30), utc(2026, 10, 26, 0, 30)]),
-        ("Europe/Berlin", "30 2 * * *", utc(2026, 10, 23, 22), [utc(2026, 10, 24, 0, 30), utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)]),
-        ("Europe/Berlin", "30 3 * * *", utc(2026, 10, 23, 22), [utc(2026, 10, 24, 1, 30), utc(2026, 10, 25, 2, 30), utc(2026, 10, 26, 2, 30)]),
+        (
+            "Europe/Berlin",
+            "30 1 * * *",
+            utc(2026, 10, 23, 22),
+            [utc(2026, 10, 23, 23, 30), utc(2026, 10, 24, 23, 30), utc(2026, 10, 26, 0, 30)],
+        ),
+        (
+            "Europe/Berlin",
+            "30 2 * * *",
+            utc(2026, 10, 23, 22),
+            [utc(2026, 10, 24, 0, 30), utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)],
+        ),
+        (
+            "Europe/Berlin",
+            "30 3 * * *",
+            utc(2026, 10, 23, 22),
+            [utc(2026, 10, 24, 1, 30), utc(2026, 10, 25, 2, 30), utc(2026, 10, 26, 2, 30)],
+        ),
     ],
 )
 def test_dst_daily_instants(zone: str, cron: str, start: datetime, expected: list[datetime]) -> None:
@@ -136,8 +206,17 @@ TRANSITIONS = [
     ("Australia/Lord_Howe", utc(2026, 4, 4, 15)),  # 02:00 -> 01:30: a half-hour fall-back
     ("Australia/Lord_Howe", utc(2026, 10, 3, 15, 30)),  # 02:00 -> 02:30: a half-hour gap
 ]
-CRONS = ["30 1 * * *", "30 2 * * *", "0 2 * * *", "59 1 * * *", "15,45 1-3 * * *", "0 * * * *", "*/15 * * * *",
-         "* 2 * * *", "10 */2 * * *"]
+CRONS = [
+    "30 1 * * *",
+    "30 2 * * *",
+    "0 2 * * *",
+    "59 1 * * *",
+    "15,45 1-3 * * *",
+    "0 * * * *",
+    "*/15 * * * *",
+    "* 2 * * *",
+    "10 */2 * * *",
+]
 
 
 def reference(zone_name: str, cron: str, start: datetime, end: datetime) -> list[datetime]:
@@ -194,7 +273,12 @@ def test_wildcard_and_fixed_classification() -> None:
         return CronSlots(ScheduleEntry(cron=cron)).fixed
 
     assert fixed("30 2 * * *") and fixed("0 1-3 * * *") and fixed("0 0 6 * * *")
-    assert not fixed("0 * * * *") and not fixed("*/15 * * * *") and not fixed("* 30 2 * * *") and not fixed("@hourly")
+    assert (
+        not fixed("0 * * * *")
+        and not fixed("*/15 * * * *")
+        and not fixed("* 30 2 * * *")
+        and not fixed("@hourly")
+    )
 
 
 def test_every_second_through_a_fall_back_is_every_real_second() -> None:

@@ -103,7 +103,9 @@ class Chooser:
 RETRY_AT = at(60)
 
 
-def policy(*, max_attempts: int = 1, retry_at: datetime = RETRY_AT) -> Callable[[FinishedAttempt], ItemOutcome]:
+def policy(
+    *, max_attempts: int = 1, retry_at: datetime = RETRY_AT
+) -> Callable[[FinishedAttempt], ItemOutcome]:
     """An outcome policy: success succeeds, cancel cancels, failures retry until `max_attempts`."""
 
     def decide(attempt: FinishedAttempt) -> ItemOutcome:

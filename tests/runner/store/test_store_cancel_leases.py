@@ -97,15 +97,27 @@ def test_work_counts_and_summary(store: Store) -> None:
     refs = store.dispatch(at(1), Chooser(at_most=2), lease=LEASE)
     store.record_created([(refs[0].id, run("r-0", "running", "create"))], T0, policy())
     counts = store.work_counts()
-    assert (counts.pending_items, counts.running_items, counts.creating_attempts, counts.in_flight_attempts) == (
-        2, 2, 1, 2,
+    assert (
+        counts.pending_items,
+        counts.running_items,
+        counts.creating_attempts,
+        counts.in_flight_attempts,
+    ) == (
+        2,
+        2,
+        1,
+        2,
     )
     assert not counts.idle
     store.apply_observations([run("r-0", "success")], at(1), policy())
     store.cancel_pending_items(None, "stop", at(2))
     store.apply_verdicts([AttemptVerdict(refs[1].id, "cancelled", ["x"], "reaper")], at(3), policy())
     summary = {s.job_name: s for s in store.summary_since(T0)}
-    assert (summary["a"].items_succeeded, summary["a"].items_cancelled, summary["a"].runs_created) == (1, 2, 1)
+    assert (summary["a"].items_succeeded, summary["a"].items_cancelled, summary["a"].runs_created) == (
+        1,
+        2,
+        1,
+    )
     assert (summary["b"].items_cancelled, summary["b"].runs_created) == (1, 0)
     assert store.summary_since(at(10)) == []
 

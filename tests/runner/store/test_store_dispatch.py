@@ -22,8 +22,10 @@ def test_dispatch_records_attempts_with_keys_before_any_call(store: Store) -> No
     assert [r.inputs for r in refs] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert len({r.idempotency_key for r in refs}) == 3
     assert {r.machine_id for r in refs} == set(DESKTOPS[:3])
-    assert all((r.fire_id, r.job_name, r.number, r.create_tries, r.workflow_id) == (fire_id, "a", 1, 0, "wf-1")
-               for r in refs)
+    assert all(
+        (r.fire_id, r.job_name, r.number, r.create_tries, r.workflow_id) == (fire_id, "a", 1, 0, "wf-1")
+        for r in refs
+    )
     counts = store.work_counts()
     assert (counts.pending_items, counts.running_items, counts.creating_attempts) == (0, 3, 3)
     assert store.dispatch(at(1), Chooser(), lease=LEASE) == []  # nothing left due
@@ -66,7 +68,11 @@ def test_priority_items_come_first_then_the_oldest(store: Store) -> None:
     store.insert_fire(NewFire("b", "manual", None, priority=True), items(1), at(5))
     chooser = Chooser()
     store.dispatch(at(5), chooser, lease=LEASE)
-    assert [(d.job_name, d.priority) for d in chooser.views[0].due] == [("b", True), ("a", False), ("a", False)]
+    assert [(d.job_name, d.priority) for d in chooser.views[0].due] == [
+        ("b", True),
+        ("a", False),
+        ("a", False),
+    ]
 
 
 def test_a_job_at_its_limit_does_not_hide_another_jobs_items(store: Store) -> None:
@@ -83,7 +89,9 @@ def test_items_pinned_to_busy_desktops_are_left_out(store: Store) -> None:
     first = store.dispatch(T0, Chooser(), limit=5, lease=LEASE)
     assert [r.machine_id for r in first] == ["m-01"]  # the window has only m-01 items...
     second = store.dispatch(T0, Chooser(), limit=5, lease=LEASE)
-    assert [r.machine_id for r in second] == ["m-02"]  # ...then m-01 is busy, and m-02's item is in the window
+    assert [r.machine_id for r in second] == [
+        "m-02"
+    ]  # ...then m-01 is busy, and m-02's item is in the window
 
 
 def test_the_database_refuses_two_of_our_runs_on_one_desktop(store: Store) -> None:
@@ -118,7 +126,9 @@ def test_cancel_requested_items_are_not_dispatched(store: Store) -> None:
     assert store.dispatch(T0, Chooser(), lease=LEASE) == []
 
 
-def _dispatch_concurrently(stores: list[Store], rounds: int, concurrency: dict[str, int]) -> list[BaseException]:
+def _dispatch_concurrently(
+    stores: list[Store], rounds: int, concurrency: dict[str, int]
+) -> list[BaseException]:
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(stores))
 
@@ -126,7 +136,9 @@ def _dispatch_concurrently(stores: list[Store], rounds: int, concurrency: dict[s
         try:
             barrier.wait()
             for n in range(rounds):
-                refs = store.dispatch(at(n), Chooser(concurrency=concurrency, now=at(n)), limit=7, lease=LEASE)
+                refs = store.dispatch(
+                    at(n), Chooser(concurrency=concurrency, now=at(n)), limit=7, lease=LEASE
+                )
                 store.record_created([(r.id, run(f"run-{r.id}", "running")) for r in refs], at(n), policy())
                 # Finish a couple of runs so that desktops and slots are handed out again.
                 done = [run(f"run-{a.id}", "success") for a in store.in_flight() if a.run_id][:2]

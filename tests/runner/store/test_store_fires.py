@@ -17,7 +17,9 @@ def test_a_scheduled_slot_is_recorded_once_with_its_items(store: Store) -> None:
     first = store.insert_fire(scheduled("a", at(60)), items(3), T0)
     assert first is not None
     assert store.insert_fire(scheduled("a", at(60)), items(5), at(1)) is None
-    assert store.insert_fire(NewFire("a", "catchup", at(60)), items(5), at(2)) is None  # same slot, other trigger
+    assert (
+        store.insert_fire(NewFire("a", "catchup", at(60)), items(5), at(2)) is None
+    )  # same slot, other trigger
     assert store.work_counts().pending_items == 3
     fires = store.job_fires("a")
     assert [(f.id, f.status, f.items_total) for f in fires] == [(first, "running", 3)]
@@ -81,7 +83,9 @@ def test_requested_fire_is_planned_once(open_store: Callable[[], Store]) -> None
     add_jobs(one, "a")
     fire_id = one.request_fire(NewFire("a", "manual", None, input_overrides={"x": 1}), T0)
     requests = two.requested_fires()
-    assert [(r.id, r.job_name, r.trigger, r.input_overrides) for r in requests] == [(fire_id, "a", "manual", {"x": 1})]
+    assert [(r.id, r.job_name, r.trigger, r.input_overrides) for r in requests] == [
+        (fire_id, "a", "manual", {"x": 1})
+    ]
     assert one.work_counts().requested_fires == 1
 
     assert two.plan_fire(fire_id, [NewItem({"n": 1}), NewItem({"n": 2})], at(1), priority=True)

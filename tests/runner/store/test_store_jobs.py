@@ -25,7 +25,9 @@ def test_sync_adds_changes_and_removes_jobs(store: Store) -> None:
     back = store.sync_jobs([job("a", "h2"), job("b")], at(3))
     assert [(t.kind, t.job_name) for t in back] == [("job_added", "b")]  # back: a fresh start...
     state = store.job("b")
-    assert state is not None and not state.removed and state.last_slot_at is None  # ...no catch-up of its absence
+    assert (
+        state is not None and not state.removed and state.last_slot_at is None
+    )  # ...no catch-up of its absence
 
 
 def test_sync_keeps_what_belongs_to_the_store(store: Store) -> None:
@@ -60,7 +62,9 @@ def test_daemons_starting_together_record_each_job_once(open_store: Callable[[],
     def sync(store: Store) -> None:
         try:
             barrier.wait()
-            added.extend(t.job_name for t in store.sync_jobs(list(reversed(jobs)), T0) if t.kind == "job_added")
+            added.extend(
+                t.job_name for t in store.sync_jobs(list(reversed(jobs)), T0) if t.kind == "job_added"
+            )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -52,23 +52,69 @@ def test_upgrade_makes_the_schema_of_tables_py(blank_url: str) -> None:
 
 
 _OLD_ROWS = {
-    "job": {"name": "a", "definition_hash": "h", "definition": {"name": "a"}, "source_path": "/a.yaml",
-            "paused": False, "loaded_at": T0},
-    "fire": {"id": "fire_1", "job_name": "a", "trigger": "manual", "dedup_key": "fire_1", "created_at": T0,
-             "status": "running", "items_total": 2},
+    "job": {
+        "name": "a",
+        "definition_hash": "h",
+        "definition": {"name": "a"},
+        "source_path": "/a.yaml",
+        "paused": False,
+        "loaded_at": T0,
+    },
+    "fire": {
+        "id": "fire_1",
+        "job_name": "a",
+        "trigger": "manual",
+        "dedup_key": "fire_1",
+        "created_at": T0,
+        "status": "running",
+        "items_total": 2,
+    },
     "item": [
-        {"id": "item_1", "fire_id": "fire_1", "job_name": "a", "seq": 0, "inputs": {"n": 0},
-         "status": "running", "priority": False, "attempts": 1, "next_attempt_at": T0, "created_at": T0,
-         "cancel_requested": False},
-        {"id": "item_2", "fire_id": "fire_1", "job_name": "a", "seq": 1, "inputs": {"n": 1},
-         "status": "pending", "priority": False, "attempts": 0, "next_attempt_at": T0, "created_at": T0,
-         "cancel_requested": False},
+        {
+            "id": "item_1",
+            "fire_id": "fire_1",
+            "job_name": "a",
+            "seq": 0,
+            "inputs": {"n": 0},
+            "status": "running",
+            "priority": False,
+            "attempts": 1,
+            "next_attempt_at": T0,
+            "created_at": T0,
+            "cancel_requested": False,
+        },
+        {
+            "id": "item_2",
+            "fire_id": "fire_1",
+            "job_name": "a",
+            "seq": 1,
+            "inputs": {"n": 1},
+            "status": "pending",
+            "priority": False,
+            "attempts": 0,
+            "next_attempt_at": T0,
+            "created_at": T0,
+            "cancel_requested": False,
+        },
     ],
     # Made by a daemon of the previous version, which died mid-create: no owner column then.
-    "attempt": {"id": "att_1", "item_id": "item_1", "fire_id": "fire_1", "job_name": "a", "number": 1,
-                "idempotency_key": "key-1", "workflow_id": "wf-1", "machine_id": "m-01", "status": "creating",
-                "created_at": T0, "updated_at": T0, "deadline_at": at(3600), "retry_create_at": at(30),
-                "create_tries": 0, "cancel_requested": False},
+    "attempt": {
+        "id": "att_1",
+        "item_id": "item_1",
+        "fire_id": "fire_1",
+        "job_name": "a",
+        "number": 1,
+        "idempotency_key": "key-1",
+        "workflow_id": "wf-1",
+        "machine_id": "m-01",
+        "status": "creating",
+        "created_at": T0,
+        "updated_at": T0,
+        "deadline_at": at(3600),
+        "retry_create_at": at(30),
+        "create_tries": 0,
+        "cancel_requested": False,
+    },
     "event": {"at": T0, "kind": "fire_started", "job_name": "a", "fire_id": "fire_1"},
 }
 
@@ -166,8 +212,9 @@ def test_downgrade_to_the_baseline_and_back(blank_url: str) -> None:
         store.sync_jobs([JobDefinition("a", "h", {}, "/a.yaml")], T0)
         store.insert_fire(NewFire("a", "manual", None), [NewItem({}), NewItem({})], T0)
         with pytest.raises(sa.exc.IntegrityError):
-            store.dispatch(T0, lambda view: [Assignment(d.id, "wf", "m-01", None, at(60)) for d in view.due],
-                           lease=LEASE)
+            store.dispatch(
+                T0, lambda view: [Assignment(d.id, "wf", "m-01", None, at(60)) for d in view.due], lease=LEASE
+            )
     finally:
         store.close()
 

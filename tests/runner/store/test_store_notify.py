@@ -78,13 +78,17 @@ async def test_new_work_wakes_a_listener(pg_store: Store) -> None:
 
 
 @pytest.mark.postgres
-async def test_the_listener_reconnects_after_losing_its_connection(pg_store: Store, pg_admin: sa.Engine) -> None:
+async def test_the_listener_reconnects_after_losing_its_connection(
+    pg_store: Store, pg_admin: sa.Engine
+) -> None:
     listener = Listener(pg_store.url)
     await listener.start()
     try:
         with pg_admin.begin() as conn:
             killed = conn.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"
+                ),
                 {"name": listener.name},
             ).all()
         assert killed == [(True,)]

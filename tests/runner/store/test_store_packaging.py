@@ -24,8 +24,20 @@ def test_the_wheel_contains_every_migration(tmp_path: Path) -> None:
     for folder in ("sdk", "runner"):
         shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "dist"), str(source)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = (tmp_path / "dist").glob("cyberdesk_runner-*.whl")
@@ -34,7 +46,10 @@ def test_the_wheel_contains_every_migration(tmp_path: Path) -> None:
         MIGRATIONS + "__init__.py",
         MIGRATIONS + "env.py",
         MIGRATIONS + "script.py.mako",
-        *(MIGRATIONS + "versions/" + p.name for p in (ROOT / "runner" / MIGRATIONS / "versions").glob("v*.py")),
+        *(
+            MIGRATIONS + "versions/" + p.name
+            for p in (ROOT / "runner" / MIGRATIONS / "versions").glob("v*.py")
+        ),
     }
     assert len(expected) >= 5
     assert expected <= names, sorted(expected - names)

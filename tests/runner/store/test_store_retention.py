@@ -55,14 +55,20 @@ def test_unfinished_work_is_never_deleted(store: Store) -> None:
     before = _rows(store)
     assert store.purge_finished(T0 + 365 * DAY, batch=1000) == 0
     after = _rows(store)
-    assert (after["fire"], after["item"], after["attempt"]) == (before["fire"], before["item"], before["attempt"])
+    assert (after["fire"], after["item"], after["attempt"]) == (
+        before["fire"],
+        before["item"],
+        before["attempt"],
+    )
     assert store.work_counts().pending_items == 1 and store.work_counts().running_items == 1
 
 
 def test_events_of_no_fire_go_by_age(store: Store) -> None:
     store.sync_jobs([], T0)
     add_jobs(store, "a")  # a job_added event, no fire
-    store.apply_observations([run("not-ours", "success")], at(1), policy())  # unknown_run event logged by callers
+    store.apply_observations(
+        [run("not-ours", "success")], at(1), policy()
+    )  # unknown_run event logged by callers
     store.sync_jobs([], T0 + 40 * DAY)  # job_removed, recent
     store.purge_finished(T0 + 30 * DAY, batch=10)
     with store.engine.connect() as conn:

@@ -52,7 +52,9 @@ class _Flaky:
 
 
 def test_transient_errors_are_retried_until_success() -> None:
-    flaky = _Flaky([_error(psycopg.errors.DeadlockDetected("x")), _error(Exception("gone"), invalidated=True)])
+    flaky = _Flaky(
+        [_error(psycopg.errors.DeadlockDetected("x")), _error(Exception("gone"), invalidated=True)]
+    )
     assert flaky.work() == "done" and flaky.calls == 3
 
 

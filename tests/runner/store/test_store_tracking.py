@@ -17,7 +17,9 @@ def test_news_moves_a_run_forward_only(store: Store) -> None:
     add_jobs(store, "a")
     manual_fire(store, "a", 1)
     (run_id,) = dispatch_and_create(store)
-    assert [t.kind for t in store.apply_observations([run(run_id, "running")], at(1), policy())] == ["run_running"]
+    assert [t.kind for t in store.apply_observations([run(run_id, "running")], at(1), policy())] == [
+        "run_running"
+    ]
     assert store.apply_observations([run(run_id, "scheduling", "poll")], at(2), policy()) == []  # stale
     assert store.apply_observations([run(run_id, "running", "poll")], at(3), policy()) == []  # repeat
     assert [a.status for a in store.in_flight()] == ["running"]
@@ -40,7 +42,9 @@ def test_news_of_unknown_runs_is_reported_and_changes_nothing(store: Store) -> N
     manual_fire(store, "a", 1)
     dispatch_and_create(store)
     transitions = store.apply_observations([run("not-ours", "success")], at(1), policy())
-    assert [(t.kind, t.run_id, t.data["status"]) for t in transitions] == [("unknown_run", "not-ours", "success")]
+    assert [(t.kind, t.run_id, t.data["status"]) for t in transitions] == [
+        ("unknown_run", "not-ours", "success")
+    ]
     assert store.work_counts().running_items == 1
 
 
@@ -56,7 +60,9 @@ def test_a_failure_is_retried_by_the_policy_then_fails_the_fire(store: Store) ->
     kinds = [t.kind for t in store.apply_observations([run(second, "task_failed")], at(31), retry)]
     assert kinds == ["attempt_task_failed", "item_failed", "fire_failed"]
     summary = store.summary_since(T0)
-    assert [(s.job_name, s.items_failed, s.items_retried, s.runs_created) for s in summary] == [("a", 1, 1, 2)]
+    assert [(s.job_name, s.items_failed, s.items_retried, s.runs_created) for s in summary] == [
+        ("a", 1, 1, 2)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +93,13 @@ def test_verdicts_finish_attempts_without_a_run_status(store: Store) -> None:
         AttemptVerdict(refs[1].id, "timed_out", ["timed out after 30m"], "reaper"),
     ]
     kinds = [t.kind for t in store.apply_verdicts(verdicts, at(1), policy())]
-    assert sorted(kinds) == ["attempt_rejected", "attempt_timed_out", "fire_failed", "item_failed", "item_failed"]
+    assert sorted(kinds) == [
+        "attempt_rejected",
+        "attempt_timed_out",
+        "fire_failed",
+        "item_failed",
+        "item_failed",
+    ]
     assert store.apply_verdicts(verdicts, at(2), policy()) == []  # already final
     assert store.in_flight() == []
 

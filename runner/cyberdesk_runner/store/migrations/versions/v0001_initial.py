@@ -114,8 +114,12 @@ def upgrade() -> None:
     op.create_index("ix_attempt_status", "attempt", ["status"])
     # Never two of our runs on one desktop at once, enforced by the database across daemons.
     op.create_index(
-        "ux_attempt_active_desktop", "attempt", ["machine_id"], unique=True,
-        sqlite_where=_ACTIVE, postgresql_where=_ACTIVE,
+        "ux_attempt_active_desktop",
+        "attempt",
+        ["machine_id"],
+        unique=True,
+        sqlite_where=_ACTIVE,
+        postgresql_where=_ACTIVE,
     )
     op.create_table(
         "event",

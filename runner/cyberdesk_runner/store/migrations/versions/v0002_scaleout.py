@@ -35,14 +35,18 @@ def upgrade() -> None:
     op.create_index("ix_item_fire_status", "item", ["fire_id", "status"])
     op.drop_index("ix_item_fire", table_name="item")
     if op.get_bind().dialect.name == "postgresql":
-        op.alter_column("event", "id", type_=sa.BigInteger(), existing_type=sa.Integer(), existing_nullable=False)
+        op.alter_column(
+            "event", "id", type_=sa.BigInteger(), existing_type=sa.Integer(), existing_nullable=False
+        )
         op.execute("ALTER SEQUENCE event_id_seq AS bigint")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER SEQUENCE event_id_seq AS integer")
-        op.alter_column("event", "id", type_=sa.Integer(), existing_type=sa.BigInteger(), existing_nullable=False)
+        op.alter_column(
+            "event", "id", type_=sa.Integer(), existing_type=sa.BigInteger(), existing_nullable=False
+        )
     op.create_index("ix_item_fire", "item", ["fire_id"])
     op.drop_index("ix_item_fire_status", table_name="item")
     op.drop_index("ix_fire_finished", table_name="fire")
