@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cyberdesk_runner.store.tables import AttemptRow, DaemonRow, EventRow, FireRow, ItemRow
+from cyberdesk_runner.store.tables import attempt_t, daemon_t, event_t, fire_t, item_t
 from cyberdesk_runner.store.views import (
     AttemptQuery,
     AttemptView,
@@ -29,12 +29,6 @@ from cyberdesk_runner.store.views import (
     ItemView,
     Ref,
 )
-
-fire_t = FireRow.__table__  # type: ignore[attr-defined]
-item_t = ItemRow.__table__  # type: ignore[attr-defined]
-attempt_t = AttemptRow.__table__  # type: ignore[attr-defined]
-event_t = EventRow.__table__  # type: ignore[attr-defined]
-daemon_t = DaemonRow.__table__  # type: ignore[attr-defined]
 
 _RUN_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _ITEM_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")

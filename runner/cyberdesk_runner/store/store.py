@@ -65,22 +65,14 @@ from cyberdesk_runner.store.records import (
 )
 from cyberdesk_runner.store.tables import (
     ACTIVE_ATTEMPT_STATUSES,
-    AttemptRow,
-    DaemonRow,
-    EventRow,
-    FireRow,
-    ItemRow,
-    JobRow,
-    LeaseRow,
+    attempt_t,
+    daemon_t,
+    event_t,
+    fire_t,
+    item_t,
+    job_t,
+    lease_t,
 )
-
-job_t = JobRow.__table__  # type: ignore[attr-defined]
-fire_t = FireRow.__table__  # type: ignore[attr-defined]
-item_t = ItemRow.__table__  # type: ignore[attr-defined]
-attempt_t = AttemptRow.__table__  # type: ignore[attr-defined]
-event_t = EventRow.__table__  # type: ignore[attr-defined]
-daemon_t = DaemonRow.__table__  # type: ignore[attr-defined]
-lease_t = LeaseRow.__table__  # type: ignore[attr-defined]
 
 OutcomePolicy = Callable[[FinishedAttempt], ItemOutcome]
 Chooser = Callable[[DispatchView], list[Assignment]]

@@ -196,3 +196,13 @@ class LeaseRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=60)
     holder: str = Field(max_length=40)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# SQLAlchemy Core handles of the tables, for the store's queries (one definition, shared by store and queries).
+job_t = JobRow.__table__  # type: ignore[attr-defined]
+fire_t = FireRow.__table__  # type: ignore[attr-defined]
+item_t = ItemRow.__table__  # type: ignore[attr-defined]
+attempt_t = AttemptRow.__table__  # type: ignore[attr-defined]
+event_t = EventRow.__table__  # type: ignore[attr-defined]
+daemon_t = DaemonRow.__table__  # type: ignore[attr-defined]
+lease_t = LeaseRow.__table__  # type: ignore[attr-defined]
