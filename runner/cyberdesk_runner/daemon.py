@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import os
 import random
 import signal
@@ -42,6 +43,8 @@ log = get_logger("cyberdesk_runner.daemon")
 
 _JOB_RELOAD_EVERY = 2.0
 _HEARTBEAT_EVERY = 5.0
+#: Seconds a stopping daemon waits for create calls already made, before abandoning them to be settled later.
+_CREATES_GRACE = 2.0
 _IDLE_CHECK_EVERY = 0.25
 #: Seconds between dispatch rounds when nothing wakes the dispatcher earlier.
 _DISPATCH_EVERY = 1.0
@@ -191,6 +194,14 @@ class Daemon:
             await self._stop.wait()
         finally:
             log.info("daemon_stopping", daemon=self.id)
+            loops = [t for t in tasks if t.get_name() != "sink"]
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            # Create calls already made get a moment to be answered and recorded (the sink still runs).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.dispatcher.drain(), timeout=_CREATES_GRACE)
+            await runtime.dispatcher.aclose()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -205,7 +216,12 @@ class Daemon:
             asyncio.create_task(runtime.sink.run(), name="sink"),
             self._loop("jobs", runtime.reload_jobs, _JOB_RELOAD_EVERY),
             self._loop("fleet", runtime.refresh_fleet, poll_every),
-            self._loop("dispatch", runtime.dispatch_round, _DISPATCH_EVERY, wake=self._wake_dispatch),
+            self._loop(
+                "dispatch",
+                functools.partial(runtime.dispatch_round, wait=False),
+                _DISPATCH_EVERY,
+                wake=self._wake_dispatch,
+            ),
             self._schedule_loop(runtime),
             self._loop("poll", runtime.poll_round, poll_every),
             self._loop("reap", runtime.reap_round, min(poll_every, 2.0)),
@@ -257,7 +273,7 @@ class Daemon:
             while not self._stop.is_set():
                 try:
                     await step()
-                    self._loops_alive[name] = self.clock.now()
+                    self._round_done(name)
                     backoff, delay = 1.0, every
                 except asyncio.CancelledError:
                     raise
@@ -279,7 +295,7 @@ class Daemon:
                 delay = 1.0
                 try:
                     next_at = await asyncio.to_thread(runtime.schedule_tick)
-                    self._loops_alive["schedule"] = self.clock.now()
+                    self._round_done("schedule")
                     if next_at is not None:
                         delay = min(max((next_at - self.clock.now()).total_seconds(), 0.0), 1.0)
                 except asyncio.CancelledError:
@@ -289,6 +305,14 @@ class Daemon:
                 await asyncio.sleep(delay)
 
         return asyncio.create_task(forever(), name="schedule")
+
+    def _round_done(self, loop: str) -> None:
+        now = self.clock.now()
+        self._loops_alive[loop] = now
+        metrics = self.runtime.metrics if self.runtime is not None else None
+        if metrics is not None:
+            metrics.loop_rounds.labels(loop).inc()
+            metrics.loop_last_round.labels(loop).set(now.timestamp())
 
     def _note_error(self, where: str, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"

@@ -1,7 +1,9 @@
 """Item -> attempt -> Cyberdesk run, exactly once.
 
 1. In one store transaction, due items get desktops and attempts (with fresh idempotency keys) are recorded.
-2. Only then are the create calls made, each with its attempt's key as `Idempotency-Key`.
+2. Only then are the create calls made, each with its attempt's key as `Idempotency-Key`. Calls run side by side
+   (at most `max_in_flight_requests` at once) and each answer is recorded as soon as it comes, through the
+   tracking sink, so a run's creation is in the store before the news of its end is applied.
 3. A create whose outcome is unknown (timeout, dropped connection, 5xx, crash) leaves the attempt in `creating`;
    it is repeated later with the same key, so the API replays the first answer instead of making a second run.
 """
@@ -9,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -17,10 +18,11 @@ from typing import Any
 
 import attrs
 
-from cyberdesk import ApiError, CyberdeskClient, RunCreate, RunResponse
-from cyberdesk_runner.catalog import JobCatalog
+from cyberdesk import ApiError, CyberdeskClient, RunCreate
+from cyberdesk_runner.catalog import ActiveJob, JobCatalog
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.fleet import Desktop, Fleet
+from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.spec import JobFileError, resolve_sensitive_inputs
 from cyberdesk_runner.store import Store
@@ -31,19 +33,22 @@ from cyberdesk_runner.store.records import (
     DispatchView,
     FinishedAttempt,
     ItemOutcome,
-    RunObservation,
     Transition,
 )
+from cyberdesk_runner.tracking.news import CreatedRun, observation
+
+log = get_logger(__name__)
 
 #: Longest wait before repeating a create call whose outcome is unknown.
 _MAX_SETTLE_DELAY = timedelta(seconds=60)
 
 
-@attrs.define
-class CreateResults:
-    created: list[tuple[str, RunObservation]] = attrs.Factory(list)
-    rejected: list[AttemptVerdict] = attrs.Factory(list)
-    unknown: list[tuple[AttemptRef, str]] = attrs.Factory(list)
+@attrs.frozen
+class _Selection:
+    """A job's desktops in one fleet snapshot: all of them in a stable order, and the connected ones' ids."""
+
+    desktops: list[Desktop]
+    connected: frozenset[str]
 
 
 class Dispatcher:
@@ -58,11 +63,11 @@ class Dispatcher:
         metrics: Metrics,
         outcome: Callable[[datetime], Callable[[FinishedAttempt], ItemOutcome]],
         on_transitions: Callable[[Sequence[Transition]], None],
-        runs_recorded: Callable[[Sequence[str]], Awaitable[None]] | None = None,
+        record_created: Callable[[Sequence[CreatedRun]], Awaitable[None]],
+        on_room: Callable[[], None] = lambda: None,
         max_in_flight_requests: int = 32,
         lease: timedelta = timedelta(seconds=30),
         batch_size: int = 200,
-        rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -72,25 +77,53 @@ class Dispatcher:
         self._metrics = metrics
         self._outcome = outcome
         self._on_transitions = on_transitions
-        self._runs_recorded = runs_recorded
+        self._record_created = record_created
+        self._on_room = on_room
         self._requests = asyncio.Semaphore(max_in_flight_requests)
+        #: Attempts claimed but not yet answered, at most: twice the calls in flight keeps the pipe full.
+        self._most_claimed = 2 * max_in_flight_requests
         self._lease = lease
         self._batch_size = batch_size
-        self._rng = rng or random.Random()
+        #: Create calls claimed and not yet recorded (each a task that makes the call and records its answer).
+        self._creating: set[asyncio.Task[None]] = set()
+        #: Set when a round stopped claiming because enough calls were waiting; cleared (with a wake) at half.
+        self._throttled = False
+        #: Whether the last `dispatch_once` claimed as many as it could ask for: more may be due right away.
+        self.more_due = False
         #: When each desktop last got work from us, to spread items evenly over a target's desktops.
         self._last_used: dict[str, datetime] = {}
         #: Items pinned to a desktop that has been gone for longer than the job's timeout -> why.
         self._stranded: dict[str, str] = {}
+        self._selections: dict[tuple[str, str], _Selection] = {}
+        self._selections_of: Fleet | None = None
+
+    @property
+    def creating(self) -> int:
+        """Create calls claimed by this daemon and not yet answered and recorded."""
+        return len(self._creating)
+
+    @property
+    def throttled(self) -> bool:
+        return self._throttled
 
     async def dispatch_once(self) -> int:
-        """Start attempts for due items; returns how many create calls were made."""
+        """Claim attempts for due items and start their create calls; returns how many were claimed.
+
+        Returns without waiting for the calls (see `drain`); claims nothing while enough calls are waiting.
+        """
+        room = self._most_claimed - len(self._creating)
+        self.more_due = False
+        if room <= 0:
+            self._throttled = True
+            return 0
         now = self._clock.now()
         self._stranded = {}
+        limit = min(self._batch_size, room)
         refs = await asyncio.to_thread(
-            self._store.dispatch, now, self._choose, limit=self._batch_size, lease=self._lease
+            self._store.dispatch, now, self._choose, limit=limit, lease=self._lease, window=self._window
         )
-        if refs:
-            await self._create_all(refs, now)
+        self._start(refs, now)
+        self.more_due = len(refs) == limit
         if self._stranded:
             for reason, item_ids in _group(self._stranded).items():
                 transitions = await asyncio.to_thread(self._store.fail_pending_items, item_ids, reason, now)
@@ -101,11 +134,49 @@ class Dispatcher:
         """Repeat create calls whose outcome is unknown, with their original keys."""
         now = self._clock.now()
         refs = await asyncio.to_thread(self._store.attempts_to_settle, now, lease=self._lease)
-        if refs:
-            await self._create_all(refs, now)
+        self._start(refs, now)
         return len(refs)
 
+    async def drain(self) -> None:
+        """Wait until every create call started so far is answered and its answer recorded."""
+        while self._creating:
+            await asyncio.gather(*list(self._creating), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Abandon the calls still waiting: their attempts stay `creating` and are settled with the same keys."""
+        for task in self._creating:
+            task.cancel()
+        await asyncio.gather(*list(self._creating), return_exceptions=True)
+
     # -- choosing desktops -------------------------------------------------------------------------------
+
+    def _selection(self, job: ActiveJob) -> _Selection:
+        """The job's desktops in the current fleet snapshot, worked out once per snapshot and job version."""
+        fleet = self._fleet()
+        if fleet is not self._selections_of:
+            self._selections, self._selections_of = {}, fleet
+        key = (job.name, job.loaded.definition_hash)
+        selection = self._selections.get(key)
+        if selection is None:
+            desktops = fleet.select(job.target)
+            selection = _Selection(desktops, frozenset(d.id for d in desktops if d.connected))
+            self._selections[key] = selection
+        return selection
+
+    def _window(self, job_name: str, busy: frozenset[str], active: int) -> int:
+        """Runs inside the dispatch transaction: how many of the job's due items it could start now."""
+        job = self._catalog.get(job_name)
+        if job is None or job.workflow_id is None:
+            return 0
+        room = job.loaded.spec.concurrency - active
+        if room <= 0:
+            return 0
+        if job.loaded.spec.fan_out == "machines":
+            # Pinned items: those whose desktop is busy are not read at all; the rest can start, or are
+            # waiting for their desktop to come back (failed after the job's timeout).
+            return room
+        selection = self._selection(job)
+        return min(room, len(selection.connected) - len(selection.connected & busy))
 
     def _choose(self, view: DispatchView) -> list[Assignment]:
         """Runs inside the dispatch transaction: pick a free desktop for as many due items as limits allow."""
@@ -140,7 +211,7 @@ class Dispatcher:
                 if free is None:
                     # Once per job and round: its free desktops, least recently given work first.
                     never = datetime.min.replace(tzinfo=now.tzinfo)
-                    ordered = [d for d in fleet.select(job.target) if d.connected and d.id not in busy]
+                    ordered = [d for d in self._selection(job).desktops if d.connected and d.id not in busy]
                     ordered.sort(key=lambda d: self._last_used.get(d.id, never))
                     free = candidates[job.name] = deque(ordered)
                 while free and free[0].id in busy:  # taken meanwhile by another job's item
@@ -156,41 +227,48 @@ class Dispatcher:
 
     # -- create calls ----------------------------------------------------------------------------------
 
-    async def _create_all(self, refs: Sequence[AttemptRef], now: datetime) -> None:
-        results = CreateResults()
-        await asyncio.gather(*(self._create(ref, results) for ref in refs))
-        done = self._clock.now()
-        transitions: list[Transition] = []
-        policy = self._outcome(done)
-        if results.created:
-            transitions += await asyncio.to_thread(self._store.record_created, results.created, done, policy)
-            if self._runs_recorded is not None:
-                await self._runs_recorded([run.run_id for _, run in results.created])
-        if results.rejected:
-            transitions += await asyncio.to_thread(self._store.apply_verdicts, results.rejected, done, policy)
-        for ref, error in results.unknown:
-            delay = min(timedelta(seconds=2 ** min(ref.create_tries, 6)), _MAX_SETTLE_DELAY)
-            await asyncio.to_thread(self._store.defer_create, ref.id, done + delay, error, done)
-        self._metrics.dispatch_lag.observe(max((done - now).total_seconds(), 0.0))
-        self._on_transitions(transitions)
+    def _start(self, refs: Sequence[AttemptRef], claimed_at: datetime) -> None:
+        for ref in refs:
+            task = asyncio.create_task(self._create(ref, claimed_at), name=f"create {ref.id}")
+            self._creating.add(task)
+            task.add_done_callback(self._answered)
 
-    async def _create(self, ref: AttemptRef, results: CreateResults) -> None:
+    def _answered(self, task: asyncio.Task[None]) -> None:
+        self._creating.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The attempt stays `creating`: its claim lapses and the call is repeated with the same key.
+            log.error("create_not_recorded", error=str(exc), effect="will be settled with the same key")
+        if self._throttled and len(self._creating) <= self._most_claimed // 2:
+            self._throttled = False
+            self._on_room()
+
+    async def _create(self, ref: AttemptRef, claimed_at: datetime) -> None:
         job = self._catalog.find(ref.job_name)
         try:
             sensitive = dict(resolve_sensitive_inputs(job.loaded)) if job is not None else {}
         except JobFileError as exc:
-            results.rejected.append(AttemptVerdict(ref.id, "rejected", [str(exc)], "dispatch"))
+            await self._finish(AttemptVerdict(ref.id, "rejected", [str(exc)], "dispatch"))
             return
         body = _run_create(ref, sensitive)
         async with self._requests:
             response = await self._client.runs.create(body, idempotency_key=ref.idempotency_key)
+        answered = self._clock.now()
+        self._metrics.dispatch_lag.observe(max((answered - claimed_at).total_seconds(), 0.0))
         if response.data is not None:
-            results.created.append((ref.id, observation(response.data, "create")))
+            await self._record_created([CreatedRun(ref.id, observation(response.data, "create"))])
         elif response.error is not None and response.error.is_definite_failure:
-            results.rejected.append(AttemptVerdict(ref.id, "rejected", [_describe(response.error)], "create"))
+            await self._finish(AttemptVerdict(ref.id, "rejected", [_describe(response.error)], "create"))
         else:
             self._metrics.api_errors.labels("runs.create").inc()
-            results.unknown.append((ref, _describe(response.error)))
+            delay = min(timedelta(seconds=2 ** min(ref.create_tries, 6)), _MAX_SETTLE_DELAY)
+            await asyncio.to_thread(
+                self._store.defer_create, ref.id, answered + delay, _describe(response.error), answered
+            )
+
+    async def _finish(self, verdict: AttemptVerdict) -> None:
+        now = self._clock.now()
+        transitions = await asyncio.to_thread(self._store.apply_verdicts, [verdict], now, self._outcome(now))
+        self._on_transitions(transitions)
 
 
 def _group(reasons: dict[str, str]) -> dict[str, list[str]]:
@@ -211,21 +289,6 @@ def _run_create(ref: AttemptRef, sensitive: dict[str, str]) -> RunCreate:
     if sensitive:
         fields["sensitive_input_values"] = sensitive
     return RunCreate(**fields)
-
-
-def observation(run: RunResponse, source: str) -> RunObservation:
-    """What a RunResponse (from any call or webhook) says, in the store's terms."""
-    error = run.error if isinstance(run.error, list) else None
-    output = run.output_data if isinstance(run.output_data, dict) else None
-    return RunObservation(
-        run_id=str(run.id),
-        status=str(run.status.value if hasattr(run.status, "value") else run.status),
-        started_at=run.started_at if isinstance(run.started_at, datetime) else None,
-        ended_at=run.ended_at if isinstance(run.ended_at, datetime) else None,
-        error=[str(e) for e in error] if error else None,
-        output=output,
-        source=source,
-    )
 
 
 def _describe(error: ApiError | None) -> str:

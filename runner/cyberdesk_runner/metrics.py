@@ -33,9 +33,15 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        self.fires = Counter(
+            "cyberdesk_runner_fires",
+            "Fires by what became of them: started, succeeded, failed, cancelled, skipped",
+            ["job", "outcome"],
+            registry=r,
+        )
         self.dispatch_lag = Histogram(
             "cyberdesk_runner_dispatch_lag_seconds",
-            "From when an item was due to its create call",
+            "From an attempt's claim to its create call's answer",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
@@ -43,3 +49,18 @@ class Metrics:
             "cyberdesk_runner_items_pending", "Items waiting for a desktop", registry=r
         )
         self.items_in_flight = Gauge("cyberdesk_runner_runs_in_flight", "Runs not yet final", registry=r)
+        self.news_batches = Histogram(
+            "cyberdesk_runner_news_batch_size",
+            "News about runs (create answers, webhooks, polls) recorded per store transaction",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=r,
+        )
+        self.loop_rounds = Counter(
+            "cyberdesk_runner_loop_rounds", "Rounds the daemon's loops completed", ["loop"], registry=r
+        )
+        self.loop_last_round = Gauge(
+            "cyberdesk_runner_loop_last_round_timestamp_seconds",
+            "When each loop last completed a round (a stale loop stops advancing; /healthz says 503)",
+            ["loop"],
+            registry=r,
+        )

@@ -30,6 +30,10 @@ from cyberdesk_runner.tracking.sink import ObservationSink
 
 log = get_logger("cyberdesk_runner")
 
+_FIRE_OUTCOMES = frozenset(
+    {"fire_started", "fire_succeeded", "fire_failed", "fire_cancelled", "fire_skipped"}
+)
+
 
 class Runtime:
     def __init__(
@@ -61,7 +65,11 @@ class Runtime:
         self.api_ok: bool | None = None
         self._on_wake = on_wake
         self.sink = ObservationSink(
-            store=store, clock=clock, outcome=self.policy, on_transitions=self.on_transitions
+            store=store,
+            clock=clock,
+            outcome=self.policy,
+            on_transitions=self.on_transitions,
+            metrics=self.metrics,
         )
         self.dispatcher = Dispatcher(
             store=store,
@@ -72,10 +80,10 @@ class Runtime:
             metrics=self.metrics,
             outcome=self.policy,
             on_transitions=self.on_transitions,
-            runs_recorded=self.sink.runs_recorded,
+            record_created=self.sink.record,
+            on_room=on_wake,
             max_in_flight_requests=max_in_flight_requests,
             lease=lease,
-            rng=self.rng,
         )
         self.poller = Poller(store=store, client=client, sink=self.sink, clock=clock, metrics=self.metrics)
         self.reaper = Reaper(
@@ -120,6 +128,8 @@ class Runtime:
                 self.metrics.runs_finished.labels(t.job_name, t.kind.removeprefix("attempt_")).inc()
             elif t.kind == "item_retry_scheduled":
                 self.metrics.retries.labels(t.job_name).inc()
+            elif t.kind in _FIRE_OUTCOMES:
+                self.metrics.fires.labels(t.job_name, t.kind.removeprefix("fire_")).inc()
             wake = (
                 wake
                 or t.kind in ("item_retry_scheduled", "fire_started", "fire_requested")
@@ -229,15 +239,12 @@ class Runtime:
             if job is not None and job.workflow_id is None and job.workflow_error is None:
                 continue  # its workflow is not resolved yet
             if job is None:
-                await asyncio.to_thread(
-                    self.store.fail_fire, request.id, f"no job named {request.job_name!r}", now
-                )
+                await self._fail_fire(request.job_name, request.id, f"no job named {request.job_name!r}")
                 continue
             try:
                 items = build_items(job, self.fleet, request.input_overrides)
             except PlanningError as exc:
-                await asyncio.to_thread(self.store.fail_fire, request.id, str(exc), now)
-                log.error("fire_failed", job=job.name, fire=request.id, error=str(exc))
+                await self._fail_fire(job.name, request.id, str(exc))
                 continue
             planned = await asyncio.to_thread(
                 self.store.plan_fire, request.id, items, now, priority=job.loaded.spec.priority
@@ -248,17 +255,30 @@ class Runtime:
                 )
         return len(requests)
 
-    async def dispatch_round(self) -> int:
-        """Plan requested fires, start runs for every due item that limits allow, settle unknown creates."""
+    async def _fail_fire(self, job_name: str, fire_id: str, error: str) -> None:
+        await asyncio.to_thread(self.store.fail_fire, fire_id, error, self.clock.now())
+        log.error("fire_failed", job=job_name, fire=fire_id, error=error)
+        self.metrics.fires.labels(job_name, "failed").inc()
+
+    async def dispatch_round(self, *, wait: bool = True) -> int:
+        """Plan requested fires, start runs for every due item that limits allow, settle unknown creates.
+
+        With `wait`, returns once every create call is answered and recorded (tests, `--once`); the daemon does
+        not wait: answers are recorded as they come, and a round ends when enough calls are waiting.
+        """
         await self.plan_requested_fires()
         started = 0
         while True:
             batch = await self.dispatcher.dispatch_once()
             started += batch
-            if not batch:
+            if wait:
+                await self.dispatcher.drain()
+            # Desktops freed meanwhile wake the next round; only a full batch says more is due right now.
+            if not self.dispatcher.more_due or self.dispatcher.throttled:
                 break
         await self.dispatcher.settle_once()
-        await self.refresh_gauges()
+        if wait:
+            await self.dispatcher.drain()
         return started
 
     async def refresh_gauges(self) -> None:
@@ -281,6 +301,7 @@ class Runtime:
         return True
 
     async def reap_round(self) -> int:
+        await self.sink.sweep()  # this daemon's own: news about runs that never became ours
         lease = self._tracking_lease
         if not await asyncio.to_thread(self.store.try_lease, "reaper", self.owner, self.clock.now(), lease):
             return 0

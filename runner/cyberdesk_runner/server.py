@@ -57,7 +57,16 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def make_server(app: Starlette) -> uvicorn.Server:
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    # No proxy-header rewriting, no Server/Date headers: work on every webhook that nothing here uses.
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+    )
     return _Server(config)
 
 

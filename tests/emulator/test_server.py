@@ -195,3 +195,51 @@ def test_cli_command_and_module_entry_point() -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert proc.returncode == 0
+
+
+def test_webhook_deliveries_in_flight_are_bounded(cyberdesk_emulator_factory: Any) -> None:
+    gate, lock = threading.Event(), threading.Lock()
+    inside: list[int] = [0, 0]  # now, most at once
+    delivered: list[bytes] = []
+
+    class Slow(_Hooks):
+        def do_POST(self) -> None:
+            with lock:
+                inside[0] += 1
+                inside[1] = max(inside)
+            gate.wait(10)
+            with lock:
+                inside[0] -= 1
+                delivered.append(self.rfile.read(int(self.headers["content-length"])))
+            self.send_response(204)
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        handle: EmulatorHandle = cyberdesk_emulator_factory(
+            speed=1000, run_duration="10-10", webhook_concurrency=2
+        )
+        em = handle.emulator
+        em.add_webhook_endpoint(f"http://127.0.0.1:{server.server_address[1]}/hooks", SECRET)
+        workflow_id = em.workflow("Submit insurance claim").id
+        with handle.client() as client:
+            for _ in range(6):
+                assert client.post("/v1/runs", json={"workflow_id": workflow_id}).status_code == 201
+        wait_for(lambda: inside[0] == 2)
+        time.sleep(0.1)  # ten ticks: a third delivery would have started by now
+        assert inside == [2, 2]
+        gate.set()
+        wait_for(lambda: len(delivered) == 6)
+        assert inside[1] == 2
+    finally:
+        gate.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_webhook_concurrency_must_be_positive() -> None:
+    from cyberdesk.emulator import EmulatorOptions
+
+    with pytest.raises(ValueError, match="webhook_concurrency"):
+        EmulatorOptions(webhook_concurrency=0)

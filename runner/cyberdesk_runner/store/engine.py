@@ -10,7 +10,6 @@ import sqlite3
 import time
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -48,7 +47,12 @@ def is_transient(exc: BaseException) -> bool:
     code = getattr(orig, "sqlstate", None)
     if isinstance(code, str):
         return code in _TRANSIENT_SQLSTATES or code.startswith("08")
-    # psycopg reports a failed connect or a connection lost mid-query without a SQLSTATE.
+    # psycopg reports a failed connect or a connection lost mid-query without a SQLSTATE. (Imported here: a
+    # SQLite store never loads psycopg, which costs a daemon about 10 MB.)
+    if type(orig).__module__.split(".")[0] != "psycopg":
+        return False
+    import psycopg
+
     return isinstance(orig, psycopg.OperationalError)
 
 

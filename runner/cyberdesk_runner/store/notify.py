@@ -16,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import psycopg
 import sqlalchemy as sa
 
 from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.store.engine import libpq_conninfo
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = ["CHANNEL", "listen_for_work"]
 
@@ -49,6 +52,8 @@ async def listen_for_work(url: str, on_notify: Callable[[], None], stop: asyncio
         # Named, so that the listener is told apart in pg_stat_activity.
         parsed = parsed.update_query_dict({"application_name": "cyberdesk-runner-listen"})
     conninfo = libpq_conninfo(parsed.render_as_string(hide_password=False))
+    import psycopg  # only PostgreSQL stores need it
+
     backoff = _BACKOFF_FIRST
     while not stop.is_set():
         try:

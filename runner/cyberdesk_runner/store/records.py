@@ -204,6 +204,14 @@ class Transition:
 
 
 @attrs.frozen
+class RecordedNews:
+    """What `Store.record_news` did: its transitions, and the runs it did not know (nothing was recorded of them)."""
+
+    transitions: list[Transition]
+    unknown: list[RunObservation]
+
+
+@attrs.frozen
 class WorkCounts:
     requested_fires: int
     pending_items: int

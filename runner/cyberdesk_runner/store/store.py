@@ -16,15 +16,17 @@ Several daemons on one PostgreSQL store:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import random
 import secrets
+import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -57,6 +59,7 @@ from cyberdesk_runner.store.records import (
     JobSummary,
     NewFire,
     NewItem,
+    RecordedNews,
     Retry,
     RunObservation,
     Succeed,
@@ -76,6 +79,8 @@ from cyberdesk_runner.store.tables import (
 
 OutcomePolicy = Callable[[FinishedAttempt], ItemOutcome]
 Chooser = Callable[[DispatchView], list[Assignment]]
+#: How many of a job's due items are worth reading now: (job name, busy desktops, the job's active attempts) -> n.
+DispatchWindow = Callable[[str, frozenset[str], int], int]
 
 # A fixed key for PostgreSQL's advisory lock that serialises dispatch decisions across daemons.
 _DISPATCH_LOCK_KEY = 0x6364_7275_6E6E  # "cdrunn"
@@ -85,6 +90,19 @@ _NOTIFY_FLAG = "cyberdesk_runner_notify"
 _TRIES = 5
 #: Public methods not wrapped in the retry: no transaction of their own, or not to be repeated blindly.
 _NOT_RETRIED = frozenset({"close", "upgrade", "create_schema", "schema_revision"})
+
+#: What dispatch reads of a due item.
+_DUE_COLUMNS = (
+    item_t.c.id,
+    item_t.c.fire_id,
+    item_t.c.job_name,
+    item_t.c.seq,
+    item_t.c.inputs,
+    item_t.c.machine_id,
+    item_t.c.attempts,
+    item_t.c.priority,
+    item_t.c.next_attempt_at,
+)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -129,6 +147,11 @@ class Store(StoreQueries):
         self._reader = self.engine.execution_options(sqlite_begin="DEFERRED")
         #: Who this store claims create calls as (attempt.owner); the daemon may pass its id. One per process.
         self.owner = owner or new_id("store")
+        #: SQLite has one writer at a time: this process's writers queue here instead of in SQLite's busy
+        #: handler, which polls with sleeps of up to 100 ms (other processes, like the CLI, still meet it).
+        self._writer: AbstractContextManager[Any] = (
+            contextlib.nullcontext() if self.is_postgres else threading.Lock()
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -158,7 +181,7 @@ class Store(StoreQueries):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        with self._writer, self.engine.begin() as conn:
             conn.info.pop(_NOTIFY_FLAG, None)  # a flag left by a transaction that failed
             yield conn
             if conn.info.pop(_NOTIFY_FLAG, False) and self.is_postgres:
@@ -507,7 +530,13 @@ class Store(StoreQueries):
     # -- dispatch --------------------------------------------------------------------------------------
 
     def dispatch(
-        self, now: datetime, choose: Chooser, *, limit: int = 200, lease: timedelta
+        self,
+        now: datetime,
+        choose: Chooser,
+        *,
+        limit: int = 200,
+        lease: timedelta,
+        window: DispatchWindow | None = None,
     ) -> list[AttemptRef]:
         """Record new attempts for due items, as chosen by `choose`, before any create call is made.
 
@@ -516,11 +545,15 @@ class Store(StoreQueries):
         extends the claim while the calls are slow. A crash in between leaves attempts in `creating`, which
         `attempts_to_settle` hands to any daemon once the claim lapses.
 
+        Each job's due items are read from its queue in dispatch order (priority first, then due time), at most
+        `limit` of them and at most what `window` says this job could start now (its free desktops, its
+        concurrency left): a round reads the items it can place, not every item waiting.
+
         Across daemons: the advisory lock makes one dispatch decision at a time, so busy desktops and per-job
         counts read here include every other daemon's committed attempts; due items are taken with SKIP LOCKED
         (never waiting on an item another transaction holds); the partial unique index on the active
-        attempt's desktop is the last guard. Each job gets a window of up to `limit` due items, so a job at its
-        concurrency limit cannot hide another job's items; items pinned to a busy desktop are left out.
+        attempt's desktop is the last guard. Each job gets its own window, so a job at its concurrency limit
+        cannot hide another job's items; items pinned to a busy desktop are left out.
         """
         with self._write() as conn:
             if self.is_postgres:
@@ -531,6 +564,9 @@ class Store(StoreQueries):
                 )
             ).all()
             busy = frozenset(r.machine_id for r in active)
+            active_by_job: dict[str, int] = defaultdict(int)
+            for row in active:
+                active_by_job[row.job_name] += 1
             due = (
                 item_t.c.status == "pending",
                 item_t.c.next_attempt_at <= now,
@@ -544,22 +580,26 @@ class Store(StoreQueries):
                     ),
                 ),
             )
-            job_names = sorted(conn.execute(sa.select(item_t.c.job_name).where(*due).distinct()).scalars())
             due_rows: list[Any] = []
-            for job_name in job_names:
-                window = (
-                    sa.select(item_t)
-                    .where(item_t.c.job_name == job_name, *due)
-                    .order_by(item_t.c.priority.desc(), item_t.c.next_attempt_at, item_t.c.seq, item_t.c.id)
-                    .limit(limit)
+            for job_name in conn.execute(sa.select(job_t.c.name).order_by(job_t.c.name)).scalars():
+                wanted = (
+                    limit if window is None else min(limit, window(job_name, busy, active_by_job[job_name]))
                 )
-                due_rows += conn.execute(self._lock(window, skip_locked=True)).all()
+                for priority in (True, False):  # the queue index holds priority ascending: two ordered reads
+                    if wanted <= 0:
+                        break
+                    queue = (
+                        sa.select(*_DUE_COLUMNS)
+                        .where(item_t.c.job_name == job_name, item_t.c.priority == priority, *due)
+                        .order_by(item_t.c.next_attempt_at, item_t.c.seq, item_t.c.id)
+                        .limit(wanted)
+                    )
+                    rows = conn.execute(self._lock(queue, skip_locked=True, of=item_t)).all()
+                    due_rows += rows
+                    wanted -= len(rows)
             if not due_rows:
                 return []
             due_rows.sort(key=lambda r: (not r.priority, r.next_attempt_at, r.seq, r.id))
-            active_by_job: dict[str, int] = defaultdict(int)
-            for row in active:
-                active_by_job[row.job_name] += 1
             view = DispatchView(
                 due=[
                     DueItem(
@@ -654,12 +694,15 @@ class Store(StoreQueries):
         stopped renewing the claim (it died). Taking them claims them for this store until now + `lease`, so no
         other daemon repeats the same call while this one is making it.
         """
+        due = (attempt_t.c.status == "creating", attempt_t.c.retry_create_at <= now)
+        with self._read() as conn:  # usually none: ask before taking SQLite's one write lock
+            if conn.execute(sa.select(attempt_t.c.id).where(*due).limit(1)).first() is None:
+                return []
         with self._write() as conn:
             query = (
                 sa.select(attempt_t, item_t.c.inputs, item_t.c.priority)
                 .join(item_t, item_t.c.id == attempt_t.c.item_id)
-                .where(attempt_t.c.status == "creating")
-                .where(attempt_t.c.retry_create_at <= now)
+                .where(*due)
                 .order_by(attempt_t.c.retry_create_at, attempt_t.c.id)
                 .limit(limit)
             )
@@ -762,60 +805,84 @@ class Store(StoreQueries):
         self, created: Sequence[tuple[str, RunObservation]], now: datetime, outcome: OutcomePolicy
     ) -> list[Transition]:
         """Record the runs that create calls returned (attempt id, run). Runs already final are finished."""
+        return self.record_news(created, [], now, outcome).transitions
+
+    def record_news(
+        self,
+        created: Sequence[tuple[str, RunObservation]],
+        observations: Sequence[RunObservation],
+        now: datetime,
+        outcome: OutcomePolicy,
+    ) -> RecordedNews:
+        """Record create calls' answers (attempt id, run), then news about runs, in one transaction.
+
+        News about a run that is not (yet) ours changes nothing and is handed back: a fast run's webhook can
+        beat its create call's answer, and the caller decides when such news is really about a stranger.
+        """
+        with self._write() as conn:
+            transitions = self._record_created(conn, created, now, outcome)
+            applied, unknown = self._apply_observations(conn, observations, now, outcome)
+            transitions += applied
+            self._append_events(conn, now, transitions)
+        return RecordedNews(transitions, unknown)
+
+    def _record_created(
+        self,
+        conn: Connection,
+        created: Sequence[tuple[str, RunObservation]],
+        now: datetime,
+        outcome: OutcomePolicy,
+    ) -> list[Transition]:
         transitions: list[Transition] = []
         runs = dict(created)
         if not runs:
             return transitions
-        with self._write() as conn:
-            rows = conn.execute(
-                self._lock(
-                    sa.select(attempt_t).where(attempt_t.c.id.in_(list(runs))).order_by(attempt_t.c.id)
+        rows = conn.execute(
+            self._lock(sa.select(attempt_t).where(attempt_t.c.id.in_(list(runs))).order_by(attempt_t.c.id))
+        ).all()
+        recorded: list[dict[str, Any]] = []
+        for row in rows:
+            run = runs[row.id]
+            if row.status != "creating":
+                continue  # another daemon repeated the call and recorded its (same) run first
+            # A run that is already final is recorded as scheduling first, then finished below with
+            # the item's outcome, through the same path as any other news about runs.
+            recorded.append(
+                {
+                    "b_id": row.id,
+                    "b_run": run.run_id,
+                    "b_status": _non_final(run.status),
+                    "b_started": run.started_at,
+                }
+            )
+            transitions.append(
+                Transition(
+                    "run_created",
+                    row.job_name,
+                    row.fire_id,
+                    row.item_id,
+                    row.id,
+                    run.run_id,
+                    data={"machine": row.machine_name or row.machine_id, "number": row.number},
                 )
-            ).all()
-            recorded: list[dict[str, Any]] = []
-            for row in rows:
-                run = runs[row.id]
-                if row.status != "creating":
-                    continue  # another daemon repeated the call and recorded its (same) run first
-                # A run that is already final is recorded as scheduling first, then finished below with
-                # the item's outcome, through the same path as any other news about runs.
-                recorded.append(
-                    {
-                        "b_id": row.id,
-                        "b_run": run.run_id,
-                        "b_status": _non_final(run.status),
-                        "b_started": run.started_at,
-                    }
-                )
-                transitions.append(
-                    Transition(
-                        "run_created",
-                        row.job_name,
-                        row.fire_id,
-                        row.item_id,
-                        row.id,
-                        run.run_id,
-                        data={"machine": row.machine_name or row.machine_id, "number": row.number},
-                    )
-                )
-            if recorded:
-                conn.execute(
-                    sa.update(attempt_t)
-                    .where(attempt_t.c.id == sa.bindparam("b_id"))
-                    .values(
-                        run_id=sa.bindparam("b_run"),
-                        status=sa.bindparam("b_status"),
-                        started_at=sa.bindparam("b_started"),
-                        retry_create_at=None,
-                        owner=None,
-                        updated_at=now,
-                    ),
-                    recorded,
-                )
-            final = [run for _, run in created if run.status in FINAL_ATTEMPT_STATUSES]
-            if final:
-                transitions += self._apply_observations(conn, final, now, outcome)
-            self._append_events(conn, now, transitions)
+            )
+        if recorded:
+            conn.execute(
+                sa.update(attempt_t)
+                .where(attempt_t.c.id == sa.bindparam("b_id"))
+                .values(
+                    run_id=sa.bindparam("b_run"),
+                    status=sa.bindparam("b_status"),
+                    started_at=sa.bindparam("b_started"),
+                    retry_create_at=None,
+                    owner=None,
+                    updated_at=now,
+                ),
+                recorded,
+            )
+        final = [run for _, run in created if run.status in FINAL_ATTEMPT_STATUSES]
+        if final:
+            transitions += self._apply_observations(conn, final, now, outcome)[0]
         return transitions
 
     # -- tracking --------------------------------------------------------------------------------------
@@ -843,7 +910,13 @@ class Store(StoreQueries):
     ) -> list[Transition]:
         """Record what the API says about runs. Repeats and stale news are no-ops; unknown runs are logged."""
         with self._write() as conn:
-            transitions = self._apply_observations(conn, runs, now, outcome)
+            transitions, unknown = self._apply_observations(conn, runs, now, outcome)
+            transitions += [
+                Transition(
+                    "unknown_run", "", run_id=run.run_id, data={"status": run.status, "source": run.source}
+                )
+                for run in unknown
+            ]
             self._append_events(conn, now, transitions)
         return transitions
 
@@ -879,11 +952,12 @@ class Store(StoreQueries):
 
     def _apply_observations(
         self, conn: Connection, runs: Sequence[RunObservation], now: datetime, outcome: OutcomePolicy
-    ) -> list[Transition]:
+    ) -> tuple[list[Transition], list[RunObservation]]:
+        """Apply news about our runs; returns the transitions and the news about runs that are not ours."""
         transitions: list[Transition] = []
         by_run = {r.run_id: r for r in runs}
         if not by_run:
-            return transitions
+            return transitions, []
         # Attempts in id order: two daemons applying the same webhooks wait for each other, never deadlock.
         rows = conn.execute(
             self._lock(
@@ -891,15 +965,7 @@ class Store(StoreQueries):
             )
         ).all()
         known = {r.run_id for r in rows}
-        for run_id in sorted(by_run.keys() - known):
-            transitions.append(
-                Transition(
-                    "unknown_run",
-                    "",
-                    run_id=run_id,
-                    data={"status": by_run[run_id].status, "source": by_run[run_id].source},
-                )
-            )
+        unknown = [by_run[run_id] for run_id in sorted(by_run.keys() - known)]
         finishing: list[_Finish] = []
         progressed: list[dict[str, Any]] = []
         for row in rows:
@@ -935,7 +1001,7 @@ class Store(StoreQueries):
                 progressed,
             )
         transitions += self._finish_attempts(conn, finishing, now, outcome)
-        return transitions
+        return transitions, unknown
 
     def _finish_attempts(
         self, conn: Connection, finishing: Sequence[_Finish], now: datetime, outcome: OutcomePolicy

@@ -71,7 +71,9 @@ class ItemRow(SQLModel, table=True):
         # Per fire: its items, and whether any is still open (`Store._settle_fires`, retention).
         sa.Index("ix_item_fire_status", "fire_id", "status"),
         sa.Index("ix_item_due", "status", "next_attempt_at"),
-        sa.Index("ix_item_job_status", "job_name", "status"),
+        # A job's queue in dispatch order (`Store.dispatch`, priority items first, then the rest): the next N due
+        # items are read in index order, not every pending item of the job sorted each round.
+        sa.Index("ix_item_job_queue", "job_name", "status", "priority", "next_attempt_at", "seq", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -97,7 +99,6 @@ class AttemptRow(SQLModel, table=True):
     __tablename__ = "attempt"
     __table_args__ = (
         sa.Index("ix_attempt_item", "item_id"),
-        sa.Index("ix_attempt_status", "status"),
         sa.Index("ix_attempt_job_created", "job_name", "created_at"),
         sa.Index("ix_attempt_created", "created_at"),
         sa.Index("ix_attempt_fire", "fire_id"),

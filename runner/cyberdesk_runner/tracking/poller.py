@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 
 from cyberdesk import CyberdeskClient, RunField, RunListSortMode
 from cyberdesk_runner.clock import Clock
-from cyberdesk_runner.dispatch import observation
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import InFlightAttempt, RunObservation
+from cyberdesk_runner.tracking.news import observation
 from cyberdesk_runner.tracking.sink import ObservationSink
 
 #: With this many runs in flight or fewer, one GET per run is cheaper than listing.

@@ -8,7 +8,6 @@ from datetime import datetime
 
 from cyberdesk import CyberdeskClient, RunStatus, RunUpdate
 from cyberdesk_runner.clock import Clock
-from cyberdesk_runner.dispatch import observation
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import (
     FINAL_ATTEMPT_STATUSES,
@@ -18,6 +17,7 @@ from cyberdesk_runner.store.records import (
     ItemOutcome,
     Transition,
 )
+from cyberdesk_runner.tracking.news import observation
 from cyberdesk_runner.tracking.sink import ObservationSink
 
 

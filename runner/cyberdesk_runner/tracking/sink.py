@@ -1,17 +1,24 @@
-"""Batches news about runs into store transactions, so a burst of webhooks costs a few commits, not hundreds."""
+"""One writer for news about runs: create calls' answers, webhooks, polls. Batched into store transactions, so a
+burst of webhooks costs a few commits, not hundreds, and a run's creation is recorded before its later news.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cyberdesk_runner.clock import Clock
+from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import FinishedAttempt, ItemOutcome, RunObservation, Transition
+from cyberdesk_runner.tracking.news import CreatedRun, News
 
+#: News about runs we do not know yet, kept at most this many (the oldest are checked against the store first).
 _EARLY_NEWS_KEPT = 10_000
+#: How long news about an unknown run waits for its create call's answer before it is recorded as a stranger's.
+UNKNOWN_AFTER = timedelta(seconds=30)
 
 
 class ObservationSink:
@@ -22,29 +29,31 @@ class ObservationSink:
         clock: Clock,
         outcome: Callable[[datetime], Callable[[FinishedAttempt], ItemOutcome]],
         on_transitions: Callable[[Sequence[Transition]], None],
+        metrics: Metrics,
         max_batch: int = 500,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._clock = clock
         self._outcome = outcome
         self._on_transitions = on_transitions
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[RunObservation, asyncio.Future[None]]] = asyncio.Queue()
-        #: News about runs we did not know yet. A fast run's webhook can arrive before its create call's answer
-        #: is recorded; it is kept here and applied once the run is known (polling would catch it later anyway).
-        self._early: OrderedDict[str, RunObservation] = OrderedDict()
-        #: Runs recorded recently: news parked for one of these raced its recording and is applied again.
-        self._recorded: OrderedDict[str, None] = OrderedDict()
+        self._queue: asyncio.Queue[tuple[News, asyncio.Future[None]]] = asyncio.Queue()
+        #: News about runs not known when it came, by run id, with when it came. A fast run's webhook can arrive
+        #: before its create call's answer is recorded: it is applied right after that answer, in order.
+        self._early: OrderedDict[str, tuple[RunObservation, datetime]] = OrderedDict()
+        #: Early news pushed out by newer news, to be checked against the store on the next sweep.
+        self._overflow: list[RunObservation] = []
 
-    async def record(self, observations: Sequence[RunObservation]) -> None:
-        """Record observations; returns once they are committed to the store."""
-        if not observations:
+    async def record(self, news: Sequence[News]) -> None:
+        """Record news; returns once it is committed to the store."""
+        if not news:
             return
         loop = asyncio.get_running_loop()
         futures = []
-        for obs in observations:
+        for one in news:
             future: asyncio.Future[None] = loop.create_future()
-            self._queue.put_nowait((obs, future))
+            self._queue.put_nowait((one, future))
             futures.append(future)
         await asyncio.gather(*futures)
 
@@ -55,7 +64,7 @@ class ObservationSink:
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self.flush([obs for obs, _ in batch])
+                await self.flush([news for news, _ in batch])
             except Exception as exc:  # the store is down: callers (webhook senders) get an error and retry
                 for _, future in batch:
                     if not future.done():
@@ -65,31 +74,38 @@ class ObservationSink:
                 if not future.done():
                     future.set_result(None)
 
-    async def flush(self, observations: Sequence[RunObservation]) -> None:
+    async def flush(self, batch: Sequence[News]) -> None:
+        created = [(n.attempt_id, n.run) for n in batch if isinstance(n, CreatedRun)]
+        observations = [n for n in batch if isinstance(n, RunObservation)]
         now = self._clock.now()
-        transitions = await asyncio.to_thread(
-            self._store.apply_observations, observations, now, self._outcome(now)
+        self._metrics.news_batches.observe(len(batch))
+        recorded = await asyncio.to_thread(
+            self._store.record_news, created, observations, now, self._outcome(now)
         )
-        by_run = {o.run_id: o for o in observations}
-        raced: list[RunObservation] = []
-        for t in transitions:
-            if t.kind == "unknown_run" and t.run_id in by_run:
-                if t.run_id in self._recorded:
-                    raced.append(by_run[t.run_id])  # recorded while this batch was being applied
-                    continue
-                self._early[t.run_id] = by_run[t.run_id]
-                while len(self._early) > _EARLY_NEWS_KEPT:
-                    self._early.popitem(last=False)
-        self._on_transitions(transitions)
-        if raced:
-            await self.flush(raced)
-
-    async def runs_recorded(self, run_ids: Sequence[str]) -> None:
-        """Runs just became known (their create calls were recorded): apply any news that came first."""
-        for run_id in run_ids:
-            self._recorded[run_id] = None
-        while len(self._recorded) > _EARLY_NEWS_KEPT:
-            self._recorded.popitem(last=False)
-        early = [self._early.pop(run_id) for run_id in run_ids if run_id in self._early]
+        for run in recorded.unknown:
+            self._early[run.run_id] = (run, now)
+            self._early.move_to_end(run.run_id)
+        while len(self._early) > _EARLY_NEWS_KEPT:
+            self._overflow.append(self._early.popitem(last=False)[1][0])
+        self._on_transitions(recorded.transitions)
+        early = [self._early.pop(run.run_id)[0] for _, run in created if run.run_id in self._early]
         if early:
-            await self.record(early)
+            await self.flush(early)
+
+    async def sweep(self) -> None:
+        """News that waited longer than UNKNOWN_AFTER for its run: applied if the run became ours meanwhile
+        (another daemon created it), else recorded as news about an unknown run."""
+        now = self._clock.now()
+        stale = self._overflow
+        self._overflow = []
+        while self._early:
+            run, since = next(iter(self._early.values()))
+            if now - since < UNKNOWN_AFTER:
+                break
+            stale.append(run)
+            self._early.popitem(last=False)
+        if stale:
+            transitions = await asyncio.to_thread(
+                self._store.apply_observations, stale, now, self._outcome(now)
+            )
+            self._on_transitions(transitions)

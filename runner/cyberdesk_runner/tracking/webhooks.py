@@ -7,9 +7,9 @@ from starlette.responses import JSONResponse, Response
 
 from cyberdesk import RunCompletedEvent
 from cyberdesk.webhooks import WebhookVerificationError, verify
-from cyberdesk_runner.dispatch import observation
 from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.metrics import Metrics
+from cyberdesk_runner.tracking.news import observation
 from cyberdesk_runner.tracking.sink import ObservationSink
 
 log = get_logger(__name__)

@@ -13,11 +13,9 @@ from cyberdesk.emulator.emulator import Emulator
 
 log = logging.getLogger("cyberdesk.emulator")
 
-_MAX_DELIVERIES_IN_FLIGHT = 32
-
 
 async def run_ticker(em: Emulator) -> None:
-    interval = em.options.tick_interval
+    interval, most_in_flight = em.options.tick_interval, em.options.webhook_concurrency
     in_flight: set[asyncio.Task[None]] = set()
     async with em.webhooks.client() as client:
         try:
@@ -26,7 +24,7 @@ async def run_ticker(em: Emulator) -> None:
                     em.process_due()
                     # Bounded: thousands of deliveries at once (or a dead receiver's retries piling up) would
                     # starve the API this same loop serves.
-                    for delivery in em.webhooks.take_due(limit=_MAX_DELIVERIES_IN_FLIGHT - len(in_flight)):
+                    for delivery in em.webhooks.take_due(limit=most_in_flight - len(in_flight)):
                         task = asyncio.create_task(em.webhooks.attempt(client, delivery))
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)

@@ -94,6 +94,13 @@ async def test_metrics_count_what_the_daemon_did(history_run: HistoryRun) -> Non
     assert samples[("cyberdesk_runner_dispatch_lag_seconds_count", ())] > 0
     assert samples[("cyberdesk_runner_items_pending", ())] == 0
     assert samples[("cyberdesk_runner_runs_in_flight", ())] == 0
+    succeeded = Counter(f.job_name for f in fires if f.status == "succeeded")
+    for job, count in succeeded.items():
+        assert samples[("cyberdesk_runner_fires_total", (("job", job), ("outcome", "succeeded")))] == count
+    for loop in ("dispatch", "poll", "heartbeat"):
+        assert samples[("cyberdesk_runner_loop_rounds_total", (("loop", loop),))] >= 1
+        assert samples[("cyberdesk_runner_loop_last_round_timestamp_seconds", (("loop", loop),))] > 0
+    assert samples[("cyberdesk_runner_news_batch_size_count", ())] >= 1
 
 
 async def test_webhook_deliveries_accepted_and_rejected_are_counted() -> None:

@@ -61,9 +61,9 @@ class Harness:
         self.store = Store(store_url or f"sqlite:///{tmp_path / 'store.sqlite'}")
         self.runtime = self.new_runtime()
         self.webhooks = webhooks
-        self._sink_task: asyncio.Task[None] | None = None
+        self._sink_tasks: list[asyncio.Task[None]] = []
 
-    def new_runtime(self, owner: str = "daemon_test") -> Runtime:
+    def new_runtime(self, owner: str = "daemon_test", **options: Any) -> Runtime:
         return Runtime(
             store=self.store,
             client=self.client,
@@ -71,11 +71,19 @@ class Harness:
             clock=self.clock,
             owner=owner,
             rng=__import__("random").Random(3),
+            **options,
         )
+
+    async def restarted(self, owner: str = "daemon_restarted", **options: Any) -> Runtime:
+        """A second daemon on the same store and API (the first one is left as it is), started."""
+        runtime = self.new_runtime(owner, **options)
+        await runtime.start()
+        self._sink_tasks.append(asyncio.create_task(runtime.sink.run()))
+        return runtime
 
     async def __aenter__(self) -> Harness:
         await self.runtime.start()
-        self._sink_task = asyncio.create_task(self.runtime.sink.run())
+        self._sink_tasks.append(asyncio.create_task(self.runtime.sink.run()))
         if self.webhooks:
             receiver = WebhookReceiver(
                 secret=WEBHOOK_SECRET, sink=self.runtime.sink, metrics=self.runtime.metrics
@@ -91,9 +99,9 @@ class Harness:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._sink_task is not None:
-            self._sink_task.cancel()
-            await asyncio.gather(self._sink_task, return_exceptions=True)
+        for task in self._sink_tasks:
+            task.cancel()
+        await asyncio.gather(*self._sink_tasks, return_exceptions=True)
         await self.client.aclose()
         self.store.close()
 

@@ -52,8 +52,7 @@ async def test_a_crash_between_the_create_call_and_its_record_creates_no_second_
         assert len(h.emulator_runs()) == 1
         # A new daemon starts on the same store: the attempt is still `creating`, and once its lease
         # lapses the create call is repeated with the same key; the API replays the first answer.
-        restarted = h.new_runtime(owner="daemon_restarted")
-        await restarted.start()
+        restarted = await h.restarted()
         await restarted.dispatch_round()
         assert h.rows("attempt")[0]["status"] == "creating", "the lease has not lapsed yet"
         h.clock.advance(31)
@@ -96,3 +95,21 @@ async def test_rate_limits_server_errors_and_dropped_responses_lose_nothing_and_
         assert _runs_per_claim(h) == {f"C-{n}": 1 for n in range(30)}
         assert not h.stats()["duplicates"]
         assert h.emulator.overlaps() == []
+
+
+async def test_a_daemon_claims_only_the_attempts_it_can_call_soon(tmp_path: Path) -> None:
+    """Claimed attempts wait for this daemon's calls; the rest stay pending, free for any daemon to take."""
+    async with Harness(tmp_path, _jobs(tmp_path, 8)) as h:
+        woken: list[str] = []
+        small = await h.restarted(max_in_flight_requests=1, on_wake=lambda: woken.append("wake"))
+        await h.trigger("claims")
+        woken.clear()
+        assert await small.dispatch_round(wait=False) == 2  # twice the calls it may have in flight
+        await small.dispatcher.drain()  # answered and recorded as they come
+        assert small.dispatcher.creating == 0
+        assert {a["status"] for a in h.rows("attempt")} == {"scheduling"}
+        assert h.store.work_counts().pending_items == 6
+        assert woken, "room for more calls wakes the dispatcher"
+        assert await small.dispatch_round(wait=False) == 2
+        await small.dispatcher.drain()
+        assert len(h.emulator_runs()) == 4

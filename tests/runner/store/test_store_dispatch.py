@@ -182,3 +182,32 @@ def test_lease_argument_sets_the_claim(store: Store) -> None:
     store.dispatch(T0, Chooser(), lease=timedelta(seconds=5))
     assert store.attempts_to_settle(at(4.9), lease=LEASE) == []
     assert len(store.attempts_to_settle(at(5), lease=LEASE)) == 1
+
+
+def test_the_window_bounds_the_items_read_per_job_in_queue_order(store: Store) -> None:
+    add_jobs(store, "a", "b")
+    manual_fire(store, "a", 50)
+    urgent = manual_fire(store, "a", 2, at(1), priority=True)  # later, but priority: read first
+    manual_fire(store, "b", 50)
+    asked: list[tuple[str, int]] = []
+
+    def window(job_name: str, busy: frozenset[str], active: int) -> int:
+        asked.append((job_name, active))
+        return {"a": 3, "b": 1}[job_name]
+
+    chooser = Chooser(at_most=0)  # look, take nothing
+    assert store.dispatch(at(2), chooser, lease=LEASE, window=window) == []
+    [view] = chooser.views
+    assert sorted(asked) == [("a", 0), ("b", 0)]
+    offered = [(d.job_name, d.fire_id == urgent, d.seq) for d in view.due]
+    assert offered[:2] == [("a", True, 0), ("a", True, 1)]  # priority first, over every job
+    assert sorted(offered[2:]) == [("a", False, 0), ("b", False, 0)]
+
+
+def test_a_job_with_no_room_is_not_read_at_all(store: Store) -> None:
+    add_jobs(store, "a")
+    manual_fire(store, "a", 5)
+    chooser = Chooser()
+    assert store.dispatch(T0, chooser, lease=LEASE, window=lambda *_: 0) == []
+    assert chooser.views == []  # nothing due was read, so nothing was offered
+    assert store.work_counts().pending_items == 5

@@ -165,3 +165,22 @@ def test_two_daemons_applying_the_same_webhooks_in_opposite_orders(open_store: C
     assert _apply_in_orders(stores, [run_ids, list(reversed(run_ids))]) == []
     assert {f.status for f in stores[0].job_fires("a") + stores[0].job_fires("b")} == {"succeeded"}
     assert stores[0].work_counts().idle
+
+
+def test_a_create_answer_and_news_of_its_end_recorded_together_apply_in_order(store: Store) -> None:
+    add_jobs(store, "a")
+    manual_fire(store, "a", 1)
+    [ref] = store.dispatch(T0, Chooser(), lease=LEASE)
+    recorded = store.record_news(
+        [(ref.id, run("r-1", "running", "create"))],
+        [run("r-1", "success"), run("stranger", "success")],
+        at(1),
+        policy(),
+    )
+    kinds = [t.kind for t in recorded.transitions]
+    assert kinds[:2] == ["run_created", "attempt_success"] and "item_succeeded" in kinds
+    # News of a run that is not ours is handed back, and nothing of it is recorded (the caller decides).
+    assert [r.run_id for r in recorded.unknown] == ["stranger"]
+    assert "unknown_run" not in {t.kind for t in recorded.transitions}
+    [attempt] = store.in_flight() or [None]
+    assert attempt is None and store.work_counts().idle
