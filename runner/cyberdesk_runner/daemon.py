@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import functools
 import os
@@ -43,6 +44,7 @@ log = get_logger("cyberdesk_runner.daemon")
 
 _JOB_RELOAD_EVERY = 2.0
 _HEARTBEAT_EVERY = 5.0
+_STORE_THREADS = 4
 #: Seconds a stopping daemon waits for create calls already made, before abandoning them to be settled later.
 _CREATES_GRACE = 2.0
 _IDLE_CHECK_EVERY = 0.25
@@ -149,6 +151,11 @@ class Daemon:
     async def run(self, options: RunOptions | None = None) -> RunResult:
         options = options or RunOptions()
         self._event_loop = asyncio.get_running_loop()
+        # Store calls run in worker threads; a few are enough (SQLite has one writer, PostgreSQL work is short),
+        # and each extra thread can grow its own malloc arena: memory, not speed.
+        self._event_loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=_STORE_THREADS, thread_name_prefix="store")
+        )
         for sig in (signal.SIGINT, signal.SIGTERM):
             # Not possible outside the main thread (tests run daemons in threads).
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
