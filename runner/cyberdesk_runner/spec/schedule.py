@@ -137,6 +137,12 @@ class ScheduleEntry(BaseModel):
             if self.cron is not None:
                 raise field_error(f"invalid cron expression {self.cron!r}: {exc}", "cron") from None
             raise field_error(str(exc), given[0]) from None
+        if self.cron is not None and _never_matches(self.cron, self.zone):
+            raise field_error(
+                f"cron expression {self.cron!r} never matches a date (like 30 February): the job would never "
+                "fire",
+                "cron",
+            )
         return self
 
 
@@ -162,6 +168,18 @@ def build_trigger(entry: ScheduleEntry) -> BaseTrigger:
         )
     assert entry.at is not None  # the validator requires exactly one of the three
     return DateTrigger(run_date=entry.localize(entry.at), timezone=zone)
+
+
+#: Every weekday falls on every date of the year within 28 years (2000 is a leap year).
+_CALENDAR_CYCLE = (datetime(2000, 1, 1), datetime(2028, 1, 1))
+
+
+def _never_matches(expression: str, zone: tzinfo) -> bool:
+    """Whether a cron expression's dates are impossible (e.g. `0 0 30 2 *`), judged over a whole calendar cycle,
+    so the answer does not depend on today's date."""
+    first, last = (moment.replace(tzinfo=zone) for moment in _CALENDAR_CYCLE)
+    next_fire = CronTrigger(**cron_fields(expression), timezone=zone).get_next_fire_time(None, first)
+    return next_fire is None or next_fire >= last
 
 
 def _cron_field_problem(fields: dict[str, str], zone: tzinfo) -> str:

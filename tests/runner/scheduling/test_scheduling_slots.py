@@ -80,8 +80,9 @@ def test_entries_merge_and_a_shared_instant_takes_the_smallest_jitter() -> None:
     assert slots[0].timezone == "UTC"  # the first entry's
 
 
-def test_a_cron_that_never_matches_has_no_slot() -> None:
-    assert schedule({"cron": "0 0 30 2 *"}).next_after(utc(2026, 1, 1)) is None
+def test_a_cron_past_its_end_has_no_slot() -> None:
+    # (A cron that can never match, like 30 February, is refused when the job file is read.)
+    assert schedule({"cron": "0 0 * * *", "end": "2025-06-01T00:00:00"}).next_after(utc(2026, 1, 1)) is None
 
 
 def test_newest_window_counts_older_slots() -> None:

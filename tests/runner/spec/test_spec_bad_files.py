@@ -197,6 +197,22 @@ schedule:
     ]
 
 
+def test_a_cron_expression_that_can_never_match_is_an_error(errors_of: ErrorsOf) -> None:
+    errors = errors_of(
+        VALID_HEAD
+        + """\
+schedule:
+  - cron: "0 0 30 2 *"
+  - cron: "0 9 31 4,6 *"
+  - cron: "0 0 29 2 1"
+"""
+    )
+    assert [(e[1], e[3]) for e in errors] == [(5, "schedule[0].cron"), (6, "schedule[1].cron")]
+    assert errors[0][4] == (
+        "cron expression '0 0 30 2 *' never matches a date (like 30 February): the job would never fire"
+    )  # 29 February on a Monday is rare (2016, 2044), not impossible: accepted
+
+
 def test_unknown_timezone(errors_of: ErrorsOf) -> None:
     errors = errors_of(
         VALID_HEAD
