@@ -314,12 +314,11 @@ class Daemon:
         return asyncio.create_task(forever(), name="schedule")
 
     def _round_done(self, loop: str) -> None:
+        assert self.runtime is not None  # loops start once the runtime exists
         now = self.clock.now()
         self._loops_alive[loop] = now
-        metrics = self.runtime.metrics if self.runtime is not None else None
-        if metrics is not None:
-            metrics.loop_rounds.labels(loop).inc()
-            metrics.loop_last_round.labels(loop).set(now.timestamp())
+        self.runtime.metrics.loop_rounds.labels(loop).inc()
+        self.runtime.metrics.loop_last_round.labels(loop).set(now.timestamp())
 
     def _note_error(self, where: str, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"

@@ -263,8 +263,9 @@ class Runtime:
     async def dispatch_round(self, *, wait: bool = True) -> int:
         """Plan requested fires, start runs for every due item that limits allow, settle unknown creates.
 
-        With `wait`, returns once every create call is answered and recorded (tests, `--once`); the daemon does
-        not wait: answers are recorded as they come, and a round ends when enough calls are waiting.
+        With `wait`, returns once every create call is answered and recorded (steps driven one at a time, as
+        in tests); the daemon's loop does not wait: answers are recorded as they come, and a round ends when
+        enough calls are waiting.
         """
         await self.plan_requested_fires()
         started = 0
