@@ -237,6 +237,17 @@ def test_three_daemons_one_killed(tmp_path: Path, pg_schema: Callable[[], str], 
             return bool(registered == 3 and store.job("tick") and store.job("bulk"))
 
         _wait(all_running, until, "three daemons to start", alive)
+
+        # The schedule has been firing for a while before the bulk job (fast enough to finish in seconds) starts,
+        # so the kill below falls inside both.
+        def schedule_under_way() -> bool:
+            with engine.connect() as conn:
+                first = conn.execute(
+                    sa.text("SELECT min(scheduled_for) FROM fire WHERE job_name = 'tick'")
+                ).scalar()
+            return first is not None and first <= datetime.now(UTC) - timedelta(seconds=4)
+
+        _wait(schedule_under_way, until, "4s of scheduled slots", alive)
         started = datetime.now(UTC)
         trigger = subprocess.run(
             _cli("trigger", "bulk", "--config", str(configs[0][0])),
