@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.tracking.webhooks import WebhookReceiver
@@ -24,7 +25,7 @@ def build_app(
     health: Callable[[], tuple[bool, dict[str, Any]]],
     webhook: WebhookReceiver | None,
     webhook_path: str,
-) -> Starlette:
+) -> ASGIApp:
     async def healthz(_request: Request) -> Response:
         alive, details = health()
         return JSONResponse(details, status_code=200 if alive else 503)
@@ -32,10 +33,19 @@ def build_app(
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [Route("/healthz", healthz), Route("/metrics", metrics_endpoint)]
-    if webhook is not None:
-        routes.append(Route(webhook_path, webhook.handle, methods=["POST"]))
-    return Starlette(routes=routes)
+    app = Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_endpoint)])
+    if webhook is None:
+        return app
+    receiver = webhook
+
+    async def with_webhooks(scope: Scope, receive: Receive, send: Send) -> None:
+        # Webhooks go straight to their receiver, outside Starlette's routing: one per run adds up.
+        if scope["type"] == "http" and scope["path"] == webhook_path:
+            await receiver(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return with_webhooks
 
 
 class _Server(uvicorn.Server):
@@ -56,7 +66,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: Starlette) -> uvicorn.Server:
+def make_server(app: ASGIApp) -> uvicorn.Server:
     # No proxy-header rewriting, no Server/Date headers: work on every webhook that nothing here uses.
     config = uvicorn.Config(
         app,

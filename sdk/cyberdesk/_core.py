@@ -8,6 +8,7 @@ loops that touch httpx.
 import asyncio
 import datetime as dt
 import email.utils
+import functools
 import json
 import logging
 import math
@@ -32,6 +33,7 @@ from .models._base import ModelError, isoformat
 from .models.common import HTTPValidationError
 
 T = TypeVar("T")
+_C = TypeVar("_C", httpx.Client, httpx.AsyncClient)
 
 logger = logging.getLogger("cyberdesk")
 
@@ -144,6 +146,36 @@ def prepare(call: Call[Any], base_url: str, idempotency_enabled: bool) -> Prepar
         retryable = key is not None
     params = tuple(encode_query(call.query))
     return Prepared(call.method, base_url + path, path, params, content, headers, retryable)
+
+
+def build_request(client: httpx.Client | httpx.AsyncClient, prepared: Prepared) -> httpx.Request:
+    # An already parsed URL, and no params argument when there are none: given a string and an empty tuple,
+    # httpx parses the URL three times per request.
+    return client.build_request(
+        prepared.method,
+        _parsed_url(prepared.url),
+        params=prepared.params or None,
+        content=prepared.content,
+        headers=prepared.headers,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_url(url: str) -> httpx.URL:
+    return httpx.URL(url)
+
+
+class _NoCookies(httpx.Cookies):
+    """The API authenticates every request by its bearer token and sets no cookies; httpx would still inspect
+    every response for them, at about a tenth of a small call's cost."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:  # noqa: ARG002 (keeps the signature)
+        return None
+
+
+def _without_cookies(client: _C) -> _C:
+    client._cookies = _NoCookies()  # httpx's setter would wrap it into a plain Cookies
+    return client
 
 
 def _is_timeout(exc: Exception) -> bool:
@@ -289,8 +321,8 @@ class Core:
             with self._lock:
                 self._check_open()
                 if self._client is None:
-                    self._client = httpx.Client(
-                        transport=self._transport, limits=self._limits, **self._client_options()
+                    self._client = _without_cookies(
+                        httpx.Client(transport=self._transport, limits=self._limits, **self._client_options())
                     )
                 client = self._client
         return client
@@ -301,10 +333,12 @@ class Core:
         if client is None:
             self._check_open()
             if self._async_transport is not None:
-                client = httpx.AsyncClient(transport=self._async_transport, **self._client_options())
+                client = _without_cookies(
+                    httpx.AsyncClient(transport=self._async_transport, **self._client_options())
+                )
             else:
                 # aiohttp under httpx: httpx's own async pool collapses with many requests in flight.
-                client = HttpxAiohttpClient(limits=self._limits, **self._client_options())
+                client = _without_cookies(HttpxAiohttpClient(limits=self._limits, **self._client_options()))
                 self._aclient_loop = loop
             self._aclient = client
         elif self._aclient_loop is not None and self._aclient_loop is not loop:
@@ -354,11 +388,7 @@ class Core:
         while True:
             outcome: Outcome
             try:
-                request = client.build_request(
-                    prepared.method, prepared.url, params=prepared.params, content=prepared.content,
-                    headers=prepared.headers,
-                )  # fmt: skip
-                outcome = client.send(request)
+                outcome = client.send(build_request(client, prepared))
             except _TRANSPORT_ERRORS as exc:
                 outcome = exc
             delay = self._next_delay(prepared, outcome, retry_index)
@@ -374,11 +404,7 @@ class Core:
         while True:
             outcome: Outcome
             try:
-                request = client.build_request(
-                    prepared.method, prepared.url, params=prepared.params, content=prepared.content,
-                    headers=prepared.headers,
-                )  # fmt: skip
-                outcome = await client.send(request)
+                outcome = await client.send(build_request(client, prepared))
             except _TRANSPORT_ERRORS as exc:
                 outcome = exc
             delay = self._next_delay(prepared, outcome, retry_index)

@@ -87,3 +87,18 @@ def test_sync_context_manager() -> None:
         assert client.health.check_sync().data == {"status": "ok"}
     assert client._core._client is None
     client.close()  # closing twice is harmless
+
+
+async def test_cookies_a_server_sets_are_not_sent_back() -> None:
+    """The API authenticates by bearer token: a cookie from a proxy or load balancer is not kept and replayed."""
+    api = Api(httpx.Response(200, json={"status": "ok"}, headers={"Set-Cookie": "lb=node-7; Path=/"}))
+    sync = CyberdeskClient(API_KEY, base_url="http://api.test", transport=httpx.MockTransport(api))
+    async_ = CyberdeskClient(API_KEY, base_url="http://api.test", async_transport=httpx.MockTransport(api))
+    for _ in range(2):
+        assert sync.health.check_sync().data == {"status": "ok"}
+        assert (await async_.health.check()).data == {"status": "ok"}
+    sync.close()
+    await async_.aclose()
+    assert len(api.requests) == 4
+    assert [r.headers.get("cookie") for r in api.requests] == [None] * 4
+    assert {r.headers["authorization"] for r in api.requests} == {f"Bearer {API_KEY}"}

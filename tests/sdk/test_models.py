@@ -161,6 +161,20 @@ def test_datetimes_are_timezone_aware() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-01T10:00:00.1234567Z", datetime(2024, 1, 1, 10, 0, 0, 123456, tzinfo=UTC)),
+        ("2024-01-01T10:00:00,5+00:00", datetime(2024, 1, 1, 10, 0, 0, 500000, tzinfo=UTC)),
+        # Valid ISO-8601 that RFC 3339 parsers refuse: still read.
+        ("2024-01-01T24:00:00Z", datetime(2024, 1, 2, tzinfo=UTC)),
+        ("2024-01", datetime(2024, 1, 1, tzinfo=UTC)),
+    ],
+)
+def test_iso_datetimes_beyond_rfc_3339(text: str, expected: datetime) -> None:
+    assert RunResponse.from_dict(run_json(created_at=text)).created_at == expected
+
+
 def test_ids_are_uuids_and_accept_strings() -> None:
     run = RunCreate(workflow_id=WID, machine_id=MID.upper(), pool_ids=[PID, UUID(PID)], session_id=None)
     assert run.workflow_id == UUID(WID) and run.machine_id == UUID(MID) and run.pool_ids == [UUID(PID)] * 2

@@ -14,7 +14,7 @@ from cyberdesk_runner.spec.diagnostics import describe
 from cyberdesk_runner.spec.errors import JobFileError, SpecError, display_path
 from cyberdesk_runner.spec.job import LoadedJob
 
-__all__ = ["DataFile", "load_items", "read_data_file"]
+__all__ = ["DataFile", "check_data_file", "load_items", "read_data_file"]
 
 DataFile = tuple[list[dict[str, Any]], str]
 """The rows of a data file and the sha256 of its bytes."""
@@ -42,8 +42,34 @@ def read_data_file(path: Path, job: LoadedJob | None = None) -> DataFile:
     Raises JobFileError with every bad line. A missing file is reported at the job's `items_from` when
     `job` is given.
     """
+    raw = _read_bytes(path, job)
+    return _parse(path, raw), hashlib.sha256(raw).hexdigest()
+
+
+def check_data_file(path: Path, job: LoadedJob | None = None) -> str:
+    """The sha256 of a data file that parses; raises JobFileError like `read_data_file`.
+
+    Job files are reloaded every few seconds: content already found valid is hashed, not parsed again.
+    """
+    raw = _read_bytes(path, job)
+    digest = hashlib.sha256(raw).hexdigest()
+    key = (path.suffix.lower() == ".csv", digest)
+    if key not in _VALID_CONTENT:
+        _parse(path, raw)
+        _VALID_CONTENT[key] = None
+        while len(_VALID_CONTENT) > _VALID_CONTENT_KEPT:
+            del _VALID_CONTENT[next(iter(_VALID_CONTENT))]
+    return digest
+
+
+#: Digests of data file contents that parsed (by format), oldest first.
+_VALID_CONTENT: dict[tuple[bool, str], None] = {}
+_VALID_CONTENT_KEPT = 256
+
+
+def _read_bytes(path: Path, job: LoadedJob | None) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         problem = (
             "file not found" if isinstance(exc, FileNotFoundError) else f"cannot read file ({exc.strerror})"
@@ -51,6 +77,9 @@ def read_data_file(path: Path, job: LoadedJob | None = None) -> DataFile:
         message = f"{problem}: {display_path(path)}"
         error = job.error_at(("items_from",), message) if job else SpecError(path, None, None, "", message)
         raise JobFileError([error]) from None
+
+
+def _parse(path: Path, raw: bytes) -> list[dict[str, Any]]:
     try:
         text = raw.decode("utf-8-sig")  # spreadsheets often write a byte-order mark
     except UnicodeDecodeError as exc:
@@ -61,7 +90,7 @@ def read_data_file(path: Path, job: LoadedJob | None = None) -> DataFile:
         rows, errors = _read_json_lines(path, text)
     if errors:
         raise JobFileError(errors)
-    return rows, hashlib.sha256(raw).hexdigest()
+    return rows
 
 
 def _read_csv(path: Path, text: str) -> tuple[list[dict[str, Any]], list[SpecError]]:

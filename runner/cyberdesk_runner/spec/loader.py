@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from cyberdesk_runner.spec.diagnostics import describe, validation_errors
 from cyberdesk_runner.spec.errors import JobFileError, SpecError, display_path
-from cyberdesk_runner.spec.items import read_data_file
+from cyberdesk_runner.spec.items import check_data_file
 from cyberdesk_runner.spec.job import LoadedJob
 from cyberdesk_runner.spec.models import JobSpec
 from cyberdesk_runner.spec.yamlpos import parse_yaml
@@ -101,7 +101,7 @@ def load_job_file(path: Path) -> LoadedJob:
     job = LoadedJob(spec, path, "", source, doc.positions)
     items_hash = ""
     if job.items_path is not None:
-        _, items_hash = read_data_file(job.items_path, job)  # errors now rather than at the first fire
+        items_hash = check_data_file(job.items_path, job)  # errors now rather than at the first fire
     return replace(job, definition_hash=_definition_hash(spec, items_hash))
 
 

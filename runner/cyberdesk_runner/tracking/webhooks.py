@@ -1,9 +1,14 @@
-"""The webhook endpoint: verify the Svix signature, then record the run's news. Forged deliveries change nothing."""
+"""The webhook endpoint: verify the Svix signature, then record the run's news. Forged deliveries change nothing.
+
+A plain ASGI app rather than a Starlette route: it answers one request per run, and the framework's routing,
+middleware and request objects cost more than the signature check does.
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from cyberdesk import RunCompletedEvent
 from cyberdesk.webhooks import WebhookVerificationError, verify
@@ -14,6 +19,13 @@ from cyberdesk_runner.tracking.sink import ObservationSink
 
 log = get_logger(__name__)
 
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+#: Largest delivery read; a run's event with its output is far smaller.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
 
 class WebhookReceiver:
     def __init__(self, *, secret: str, sink: ObservationSink, metrics: Metrics) -> None:
@@ -21,17 +33,53 @@ class WebhookReceiver:
         self._sink = sink
         self._metrics = metrics
 
-    async def handle(self, request: Request) -> Response:
-        payload = await request.body()
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await _respond(send, 405, {"detail": "Method Not Allowed"}, (b"allow", b"POST"))
+            return
+        payload = await _body(receive)
+        if payload is None:  # the sender hung up: nobody to answer
+            return
+        if len(payload) > MAX_BODY_BYTES:
+            self._metrics.webhooks.labels("rejected").inc()
+            await _respond(send, 413, {"detail": "webhook body too large"})
+            return
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         try:
-            event = verify(payload, request.headers, self._secret)
+            event = verify(payload, headers, self._secret)
         except WebhookVerificationError as exc:
             self._metrics.webhooks.labels("rejected").inc()
-            log.warning(
-                "webhook_rejected", reason=str(exc), remote=request.client.host if request.client else None
-            )
-            return JSONResponse({"detail": "invalid webhook"}, status_code=400)
+            client = scope.get("client")
+            log.warning("webhook_rejected", reason=str(exc), remote=client[0] if client else None)
+            await _respond(send, 400, {"detail": "invalid webhook"})
+            return
         if isinstance(event, RunCompletedEvent):
             await self._sink.record([observation(event.run, "webhook")])
         self._metrics.webhooks.labels("accepted").inc()
-        return JSONResponse({"ok": True})
+        await _respond(send, 200, {"ok": True})
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The request body (cut short past MAX_BODY_BYTES), or None if the client disconnected."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if size > MAX_BODY_BYTES or not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: dict[str, Any], *extra: tuple[bytes, bytes]) -> None:
+    content = json.dumps(body, separators=(",", ":")).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(content)).encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})

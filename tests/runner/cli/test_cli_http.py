@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 from cli_support import HistoryRun, LiveDaemon
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,6 +17,7 @@ from cyberdesk.webhooks import generate_secret, sign
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.server import build_app
 from cyberdesk_runner.store.views import AttemptQuery
+from cyberdesk_runner.tracking import webhooks
 from cyberdesk_runner.tracking.webhooks import WebhookReceiver
 
 
@@ -116,6 +118,27 @@ async def test_webhook_deliveries_accepted_and_rejected_are_counted() -> None:
     samples = _samples((await _get(app, "/metrics")).text)
     assert samples[("cyberdesk_runner_webhook_deliveries_total", (("result", "accepted"),))] == 1
     assert samples[("cyberdesk_runner_webhook_deliveries_total", (("result", "rejected"),))] == 1
+
+
+async def test_the_webhook_path_takes_posts_of_sane_size_and_leaves_other_paths_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    metrics = Metrics()
+    secret = generate_secret()
+    receiver = WebhookReceiver(secret=secret, sink=None, metrics=metrics)  # type: ignore[arg-type]
+    app = build_app(metrics=metrics, health=lambda: (True, {"ok": 1}), webhook=receiver, webhook_path="/hook")
+    wrong_method = await _get(app, "/hook")
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    monkeypatch.setattr(webhooks, "MAX_BODY_BYTES", 1000)
+    body = json.dumps({"event_type": "downed_machines", "machines": [], "pad": "x" * 1000}).encode()
+    too_big = await _get(app, "/hook", method="POST", content=body, headers=sign(body, secret))
+    assert too_big.status_code == 413 and too_big.json() == {"detail": "webhook body too large"}
+    assert metrics.webhooks.labels("rejected")._value.get() == 1
+    assert metrics.webhooks.labels("accepted")._value.get() == 0
+    # The daemon's other endpoints are served beside it.
+    health = await _get(app, "/healthz")
+    assert (health.status_code, health.json()) == (200, {"ok": 1})
+    assert (await _get(app, "/hook/more", method="POST", content=b"{}")).status_code == 404
 
 
 def test_the_running_daemon_serves_healthz_and_metrics(live: LiveDaemon) -> None:

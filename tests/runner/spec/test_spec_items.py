@@ -90,3 +90,27 @@ def test_items_file_is_read_again_at_each_call(write: Callable[..., Path], as_tu
     ((file, line, column, field, message),) = as_tuples(info.value.errors)
     assert (file, line, column, field) == ("job.yaml", 4, 13, "items_from")
     assert message.startswith("file not found: ")
+
+
+def test_reloading_checks_an_edited_items_file_again(write: Callable[..., Path], as_tuples: Callable) -> None:
+    """Reloads skip parsing content already found valid; any edit is checked anew, in its own format."""
+    data = write("data/claims.csv", "claim_id\nA\n")
+    job_file = write("job.yaml", VALID_HEAD + "items_from: data/claims.csv\n")
+    first = load_job_file(job_file)
+    assert load_job_file(job_file).definition_hash == first.definition_hash
+    data.write_text("claim_id\nA,extra\n", encoding="utf-8")
+    with pytest.raises(JobFileError) as info:
+        load_job_file(job_file)
+    assert as_tuples(info.value.errors) == [
+        ("claims.csv", 2, None, "", "expected 1 values like the header row, got 2")
+    ]
+    data.write_text("claim_id\nA\n", encoding="utf-8")
+    assert load_job_file(job_file).definition_hash == first.definition_hash
+    # The same bytes, valid as CSV, are not valid JSON Lines.
+    write("data/claims.jsonl", "claim_id\nA\n")
+    with pytest.raises(JobFileError) as info:
+        load_job_file(write("job.yaml", VALID_HEAD + "items_from: data/claims.jsonl\n"))
+    assert [(file, line) for file, line, *_ in as_tuples(info.value.errors)] == [
+        ("claims.jsonl", 1),
+        ("claims.jsonl", 2),
+    ]
