@@ -47,7 +47,7 @@ from cyberdesk_runner.scheduling.policy import (
 )
 from cyberdesk_runner.scheduling.slots import Schedule, Slot, SlotWindow
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import JobState, NewFire, Transition
+from cyberdesk_runner.store.records import JobState, NewFire, OverlapRule, Transition
 
 __all__ = ["Scheduler"]
 
@@ -264,8 +264,8 @@ class Scheduler:
             return
         assert isinstance(decision, Run)
         overlap = job.loaded.spec.overlap
-        in_flight = self._store.job_has_work_in_flight(job.name) if overlap != "allow" else []
-        if in_flight and overlap == "forbid":
+        in_flight = self._store.job_has_work_in_flight(job.name) if overlap == "forbid" else []
+        if in_flight:  # known before planning: skip without reading the items
             self._skip(fire, overlap_skip_reason(in_flight), tick)
             return
         try:
@@ -277,19 +277,17 @@ class Scheduler:
             _log.exception("planning_crashed", job=job.name)
             self._fail(fire, f"could not plan the fire: {exc!r}", tick)
             return
-        fire_id = self._store.insert_fire(fire, items, tick.now)
-        if fire_id is None:
-            return  # another daemon (or this one before a restart) recorded this slot first
-        tick.transitions.append(
-            Transition("fire_started", job.name, fire_id=fire_id, data=_fire_data(fire, items=len(items)))
+        # Overlap is judged again where the fire is recorded: another daemon may have started a slot of this job
+        # since the look above.
+        rule = OverlapRule(
+            overlap,
+            skip_reason=overlap_skip_reason,
+            replace_reason=f"replaced by the fire of {decision.due.at.isoformat()} (overlap: replace)",
         )
-        if in_flight and overlap == "replace":
-            tick.transitions += self._store.cancel_pending_items(
-                job.name,
-                f"replaced by the fire of {decision.due.at.isoformat()} (overlap: replace)",
-                tick.now,
-                fire_ids=in_flight,
-            )
+        started = self._store.start_fire(fire, items, tick.now, rule)
+        # None: another daemon (or this one before a restart) recorded this slot first.
+        if started is not None:
+            tick.transitions += started.transitions
 
     def _skip(self, fire: NewFire, reason: str, tick: _Tick) -> None:
         fire_id = self._store.record_skipped_fire(fire, reason, tick.now)

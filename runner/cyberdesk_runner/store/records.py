@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -55,6 +55,27 @@ class NewFire:
     input_overrides: Mapping[str, Any] | None = None
     retry_of: str | None = None
     priority: bool = False
+
+
+@attrs.frozen
+class OverlapRule:
+    """How a scheduled fire treats the job's fires still in flight, decided in the transaction that records it."""
+
+    #: allow: start regardless | forbid: record the slot as skipped | replace: cancel their work, then start
+    mode: Literal["allow", "forbid", "replace"]
+    #: The skip reason of a forbidden slot, given the fires in flight.
+    skip_reason: Callable[[Sequence[str]], str] = attrs.field(default=lambda _ids: "")
+    #: The reason recorded on the work a replacing fire cancels.
+    replace_reason: str = ""
+
+
+@attrs.frozen
+class StartedFire:
+    """What `Store.start_fire` recorded: the fire (started, or skipped because of overlap) and its transitions."""
+
+    fire_id: str
+    skipped: bool
+    transitions: list[Transition]
 
 
 @attrs.frozen

@@ -59,9 +59,11 @@ from cyberdesk_runner.store.records import (
     JobSummary,
     NewFire,
     NewItem,
+    OverlapRule,
     RecordedNews,
     Retry,
     RunObservation,
+    StartedFire,
     Succeed,
     Transition,
     WorkCounts,
@@ -319,6 +321,49 @@ class Store(StoreQueries):
             self._append_events(conn, now, transitions)
         return fire_id
 
+    def start_fire(
+        self, fire: NewFire, items: Sequence[NewItem], now: datetime, overlap: OverlapRule
+    ) -> StartedFire | None:
+        """Record a scheduled fire and its items, judging overlap in the same transaction; None when the slot is
+        already recorded.
+
+        Under `forbid` or `replace` the job's row is locked first, so daemons recording slots of one job take
+        turns and each sees the fires the others started: two slots due at once never both start under
+        `forbid`, and a `replace` fire cancels every fire before it, not only those committed when it looked.
+        """
+        fire_id = new_id("fire")
+        with self._write() as conn:
+            in_flight: list[str] = []
+            if overlap.mode != "allow":
+                conn.execute(self._lock(sa.select(job_t.c.name).where(job_t.c.name == fire.job_name))).all()
+                in_flight = self._fires_in_flight(conn, fire.job_name)
+            if in_flight and overlap.mode == "forbid":
+                reason = overlap.skip_reason(in_flight)
+                values = self._fire_values(fire_id, fire, now, status="skipped", items_total=0)
+                values.update(skip_reason=reason, finished_at=now)
+                if not self._insert_fire_row(conn, values):
+                    return None
+                data = _fire_data(fire, 0) | {"reason": reason}
+                transitions = [Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data)]
+                self._append_events(conn, now, transitions)
+                return StartedFire(fire_id, True, transitions)
+            values = self._fire_values(fire_id, fire, now, status="running", items_total=len(items))
+            if not self._insert_fire_row(conn, values):
+                return None
+            self._insert_items(conn, fire_id, fire, items, now)
+            transitions = [
+                Transition("fire_started", fire.job_name, fire_id=fire_id, data=_fire_data(fire, len(items)))
+            ]
+            if not items:
+                transitions += self._settle_fires(conn, [fire_id], now)
+            if in_flight:  # replace
+                chosen = [item_t.c.job_name == fire.job_name, item_t.c.fire_id.in_(in_flight)]
+                transitions += self._cancel_items(
+                    conn, chosen, overlap.replace_reason, now, only_pending=False
+                )
+            self._append_events(conn, now, transitions)
+        return StartedFire(fire_id, False, transitions)
+
     def record_skipped_fire(self, fire: NewFire, reason: str, now: datetime) -> str | None:
         """Record that a slot was not run, and why. None when the slot was already recorded."""
         fire_id = new_id("fire")
@@ -405,12 +450,17 @@ class Store(StoreQueries):
     def job_has_work_in_flight(self, job_name: str) -> list[str]:
         """Ids of the job's fires that still have items pending or running."""
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(fire_t.c.id)
-                .where(fire_t.c.job_name == job_name)
-                .where(fire_t.c.status.in_(("requested", "running")))
-            )
-            return [r.id for r in rows]
+            return self._fires_in_flight(conn, job_name)
+
+    @staticmethod
+    def _fires_in_flight(conn: Connection, job_name: str) -> list[str]:
+        rows = conn.execute(
+            sa.select(fire_t.c.id)
+            .where(fire_t.c.job_name == job_name)
+            .where(fire_t.c.status.in_(("requested", "running")))
+            .order_by(fire_t.c.created_at, fire_t.c.id)
+        )
+        return [r.id for r in rows]
 
     def insert_failed_fire(self, fire: NewFire, error: str, now: datetime) -> str | None:
         """Record a scheduled slot that could not be planned (unresolved workflow, no desktop, unreadable items
@@ -1182,8 +1232,7 @@ class Store(StoreQueries):
     ) -> list[Transition]:
         """Cancel items that have no run yet, and (unless `only_pending`) ask for the runs of the others to be
         cancelled in Cyberdesk; the reaper carries that out."""
-        statuses = ("pending",) if only_pending else ("pending", "running")
-        chosen = [item_t.c.status.in_(statuses)]
+        chosen = []
         if where_job is not None:
             chosen.append(item_t.c.job_name == where_job)
         if fire_ids is not None:
@@ -1191,51 +1240,58 @@ class Store(StoreQueries):
         if item_ids is not None:
             chosen.append(item_t.c.id.in_(list(item_ids)))
         with self._write() as conn:
-            if not only_pending:
-                # The one lock order: the running items' attempts first, then the items, each by id.
-                conn.execute(
-                    self._lock(
-                        sa.select(attempt_t.c.id)
-                        .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
-                        .where(attempt_t.c.item_id.in_(sa.select(item_t.c.id).where(*chosen)))
-                        .order_by(attempt_t.c.id)
-                    )
-                ).all()
-            items = conn.execute(self._lock(sa.select(item_t).where(*chosen).order_by(item_t.c.id))).all()
-            transitions: list[Transition] = []
-            running = [i.id for i in items if i.status == "running"]
-            for chunk in _chunks(running):
-                conn.execute(sa.update(item_t).where(item_t.c.id.in_(chunk)).values(cancel_requested=True))
-                conn.execute(
-                    sa.update(attempt_t)
-                    .where(attempt_t.c.item_id.in_(chunk))
-                    .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
-                    .values(cancel_requested=True, updated_at=now)
-                )
-            if running:
-                self._work_due(conn)  # the reaper (on whichever daemon holds its lease) cancels the runs
-            pending = [i for i in items if i.status == "pending"]
-            for chunk in _chunks([i.id for i in pending]):
-                conn.execute(
-                    sa.update(item_t)
-                    .where(item_t.c.id.in_(chunk))
-                    .values(status="cancelled", finished_at=now)
-                )
-            for item in items:
-                if item.status == "pending":
-                    transitions.append(
-                        Transition(
-                            "item_cancelled", item.job_name, item.fire_id, item.id, data={"reason": reason}
-                        )
-                    )
-                else:
-                    transitions.append(
-                        Transition(
-                            "cancel_requested", item.job_name, item.fire_id, item.id, data={"reason": reason}
-                        )
-                    )
-            transitions += self._settle_fires(conn, {i.fire_id for i in pending}, now)
+            transitions = self._cancel_items(conn, chosen, reason, now, only_pending=only_pending)
             self._append_events(conn, now, transitions)
+        return transitions
+
+    def _cancel_items(
+        self, conn: Connection, chosen: Sequence[Any], reason: str, now: datetime, *, only_pending: bool
+    ) -> list[Transition]:
+        """Cancel the open items matching `chosen` (see `cancel_pending_items`); the caller appends the events."""
+        statuses = ("pending",) if only_pending else ("pending", "running")
+        chosen = [item_t.c.status.in_(statuses), *chosen]
+        if not only_pending:
+            # The one lock order: the running items' attempts first, then the items, each by id.
+            conn.execute(
+                self._lock(
+                    sa.select(attempt_t.c.id)
+                    .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+                    .where(attempt_t.c.item_id.in_(sa.select(item_t.c.id).where(*chosen)))
+                    .order_by(attempt_t.c.id)
+                )
+            ).all()
+        items = conn.execute(self._lock(sa.select(item_t).where(*chosen).order_by(item_t.c.id))).all()
+        transitions: list[Transition] = []
+        running = [i.id for i in items if i.status == "running"]
+        for chunk in _chunks(running):
+            conn.execute(sa.update(item_t).where(item_t.c.id.in_(chunk)).values(cancel_requested=True))
+            conn.execute(
+                sa.update(attempt_t)
+                .where(attempt_t.c.item_id.in_(chunk))
+                .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+                .values(cancel_requested=True, updated_at=now)
+            )
+        if running:
+            self._work_due(conn)  # the reaper (on whichever daemon holds its lease) cancels the runs
+        pending = [i for i in items if i.status == "pending"]
+        for chunk in _chunks([i.id for i in pending]):
+            conn.execute(
+                sa.update(item_t).where(item_t.c.id.in_(chunk)).values(status="cancelled", finished_at=now)
+            )
+        for item in items:
+            if item.status == "pending":
+                transitions.append(
+                    Transition(
+                        "item_cancelled", item.job_name, item.fire_id, item.id, data={"reason": reason}
+                    )
+                )
+            else:
+                transitions.append(
+                    Transition(
+                        "cancel_requested", item.job_name, item.fire_id, item.id, data={"reason": reason}
+                    )
+                )
+        transitions += self._settle_fires(conn, {i.fire_id for i in pending}, now)
         return transitions
 
     def fail_pending_items(self, item_ids: Sequence[str], reason: str, now: datetime) -> list[Transition]:

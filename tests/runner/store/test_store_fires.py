@@ -9,7 +9,7 @@ from collections.abc import Callable
 from store_helpers import T0, add_jobs, at, items, scheduled
 
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import NewFire, NewItem
+from cyberdesk_runner.store.records import NewFire, NewItem, OverlapRule, StartedFire
 
 
 def test_a_scheduled_slot_is_recorded_once_with_its_items(store: Store) -> None:
@@ -121,3 +121,59 @@ def test_work_in_flight_lists_open_fires(store: Store) -> None:
     requested = store.request_fire(NewFire("a", "manual", None), T0)
     store.insert_fire(scheduled("a", at(60)), [], T0)  # finished at once
     assert sorted(store.job_has_work_in_flight("a")) == sorted([running, requested])
+
+
+def _start_concurrently(stores: list[Store], rule: OverlapRule) -> list[StartedFire | None]:
+    """Each store records a different slot of job "a" at the same moment, as daemons catching up would."""
+    barrier = threading.Barrier(len(stores))
+    results: list[StartedFire | None] = [None] * len(stores)
+
+    def start(index: int) -> None:
+        barrier.wait()
+        results[index] = stores[index].start_fire(scheduled("a", at(60 * index)), items(3), T0, rule)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_overlap_forbid_starts_one_of_several_slots_recorded_at_once(open_store: Callable[[], Store]) -> None:
+    stores = [open_store() for _ in range(6)]
+    add_jobs(stores[0], "a")
+    rule = OverlapRule("forbid", skip_reason=lambda ids: f"busy with {len(ids)}")
+    results = _start_concurrently(stores, rule)
+    started = [r for r in results if r is not None and not r.skipped]
+    skipped = [r for r in results if r is not None and r.skipped]
+    assert len(started) == 1 and len(skipped) == 5
+    assert stores[0].job_has_work_in_flight("a") == [started[0].fire_id]
+    assert stores[0].work_counts().pending_items == 3  # the skipped slots made no items
+    fires = {f.id: f for f in stores[0].job_fires("a")}
+    assert {fires[r.fire_id].status for r in skipped} == {"skipped"}
+    assert [t.kind for r in skipped for t in r.transitions] == ["fire_skipped"] * 5
+    # A slot already recorded is not recorded again, skipped or not.
+    assert stores[0].start_fire(scheduled("a", at(0)), items(3), T0, rule) is None
+
+
+def test_overlap_replace_leaves_only_the_last_fire_recorded_open(open_store: Callable[[], Store]) -> None:
+    stores = [open_store() for _ in range(6)]
+    add_jobs(stores[0], "a")
+    rule = OverlapRule("replace", replace_reason="replaced")
+    results = _start_concurrently(stores, rule)
+    assert all(r is not None and not r.skipped for r in results)
+    # Each fire cancelled every fire recorded before it, committed or not when it looked: one is left.
+    [open_fire] = stores[0].job_has_work_in_flight("a")
+    assert stores[0].work_counts().pending_items == 3
+    cancelled = [f for f in stores[0].job_fires("a") if f.id != open_fire]
+    assert len(cancelled) == 5 and {f.status for f in cancelled} == {"cancelled"}
+
+
+def test_overlap_allow_starts_every_slot(store: Store) -> None:
+    add_jobs(store, "a")
+    for slot in range(3):
+        started = store.start_fire(scheduled("a", at(60 * slot)), items(2), T0, OverlapRule("allow"))
+        assert started is not None and not started.skipped
+        assert [t.kind for t in started.transitions] == ["fire_started"]
+    assert len(store.job_has_work_in_flight("a")) == 3
