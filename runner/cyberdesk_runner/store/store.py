@@ -94,6 +94,29 @@ _TRIES = 5
 _NOT_RETRIED = frozenset({"close", "upgrade", "create_schema", "schema_revision"})
 
 #: What dispatch reads of a due item.
+#: What recording news about an attempt reads of it: not its output or error (JSON, possibly large).
+_ATTEMPT_STATE = (
+    attempt_t.c.id,
+    attempt_t.c.item_id,
+    attempt_t.c.fire_id,
+    attempt_t.c.job_name,
+    attempt_t.c.number,
+    attempt_t.c.run_id,
+    attempt_t.c.machine_id,
+    attempt_t.c.machine_name,
+    attempt_t.c.status,
+    attempt_t.c.started_at,
+)
+#: What deciding an item's outcome reads of it: not its inputs.
+_ITEM_STATE = (
+    item_t.c.id,
+    item_t.c.fire_id,
+    item_t.c.job_name,
+    item_t.c.status,
+    item_t.c.cancel_requested,
+    item_t.c.last_error,
+    item_t.c.next_attempt_at,
+)
 _DUE_COLUMNS = (
     item_t.c.id,
     item_t.c.fire_id,
@@ -888,7 +911,9 @@ class Store(StoreQueries):
         if not runs:
             return transitions
         rows = conn.execute(
-            self._lock(sa.select(attempt_t).where(attempt_t.c.id.in_(list(runs))).order_by(attempt_t.c.id))
+            self._lock(
+                sa.select(*_ATTEMPT_STATE).where(attempt_t.c.id.in_(list(runs))).order_by(attempt_t.c.id)
+            )
         ).all()
         recorded: list[dict[str, Any]] = []
         for row in rows:
@@ -980,7 +1005,9 @@ class Store(StoreQueries):
         with self._write() as conn:
             rows = conn.execute(
                 self._lock(
-                    sa.select(attempt_t).where(attempt_t.c.id.in_(list(by_attempt))).order_by(attempt_t.c.id)
+                    sa.select(*_ATTEMPT_STATE)
+                    .where(attempt_t.c.id.in_(list(by_attempt)))
+                    .order_by(attempt_t.c.id)
                 )
             ).all()
             finishing = [
@@ -1011,7 +1038,9 @@ class Store(StoreQueries):
         # Attempts in id order: two daemons applying the same webhooks wait for each other, never deadlock.
         rows = conn.execute(
             self._lock(
-                sa.select(attempt_t).where(attempt_t.c.run_id.in_(list(by_run))).order_by(attempt_t.c.id)
+                sa.select(*_ATTEMPT_STATE)
+                .where(attempt_t.c.run_id.in_(list(by_run)))
+                .order_by(attempt_t.c.id)
             )
         ).all()
         known = {r.run_id for r in rows}
@@ -1095,7 +1124,7 @@ class Store(StoreQueries):
             r.id: r
             for chunk in _chunks(item_ids)
             for r in conn.execute(
-                self._lock(sa.select(item_t).where(item_t.c.id.in_(chunk)).order_by(item_t.c.id))
+                self._lock(sa.select(*_ITEM_STATE).where(item_t.c.id.in_(chunk)).order_by(item_t.c.id))
             )
         }
         transitions: list[Transition] = []
