@@ -964,21 +964,20 @@ class Store(StoreQueries):
 
     def in_flight(self) -> list[InFlightAttempt]:
         with self._read() as conn:
-            rows = conn.execute(sa.select(attempt_t).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)))
-            return [
-                InFlightAttempt(
-                    r.id,
-                    r.job_name,
-                    r.run_id,
-                    r.workflow_id,
-                    r.machine_id,
-                    r.status,
-                    r.created_at,
-                    r.deadline_at,
-                    r.cancel_requested,
-                )
-                for r in rows
-            ]
+            # The columns InFlightAttempt takes, in its order: polls read every attempt in flight (thousands).
+            columns = (
+                attempt_t.c.id,
+                attempt_t.c.job_name,
+                attempt_t.c.run_id,
+                attempt_t.c.workflow_id,
+                attempt_t.c.machine_id,
+                attempt_t.c.status,
+                attempt_t.c.created_at,
+                attempt_t.c.deadline_at,
+                attempt_t.c.cancel_requested,
+            )
+            rows = conn.execute(sa.select(*columns).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)))
+            return [InFlightAttempt(*r) for r in rows]
 
     def apply_observations(
         self, runs: Sequence[RunObservation], now: datetime, outcome: OutcomePolicy
