@@ -1,12 +1,11 @@
-"""The store methods behind `cancel` and `retry`, and the query rules of `runs` (bounded, merged per status and
-desktop), on a fresh store without a daemon."""
+"""The store methods behind the CLI's `cancel` and `retry`, and the query rules of `runs` (bounded, merged per status
+and desktop), on a fresh store without a daemon, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -36,12 +35,11 @@ def policy(attempt: FinishedAttempt) -> ItemOutcome:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
-    store.upgrade()
+def store(open_store: Callable[[], Store]) -> Store:
+    """A fresh store (SQLite, and PostgreSQL) with one job, "j"."""
+    store = open_store()
     store.sync_jobs([JobDefinition("j", "h", {"name": "j"}, "j.yaml")], T0)
-    yield store
-    store.close()
+    return store
 
 
 def _start(store: Store, now: datetime) -> list[tuple[str, str]]:
