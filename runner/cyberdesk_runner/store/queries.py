@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cyberdesk_runner.store.tables import attempt_t, daemon_t, event_t, fire_t, item_t
+from cyberdesk_runner.store.tables import OPEN_ITEM_STATUSES, attempt_t, daemon_t, event_t, fire_t, item_t
 from cyberdesk_runner.store.views import (
     AttemptQuery,
     AttemptView,
@@ -135,7 +135,7 @@ class StoreQueries:
         """Items pending or running, per job (for `watch`)."""
         query = (
             sa.select(item_t.c.job_name, item_t.c.status, sa.func.count())
-            .where(item_t.c.status.in_(("pending", "running")))
+            .where(item_t.c.status.in_(OPEN_ITEM_STATUSES))
             .group_by(item_t.c.job_name, item_t.c.status)
         )
         if job is not None:

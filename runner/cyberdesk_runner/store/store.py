@@ -68,8 +68,10 @@ from cyberdesk_runner.store.records import (
     Transition,
     WorkCounts,
 )
+from cyberdesk_runner.store.statements import hot_statements
 from cyberdesk_runner.store.tables import (
     ACTIVE_ATTEMPT_STATUSES,
+    OPEN_ITEM_STATUSES,
     attempt_t,
     daemon_t,
     event_t,
@@ -94,29 +96,6 @@ _TRIES = 5
 _NOT_RETRIED = frozenset({"close", "upgrade", "create_schema", "schema_revision"})
 
 #: What dispatch reads of a due item.
-#: What recording news about an attempt reads of it: not its output or error (JSON, possibly large).
-_ATTEMPT_STATE = (
-    attempt_t.c.id,
-    attempt_t.c.item_id,
-    attempt_t.c.fire_id,
-    attempt_t.c.job_name,
-    attempt_t.c.number,
-    attempt_t.c.run_id,
-    attempt_t.c.machine_id,
-    attempt_t.c.machine_name,
-    attempt_t.c.status,
-    attempt_t.c.started_at,
-)
-#: What deciding an item's outcome reads of it: not its inputs.
-_ITEM_STATE = (
-    item_t.c.id,
-    item_t.c.fire_id,
-    item_t.c.job_name,
-    item_t.c.status,
-    item_t.c.cancel_requested,
-    item_t.c.last_error,
-    item_t.c.next_attempt_at,
-)
 _DUE_COLUMNS = (
     item_t.c.id,
     item_t.c.fire_id,
@@ -177,6 +156,7 @@ class Store(StoreQueries):
         self._writer: AbstractContextManager[Any] = (
             contextlib.nullcontext() if self.is_postgres else threading.Lock()
         )
+        self._sql = hot_statements(row_locks=self.is_postgres)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -750,13 +730,8 @@ class Store(StoreQueries):
                         data={"number": number, "machine": a.machine_name or a.machine_id},
                     )
                 )
-            conn.execute(sa.insert(attempt_t), attempt_rows)
-            conn.execute(
-                sa.update(item_t)
-                .where(item_t.c.id == sa.bindparam("b_id"))
-                .values(status="running", attempts=sa.bindparam("b_attempts")),
-                [{"b_id": r.item_id, "b_attempts": r.number} for r in refs],
-            )
+            conn.execute(self._sql.insert_attempts, attempt_rows)
+            conn.execute(self._sql.item_running, [{"b_id": r.item_id, "b_attempts": r.number} for r in refs])
             self._append_events(conn, now, transitions)
             return refs
 
@@ -910,11 +885,7 @@ class Store(StoreQueries):
         runs = dict(created)
         if not runs:
             return transitions
-        rows = conn.execute(
-            self._lock(
-                sa.select(*_ATTEMPT_STATE).where(attempt_t.c.id.in_(list(runs))).order_by(attempt_t.c.id)
-            )
-        ).all()
+        rows = conn.execute(self._sql.attempts_by_id, {"ids": list(runs)}).all()
         recorded: list[dict[str, Any]] = []
         for row in rows:
             run = runs[row.id]
@@ -928,6 +899,7 @@ class Store(StoreQueries):
                     "b_run": run.run_id,
                     "b_status": _non_final(run.status),
                     "b_started": run.started_at,
+                    "b_now": now,
                 }
             )
             transitions.append(
@@ -942,19 +914,7 @@ class Store(StoreQueries):
                 )
             )
         if recorded:
-            conn.execute(
-                sa.update(attempt_t)
-                .where(attempt_t.c.id == sa.bindparam("b_id"))
-                .values(
-                    run_id=sa.bindparam("b_run"),
-                    status=sa.bindparam("b_status"),
-                    started_at=sa.bindparam("b_started"),
-                    retry_create_at=None,
-                    owner=None,
-                    updated_at=now,
-                ),
-                recorded,
-            )
+            conn.execute(self._sql.attempt_created, recorded)
         final = [run for _, run in created if run.status in FINAL_ATTEMPT_STATUSES]
         if final:
             transitions += self._apply_observations(conn, final, now, outcome)[0]
@@ -1002,13 +962,7 @@ class Store(StoreQueries):
         if not by_attempt:
             return []
         with self._write() as conn:
-            rows = conn.execute(
-                self._lock(
-                    sa.select(*_ATTEMPT_STATE)
-                    .where(attempt_t.c.id.in_(list(by_attempt)))
-                    .order_by(attempt_t.c.id)
-                )
-            ).all()
+            rows = conn.execute(self._sql.attempts_by_id, {"ids": list(by_attempt)}).all()
             finishing = [
                 _Finish(
                     row,
@@ -1035,13 +989,7 @@ class Store(StoreQueries):
         if not by_run:
             return transitions, []
         # Attempts in id order: two daemons applying the same webhooks wait for each other, never deadlock.
-        rows = conn.execute(
-            self._lock(
-                sa.select(*_ATTEMPT_STATE)
-                .where(attempt_t.c.run_id.in_(list(by_run)))
-                .order_by(attempt_t.c.id)
-            )
-        ).all()
+        rows = conn.execute(self._sql.attempts_by_run, {"ids": list(by_run)}).all()
         known = {r.run_id for r in rows}
         unknown = [by_run[run_id] for run_id in sorted(by_run.keys() - known)]
         finishing: list[_Finish] = []
@@ -1056,7 +1004,12 @@ class Store(StoreQueries):
                 )
             elif _progresses(row.status, run.status):
                 progressed.append(
-                    {"b_id": row.id, "b_status": run.status, "b_started": run.started_at or row.started_at}
+                    {
+                        "b_id": row.id,
+                        "b_status": run.status,
+                        "b_started": run.started_at or row.started_at,
+                        "b_now": now,
+                    }
                 )
                 transitions.append(
                     Transition(
@@ -1070,14 +1023,7 @@ class Store(StoreQueries):
                     )
                 )
         if progressed:
-            conn.execute(
-                sa.update(attempt_t)
-                .where(attempt_t.c.id == sa.bindparam("b_id"))
-                .values(
-                    status=sa.bindparam("b_status"), started_at=sa.bindparam("b_started"), updated_at=now
-                ),
-                progressed,
-            )
+            conn.execute(self._sql.attempt_progressed, progressed)
         transitions += self._finish_attempts(conn, finishing, now, outcome)
         return transitions, unknown
 
@@ -1094,18 +1040,7 @@ class Store(StoreQueries):
             return []
         self._work_due(conn)  # their desktops are free again: any daemon may dispatch there now
         conn.execute(
-            sa.update(attempt_t)
-            .where(attempt_t.c.id == sa.bindparam("b_id"))
-            .values(
-                status=sa.bindparam("b_status"),
-                started_at=sa.bindparam("b_started"),
-                ended_at=sa.bindparam("b_ended"),
-                error=sa.bindparam("b_error"),
-                output=sa.bindparam("b_output"),
-                retry_create_at=None,
-                owner=None,
-                updated_at=now,
-            ),
+            self._sql.attempt_finished,
             [
                 {
                     "b_id": f.row.id,
@@ -1114,6 +1049,7 @@ class Store(StoreQueries):
                     "b_ended": f.ended_at or now,
                     "b_error": list(f.error) if f.error else None,
                     "b_output": dict(f.output) if f.output is not None else None,
+                    "b_now": now,
                 }
                 for f in finishing
             ],
@@ -1122,9 +1058,7 @@ class Store(StoreQueries):
         items = {
             r.id: r
             for chunk in _chunks(item_ids)
-            for r in conn.execute(
-                self._lock(sa.select(*_ITEM_STATE).where(item_t.c.id.in_(chunk)).order_by(item_t.c.id))
-            )
+            for r in conn.execute(self._sql.items_by_id, {"ids": list(chunk)})
         }
         transitions: list[Transition] = []
         item_updates: list[dict[str, Any]] = []
@@ -1158,17 +1092,7 @@ class Store(StoreQueries):
             if values["b_status"] != "pending":
                 settle.add(item.fire_id)
         if item_updates:
-            conn.execute(
-                sa.update(item_t)
-                .where(item_t.c.id == sa.bindparam("b_id"))
-                .values(
-                    status=sa.bindparam("b_status"),
-                    next_attempt_at=sa.bindparam("b_next"),
-                    finished_at=sa.bindparam("b_finished"),
-                    last_error=sa.bindparam("b_error"),
-                ),
-                item_updates,
-            )
+            conn.execute(self._sql.item_outcome, item_updates)
         return transitions + self._settle_fires(conn, settle, now)
 
     def _apply_item_outcome(
@@ -1208,41 +1132,21 @@ class Store(StoreQueries):
         ids = sorted(set(fire_ids))
         if not ids:
             return []
-        running = conn.execute(
-            self._lock(
-                sa.select(fire_t.c.id, fire_t.c.job_name)
-                .where(fire_t.c.id.in_(ids))
-                .where(fire_t.c.status == "running")
-                .order_by(fire_t.c.id)
-            )
-        ).all()
+        running = conn.execute(self._sql.running_fires, {"ids": ids}).all()
         transitions: list[Transition] = []
         for fire in running:
             # Cheap test first (index on fire_id, status), so finishing one item of a big fire stays O(1).
-            still_open = conn.execute(
-                sa.select(item_t.c.id)
-                .where(item_t.c.fire_id == fire.id)
-                .where(item_t.c.status.in_(_OPEN_ITEM_STATUSES))
-                .limit(1)
-            ).first()
+            still_open = conn.execute(self._sql.fire_open_item, {"b_fire": fire.id}).first()
             if still_open is not None:
                 continue
-            counts: dict[str, int] = dict(
-                conn.execute(
-                    sa.select(item_t.c.status, sa.func.count())
-                    .where(item_t.c.fire_id == fire.id)
-                    .group_by(item_t.c.status)
-                ).all()
-            )
+            counts: dict[str, int] = dict(conn.execute(self._sql.fire_item_counts, {"b_fire": fire.id}).all())
             if counts.get("failed"):
                 status = "failed"
             elif counts.get("cancelled"):
                 status = "cancelled"
             else:
                 status = "succeeded"
-            conn.execute(
-                sa.update(fire_t).where(fire_t.c.id == fire.id).values(status=status, finished_at=now)
-            )
+            conn.execute(self._sql.fire_finished, {"b_fire": fire.id, "b_status": status, "b_now": now})
             transitions.append(Transition(f"fire_{status}", fire.job_name, fire_id=fire.id, data=counts))
         return transitions
 
@@ -1276,7 +1180,7 @@ class Store(StoreQueries):
         self, conn: Connection, chosen: Sequence[Any], reason: str, now: datetime, *, only_pending: bool
     ) -> list[Transition]:
         """Cancel the open items matching `chosen` (see `cancel_pending_items`); the caller appends the events."""
-        statuses = ("pending",) if only_pending else ("pending", "running")
+        statuses = ("pending",) if only_pending else OPEN_ITEM_STATUSES
         chosen = [item_t.c.status.in_(statuses), *chosen]
         if not only_pending:
             # The one lock order: the running items' attempts first, then the items, each by id.
@@ -1442,7 +1346,7 @@ class Store(StoreQueries):
             items: dict[str, int] = dict(
                 conn.execute(
                     sa.select(item_t.c.status, sa.func.count())
-                    .where(item_t.c.status.in_(("pending", "running")))
+                    .where(item_t.c.status.in_(OPEN_ITEM_STATUSES))
                     .group_by(item_t.c.status)
                 ).all()
             )
@@ -1533,7 +1437,7 @@ class Store(StoreQueries):
         open_items = (
             sa.select(item_t.c.id)
             .where(item_t.c.fire_id == fire_t.c.id)
-            .where(item_t.c.status.in_(_OPEN_ITEM_STATUSES))
+            .where(item_t.c.status.in_(OPEN_ITEM_STATUSES))
         )
         open_attempts = (
             sa.select(attempt_t.c.id)
@@ -1624,7 +1528,7 @@ class Store(StoreQueries):
         if not transitions:
             return
         conn.execute(
-            sa.insert(event_t),
+            self._sql.insert_events,
             [
                 {
                     "at": now,
@@ -1642,7 +1546,6 @@ class Store(StoreQueries):
 
 
 _TABLES = [job_t, fire_t, item_t, attempt_t, event_t, daemon_t, lease_t]
-_OPEN_ITEM_STATUSES = ("pending", "running")
 #: Most ids in one IN list (PostgreSQL takes at most 65,535 parameters per statement).
 _CHUNK = 10_000
 

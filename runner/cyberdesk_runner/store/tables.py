@@ -17,6 +17,8 @@ from cyberdesk_runner.store.types import UTCDateTime
 
 #: Attempt statuses in which a run holds (or may hold) its desktop.
 ACTIVE_ATTEMPT_STATUSES = ("creating", "scheduling", "running", "running_checks")
+#: Item statuses of work not finished.
+OPEN_ITEM_STATUSES = ("pending", "running")
 
 
 class JobRow(SQLModel, table=True):

@@ -1,0 +1,152 @@
+"""The statements run for every batch of runs (dispatch, create answers, news), built once per store.
+
+Building a SQLAlchemy statement and computing its cache key costs about as much as executing it on SQLite; a
+statement object that is reused has its key memoized. Values that change per call are bind parameters: `ids`
+(expanding IN lists) and the `b_`-prefixed ones, which never clash with column names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+
+from cyberdesk_runner.store.tables import OPEN_ITEM_STATUSES, attempt_t, event_t, fire_t, item_t
+
+#: What recording news about an attempt reads of it: not its output or error (JSON, possibly large).
+ATTEMPT_STATE = (
+    attempt_t.c.id,
+    attempt_t.c.item_id,
+    attempt_t.c.fire_id,
+    attempt_t.c.job_name,
+    attempt_t.c.number,
+    attempt_t.c.run_id,
+    attempt_t.c.machine_id,
+    attempt_t.c.machine_name,
+    attempt_t.c.status,
+    attempt_t.c.started_at,
+)
+#: What deciding an item's outcome reads of it: not its inputs.
+ITEM_STATE = (
+    item_t.c.id,
+    item_t.c.fire_id,
+    item_t.c.job_name,
+    item_t.c.status,
+    item_t.c.cancel_requested,
+    item_t.c.last_error,
+    item_t.c.next_attempt_at,
+)
+
+_IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+
+
+@attrs.frozen
+class HotStatements:
+    #: Rows of `ATTEMPT_STATE` by attempt id (`ids`), locked, in id order.
+    attempts_by_id: sa.Select[Any]
+    #: Rows of `ATTEMPT_STATE` by run id (`ids`), locked, in attempt id order.
+    attempts_by_run: sa.Select[Any]
+    #: Rows of `ITEM_STATE` by item id (`ids`), locked, in id order.
+    items_by_id: sa.Select[Any]
+    #: Running fires (id, job_name) by id (`ids`), locked, in id order.
+    running_fires: sa.Select[Any]
+    insert_attempts: sa.Insert = sa.insert(attempt_t)
+    insert_events: sa.Insert = sa.insert(event_t)
+    #: An item handed to an attempt: b_id, b_attempts.
+    item_running: sa.Update = (
+        sa.update(item_t)
+        .where(item_t.c.id == sa.bindparam("b_id"))
+        .values(status="running", attempts=sa.bindparam("b_attempts"))
+    )
+    #: A create call's answer: b_id, b_run, b_status, b_started, b_now.
+    attempt_created: sa.Update = (
+        sa.update(attempt_t)
+        .where(attempt_t.c.id == sa.bindparam("b_id"))
+        .values(
+            run_id=sa.bindparam("b_run"),
+            status=sa.bindparam("b_status"),
+            started_at=sa.bindparam("b_started"),
+            retry_create_at=None,
+            owner=None,
+            updated_at=sa.bindparam("b_now"),
+        )
+    )
+    #: A run that moved on but is not final: b_id, b_status, b_started, b_now.
+    attempt_progressed: sa.Update = (
+        sa.update(attempt_t)
+        .where(attempt_t.c.id == sa.bindparam("b_id"))
+        .values(
+            status=sa.bindparam("b_status"),
+            started_at=sa.bindparam("b_started"),
+            updated_at=sa.bindparam("b_now"),
+        )
+    )
+    #: A final attempt: b_id, b_status, b_started, b_ended, b_error, b_output, b_now.
+    attempt_finished: sa.Update = (
+        sa.update(attempt_t)
+        .where(attempt_t.c.id == sa.bindparam("b_id"))
+        .values(
+            status=sa.bindparam("b_status"),
+            started_at=sa.bindparam("b_started"),
+            ended_at=sa.bindparam("b_ended"),
+            error=sa.bindparam("b_error"),
+            output=sa.bindparam("b_output"),
+            retry_create_at=None,
+            owner=None,
+            updated_at=sa.bindparam("b_now"),
+        )
+    )
+    #: An item's outcome: b_id, b_status, b_next, b_finished, b_error.
+    item_outcome: sa.Update = (
+        sa.update(item_t)
+        .where(item_t.c.id == sa.bindparam("b_id"))
+        .values(
+            status=sa.bindparam("b_status"),
+            next_attempt_at=sa.bindparam("b_next"),
+            finished_at=sa.bindparam("b_finished"),
+            last_error=sa.bindparam("b_error"),
+        )
+    )
+    #: Whether a fire (b_fire) has an item still open.
+    fire_open_item: sa.Select[Any] = (
+        sa.select(item_t.c.id)
+        .where(item_t.c.fire_id == sa.bindparam("b_fire"))
+        .where(item_t.c.status.in_(OPEN_ITEM_STATUSES))
+        .limit(1)
+    )
+    #: A fire's (b_fire) items counted by status.
+    fire_item_counts: sa.Select[Any] = (
+        sa.select(item_t.c.status, sa.func.count())
+        .where(item_t.c.fire_id == sa.bindparam("b_fire"))
+        .group_by(item_t.c.status)
+    )
+    #: A fire settled: b_fire, b_status, b_now.
+    fire_finished: sa.Update = (
+        sa.update(fire_t)
+        .where(fire_t.c.id == sa.bindparam("b_fire"))
+        .values(status=sa.bindparam("b_status"), finished_at=sa.bindparam("b_now"))
+    )
+
+
+def hot_statements(*, row_locks: bool) -> HotStatements:
+    """The statements of one store; `row_locks` adds FOR UPDATE to its locking reads (PostgreSQL)."""
+
+    def locked(query: sa.Select[Any]) -> sa.Select[Any]:
+        return query.with_for_update() if row_locks else query
+
+    return HotStatements(
+        attempts_by_id=locked(
+            sa.select(*ATTEMPT_STATE).where(attempt_t.c.id.in_(_IDS)).order_by(attempt_t.c.id)
+        ),
+        attempts_by_run=locked(
+            sa.select(*ATTEMPT_STATE).where(attempt_t.c.run_id.in_(_IDS)).order_by(attempt_t.c.id)
+        ),
+        items_by_id=locked(sa.select(*ITEM_STATE).where(item_t.c.id.in_(_IDS)).order_by(item_t.c.id)),
+        running_fires=locked(
+            sa.select(fire_t.c.id, fire_t.c.job_name)
+            .where(fire_t.c.id.in_(_IDS))
+            .where(fire_t.c.status == "running")
+            .order_by(fire_t.c.id)
+        ),
+    )
