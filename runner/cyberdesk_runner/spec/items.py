@@ -28,12 +28,15 @@ def load_items(job: LoadedJob) -> list[dict[str, Any]]:
     """
     spec = job.spec
     if job.items_path is not None:
-        items, _ = read_data_file(job.items_path, job)
+        items, _ = read_data_file(job.items_path, job)  # fresh objects, read for this call
     elif spec.items is not None:
-        items = [dict(item) for item in spec.items]
+        items = [dict(item) for item in copy.deepcopy(spec.items)]
     else:
         items = [{}]
-    return [{**copy.deepcopy(spec.inputs), **copy.deepcopy(item)} for item in items]
+    # One copy of the job's values per call, not per item (that cost more than reading the file): the input sets
+    # are read-only from here on, so they may share `inputs`' nested values, never the job spec's own.
+    inputs = copy.deepcopy(spec.inputs)
+    return [{**inputs, **item} for item in items]
 
 
 def read_data_file(path: Path, job: LoadedJob | None = None) -> DataFile:

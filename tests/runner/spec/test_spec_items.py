@@ -71,6 +71,10 @@ def test_inline_items_merged_over_inputs(write: Callable[..., Path]) -> None:
     assert items == [{"a": 1, "nested": {"x": 1}, "b": 2}, {"a": 3, "nested": {"x": 1}}]
     items[0]["nested"]["x"] = 99  # callers get copies: the spec stays as loaded
     assert job.spec.inputs["nested"] == {"x": 1}
+    assert load_items(job)[1]["nested"] == {"x": 1}
+    listed = load_job_file(write("job.yaml", VALID_HEAD + "items:\n  - {b: [1]}\n"))
+    load_items(listed)[0]["b"].append(2)
+    assert load_items(listed) == [{"b": [1]}]
 
 
 def test_items_file_is_read_again_at_each_call(write: Callable[..., Path], as_tuples: Callable) -> None:
