@@ -17,6 +17,9 @@ limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
       many desktops (every item a run in flight) and over `--desktops` desktops (the rest pending).
 (b) the same job with 1, 2, 3... daemons (`--daemons`) on one PostgreSQL store: throughput and API requests
     per run, side by side.
+(c) tracking latency under light load: `--light-items` items at most 16 in flight (job `concurrency`), on an
+    emulator 10 times slower, so that neither process is saturated. (a) measures latency at saturation, where
+    a run's news also waits its turn behind everything else the two processes are doing.
 
 The emulator is served by `cyberdesk.emulator.EmulatorServer` with its webhooks sent through the httpx-aiohttp
 transport (`--emulator-webhooks default` keeps httpx's own pool, which caps deliveries near 100/s here; see
@@ -356,7 +359,7 @@ class Store:
 
 
 def _write_job(work: Path, items: int, concurrency: int) -> Path:
-    jobs = work / f"jobs-{items}"
+    jobs = work / f"jobs-{items}-{concurrency}"
     if not jobs.exists():
         jobs.mkdir()
         (jobs / "bench.jsonl").write_text("".join(json.dumps({"n": n}) + "\n" for n in range(items)))
@@ -674,6 +677,9 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="postgres", help="store of (a)")
     parser.add_argument("--poll-only", action="store_true", help="no webhooks: the daemons poll every 1s")
     parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument(
+        "--light-items", type=int, default=400, help="items of the light-load latency run (c)"
+    )
     parser.add_argument("--desktops", type=int, default=200)
     parser.add_argument(
         "--in-flight", type=int, default=10_000, help="runs in flight for the RSS figure (0: skip)"
@@ -686,7 +692,7 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated parts to skip: a, b, rss, baselines (the emulator's create-only rate and the thin client)",
+        help="comma-separated parts to skip: a, b, c, rss, baselines (the emulator's create-only rate and the thin client)",
     )
     parser.add_argument("--verbose", action="store_true", help="print progress every second")
     args = parser.parse_args()
@@ -726,6 +732,21 @@ def main() -> None:
                         poll_only=args.poll_only,
                         log_level=args.log_level,
                         label=f"(a) 1 daemon, {args.store}",
+                    )
+                )
+        if "c" not in skip:
+            with emulator(work, args.desktops, args.speed / 10, "30-90", fast) as emu:
+                results.append(
+                    run_job(
+                        work,
+                        emu,
+                        args.store,
+                        1,
+                        args.light_items,
+                        16,
+                        poll_only=args.poll_only,
+                        log_level=args.log_level,
+                        label=f"(c) light load, {args.store}",
                     )
                 )
         if "b" not in skip:
