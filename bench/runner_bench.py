@@ -16,7 +16,8 @@ limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
     - peak RSS (VmHWM) of a daemon holding `--in-flight` items in flight (target < 200 MB), read twice: with as
       many desktops (every item a run in flight) and over `--desktops` desktops (the rest pending).
 (b) the same job with 1, 2, 3... daemons (`--daemons`) on one PostgreSQL store: throughput and API requests
-    per run, side by side.
+    per run, side by side. As in a deployment with one webhook endpoint, webhooks go to the first daemon only
+    (`--webhooks-to each` registers every daemon's endpoint, so each receives every delivery).
 (c) tracking latency under light load: `--light-items` items at most 16 in flight (job `concurrency`), on an
     emulator 10 times slower, so that neither process is saturated. (a) measures latency at saturation, where
     a run's news also waits its turn behind everything else the two processes are doing.
@@ -59,6 +60,7 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"runner-bench-webhook-secret-0123"
 PG_URL = os.environ.get("CYBERDESK_RUNNER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 WORKFLOW = "Bench work"
 VERBOSE = False
+WEBHOOKS_TO_EACH = False
 
 # Served in a subprocess: the emulator with a chosen webhook transport, until SIGTERM.
 _EMULATOR_PROGRAM = """
@@ -388,7 +390,7 @@ def _start_daemons(
     log_level: str,
 ) -> list[subprocess.Popen[bytes]]:
     daemons = []
-    for _n in range(count):
+    for n in range(count):
         port, server_port = _free_port(), _free_port()
         webhook = "" if poll_only else f'webhook: {{listen: "127.0.0.1:{port}", secret: "{WEBHOOK_SECRET}"}}'
         config = work / f"daemon-{secrets.token_hex(3)}.yaml"
@@ -404,7 +406,7 @@ def _start_daemons(
             log: {{level: {log_level}}}
         """)
         )
-        if not poll_only:
+        if not poll_only and (n == 0 or WEBHOOKS_TO_EACH):
             response = httpx.post(
                 f"{emu.base_url}/_emulator/webhooks",
                 timeout=30,
@@ -694,10 +696,17 @@ def main() -> None:
         default="",
         help="comma-separated parts to skip: a, b, c, rss, baselines (the emulator's create-only rate and the thin client)",
     )
+    parser.add_argument(
+        "--webhooks-to",
+        choices=["first", "each"],
+        default="first",
+        help="with several daemons: webhooks to the first one (one endpoint), or to each (one endpoint per daemon)",
+    )
     parser.add_argument("--verbose", action="store_true", help="print progress every second")
     args = parser.parse_args()
-    global VERBOSE
+    global VERBOSE, WEBHOOKS_TO_EACH
     VERBOSE = args.verbose
+    WEBHOOKS_TO_EACH = args.webhooks_to == "each"
     skip = set(filter(None, args.skip.split(",")))
     counts = [int(n) for n in args.daemons.split(",") if n]
     fast = args.emulator_webhooks == "aiohttp"

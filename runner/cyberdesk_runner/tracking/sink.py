@@ -93,17 +93,28 @@ class ObservationSink:
             await self.flush(early)
 
     async def sweep(self) -> None:
-        """News that waited longer than UNKNOWN_AFTER for its run: applied if the run became ours meanwhile
-        (another daemon created it), else recorded as news about an unknown run."""
+        """Look again at news about runs that were not ours when it came (the reap loop calls this every few
+        seconds): another daemon may have recorded the run's creation since, as webhooks reach whichever daemon
+        the endpoint points at. News that waited longer than UNKNOWN_AFTER is recorded as news about an unknown
+        run if its run is still not ours."""
         now = self._clock.now()
         stale = self._overflow
         self._overflow = []
-        while self._early:
-            run, since = next(iter(self._early.values()))
-            if now - since < UNKNOWN_AFTER:
-                break
-            stale.append(run)
-            self._early.popitem(last=False)
+        waiting: list[RunObservation] = []
+        for run_id, (run, since) in list(self._early.items()):
+            if now - since >= UNKNOWN_AFTER:
+                stale.append(run)
+                del self._early[run_id]
+            else:
+                waiting.append(run)
+        if waiting:
+            recorded = await asyncio.to_thread(self._store.record_news, [], waiting, now, self._outcome(now))
+            unknown = {run.run_id for run in recorded.unknown}
+            for run in waiting:
+                parked = self._early.get(run.run_id)
+                if run.run_id not in unknown and parked is not None and parked[0] is run:
+                    del self._early[run.run_id]  # applied (unless newer news replaced it meanwhile)
+            self._on_transitions(recorded.transitions)
         if stale:
             transitions = await asyncio.to_thread(
                 self._store.apply_observations, stale, now, self._outcome(now)

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from cyberdesk.webhooks import sign
+from cyberdesk_runner.tracking.news import CreatedRun, observation
 from cyberdesk_runner.tracking.sink import UNKNOWN_AFTER
 
 from .harness import WEBHOOK_SECRET, Harness
@@ -152,6 +153,39 @@ async def test_a_webhook_that_beats_the_create_answer_is_applied_once_the_run_is
         await h.runtime.dispatch_round()  # the claim lapsed: the call is repeated, its answer recorded
         [attempt] = h.rows("attempt")
         assert attempt["status"] == "success", "applied from the early webhook, without waiting for a poll"
+        h.clock.advance(UNKNOWN_AFTER.total_seconds())
+        await h.runtime.reap_round()
+        assert "unknown_run" not in [e["kind"] for e in h.rows("event")]
+
+
+async def test_a_webhook_about_another_daemons_run_is_applied_at_the_next_sweep(tmp_path: Path) -> None:
+    """The webhook endpoint may point at one daemon while another creates the run: news that came before that
+    daemon recorded the creation is applied within a reap round, not after the unknown-run grace period."""
+    from datetime import timedelta
+
+    from cyberdesk import RunCreate
+
+    async with Harness(tmp_path, _jobs(tmp_path, 1)) as h:
+        other = await h.restarted("daemon_other")
+        await h.trigger("many")
+        await h.runtime.plan_requested_fires()
+        [ref] = h.store.dispatch(h.clock.now(), other.dispatcher._choose, lease=timedelta(seconds=30))
+        body = RunCreate(
+            workflow_id=ref.workflow_id,
+            machine_id=ref.machine_id,
+            input_values=dict(ref.inputs),
+            is_priority=False,
+        )
+        created = (await h.client.runs.create(body, idempotency_key=ref.idempotency_key)).unwrap()
+        await h.advance(60)  # the run ends; its webhook reaches this daemon before the other records the run
+        assert h.rows("attempt")[0]["status"] == "creating"
+        await other.sink.record([CreatedRun(ref.id, observation(created, "create"))])
+        assert h.rows("attempt")[0]["status"] in ("scheduling", "running")  # the other daemon knows no more
+        h.clock.advance(2)
+        await h.runtime.reap_round()
+        [attempt] = h.rows("attempt")
+        assert attempt["status"] == "success"
+        assert [e["kind"] for e in h.rows("event") if e["kind"] == "attempt_success"] == ["attempt_success"]
         h.clock.advance(UNKNOWN_AFTER.total_seconds())
         await h.runtime.reap_round()
         assert "unknown_run" not in [e["kind"] for e in h.rows("event")]
