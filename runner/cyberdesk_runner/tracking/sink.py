@@ -5,6 +5,8 @@ burst of webhooks costs a few commits, not hundreds, and a run's creation is rec
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -19,6 +21,10 @@ from cyberdesk_runner.tracking.news import CreatedRun, News
 _EARLY_NEWS_KEPT = 10_000
 #: How long news about an unknown run waits for its create call's answer before it is recorded as a stranger's.
 UNKNOWN_AFTER = timedelta(seconds=30)
+#: How often parked news is tried again alongside a batch (a run another daemon created becomes known), in seconds;
+#: the reap loop's sweep tries it too, when no batches come.
+RETRY_PARKED_EVERY = 0.25
+_RETRY_AT_ONCE = 500
 
 
 class ObservationSink:
@@ -44,6 +50,7 @@ class ObservationSink:
         self._early: OrderedDict[str, tuple[RunObservation, datetime]] = OrderedDict()
         #: Early news pushed out by newer news, to be checked against the store on the next sweep.
         self._overflow: list[RunObservation] = []
+        self._retried = time.monotonic()
 
     async def record(self, news: Sequence[News]) -> None:
         """Record news; returns once it is committed to the store."""
@@ -78,19 +85,39 @@ class ObservationSink:
         created = [(n.attempt_id, n.run) for n in batch if isinstance(n, CreatedRun)]
         observations = [n for n in batch if isinstance(n, RunObservation)]
         now = self._clock.now()
+        # Parked news rides along now and then: another daemon may have recorded its run meanwhile. First in the
+        # list, and never beside newer news of its run, so the newer news wins.
+        fresh = {run.run_id for run in observations}
+        retry = [run for run in self._due_for_retry() if run.run_id not in fresh]
         self._metrics.news_batches.observe(len(batch))
         recorded = await asyncio.to_thread(
-            self._store.record_news, created, observations, now, self._outcome(now)
+            self._store.record_news, created, retry + observations, now, self._outcome(now)
         )
+        unknown = {id(run) for run in recorded.unknown}
+        for run in retry:
+            if id(run) not in unknown and self._parked(run):
+                del self._early[run.run_id]
         for run in recorded.unknown:
-            self._early[run.run_id] = (run, now)
-            self._early.move_to_end(run.run_id)
+            if not self._parked(run):  # retried news keeps its place and its age
+                self._early[run.run_id] = (run, now)
+                self._early.move_to_end(run.run_id)
         while len(self._early) > _EARLY_NEWS_KEPT:
             self._overflow.append(self._early.popitem(last=False)[1][0])
         self._on_transitions(recorded.transitions)
         early = [self._early.pop(run.run_id)[0] for _, run in created if run.run_id in self._early]
         if early:
             await self.flush(early)
+
+    def _parked(self, run: RunObservation) -> bool:
+        parked = self._early.get(run.run_id)
+        return parked is not None and parked[0] is run
+
+    def _due_for_retry(self) -> list[RunObservation]:
+        """The oldest parked news, at most every RETRY_PARKED_EVERY (monotonic time: a batching pace)."""
+        if not self._early or time.monotonic() - self._retried < RETRY_PARKED_EVERY:
+            return []
+        self._retried = time.monotonic()
+        return [run for run, _ in itertools.islice(self._early.values(), _RETRY_AT_ONCE)]
 
     async def sweep(self) -> None:
         """Look again at news about runs that were not ours when it came (the reap loop calls this every few

@@ -7,8 +7,11 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cyberdesk.webhooks import sign
+from cyberdesk_runner.store.records import RunObservation
+from cyberdesk_runner.tracking import sink
 from cyberdesk_runner.tracking.news import CreatedRun, observation
 from cyberdesk_runner.tracking.sink import UNKNOWN_AFTER
 
@@ -158,29 +161,34 @@ async def test_a_webhook_that_beats_the_create_answer_is_applied_once_the_run_is
         assert "unknown_run" not in [e["kind"] for e in h.rows("event")]
 
 
-async def test_a_webhook_about_another_daemons_run_is_applied_at_the_next_sweep(tmp_path: Path) -> None:
-    """The webhook endpoint may point at one daemon while another creates the run: news that came before that
-    daemon recorded the creation is applied within a reap round, not after the unknown-run grace period."""
+async def _another_daemons_run_whose_webhook_came_first(h: Harness) -> None:
+    """Another daemon creates a run; its webhook reaches this daemon before that daemon records the run."""
     from datetime import timedelta
 
     from cyberdesk import RunCreate
 
+    other = await h.restarted("daemon_other")
+    await h.trigger("many")
+    await h.runtime.plan_requested_fires()
+    [ref] = h.store.dispatch(h.clock.now(), other.dispatcher._choose, lease=timedelta(seconds=30))
+    body = RunCreate(
+        workflow_id=ref.workflow_id,
+        machine_id=ref.machine_id,
+        input_values=dict(ref.inputs),
+        is_priority=False,
+    )
+    created = (await h.client.runs.create(body, idempotency_key=ref.idempotency_key)).unwrap()
+    await h.advance(60)  # the run ends; its webhook reaches this daemon, which parks it: not our run yet
+    assert h.rows("attempt")[0]["status"] == "creating"
+    await other.sink.record([CreatedRun(ref.id, observation(created, "create"))])
+    assert h.rows("attempt")[0]["status"] in ("scheduling", "running")  # the other daemon knows no more
+
+
+async def test_a_webhook_about_another_daemons_run_is_applied_at_the_next_sweep(tmp_path: Path) -> None:
+    """The webhook endpoint may point at one daemon while another creates the run: news that came before that
+    daemon recorded the creation is applied within a reap round, not after the unknown-run grace period."""
     async with Harness(tmp_path, _jobs(tmp_path, 1)) as h:
-        other = await h.restarted("daemon_other")
-        await h.trigger("many")
-        await h.runtime.plan_requested_fires()
-        [ref] = h.store.dispatch(h.clock.now(), other.dispatcher._choose, lease=timedelta(seconds=30))
-        body = RunCreate(
-            workflow_id=ref.workflow_id,
-            machine_id=ref.machine_id,
-            input_values=dict(ref.inputs),
-            is_priority=False,
-        )
-        created = (await h.client.runs.create(body, idempotency_key=ref.idempotency_key)).unwrap()
-        await h.advance(60)  # the run ends; its webhook reaches this daemon before the other records the run
-        assert h.rows("attempt")[0]["status"] == "creating"
-        await other.sink.record([CreatedRun(ref.id, observation(created, "create"))])
-        assert h.rows("attempt")[0]["status"] in ("scheduling", "running")  # the other daemon knows no more
+        await _another_daemons_run_whose_webhook_came_first(h)
         h.clock.advance(2)
         await h.runtime.reap_round()
         [attempt] = h.rows("attempt")
@@ -189,3 +197,20 @@ async def test_a_webhook_about_another_daemons_run_is_applied_at_the_next_sweep(
         h.clock.advance(UNKNOWN_AFTER.total_seconds())
         await h.runtime.reap_round()
         assert "unknown_run" not in [e["kind"] for e in h.rows("event")]
+
+
+async def test_parked_news_rides_along_with_the_next_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load the sink does not wait for the reap loop: parked news is retried with the batches it writes."""
+    monkeypatch.setattr(sink, "RETRY_PARKED_EVERY", 0.0)
+    async with Harness(tmp_path, _jobs(tmp_path, 1)) as h:
+        await _another_daemons_run_whose_webhook_came_first(h)
+        stranger = RunObservation(str(uuid.uuid4()), "running", source="webhook")
+        await h.runtime.sink.record([stranger])  # any batch will do
+        [attempt] = h.rows("attempt")
+        assert attempt["status"] == "success"
+        h.clock.advance(UNKNOWN_AFTER.total_seconds())
+        await h.runtime.reap_round()
+        # Only the stranger's news is left over, and it is recorded as such.
+        assert [e["run_id"] for e in h.rows("event") if e["kind"] == "unknown_run"] == [stranger.run_id]
