@@ -136,10 +136,9 @@ class ObservationSink:
                 waiting.append(run)
         if waiting:
             recorded = await asyncio.to_thread(self._store.record_news, [], waiting, now, self._outcome(now))
-            unknown = {run.run_id for run in recorded.unknown}
+            unknown = {id(run) for run in recorded.unknown}
             for run in waiting:
-                parked = self._early.get(run.run_id)
-                if run.run_id not in unknown and parked is not None and parked[0] is run:
+                if id(run) not in unknown and self._parked(run):
                     del self._early[run.run_id]  # applied (unless newer news replaced it meanwhile)
             self._on_transitions(recorded.transitions)
         if stale:
