@@ -312,15 +312,9 @@ class Store(StoreQueries):
         """
         fire_id = new_id("fire")
         with self._write() as conn:
-            values = self._fire_values(fire_id, fire, now, status="running", items_total=len(items))
-            if not self._insert_fire_row(conn, values):
+            transitions = self._record_running_fire(conn, fire_id, fire, items, now)
+            if transitions is None:
                 return None
-            self._insert_items(conn, fire_id, fire, items, now)
-            transitions = [
-                Transition("fire_started", fire.job_name, fire_id=fire_id, data=_fire_data(fire, len(items)))
-            ]
-            if not items:
-                transitions += self._settle_fires(conn, [fire_id], now)
             self._append_events(conn, now, transitions)
         return fire_id
 
@@ -340,46 +334,59 @@ class Store(StoreQueries):
             if overlap.mode != "allow":
                 conn.execute(self._lock(sa.select(job_t.c.name).where(job_t.c.name == fire.job_name))).all()
                 in_flight = self._fires_in_flight(conn, fire.job_name)
-            if in_flight and overlap.mode == "forbid":
-                reason = overlap.skip_reason(in_flight)
-                values = self._fire_values(fire_id, fire, now, status="skipped", items_total=0)
-                values.update(skip_reason=reason, finished_at=now)
-                if not self._insert_fire_row(conn, values):
-                    return None
-                data = _fire_data(fire, 0) | {"reason": reason}
-                transitions = [Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data)]
-                self._append_events(conn, now, transitions)
-                return StartedFire(fire_id, True, transitions)
-            values = self._fire_values(fire_id, fire, now, status="running", items_total=len(items))
-            if not self._insert_fire_row(conn, values):
+            skipped = bool(in_flight) and overlap.mode == "forbid"
+            if skipped:
+                transitions = self._record_skipped_fire(
+                    conn, fire_id, fire, overlap.skip_reason(in_flight), now
+                )
+            else:
+                transitions = self._record_running_fire(conn, fire_id, fire, items, now)
+            if transitions is None:
                 return None
-            self._insert_items(conn, fire_id, fire, items, now)
-            transitions = [
-                Transition("fire_started", fire.job_name, fire_id=fire_id, data=_fire_data(fire, len(items)))
-            ]
-            if not items:
-                transitions += self._settle_fires(conn, [fire_id], now)
-            if in_flight:  # replace
+            if in_flight and not skipped:  # replace
                 chosen = [item_t.c.job_name == fire.job_name, item_t.c.fire_id.in_(in_flight)]
                 transitions += self._cancel_items(
                     conn, chosen, overlap.replace_reason, now, only_pending=False
                 )
             self._append_events(conn, now, transitions)
-        return StartedFire(fire_id, False, transitions)
+        return StartedFire(fire_id, skipped, transitions)
 
     def record_skipped_fire(self, fire: NewFire, reason: str, now: datetime) -> str | None:
         """Record that a slot was not run, and why. None when the slot was already recorded."""
         fire_id = new_id("fire")
         with self._write() as conn:
-            values = self._fire_values(fire_id, fire, now, status="skipped", items_total=0)
-            values.update(skip_reason=reason, finished_at=now)
-            if not self._insert_fire_row(conn, values):
+            transitions = self._record_skipped_fire(conn, fire_id, fire, reason, now)
+            if transitions is None:
                 return None
-            data = _fire_data(fire, 0) | {"reason": reason}
-            self._append_events(
-                conn, now, [Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data)]
-            )
+            self._append_events(conn, now, transitions)
         return fire_id
+
+    def _record_running_fire(
+        self, conn: Connection, fire_id: str, fire: NewFire, items: Sequence[NewItem], now: datetime
+    ) -> list[Transition] | None:
+        """Insert a fire with its items (finished at once without any); None when its slot is taken. The caller
+        appends the events."""
+        values = self._fire_values(fire_id, fire, now, status="running", items_total=len(items))
+        if not self._insert_fire_row(conn, values):
+            return None
+        self._insert_items(conn, fire_id, fire, items, now)
+        transitions = [
+            Transition("fire_started", fire.job_name, fire_id=fire_id, data=_fire_data(fire, len(items)))
+        ]
+        if not items:
+            transitions += self._settle_fires(conn, [fire_id], now)
+        return transitions
+
+    def _record_skipped_fire(
+        self, conn: Connection, fire_id: str, fire: NewFire, reason: str, now: datetime
+    ) -> list[Transition] | None:
+        """Insert a skipped fire; None when its slot is taken. The caller appends the events."""
+        values = self._fire_values(fire_id, fire, now, status="skipped", items_total=0)
+        values.update(skip_reason=reason, finished_at=now)
+        if not self._insert_fire_row(conn, values):
+            return None
+        data = _fire_data(fire, 0) | {"reason": reason}
+        return [Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data)]
 
     def request_fire(self, fire: NewFire, now: datetime) -> str:
         """Record a fire whose items a daemon will plan (a manual trigger from the CLI)."""

@@ -14,7 +14,13 @@ from datetime import datetime, timedelta
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import FinishedAttempt, ItemOutcome, RunObservation, Transition
+from cyberdesk_runner.store.records import (
+    FinishedAttempt,
+    ItemOutcome,
+    RecordedNews,
+    RunObservation,
+    Transition,
+)
 from cyberdesk_runner.tracking.news import CreatedRun, News
 
 #: News about runs we do not know yet, kept at most this many (the oldest are checked against the store first).
@@ -93,10 +99,7 @@ class ObservationSink:
         recorded = await asyncio.to_thread(
             self._store.record_news, created, retry + observations, now, self._outcome(now)
         )
-        unknown = {id(run) for run in recorded.unknown}
-        for run in retry:
-            if id(run) not in unknown and self._parked(run):
-                del self._early[run.run_id]
+        self._unpark_applied(retry, recorded)
         for run in recorded.unknown:
             if not self._parked(run):  # retried news keeps its place and its age
                 self._early[run.run_id] = (run, now)
@@ -107,6 +110,14 @@ class ObservationSink:
         early = [self._early.pop(run.run_id)[0] for _, run in created if run.run_id in self._early]
         if early:
             await self.flush(early)
+
+    def _unpark_applied(self, retried: Sequence[RunObservation], recorded: RecordedNews) -> None:
+        """Parked news that was retried and is now about a run of ours leaves the park, unless newer news about
+        that run replaced it there meanwhile."""
+        unknown = {id(run) for run in recorded.unknown}
+        for run in retried:
+            if id(run) not in unknown and self._parked(run):
+                del self._early[run.run_id]
 
     def _parked(self, run: RunObservation) -> bool:
         parked = self._early.get(run.run_id)
@@ -136,10 +147,7 @@ class ObservationSink:
                 waiting.append(run)
         if waiting:
             recorded = await asyncio.to_thread(self._store.record_news, [], waiting, now, self._outcome(now))
-            unknown = {id(run) for run in recorded.unknown}
-            for run in waiting:
-                if id(run) not in unknown and self._parked(run):
-                    del self._early[run.run_id]  # applied (unless newer news replaced it meanwhile)
+            self._unpark_applied(waiting, recorded)
             self._on_transitions(recorded.transitions)
         if stale:
             transitions = await asyncio.to_thread(

@@ -5,40 +5,30 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from store_helpers import T0, add_jobs, policy
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import (
     Assignment,
     DispatchView,
-    Fail,
-    FinishedAttempt,
-    ItemOutcome,
-    JobDefinition,
     NewFire,
     NewItem,
     RunObservation,
-    Succeed,
 )
 from cyberdesk_runner.store.views import AttemptQuery
 
-T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 WORKFLOW = "3f0c2a8e-1c1d-4c36-9a55-1e1d0c0ffee0"
 _runs = itertools.count()
-
-
-def policy(attempt: FinishedAttempt) -> ItemOutcome:
-    """No retries: success succeeds, anything else fails."""
-    return Succeed() if attempt.status == "success" else Fail(attempt.status)
 
 
 @pytest.fixture
 def store(open_store: Callable[[], Store]) -> Store:
     """A fresh store (SQLite, and PostgreSQL) with one job, "j"."""
     store = open_store()
-    store.sync_jobs([JobDefinition("j", "h", {"name": "j"}, "j.yaml")], T0)
+    add_jobs(store, "j")
     return store
 
 
@@ -60,13 +50,13 @@ def _start(store: Store, now: datetime) -> list[tuple[str, str]]:
 
     refs = store.dispatch(now, choose, lease=timedelta(seconds=30))
     started = [(r.id, f"00000000-0000-4000-8000-{next(_runs):012d}") for r in refs]
-    store.record_created([(a, RunObservation(run, "running")) for a, run in started], now, policy)
+    store.record_created([(a, RunObservation(run, "running")) for a, run in started], now, policy())
     return started
 
 
 def _finish(store: Store, runs: list[tuple[str, str]], statuses: list[str], now: datetime) -> None:
     store.apply_observations(
-        [RunObservation(run, s) for (_, run), s in zip(runs, statuses, strict=True)], now, policy
+        [RunObservation(run, s) for (_, run), s in zip(runs, statuses, strict=True)], now, policy()
     )
 
 
