@@ -3,7 +3,8 @@
 - `history`: one daemon run (`run --once` of every job) on a session-wide store, failure rate 0.3, so that some
   items fail and are retried. Read-only tests share it.
 - `live`: a daemon running in a background thread (its own event loop) on a store of its own, for the
-  commands that change state and must be picked up by a running daemon.
+  commands that change state and must be picked up by a running daemon. One per module, stopped when the
+  module ends: a daemon left running would log into the output of later tests (logging config is global).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def history(history_run: HistoryRun) -> Env:
     return history_run.env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
     env = write_env(
         tmp_path_factory.mktemp("live"),
