@@ -16,6 +16,7 @@ from cyberdesk_runner.cli.shapes import fire_json
 from cyberdesk_runner.cli.waiting import TimeoutOption, WaitOption, report, wait_for_fire
 from cyberdesk_runner.daemon import Daemon, RunOptions, RunResult, UnknownJobs
 from cyberdesk_runner.logs import configure
+from cyberdesk_runner.memory import limit_malloc_arenas
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import NewFire
 
@@ -46,6 +47,7 @@ def run(
         fail("job names are only taken with --once", ExitCode.USAGE)
     settings = config_or_exit(config)
     configure(settings.log.format, settings.log.level)
+    limit_malloc_arenas()  # before the daemon starts its threads
     options = RunOptions(until_idle=until_idle, once=list(jobs or []) if once else None)
 
     async def main() -> RunResult:

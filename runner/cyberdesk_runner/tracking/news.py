@@ -21,13 +21,18 @@ class CreatedRun:
 News = CreatedRun | RunObservation
 
 
+def status_of(run: RunResponse) -> str:
+    """The run's status as the store writes it (an unknown status from the API stays a plain string)."""
+    return str(run.status.value if hasattr(run.status, "value") else run.status)
+
+
 def observation(run: RunResponse, source: str) -> RunObservation:
     """What a RunResponse (from any call or webhook) says, in the store's terms."""
     error = run.error if isinstance(run.error, list) else None
     output = run.output_data if isinstance(run.output_data, dict) else None
     return RunObservation(
         run_id=str(run.id),
-        status=str(run.status.value if hasattr(run.status, "value") else run.status),
+        status=status_of(run),
         started_at=run.started_at if isinstance(run.started_at, datetime) else None,
         ended_at=run.ended_at if isinstance(run.ended_at, datetime) else None,
         error=[str(e) for e in error] if error else None,

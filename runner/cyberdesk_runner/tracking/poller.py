@@ -15,7 +15,7 @@ from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import InFlightAttempt, RunObservation
-from cyberdesk_runner.tracking.news import observation
+from cyberdesk_runner.tracking.news import observation, status_of
 from cyberdesk_runner.tracking.sink import ObservationSink
 
 #: With this many runs in flight or fewer, one GET per run is cheaper than listing.
@@ -57,17 +57,19 @@ class Poller:
                 observations += found
                 requests += made
         self._metrics.poll_requests.inc(requests)
-        changed = {a.run_id: a.status for a in in_flight}
-        await self._sink.record([o for o in observations if changed.get(o.run_id) not in (None, o.status)])
+        known = {a.run_id: a.status for a in in_flight}
+        await self._sink.record([o for o in observations if known.get(o.run_id) not in (None, o.status)])
         self.last_poll_at = self._clock.now()
         return requests
 
     async def _list_workflow(
         self, workflow_id: str, attempts: Sequence[InFlightAttempt]
     ) -> tuple[list[RunObservation], int]:
-        wanted = {a.run_id for a in attempts}
+        # Only runs whose status moved become observations: with thousands in flight, most have not.
+        known = {a.run_id: a.status for a in attempts}
         since = min(a.created_at for a in attempts) - _SKEW
         found: list[RunObservation] = []
+        seen: set[str] = set()
         skip, requests = 0, 0
         while True:
             requests += 1
@@ -82,8 +84,13 @@ class Poller:
             page = response.data
             if page is None:
                 break
-            found += [observation(run, "poll") for run in page.items if str(run.id) in wanted]
+            for run in page.items:
+                run_id = str(run.id)
+                if run_id in known:
+                    seen.add(run_id)
+                    if known[run_id] != status_of(run):
+                        found.append(observation(run, "poll"))
             skip += len(page.items)
-            if not page.items or skip >= page.total or len({o.run_id for o in found}) >= len(wanted):
+            if not page.items or skip >= page.total or len(seen) >= len(known):
                 break
         return found, requests

@@ -1,0 +1,129 @@
+"""The poller on a fake API (httpx.MockTransport): paged list calls, stopping once every run in flight is seen,
+and only runs whose status moved handed on."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from cyberdesk import CyberdeskClient
+from cyberdesk_runner.clock import ManualClock
+from cyberdesk_runner.metrics import Metrics
+from cyberdesk_runner.store.records import InFlightAttempt, RunObservation
+from cyberdesk_runner.tracking.poller import Poller
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+WORKFLOW = str(uuid.UUID(int=1))
+MACHINE = str(uuid.UUID(int=2))
+
+
+def _attempt(n: int, run_id: str, status: str) -> InFlightAttempt:
+    return InFlightAttempt(
+        id=f"att_{n}",
+        job_name="claims",
+        run_id=run_id,
+        workflow_id=WORKFLOW,
+        machine_id=MACHINE,
+        status=status,
+        created_at=T0 + timedelta(seconds=n),
+        deadline_at=T0 + timedelta(hours=1),
+        cancel_requested=False,
+    )
+
+
+def _run(run_id: str, status: str, created_at: datetime) -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "workflow_id": WORKFLOW,
+        "machine_id": MACHINE,
+        "status": status,
+        "created_at": created_at.isoformat(),
+        "ended_at": (created_at + timedelta(seconds=30)).isoformat() if status == "success" else None,
+    }
+
+
+class FakeStore:
+    def __init__(self, attempts: list[InFlightAttempt]) -> None:
+        self.attempts = attempts
+
+    def in_flight(self) -> list[InFlightAttempt]:
+        return self.attempts
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.recorded: list[RunObservation] = []
+
+    async def record(self, news: Sequence[RunObservation]) -> None:
+        self.recorded += news
+
+
+class FakeApi:
+    """`GET /v1/runs` over `runs` (newest first), paged by skip/limit like the real API."""
+
+    def __init__(self, runs: list[dict[str, Any]]) -> None:
+        self.runs = runs
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        assert request.method == "GET" and request.url.path == "/v1/runs", request.url
+        skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
+        page = self.runs[skip : skip + limit]
+        return httpx.Response(
+            200, json={"items": page, "total": len(self.runs), "skip": skip, "limit": limit}
+        )
+
+
+async def _poll(attempts: list[InFlightAttempt], api: FakeApi) -> tuple[int, FakeSink]:
+    sink = FakeSink()
+    async with CyberdeskClient("cd_test_key", async_transport=httpx.MockTransport(api)) as client:
+        poller = Poller(
+            store=FakeStore(attempts),  # type: ignore[arg-type]
+            client=client,
+            sink=sink,  # type: ignore[arg-type]
+            clock=ManualClock(T0),
+            metrics=Metrics(),
+        )
+        requests = await poller.poll_once()
+    return requests, sink
+
+
+async def test_lists_pages_until_every_run_in_flight_is_seen_and_hands_on_only_moved_runs() -> None:
+    ours = [(str(uuid.uuid4()), n) for n in range(250)]
+    attempts = [_attempt(n, run_id, "running") for run_id, n in ours]
+    finished = {ours[n][0] for n in (3, 120, 249)}
+    # Newest first: ours (three finished since the last poll), then 300 older runs that are not ours.
+    listed = [
+        _run(run_id, "success" if run_id in finished else "running", T0 + timedelta(seconds=n))
+        for run_id, n in reversed(ours)
+    ] + [_run(str(uuid.uuid4()), "success", T0 - timedelta(minutes=1)) for _ in range(300)]
+    api = FakeApi(listed)
+
+    requests, sink = await _poll(attempts, api)
+
+    assert {o.run_id for o in sink.recorded} == finished
+    assert {o.status for o in sink.recorded} == {"success"}
+    assert all(o.source == "poll" and o.ended_at is not None for o in sink.recorded)
+    # 250 runs of ours fit in three pages of 100: the 300 older runs are never fetched.
+    assert requests == len(api.requests) == 3
+    first = api.requests[0].url.params
+    assert first["workflow_id"] == WORKFLOW and first["sort_mode"] == "created_at_desc"
+    assert datetime.fromisoformat(first["created_at_from"]) < T0  # from before the oldest run, for clock skew
+
+
+async def test_a_run_missing_from_the_listing_makes_it_read_to_the_end() -> None:
+    attempts = [_attempt(n, str(uuid.uuid4()), "scheduling") for n in range(5)]
+    # The API no longer lists the last one (deleted): every page is read, nothing is invented for it.
+    listed = [_run(a.run_id or "", "running", a.created_at) for a in attempts[:4]]
+    listed += [_run(str(uuid.uuid4()), "running", T0) for _ in range(150)]
+    api = FakeApi(listed)
+
+    requests, sink = await _poll(attempts, api)
+
+    assert requests == 2
+    assert sorted(o.run_id for o in sink.recorded) == sorted(a.run_id or "" for a in attempts[:4])
