@@ -189,18 +189,23 @@ class Runtime:
         """List the desktops (and which pools they are in), then resolve workflows: one refresh of the API's view."""
         try:
             pools_of = await self._pool_membership()
+            # Desktops in the same pools share one pair of sets: 10,000 desktops in a few pools hold a few sets.
+            pool_sets: dict[tuple[tuple[str, str], ...], tuple[frozenset[str], frozenset[str]]] = {}
             desktops: list[Desktop] = []
             async for machine in self.client.machines.iter():
                 machine_id = str(machine.id)
-                pools = pools_of.get(machine_id, [])
+                pools = tuple(pools_of.get(machine_id, ()))
+                if pools not in pool_sets:
+                    pool_sets[pools] = (frozenset(i for i, _ in pools), frozenset(n for _, n in pools))
+                pool_ids, pool_names = pool_sets[pools]
                 params = machine.machine_parameters if isinstance(machine.machine_parameters, dict) else {}
                 desktops.append(
                     Desktop(
                         id=machine_id,
                         name=machine.name if isinstance(machine.name, str) else None,
                         params=params,
-                        pool_ids=frozenset(pool_id for pool_id, _ in pools),
-                        pool_names=frozenset(name for _, name in pools),
+                        pool_ids=pool_ids,
+                        pool_names=pool_names,
                         connected=str(machine.status) == "connected",
                     )
                 )
