@@ -22,4 +22,8 @@ def build_app() -> typer.Typer:
 
 
 def main() -> None:
+    """The console script: the process is the command's alone (see `cyberdesk_runner.process`)."""
+    from cyberdesk_runner.cli import common
+
+    common.STANDALONE = True
     build_app()()

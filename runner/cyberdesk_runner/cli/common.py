@@ -43,6 +43,14 @@ ConfigOption = Annotated[
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
+#: Set by the console script: the process runs this command alone, so process-wide tuning is ours to do.
+#: Programs that call the CLI in-process (the tests) keep their own settings.
+STANDALONE = False
+
+
+def standalone_process() -> bool:
+    return STANDALONE
+
 
 def fail(message: str, code: ExitCode) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)

@@ -10,13 +10,21 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, err, fail, out
+from cyberdesk_runner.cli.common import (
+    ConfigOption,
+    ExitCode,
+    config_or_exit,
+    err,
+    fail,
+    out,
+    standalone_process,
+)
 from cyberdesk_runner.cli.render import print_json, show
 from cyberdesk_runner.cli.shapes import fire_json
 from cyberdesk_runner.cli.waiting import TimeoutOption, WaitOption, report, wait_for_fire
 from cyberdesk_runner.daemon import Daemon, RunOptions, RunResult, UnknownJobs
 from cyberdesk_runner.logs import configure
-from cyberdesk_runner.memory import limit_malloc_arenas
+from cyberdesk_runner.process import tune_daemon_process
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import NewFire
 
@@ -47,7 +55,8 @@ def run(
         fail("job names are only taken with --once", ExitCode.USAGE)
     settings = config_or_exit(config)
     configure(settings.log.format, settings.log.level)
-    limit_malloc_arenas()  # before the daemon starts its threads
+    if standalone_process():
+        tune_daemon_process()  # after the imports, before the daemon's threads
     options = RunOptions(until_idle=until_idle, once=list(jobs or []) if once else None)
 
     async def main() -> RunResult:
