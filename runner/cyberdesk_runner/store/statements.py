@@ -41,6 +41,11 @@ ITEM_STATE = (
 _IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
 
 
+def _update_by_id(table: sa.Table, **values: Any) -> sa.Update:
+    """An UPDATE of the row whose id is bound as `b_id`."""
+    return sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(**values)
+
+
 @attrs.frozen
 class HotStatements:
     #: Rows of `ATTEMPT_STATE` by attempt id (`ids`), locked, in id order.
@@ -54,59 +59,43 @@ class HotStatements:
     insert_attempts: sa.Insert = sa.insert(attempt_t)
     insert_events: sa.Insert = sa.insert(event_t)
     #: An item handed to an attempt: b_id, b_attempts.
-    item_running: sa.Update = (
-        sa.update(item_t)
-        .where(item_t.c.id == sa.bindparam("b_id"))
-        .values(status="running", attempts=sa.bindparam("b_attempts"))
-    )
+    item_running: sa.Update = _update_by_id(item_t, status="running", attempts=sa.bindparam("b_attempts"))
     #: A create call's answer: b_id, b_run, b_status, b_started, b_now.
-    attempt_created: sa.Update = (
-        sa.update(attempt_t)
-        .where(attempt_t.c.id == sa.bindparam("b_id"))
-        .values(
-            run_id=sa.bindparam("b_run"),
-            status=sa.bindparam("b_status"),
-            started_at=sa.bindparam("b_started"),
-            retry_create_at=None,
-            owner=None,
-            updated_at=sa.bindparam("b_now"),
-        )
+    attempt_created: sa.Update = _update_by_id(
+        attempt_t,
+        run_id=sa.bindparam("b_run"),
+        status=sa.bindparam("b_status"),
+        started_at=sa.bindparam("b_started"),
+        retry_create_at=None,
+        owner=None,
+        updated_at=sa.bindparam("b_now"),
     )
     #: A run that moved on but is not final: b_id, b_status, b_started, b_now.
-    attempt_progressed: sa.Update = (
-        sa.update(attempt_t)
-        .where(attempt_t.c.id == sa.bindparam("b_id"))
-        .values(
-            status=sa.bindparam("b_status"),
-            started_at=sa.bindparam("b_started"),
-            updated_at=sa.bindparam("b_now"),
-        )
+    attempt_progressed: sa.Update = _update_by_id(
+        attempt_t,
+        status=sa.bindparam("b_status"),
+        started_at=sa.bindparam("b_started"),
+        updated_at=sa.bindparam("b_now"),
     )
     #: A final attempt: b_id, b_status, b_started, b_ended, b_error, b_output, b_now.
-    attempt_finished: sa.Update = (
-        sa.update(attempt_t)
-        .where(attempt_t.c.id == sa.bindparam("b_id"))
-        .values(
-            status=sa.bindparam("b_status"),
-            started_at=sa.bindparam("b_started"),
-            ended_at=sa.bindparam("b_ended"),
-            error=sa.bindparam("b_error"),
-            output=sa.bindparam("b_output"),
-            retry_create_at=None,
-            owner=None,
-            updated_at=sa.bindparam("b_now"),
-        )
+    attempt_finished: sa.Update = _update_by_id(
+        attempt_t,
+        status=sa.bindparam("b_status"),
+        started_at=sa.bindparam("b_started"),
+        ended_at=sa.bindparam("b_ended"),
+        error=sa.bindparam("b_error"),
+        output=sa.bindparam("b_output"),
+        retry_create_at=None,
+        owner=None,
+        updated_at=sa.bindparam("b_now"),
     )
     #: An item's outcome: b_id, b_status, b_next, b_finished, b_error.
-    item_outcome: sa.Update = (
-        sa.update(item_t)
-        .where(item_t.c.id == sa.bindparam("b_id"))
-        .values(
-            status=sa.bindparam("b_status"),
-            next_attempt_at=sa.bindparam("b_next"),
-            finished_at=sa.bindparam("b_finished"),
-            last_error=sa.bindparam("b_error"),
-        )
+    item_outcome: sa.Update = _update_by_id(
+        item_t,
+        status=sa.bindparam("b_status"),
+        next_attempt_at=sa.bindparam("b_next"),
+        finished_at=sa.bindparam("b_finished"),
+        last_error=sa.bindparam("b_error"),
     )
     #: Whether a fire (b_fire) has an item still open.
     fire_open_item: sa.Select[Any] = (

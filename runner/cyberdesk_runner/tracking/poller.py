@@ -38,7 +38,7 @@ class Poller:
         self.last_poll_at: datetime | None = None
 
     async def poll_once(self) -> int:
-        """Reconcile every run in flight; returns the number of API requests made."""
+        """Hand on every run in flight whose status moved; returns the number of API requests made."""
         in_flight = [a for a in await asyncio.to_thread(self._store.in_flight) if a.run_id]
         requests = 0
         observations: list[RunObservation] = []
@@ -46,7 +46,7 @@ class Poller:
             for attempt in in_flight:
                 requests += 1
                 response = await self._client.runs.get(attempt.run_id or "")
-                if response.data is not None:
+                if response.data is not None and status_of(response.data) != attempt.status:
                     observations.append(observation(response.data, "poll"))
         else:
             by_workflow: dict[str, list[InFlightAttempt]] = defaultdict(list)
@@ -57,8 +57,7 @@ class Poller:
                 observations += found
                 requests += made
         self._metrics.poll_requests.inc(requests)
-        known = {a.run_id: a.status for a in in_flight}
-        await self._sink.record([o for o in observations if known.get(o.run_id) not in (None, o.status)])
+        await self._sink.record(observations)
         self.last_poll_at = self._clock.now()
         return requests
 

@@ -1,10 +1,12 @@
-"""Building blocks of the store tests: jobs, fires, a desktop chooser, outcome policies, observations."""
+"""Building blocks of the store tests: jobs, fires, a desktop chooser, outcome policies, observations, and
+daemons acting at the same moment."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import (
@@ -22,6 +24,8 @@ from cyberdesk_runner.store.records import (
     RunObservation,
     Succeed,
 )
+
+R = TypeVar("R")
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -134,3 +138,27 @@ def dispatch_and_create(store: Store, now: datetime = T0, **chooser: Any) -> lis
     refs = store.dispatch(now, Chooser(now=now, **chooser), lease=LEASE)
     store.record_created(created(refs), now, policy())
     return [f"run-{ref.id}" for ref in refs]
+
+
+def together(calls: Sequence[Callable[[], R]]) -> tuple[list[R | None], list[BaseException]]:
+    """Run each call in a thread of its own, all released at once, as daemons acting at the same moment would.
+
+    Returns each call's result in order (None where it raised) and what the calls raised.
+    """
+    barrier = threading.Barrier(len(calls))
+    results: list[R | None] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def main(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = calls[index]()
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=main, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors

@@ -3,11 +3,22 @@ counts and exit summary."""
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 
-from store_helpers import LEASE, T0, Chooser, add_jobs, at, dispatch_and_create, manual_fire, policy, run
+from store_helpers import (
+    LEASE,
+    T0,
+    Chooser,
+    add_jobs,
+    at,
+    dispatch_and_create,
+    manual_fire,
+    policy,
+    run,
+    together,
+)
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import AttemptVerdict
@@ -73,19 +84,14 @@ def test_a_lease_has_one_holder_until_it_expires(store: Store) -> None:
 def test_daemons_racing_for_a_lease(open_store: Callable[[], Store]) -> None:
     stores = [open_store() for _ in range(4)]
     stores[0].ping()
-    barrier = threading.Barrier(len(stores))
-    winners: list[str] = []
-
-    def take(store: Store, holder: str) -> None:
-        barrier.wait()
-        if store.try_lease("retention", holder, T0, timedelta(hours=2)):
-            winners.append(holder)
-
-    threads = [threading.Thread(target=take, args=(s, f"d{n}")) for n, s in enumerate(stores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    taken, errors = together(
+        [
+            functools.partial(s.try_lease, "retention", f"d{n}", T0, timedelta(hours=2))
+            for n, s in enumerate(stores)
+        ]
+    )
+    assert errors == []
+    winners = [n for n, won in enumerate(taken) if won]
     assert len(winners) == 1
 
 

@@ -3,13 +3,25 @@ counts span every job and every daemon; the database refuses two of our runs on 
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from store_helpers import DESKTOPS, LEASE, T0, Chooser, add_jobs, at, items, manual_fire, policy, run
+from store_helpers import (
+    DESKTOPS,
+    LEASE,
+    T0,
+    Chooser,
+    add_jobs,
+    at,
+    items,
+    manual_fire,
+    policy,
+    run,
+    together,
+)
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import Assignment, DispatchView, NewFire, NewItem
@@ -129,28 +141,16 @@ def test_cancel_requested_items_are_not_dispatched(store: Store) -> None:
 def _dispatch_concurrently(
     stores: list[Store], rounds: int, concurrency: dict[str, int]
 ) -> list[BaseException]:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(stores))
 
     def daemon(store: Store) -> None:
-        try:
-            barrier.wait()
-            for n in range(rounds):
-                refs = store.dispatch(
-                    at(n), Chooser(concurrency=concurrency, now=at(n)), limit=7, lease=LEASE
-                )
-                store.record_created([(r.id, run(f"run-{r.id}", "running")) for r in refs], at(n), policy())
-                # Finish a couple of runs so that desktops and slots are handed out again.
-                done = [run(f"run-{a.id}", "success") for a in store.in_flight() if a.run_id][:2]
-                store.apply_observations(done, at(n), policy())
-        except BaseException as exc:  # pragma: no cover - reported by the test
-            errors.append(exc)
+        for n in range(rounds):
+            refs = store.dispatch(at(n), Chooser(concurrency=concurrency, now=at(n)), limit=7, lease=LEASE)
+            store.record_created([(r.id, run(f"run-{r.id}", "running")) for r in refs], at(n), policy())
+            # Finish a couple of runs so that desktops and slots are handed out again.
+            done = [run(f"run-{a.id}", "success") for a in store.in_flight() if a.run_id][:2]
+            store.apply_observations(done, at(n), policy())
 
-    threads = [threading.Thread(target=daemon, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = together([functools.partial(daemon, s) for s in stores])
     return errors
 
 

@@ -3,10 +3,10 @@ fires requested by the CLI and planned by exactly one daemon."""
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Callable
 
-from store_helpers import T0, add_jobs, at, items, scheduled
+from store_helpers import T0, add_jobs, at, items, scheduled, together
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import NewFire, NewItem, OverlapRule, StartedFire
@@ -52,21 +52,11 @@ def test_a_fire_without_items_is_finished_at_once(store: Store) -> None:
 
 
 def _race(stores: list[Store], slot: int) -> list[str]:
-    barrier = threading.Barrier(len(stores))
-    winners: list[str] = []
-
-    def fire(store: Store) -> None:
-        barrier.wait()
-        fire_id = store.insert_fire(scheduled("a", at(60 * slot)), items(10), T0)
-        if fire_id is not None:
-            winners.append(fire_id)
-
-    threads = [threading.Thread(target=fire, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return winners
+    fire_ids, errors = together(
+        [functools.partial(s.insert_fire, scheduled("a", at(60 * slot)), items(10), T0) for s in stores]
+    )
+    assert errors == []
+    return [f for f in fire_ids if f is not None]
 
 
 def test_daemons_racing_for_one_slot_record_it_once(open_store: Callable[[], Store]) -> None:
@@ -125,18 +115,13 @@ def test_work_in_flight_lists_open_fires(store: Store) -> None:
 
 def _start_concurrently(stores: list[Store], rule: OverlapRule) -> list[StartedFire | None]:
     """Each store records a different slot of job "a" at the same moment, as daemons catching up would."""
-    barrier = threading.Barrier(len(stores))
-    results: list[StartedFire | None] = [None] * len(stores)
-
-    def start(index: int) -> None:
-        barrier.wait()
-        results[index] = stores[index].start_fire(scheduled("a", at(60 * index)), items(3), T0, rule)
-
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(len(stores))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = together(
+        [
+            functools.partial(s.start_fire, scheduled("a", at(60 * index)), items(3), T0, rule)
+            for index, s in enumerate(stores)
+        ]
+    )
+    assert errors == []
     return results
 
 

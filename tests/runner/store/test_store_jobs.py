@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Callable
 
-from store_helpers import T0, at, job
+from store_helpers import T0, at, job, together
 
 from cyberdesk_runner.store import Store
 
@@ -55,24 +55,8 @@ def test_schedule_watermarks_only_move_forward(store: Store) -> None:
 def test_daemons_starting_together_record_each_job_once(open_store: Callable[[], Store]) -> None:
     stores = [open_store() for _ in range(4)]
     jobs = [job(f"job-{n}") for n in range(20)]
-    barrier = threading.Barrier(len(stores))
-    added: list[str] = []
-    errors: list[BaseException] = []
-
-    def sync(store: Store) -> None:
-        try:
-            barrier.wait()
-            added.extend(
-                t.job_name for t in store.sync_jobs(list(reversed(jobs)), T0) if t.kind == "job_added"
-            )
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=sync, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    transitions, errors = together([functools.partial(s.sync_jobs, list(reversed(jobs)), T0) for s in stores])
     assert errors == []
+    added = [t.job_name for ts in transitions for t in ts or [] if t.kind == "job_added"]
     assert sorted(added) == sorted(j.name for j in jobs)  # each added exactly once, by whoever came first
     assert len(stores[0].jobs()) == 20

@@ -3,7 +3,6 @@ before migrations) upgrades with its data; daemons upgrading at once; the revisi
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from importlib import resources
@@ -16,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
-from store_helpers import LEASE, T0, Chooser, at, policy, run
+from store_helpers import LEASE, T0, Chooser, at, policy, run, together
 
 from cyberdesk_runner.store import Store, migrations
 from cyberdesk_runner.store.records import Assignment, JobDefinition, NewFire, NewItem
@@ -175,22 +174,8 @@ def test_a_store_made_before_migrations_is_adopted(blank_url: str) -> None:
 
 def test_daemons_upgrading_at_once(blank_url: str) -> None:
     stores = [Store(blank_url) for _ in range(4)]
-    barrier = threading.Barrier(len(stores))
-    errors: list[BaseException] = []
-
-    def upgrade(store: Store) -> None:
-        try:
-            barrier.wait()
-            store.upgrade()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=upgrade, args=(s,)) for s in stores]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _, errors = together([s.upgrade for s in stores])
         assert errors == []
         assert stores[0].schema_revision()[0] == migrations.head_revision()
         assert _diff(stores[0]) == []

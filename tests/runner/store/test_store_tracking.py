@@ -3,11 +3,22 @@ the runner's own verdicts; item outcomes; fires settled exactly when their last 
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Callable
 
 import pytest
-from store_helpers import LEASE, T0, Chooser, add_jobs, at, dispatch_and_create, manual_fire, policy, run
+from store_helpers import (
+    LEASE,
+    T0,
+    Chooser,
+    add_jobs,
+    at,
+    dispatch_and_create,
+    manual_fire,
+    policy,
+    run,
+    together,
+)
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import AttemptVerdict
@@ -105,21 +116,12 @@ def test_verdicts_finish_attempts_without_a_run_status(store: Store) -> None:
 
 
 def _finish_together(stores: list[Store], runs: list[str]) -> list[BaseException]:
-    barrier = threading.Barrier(len(stores))
-    errors: list[BaseException] = []
-
-    def finish(store: Store, run_id: str) -> None:
-        try:
-            barrier.wait()
-            store.apply_observations([run(run_id, "success")], at(5), policy())
-        except BaseException as exc:  # pragma: no cover - reported by the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=finish, args=(s, r)) for s, r in zip(stores, runs, strict=True)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = together(
+        [
+            functools.partial(s.apply_observations, [run(r, "success")], at(5), policy())
+            for s, r in zip(stores, runs, strict=True)
+        ]
+    )
     return errors
 
 
@@ -137,22 +139,11 @@ def test_the_last_items_finishing_at_once_on_two_daemons_still_settle_the_fire(
 
 
 def _apply_in_orders(stores: list[Store], batches: list[list[str]]) -> list[BaseException]:
-    barrier = threading.Barrier(len(stores))
-    errors: list[BaseException] = []
-
     def apply(store: Store, run_ids: list[str]) -> None:
-        try:
-            barrier.wait()
-            for _ in range(3):
-                store.apply_observations([run(r, "success") for r in run_ids], at(5), policy())
-        except BaseException as exc:  # pragma: no cover - reported by the test
-            errors.append(exc)
+        for _ in range(3):
+            store.apply_observations([run(r, "success") for r in run_ids], at(5), policy())
 
-    threads = [threading.Thread(target=apply, args=(s, b)) for s, b in zip(stores, batches, strict=True)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = together([functools.partial(apply, s, b) for s, b in zip(stores, batches, strict=True)])
     return errors
 
 

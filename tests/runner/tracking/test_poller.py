@@ -63,7 +63,7 @@ class FakeSink:
 
 
 class FakeApi:
-    """`GET /v1/runs` over `runs` (newest first), paged by skip/limit like the real API."""
+    """`GET /v1/runs` over `runs` (newest first), paged by skip/limit like the real API; `GET /v1/runs/{id}`."""
 
     def __init__(self, runs: list[dict[str, Any]]) -> None:
         self.runs = runs
@@ -71,7 +71,10 @@ class FakeApi:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        assert request.method == "GET" and request.url.path == "/v1/runs", request.url
+        assert request.method == "GET", request.method
+        if request.url.path != "/v1/runs":
+            run_id = request.url.path.removeprefix("/v1/runs/")
+            return httpx.Response(200, json=next(r for r in self.runs if r["id"] == run_id))
         skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
         page = self.runs[skip : skip + limit]
         return httpx.Response(
@@ -127,3 +130,15 @@ async def test_a_run_missing_from_the_listing_makes_it_read_to_the_end() -> None
 
     assert requests == 2
     assert sorted(o.run_id for o in sink.recorded) == sorted(a.run_id or "" for a in attempts[:4])
+
+
+async def test_with_few_runs_in_flight_each_is_read_alone_and_only_moved_ones_are_handed_on() -> None:
+    attempts = [_attempt(n, str(uuid.uuid4()), "running") for n in range(2)]
+    api = FakeApi(
+        [_run(attempts[0].run_id or "", "running", T0), _run(attempts[1].run_id or "", "success", T0)]
+    )
+
+    requests, sink = await _poll(attempts, api)
+
+    assert requests == 2 and [r.url.path for r in api.requests] == [f"/v1/runs/{a.run_id}" for a in attempts]
+    assert [(o.run_id, o.status) for o in sink.recorded] == [(attempts[1].run_id, "success")]
