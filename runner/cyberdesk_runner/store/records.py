@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import attrs
@@ -173,6 +173,18 @@ class AttemptVerdict:
     status: Literal["timed_out", "rejected", "cancelled", "error"]
     error: list[str]
     source: str
+
+
+def timed_out_error(limit: timedelta) -> list[str]:
+    """The error of an attempt cancelled for outlasting the job's `timeout` (`limit`), however its end is heard."""
+    seconds = limit.total_seconds()
+    if seconds >= 3600 and seconds % 3600 == 0:
+        shown = f"{int(seconds // 3600)}h"
+    elif seconds >= 60 and seconds % 60 == 0:
+        shown = f"{int(seconds // 60)}m"
+    else:
+        shown = f"{seconds:g}s"
+    return [f"timed out after {shown}; the run was cancelled"]
 
 
 @attrs.frozen

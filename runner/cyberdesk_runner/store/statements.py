@@ -26,6 +26,10 @@ ATTEMPT_STATE = (
     attempt_t.c.machine_name,
     attempt_t.c.status,
     attempt_t.c.started_at,
+    # A run cancelled past its deadline was cancelled by a reaper, whichever news of its end comes first.
+    attempt_t.c.created_at,
+    attempt_t.c.deadline_at,
+    attempt_t.c.cancel_requested,
 )
 #: What deciding an item's outcome reads of it: not its inputs.
 ITEM_STATE = (

@@ -67,6 +67,7 @@ from cyberdesk_runner.store.records import (
     Succeed,
     Transition,
     WorkCounts,
+    timed_out_error,
 )
 from cyberdesk_runner.store.statements import hot_statements
 from cyberdesk_runner.store.tables import (
@@ -1006,8 +1007,13 @@ class Store(StoreQueries):
             if row.status in FINAL_ATTEMPT_STATUSES or run.status == row.status:
                 continue
             if run.status in FINAL_ATTEMPT_STATUSES:
+                status, error = run.status, run.error
+                if status == "cancelled" and not row.cancel_requested and row.deadline_at <= now:
+                    # A reaper's cancel of an overdue run, heard (webhook, poll) before the reaper recorded it
+                    # or after it died: a timeout, retried by the job's policy, not a cancel meant by someone.
+                    status, error = "timed_out", timed_out_error(row.deadline_at - row.created_at)
                 finishing.append(
-                    _Finish(row, run.status, run.started_at, run.ended_at, run.error, run.output, run.source)
+                    _Finish(row, status, run.started_at, run.ended_at, error, run.output, run.source)
                 )
             elif _progresses(row.status, run.status):
                 progressed.append(

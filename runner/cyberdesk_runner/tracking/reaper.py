@@ -16,6 +16,7 @@ from cyberdesk_runner.store.records import (
     InFlightAttempt,
     ItemOutcome,
     Transition,
+    timed_out_error,
 )
 from cyberdesk_runner.tracking.news import observation
 from cyberdesk_runner.tracking.sink import ObservationSink
@@ -74,18 +75,5 @@ class Reaper:
             return None
         if attempt.cancel_requested:
             return AttemptVerdict(attempt.id, "cancelled", ["cancelled on request"], "reaper")
-        overdue = attempt.deadline_at - attempt.created_at
-        return AttemptVerdict(
-            attempt.id,
-            "timed_out",
-            [f"timed out after {_human(overdue.total_seconds())}; the run was cancelled"],
-            "reaper",
-        )
-
-
-def _human(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{int(seconds // 3600)}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"
+        limit = attempt.deadline_at - attempt.created_at
+        return AttemptVerdict(attempt.id, "timed_out", timed_out_error(limit), "reaper")

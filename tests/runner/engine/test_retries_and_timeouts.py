@@ -113,6 +113,28 @@ async def test_a_run_past_its_timeout_is_cancelled_in_cyberdesk_and_retried(tmp_
         assert all(r.status == "cancelled" for r in h.emulator_runs())
 
 
+async def test_a_timeout_cancel_heard_first_by_webhook_still_counts_as_a_timeout(tmp_path: Path) -> None:
+    # The daemon whose reaper cancelled the overdue run died before recording why; the webhook that the
+    # cancel set off reaches another daemon. It must count as a timeout (retried), not as a user's cancel.
+    async with Harness(tmp_path, {"slow": TIMING_OUT}, fixture=three_desks(run_duration="600-600")) as h:
+        await h.trigger("slow")
+        await h.cycle()
+        [first] = h.emulator_runs()
+        h.clock.advance(121)
+        h.emulator.advance(121)
+        h.emulator.cancel_run(first.id)  # the dead reaper's PATCH, which went through
+        await h.emulator.deliver_webhooks()
+        attempt = next(a for a in h.rows("attempt") if a["run_id"] == first.id)
+        assert attempt["status"] == "timed_out"
+        assert attempt["error"] == ["timed out after 2m; the run was cancelled"]
+        [item] = h.rows("item")
+        assert item["status"] == "pending", "retried by the job's policy"
+        await h.run_until_idle(step=30)
+        [item] = h.rows("item")
+        assert (item["status"], item["attempts"]) == ("failed", 2)
+        assert [a["status"] for a in h.rows("attempt")] == ["timed_out", "timed_out"]
+
+
 async def test_a_disconnected_desktop_gets_no_new_work_and_its_interrupted_run_is_retried(
     tmp_path: Path,
 ) -> None:

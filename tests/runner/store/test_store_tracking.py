@@ -22,6 +22,7 @@ from store_helpers import (
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import AttemptVerdict
+from cyberdesk_runner.store.views import AttemptQuery
 
 
 def test_news_moves_a_run_forward_only(store: Store) -> None:
@@ -113,6 +114,33 @@ def test_verdicts_finish_attempts_without_a_run_status(store: Store) -> None:
     ]
     assert store.apply_verdicts(verdicts, at(2), policy()) == []  # already final
     assert store.in_flight() == []
+
+
+def test_a_cancel_heard_past_the_deadline_is_a_timeout_and_is_retried(store: Store) -> None:
+    # A reaper cancelled the overdue run, and the webhook (or a poll) came first, or the reaper's daemon died
+    # before it recorded its verdict: the attempt counts as timed out, as the reaper would have recorded it.
+    add_jobs(store, "a")
+    manual_fire(store, "a", 1)
+    (run_id,) = dispatch_and_create(store)  # deadline: 30 minutes
+    retry = policy(max_attempts=2, retry_at=at(1900))
+    kinds = [t.kind for t in store.apply_observations([run(run_id, "cancelled")], at(1801), retry)]
+    assert kinds == ["attempt_timed_out", "item_retry_scheduled"]
+    [attempt] = store.attempt_views(AttemptQuery(job="a"))
+    assert attempt.status == "timed_out"
+    assert attempt.error == ["timed out after 30m; the run was cancelled"]
+
+
+@pytest.mark.parametrize("requested", [False, True], ids=["before-the-deadline", "on-request"])
+def test_a_cancel_meant_by_someone_is_not_retried(store: Store, requested: bool) -> None:
+    add_jobs(store, "a")
+    manual_fire(store, "a", 1)
+    (run_id,) = dispatch_and_create(store)
+    if requested:  # a user's cancel, carried out by the reaper: heard after the deadline, still a cancel
+        store.cancel_pending_items("a", "user asked", at(1))
+    when = at(1801) if requested else at(60)
+    retry = policy(max_attempts=2)
+    kinds = [t.kind for t in store.apply_observations([run(run_id, "cancelled")], when, retry)]
+    assert kinds[:2] == ["attempt_cancelled", "item_cancelled"]
 
 
 def _finish_together(stores: list[Store], runs: list[str]) -> list[BaseException]:

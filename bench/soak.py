@@ -1,0 +1,460 @@
+"""Chaos soak: several daemons on one store, an emulator that fails and drops answers, daemons killed and restarted
+again and again; then every exactly-once promise is checked against the emulator's own records.
+
+    python bench/soak.py [--minutes 3] [--daemons 3] [--store postgres|sqlite] [--kill-every 8]
+                         [--rate-limit 0.03] [--server-errors 0.03] [--drop-responses 0.03] [--failure-rate 0.1]
+
+The work, all at once and for `--minutes`:
+- `bulk`: `--items` items over the `farm` pool, retried up to 3 times, triggered again every `--retrigger` seconds;
+- `tick`: one run every second (cron, overlap allow);
+- `sweep`: one run on every Boston desktop (`match`, `fan_out: machines`) every 5 s, overlap forbid;
+- `slow`: runs that outlast the job's 2 s timeout, so they are cancelled through the API and retried once.
+Meanwhile some desktops disconnect and come back (their runs are interrupted), the emulator answers some calls
+with 429 or 5xx and drops the answer of some applied calls, and every `--kill-every` seconds one daemon is killed
+(SIGKILL, or SIGTERM one time in three) and restarted after up to 2 s. With `--store sqlite` there is one daemon,
+killed and restarted the same way.
+
+At the end the schedules are paused, the daemons left alone until nothing is in flight, and the script checks,
+exiting 1 on any violation:
+- no Idempotency-Key made two runs, and every run in the emulator is an attempt in the store (no stray run);
+- no desktop ever ran two of our runs at once, and no item succeeded twice (from the emulator's statuses);
+- every item and attempt ended, none was cancelled (nobody asked), and the store's statuses agree with the
+  emulator's (a timed-out attempt's run was cancelled);
+- every schedule slot fired at most once, and no two `sweep` fires overlapped;
+- a daemon stopped with SIGTERM exited within 10 s, and no daemon exited unless it was stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+# Run as a script, its folder is on sys.path: the runner benchmark's process helpers are shared, not copied.
+from runner_bench import WEBHOOK_SECRET, Store, _cli, _free_port, _stop
+
+API_KEY = "cd_soak_key"
+SPEED = 300.0  # a 30-90 s simulated run takes 0.1-0.3 s
+DESKTOPS = 40
+BOSTON = 12  # desktops with site: boston (the sweep's target)
+FLAKY = 6  # desktops that disconnect now and then
+TERM_GRACE = 10.0
+
+
+def _fleet(minutes: float) -> dict[str, Any]:
+    machines: list[dict[str, Any]] = []
+    horizon = (minutes * 60 + 600) * SPEED  # simulated seconds, past the drain
+    for n in range(DESKTOPS):
+        machine: dict[str, Any] = {
+            "name": f"farm-{n:02d}",
+            "pools": ["farm"],
+            "machine_parameters": {"site": "boston" if n < BOSTON else "chicago"},
+        }
+        if n >= DESKTOPS - FLAKY:
+            # Down for 3 s in every 20 s, staggered: runs there are interrupted and retried elsewhere.
+            offset = (n % FLAKY) * 3 + 5
+            downs = [(offset + 20 * k) * SPEED for k in range(int(horizon / SPEED / 20) + 1)]
+            machine["disconnect_at"] = downs
+            machine["reconnect_at"] = [d + 3 * SPEED for d in downs]
+        machines.append(machine)
+    return {
+        "pools": [{"name": "farm"}],
+        "machines": machines,
+        "workflows": [
+            {"name": "Bulk work", "prompt": "Process record {n}."},
+            {"name": "Tick", "prompt": "Check the portal."},
+            {"name": "Sweep", "prompt": "Check the desktop at {site}."},
+            # 1,500 simulated seconds: 5 s here, past the slow job's 2 s timeout.
+            {"name": "Slow work", "prompt": "Take your time.", "run_duration": "1500-1500"},
+        ],
+    }
+
+
+JOBS = {
+    "bulk": """
+        name: bulk
+        workflow: Bulk work
+        target: {pool: farm}
+        items_from: bulk.jsonl
+        concurrency: 30
+        timeout: 10m
+        retry: {max_attempts: 3, backoff: 1s, max_backoff: 4s}
+    """,
+    "tick": """
+        name: tick
+        workflow: Tick
+        target: {pool: farm}
+        items: [{kind: tick}]
+        overlap: allow
+        schedule: {cron: "* * * * * *"}
+    """,
+    "sweep": """
+        name: sweep
+        workflow: Sweep
+        target: {match: {site: boston}}
+        fan_out: machines
+        overlap: forbid
+        retry: {max_attempts: 2, backoff: 1s}
+        schedule: {interval: 5s}
+    """,
+    "slow": """
+        name: slow
+        workflow: Slow work
+        target: {pool: farm}
+        items: [{k: 1}, {k: 2}]
+        timeout: 2s
+        overlap: allow
+        retry: {max_attempts: 2, backoff: 1s}
+        schedule: {interval: 15s}
+    """,
+}
+SCHEDULED = ("tick", "sweep", "slow")
+
+
+@dataclass
+class Daemon:
+    config: Path
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def start(self, work: Path) -> None:
+        self.starts += 1
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                _cli("run", "--config", str(self.config)), cwd=work, stdout=out, stderr=out
+            )
+
+
+@dataclass
+class Chaos:
+    kills: int = 0
+    terms: int = 0
+    slowest_term: float = 0.0
+    unexpected_exits: list[str] = field(default_factory=list)
+
+
+def _start_emulator(work: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
+    fixture = work / "fleet.json"
+    fixture.write_text(json.dumps(_fleet(args.minutes)))  # JSON is YAML
+    command = _cli(
+        "emulator",
+        *("--port", "0", "--speed", str(SPEED), "--run-duration", "30-90", "--seed", str(args.seed)),
+        *("--fixture", str(fixture), "--api-key", API_KEY, "--failure-rate", str(args.failure_rate)),
+        *("--rate-limit", str(args.rate_limit), "--server-errors", str(args.server_errors)),
+        *("--drop-responses", str(args.drop_responses)),
+    )
+    process = subprocess.Popen(
+        command, cwd=work, stdout=subprocess.PIPE, stderr=(work / "emulator.log").open("ab")
+    )
+    assert process.stdout is not None
+    banner = process.stdout.readline().decode()
+    match = re.search(r"listening on (http://\S+)", banner)
+    if not match:
+        _stop(process)
+        raise RuntimeError(f"the emulator did not start: {banner!r} (see {work / 'emulator.log'})")
+    return process, match.group(1)
+
+
+def _write_jobs(work: Path, items: int) -> Path:
+    jobs = work / "jobs"
+    jobs.mkdir()
+    for name, text in JOBS.items():
+        (jobs / f"{name}.yaml").write_text(textwrap.dedent(text))
+    (jobs / "bulk.jsonl").write_text("".join(json.dumps({"n": n}) + "\n" for n in range(items)))
+    return jobs
+
+
+def _daemons(work: Path, base_url: str, store: Store, count: int, http: httpx.Client) -> list[Daemon]:
+    daemons = []
+    for n in range(count):
+        port = _free_port()
+        config = work / f"daemon-{n}.yaml"
+        config.write_text(
+            textwrap.dedent(f"""
+            cyberdesk: {{api_key: {API_KEY}, base_url: "{base_url}"}}
+            store: "{store.url}"
+            jobs: jobs
+            server: {{listen: "127.0.0.1:0"}}
+            tracking:
+              poll_interval: 2s
+              webhook: {{listen: "127.0.0.1:{port}", secret: "{WEBHOOK_SECRET}"}}
+            dispatch: {{lease: 5s}}
+            log: {{level: info}}
+        """)
+        )
+        # Every daemon's endpoint takes every delivery: news about other daemons' runs, repeats, and deliveries
+        # the emulator retries while a daemon is down.
+        response = http.post(
+            "/_emulator/webhooks",
+            json={"url": f"http://127.0.0.1:{port}/webhooks/cyberdesk", "secret": WEBHOOK_SECRET},
+        )
+        response.raise_for_status()
+        daemons.append(Daemon(config, work / f"daemon-{n}.log"))
+    return daemons
+
+
+def _trigger(store_url: str, job: str) -> None:
+    from cyberdesk_runner.store import Store as RunnerStore
+    from cyberdesk_runner.store.records import NewFire
+
+    store = RunnerStore(store_url)
+    try:
+        store.request_fire(NewFire(job, "manual", None), datetime.now(UTC))
+    finally:
+        store.close()
+
+
+def _pause_schedules(store_url: str) -> None:
+    from cyberdesk_runner.store import Store as RunnerStore
+
+    store = RunnerStore(store_url)
+    try:
+        for job in SCHEDULED:
+            store.set_paused(job, True, datetime.now(UTC))
+    finally:
+        store.close()
+
+
+def _check_alive(daemons: list[Daemon], chaos: Chaos) -> None:
+    for n, daemon in enumerate(daemons):
+        if daemon.process is not None and daemon.process.poll() is not None:
+            chaos.unexpected_exits.append(
+                f"daemon {n} exited with {daemon.process.returncode} (see {daemon.log})"
+            )
+            daemon.start(daemon.config.parent)
+
+
+def _hit(daemon: Daemon, rng: random.Random, chaos: Chaos) -> None:
+    assert daemon.process is not None
+    if rng.random() < 1 / 3:
+        chaos.terms += 1
+        started = time.monotonic()
+        daemon.process.send_signal(signal.SIGTERM)
+        try:
+            daemon.process.wait(TERM_GRACE * 3)
+        except subprocess.TimeoutExpired:
+            daemon.process.kill()
+            daemon.process.wait()
+        chaos.slowest_term = max(chaos.slowest_term, time.monotonic() - started)
+    else:
+        chaos.kills += 1
+        os.kill(daemon.process.pid, signal.SIGKILL)
+        daemon.process.wait()
+    daemon.process = None
+
+
+def _in_flight(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM item WHERE status IN ('pending', 'running'))"
+                    " + (SELECT count(*) FROM fire WHERE status IN ('requested', 'running'))"
+                )
+            ).scalar_one()
+        )
+
+
+def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chaos: Chaos) -> list[str]:
+    from cyberdesk_runner.store.tables import AttemptRow, FireRow, ItemRow
+
+    attempt_t, item_t, fire_t = AttemptRow.__table__, ItemRow.__table__, FireRow.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        attempts = conn.execute(sa.select(attempt_t.c.item_id, attempt_t.c.status, attempt_t.c.run_id)).all()
+        items = conn.execute(sa.select(item_t.c.id, item_t.c.job_name, item_t.c.status)).all()
+        fires = conn.execute(
+            sa.select(
+                fire_t.c.job_name,
+                fire_t.c.status,
+                fire_t.c.scheduled_for,
+                fire_t.c.created_at,
+                fire_t.c.finished_at,
+            )
+        ).all()
+    problems: list[str] = []
+    timeline = {r["id"]: r for r in runs["runs"]}
+    if stats["duplicates"]:
+        problems.append(f"Idempotency-Keys that made two runs: {stats['duplicates'][:5]}")
+    known = {a.run_id for a in attempts if a.run_id}
+    strays = set(timeline) - known
+    if strays:
+        problems.append(f"{len(strays)} runs in the emulator that no attempt records: {sorted(strays)[:5]}")
+    if runs["overlaps"]:
+        problems.append(f"desktops that ran two of our runs at once: {runs['overlaps'][:5]}")
+    successes = Counter(
+        a.item_id for a in attempts if a.run_id and timeline.get(a.run_id, {}).get("status") == "success"
+    )
+    twice = [item for item, n in successes.items() if n > 1]
+    if twice:
+        problems.append(f"items that succeeded twice: {twice[:5]}")
+    open_items = [i.id for i in items if i.status not in ("succeeded", "failed", "cancelled")]
+    open_attempts = [
+        a for a in attempts if a.status in ("creating", "scheduling", "running", "running_checks")
+    ]
+    if open_items or open_attempts:
+        problems.append(f"{len(open_items)} items and {len(open_attempts)} attempts did not end")
+    # Nobody cancels anything here: a cancelled item or attempt is a timeout or a failure taken for a user's cancel.
+    cancelled = [i.id for i in items if i.status == "cancelled"] + [
+        a.run_id for a in attempts if a.status == "cancelled"
+    ]
+    if cancelled:
+        problems.append(f"{len(cancelled)} items or attempts cancelled though nobody asked: {cancelled[:5]}")
+    for item in items:
+        if (item.status == "succeeded") != (successes[item.id] == 1):
+            problems.append(f"item {item.id} is {item.status} with {successes[item.id]} successful runs")
+    expected = {"timed_out": "cancelled"}
+    disagree = [
+        (a.run_id, a.status, timeline[a.run_id]["status"])
+        for a in attempts
+        if a.run_id in timeline and expected.get(a.status, a.status) != timeline[a.run_id]["status"]
+    ]
+    if disagree:
+        problems.append(
+            f"{len(disagree)} attempts disagree with the emulator (run, store, emulator): {disagree[:5]}"
+        )
+    slots = Counter((f.job_name, f.scheduled_for) for f in fires if f.scheduled_for is not None)
+    if any(n > 1 for n in slots.values()):
+        problems.append(f"slots fired twice: {[s for s, n in slots.items() if n > 1][:5]}")
+    sweeps = sorted(
+        (f.created_at, f.finished_at) for f in fires if f.job_name == "sweep" and f.status != "skipped"
+    )
+    for (_, finished), (started, _) in zip(sweeps, sweeps[1:], strict=False):
+        if finished is None or started < finished:
+            problems.append(f"a sweep fire started at {started} while the one before ran until {finished}")
+            break
+    if chaos.slowest_term > TERM_GRACE:
+        problems.append(f"a daemon took {chaos.slowest_term:.1f} s to stop on SIGTERM")
+    problems += chaos.unexpected_exits
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--store", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--daemons", type=int, default=3, help="daemons on PostgreSQL (SQLite: always one)")
+    parser.add_argument("--items", type=int, default=1500)
+    parser.add_argument("--retrigger", type=float, default=30.0, help="seconds between fires of the bulk job")
+    parser.add_argument("--kill-every", type=float, default=8.0, help="seconds between two daemon stops")
+    parser.add_argument("--rate-limit", type=float, default=0.03)
+    parser.add_argument("--server-errors", type=float, default=0.03)
+    parser.add_argument("--drop-responses", type=float, default=0.03)
+    parser.add_argument("--failure-rate", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--drain", type=float, default=180.0, help="most seconds to wait for the work to end")
+    args = parser.parse_args()
+    count = args.daemons if args.store == "postgres" else 1
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="runner-soak-"))
+    print(
+        f"soak: {args.minutes:g} min, {count} daemon(s) on {args.store}; work and logs in {work}", flush=True
+    )
+
+    emulator, base_url = _start_emulator(work, args)
+    store = Store.make(args.store, work)
+    engine = sa.create_engine(store.url)
+    http = httpx.Client(base_url=base_url, timeout=120)
+    chaos = Chaos()
+    daemons: list[Daemon] = []
+    try:
+        _write_jobs(work, args.items)
+        daemons = _daemons(work, base_url, store, count, http)
+        for daemon in daemons:
+            daemon.start(work)
+        time.sleep(3)
+        started = time.monotonic()
+        end = started + args.minutes * 60
+        next_kill, next_fire, bulk_fires = started + args.kill_every, started, 0
+        restarts: list[tuple[float, Daemon]] = []
+        while (now := time.monotonic()) < end:
+            if now >= next_fire:
+                _trigger(store.url, "bulk")
+                bulk_fires += 1
+                next_fire = now + args.retrigger
+            if now >= next_kill:
+                victim = rng.choice([d for d in daemons if d.process is not None])
+                _hit(victim, rng, chaos)
+                restarts.append((time.monotonic() + rng.uniform(0, 2), victim))
+                next_kill = now + args.kill_every
+            for due, daemon in [r for r in restarts if r[0] <= now]:
+                restarts.remove((due, daemon))
+                daemon.start(work)
+            _check_alive(daemons, chaos)
+            time.sleep(0.1)
+        for _, daemon in restarts:
+            daemon.start(work)
+        _pause_schedules(store.url)
+        print(f"chaos over after {time.monotonic() - started:.0f} s; draining", flush=True)
+        drain_until = time.monotonic() + args.drain
+        while (left := _in_flight(engine)) and time.monotonic() < drain_until:
+            _check_alive(daemons, chaos)
+            time.sleep(0.5)
+        if left:
+            chaos.unexpected_exits.append(
+                f"{left} items or fires still open after {args.drain:.0f} s of drain"
+            )
+        time.sleep(1)  # late webhooks of the last runs
+        runs = http.get("/_emulator/runs").json()
+        stats = http.get("/_emulator/stats").json()
+        problems = _verify(engine, runs, stats, chaos)
+        _report(engine, runs, stats, chaos, bulk_fires)
+    finally:
+        for daemon in daemons:
+            if daemon.process is not None:
+                _stop(daemon.process)
+        _stop(emulator)
+        http.close()
+        engine.dispose()
+        store.drop()
+    if problems:
+        print("\nVIOLATIONS:")
+        for problem in problems:
+            print(f"  - {problem}")
+        sys.exit(1)
+    print("\nevery check held")
+
+
+def _report(
+    engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chaos: Chaos, bulk_fires: int
+) -> None:
+    with engine.connect() as conn:
+        items = conn.execute(
+            sa.text("SELECT job_name, status, count(*) FROM item GROUP BY job_name, status")
+        ).all()
+        attempts = conn.execute(sa.text("SELECT status, count(*) FROM attempt GROUP BY status")).all()
+        fires = conn.execute(sa.text("SELECT status, count(*) FROM fire GROUP BY status")).all()
+    by_job: dict[str, dict[str, int]] = {}
+    for job, status, n in items:
+        by_job.setdefault(job, {})[status] = n
+    print(
+        f"\ndaemons: {chaos.kills} SIGKILLs, {chaos.terms} SIGTERMs (slowest stop {chaos.slowest_term:.1f} s)"
+    )
+    print(f"bulk fired {bulk_fires} times; fires by status: {dict(fires)}")
+    for job, counts in sorted(by_job.items()):
+        print(f"  items of {job:6}: {counts}")
+    print(f"attempts by status: {dict(attempts)}")
+    print(f"emulator runs: {len(runs['runs'])}; faults injected: {stats['faults']}")
+    print(f"webhooks: {stats['webhooks']}; create replays (same key): {stats['runs']['create_replays']}")
+
+
+if __name__ == "__main__":
+    main()
