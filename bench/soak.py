@@ -21,7 +21,8 @@ exiting 1 on any violation:
 - every item and attempt ended, none was cancelled (nobody asked), and the store's statuses agree with the
   emulator's (a timed-out attempt's run was cancelled);
 - every schedule slot fired at most once, and no two `sweep` fires overlapped;
-- a daemon stopped with SIGTERM exited within 10 s, and no daemon exited unless it was stopped.
+- a daemon stopped with SIGTERM exited within 10 s, no daemon exited unless it was stopped, and no daemon
+  logged a traceback.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import tempfile
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,6 +149,7 @@ class Chaos:
     kills: int = 0
     terms: int = 0
     slowest_term: float = 0.0
+    connections_dropped: int = 0
     unexpected_exits: list[str] = field(default_factory=list)
 
 
@@ -181,31 +184,36 @@ def _write_jobs(work: Path, items: int) -> Path:
     return jobs
 
 
-def _daemons(work: Path, base_url: str, store: Store, count: int, http: httpx.Client) -> list[Daemon]:
+def _daemons(
+    work: Path, base_url: str, store_url: str, count: int, webhooks_to: str, http: httpx.Client
+) -> list[Daemon]:
     daemons = []
     for n in range(count):
         port = _free_port()
+        receives = webhooks_to == "each" or (webhooks_to == "first" and n == 0)
+        webhook = f'webhook: {{listen: "127.0.0.1:{port}", secret: "{WEBHOOK_SECRET}"}}' if receives else ""
         config = work / f"daemon-{n}.yaml"
         config.write_text(
             textwrap.dedent(f"""
             cyberdesk: {{api_key: {API_KEY}, base_url: "{base_url}"}}
-            store: "{store.url}"
+            store: "{store_url}"
             jobs: jobs
             server: {{listen: "127.0.0.1:0"}}
             tracking:
               poll_interval: 2s
-              webhook: {{listen: "127.0.0.1:{port}", secret: "{WEBHOOK_SECRET}"}}
+              {webhook}
             dispatch: {{lease: 5s}}
             log: {{level: info}}
         """)
         )
-        # Every daemon's endpoint takes every delivery: news about other daemons' runs, repeats, and deliveries
-        # the emulator retries while a daemon is down.
-        response = http.post(
-            "/_emulator/webhooks",
-            json={"url": f"http://127.0.0.1:{port}/webhooks/cyberdesk", "secret": WEBHOOK_SECRET},
-        )
-        response.raise_for_status()
+        if receives:
+            # With `each`, every endpoint takes every delivery: news about other daemons' runs, repeats, and
+            # deliveries the emulator retries while a daemon is down. With `first`, one endpoint takes all.
+            response = http.post(
+                "/_emulator/webhooks",
+                json={"url": f"http://127.0.0.1:{port}/webhooks/cyberdesk", "secret": WEBHOOK_SECRET},
+            )
+            response.raise_for_status()
         daemons.append(Daemon(config, work / f"daemon-{n}.log"))
     return daemons
 
@@ -260,6 +268,19 @@ def _hit(daemon: Daemon, rng: random.Random, chaos: Chaos) -> None:
     daemon.process = None
 
 
+def _drop_connections(engine: sa.Engine, application_name: str) -> int:
+    """End every PostgreSQL connection of the daemons (store pools and LISTEN), as a failover would."""
+    with engine.begin() as conn:
+        return len(
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"
+                ),
+                {"name": application_name},
+            ).all()
+        )
+
+
 def _in_flight(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         return int(
@@ -270,6 +291,16 @@ def _in_flight(engine: sa.Engine) -> int:
                 )
             ).scalar_one()
         )
+
+
+def _tracebacks(daemons: list[Daemon]) -> list[str]:
+    """A stop, a kill or a dropped connection is routine here: none of them may leave a traceback in a log."""
+    found = []
+    for daemon in daemons:
+        text = daemon.log.read_text(errors="replace")
+        if (count := text.count("Traceback (most recent call last)")) > 0:
+            found.append(f"{count} tracebacks in {daemon.log}")
+    return found
 
 
 def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chaos: Chaos) -> list[str]:
@@ -345,6 +376,46 @@ def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chao
     return problems
 
 
+def _chaos(
+    args: argparse.Namespace,
+    work: Path,
+    daemons: list[Daemon],
+    fire_bulk: Callable[[], None],
+    drop_connections: Callable[[], int] | None,
+    chaos: Chaos,
+) -> int:
+    """Fire the bulk job, stop and restart daemons, end their database connections, for `--minutes`; returns
+    how many times the bulk job fired. Every daemon is running again at the end."""
+    rng = random.Random(args.seed)
+    started = time.monotonic()
+    end = started + args.minutes * 60
+    next_kill, next_fire, bulk_fires = started + args.kill_every, started, 0
+    drops_every = args.db_drops_every if drop_connections is not None and args.db_drops_every > 0 else None
+    next_drop = started + drops_every if drops_every else float("inf")
+    restarts: list[tuple[float, Daemon]] = []
+    while (now := time.monotonic()) < end:
+        if now >= next_fire:
+            fire_bulk()
+            bulk_fires += 1
+            next_fire = now + args.retrigger
+        if now >= next_kill:
+            victim = rng.choice([d for d in daemons if d.process is not None])
+            _hit(victim, rng, chaos)
+            restarts.append((time.monotonic() + rng.uniform(0, 2), victim))
+            next_kill = now + args.kill_every
+        if drops_every and drop_connections is not None and now >= next_drop:
+            chaos.connections_dropped += drop_connections()
+            next_drop = now + drops_every
+        for due, daemon in [r for r in restarts if r[0] <= now]:
+            restarts.remove((due, daemon))
+            daemon.start(work)
+        _check_alive(daemons, chaos)
+        time.sleep(0.1)
+    for _, daemon in restarts:
+        daemon.start(work)
+    return bulk_fires
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -359,11 +430,19 @@ def main() -> None:
     parser.add_argument("--server-errors", type=float, default=0.03)
     parser.add_argument("--drop-responses", type=float, default=0.03)
     parser.add_argument("--failure-rate", type=float, default=0.1)
+    parser.add_argument(
+        "--webhooks-to", choices=["each", "first", "none"], default="each", help="which daemons get webhooks"
+    )
+    parser.add_argument(
+        "--db-drops-every",
+        type=float,
+        default=20.0,
+        help="seconds between two ends of every daemon's PostgreSQL connections (0: never)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--drain", type=float, default=180.0, help="most seconds to wait for the work to end")
     args = parser.parse_args()
     count = args.daemons if args.store == "postgres" else 1
-    rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="runner-soak-"))
     print(
         f"soak: {args.minutes:g} min, {count} daemon(s) on {args.store}; work and logs in {work}", flush=True
@@ -377,33 +456,19 @@ def main() -> None:
     daemons: list[Daemon] = []
     try:
         _write_jobs(work, args.items)
-        daemons = _daemons(work, base_url, store, count, http)
+        # Named, so that the connection drops end the daemons' connections and no one else's.
+        application_name = f"runner-soak-{work.name[-8:]}"
+        daemon_store_url = store.url
+        if args.store == "postgres":
+            daemon_store_url += f"&application_name={application_name}"
+        daemons = _daemons(work, base_url, daemon_store_url, count, args.webhooks_to, http)
         for daemon in daemons:
             daemon.start(work)
         time.sleep(3)
-        started = time.monotonic()
-        end = started + args.minutes * 60
-        next_kill, next_fire, bulk_fires = started + args.kill_every, started, 0
-        restarts: list[tuple[float, Daemon]] = []
-        while (now := time.monotonic()) < end:
-            if now >= next_fire:
-                _trigger(store.url, "bulk")
-                bulk_fires += 1
-                next_fire = now + args.retrigger
-            if now >= next_kill:
-                victim = rng.choice([d for d in daemons if d.process is not None])
-                _hit(victim, rng, chaos)
-                restarts.append((time.monotonic() + rng.uniform(0, 2), victim))
-                next_kill = now + args.kill_every
-            for due, daemon in [r for r in restarts if r[0] <= now]:
-                restarts.remove((due, daemon))
-                daemon.start(work)
-            _check_alive(daemons, chaos)
-            time.sleep(0.1)
-        for _, daemon in restarts:
-            daemon.start(work)
+        drop = (lambda: _drop_connections(engine, application_name)) if args.store == "postgres" else None
+        bulk_fires = _chaos(args, work, daemons, lambda: _trigger(store.url, "bulk"), drop, chaos)
         _pause_schedules(store.url)
-        print(f"chaos over after {time.monotonic() - started:.0f} s; draining", flush=True)
+        print("chaos over; draining", flush=True)
         drain_until = time.monotonic() + args.drain
         while (left := _in_flight(engine)) and time.monotonic() < drain_until:
             _check_alive(daemons, chaos)
@@ -415,7 +480,7 @@ def main() -> None:
         time.sleep(1)  # late webhooks of the last runs
         runs = http.get("/_emulator/runs").json()
         stats = http.get("/_emulator/stats").json()
-        problems = _verify(engine, runs, stats, chaos)
+        problems = _verify(engine, runs, stats, chaos) + _tracebacks(daemons)
         _report(engine, runs, stats, chaos, bulk_fires)
     finally:
         for daemon in daemons:
@@ -446,7 +511,8 @@ def _report(
     for job, status, n in items:
         by_job.setdefault(job, {})[status] = n
     print(
-        f"\ndaemons: {chaos.kills} SIGKILLs, {chaos.terms} SIGTERMs (slowest stop {chaos.slowest_term:.1f} s)"
+        f"\ndaemons: {chaos.kills} SIGKILLs, {chaos.terms} SIGTERMs (slowest stop {chaos.slowest_term:.1f} s); "
+        f"{chaos.connections_dropped} PostgreSQL connections ended"
     )
     print(f"bulk fired {bulk_fires} times; fires by status: {dict(fires)}")
     for job, counts in sorted(by_job.items()):

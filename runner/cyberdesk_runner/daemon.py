@@ -209,10 +209,15 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runtime.dispatcher.drain(), timeout=_CREATES_GRACE)
             await runtime.dispatcher.aclose()
+            # Webhooks being received are answered and their news committed before the sink stops: a sender
+            # cut off mid-request would only send again, but the stop should be clean.
+            await self._stop_http(servers)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.sink.drain(), timeout=_CREATES_GRACE)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._shutdown(runtime, servers)
+            await self._shutdown(runtime)
         summaries = await asyncio.to_thread(store.summary_since, self.started_at)
         store.close()
         return RunResult(summaries)
@@ -248,7 +253,8 @@ class Daemon:
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def _shutdown(self, runtime: Runtime, servers: list[Any]) -> None:
+    async def _stop_http(self, servers: list[Any]) -> None:
+        """Stop taking requests; those under way get up to 3 s to be answered."""
         for server, task, sock in servers:
             server.should_exit = True
             try:
@@ -256,6 +262,8 @@ class Daemon:
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
             sock.close()
+
+    async def _shutdown(self, runtime: Runtime) -> None:
         try:
             await runtime.refresh_gauges()
             # Hand back what this daemon holds, so other daemons (or the next start) take over at once.

@@ -82,10 +82,17 @@ class ObservationSink:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                continue
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every piece of news queued so far is committed (or has failed); `run` must be running."""
+        await self._queue.join()
 
     async def flush(self, batch: Sequence[News]) -> None:
         created = [(n.attempt_id, n.run) for n in batch if isinstance(n, CreatedRun)]
