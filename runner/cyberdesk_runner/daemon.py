@@ -36,6 +36,7 @@ from cyberdesk_runner.logs import get_logger, register_secret
 from cyberdesk_runner.runtime import Runtime
 from cyberdesk_runner.server import bind, build_app, make_server
 from cyberdesk_runner.store import Store, new_id
+from cyberdesk_runner.store.engine import describe_error, is_database_error, is_transient
 from cyberdesk_runner.store.notify import listen_for_work
 from cyberdesk_runner.store.records import JobSummary
 from cyberdesk_runner.tracking.webhooks import WebhookReceiver
@@ -45,6 +46,8 @@ log = get_logger("cyberdesk_runner.daemon")
 _JOB_RELOAD_EVERY = 2.0
 _HEARTBEAT_EVERY = 5.0
 _STORE_THREADS = 4
+#: Longest wait between two tries to reach the store at start.
+_STORE_WAIT_MAX = 30.0
 #: Seconds a stopping daemon waits for create calls already made, before abandoning them to be settled later.
 _CREATES_GRACE = 2.0
 _IDLE_CHECK_EVERY = 0.25
@@ -73,6 +76,11 @@ class RunResult:
 
 class UnknownJobs(Exception):
     pass
+
+
+class StoreUnusable(Exception):
+    """The store refuses the daemon for good (a bad URL or credentials, no such database), or could not be read
+    at exit; an unreachable store at start is waited for instead."""
 
 
 class Daemon:
@@ -182,8 +190,11 @@ class Daemon:
         self.runtime = runtime
         tasks: list[asyncio.Task[Any]] = []
         servers: list[Any] = []
+        started = False
         try:
-            await runtime.start()
+            started = await self._start_runtime(runtime)
+            if not started:  # asked to stop while the store was still out of reach
+                return RunResult([])
             await asyncio.to_thread(
                 store.register_daemon, self.id, socket.gethostname(), os.getpid(), self.clock.now()
             )
@@ -217,10 +228,50 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._shutdown(runtime)
-        summaries = await asyncio.to_thread(store.summary_since, self.started_at)
-        store.close()
-        return RunResult(summaries)
+            await self._shutdown(runtime, started)
+            if not started:
+                store.close()
+        return RunResult(await self._summaries(store))
+
+    async def _summaries(self, store: Store) -> list[JobSummary]:
+        """What this daemon's run did, per job; then the store is closed."""
+        try:
+            return await asyncio.to_thread(store.summary_since, self.started_at)
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
+            raise StoreUnusable(
+                f"stopped, but the summary cannot be read from the store: {describe_error(exc)}"
+            ) from None
+        finally:
+            store.close()
+
+    async def _start_runtime(self, runtime: Runtime) -> bool:
+        """Start the runtime once the store answers; False if asked to stop first. A store out of reach (down,
+        restarting, failing over) is waited for, with backoff; one that refuses us for good is StoreUnusable."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                await runtime.start()
+                return True
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
+                if not is_transient(exc):
+                    raise StoreUnusable(
+                        f"cannot use the store {self.config.store_display}: {describe_error(exc)}"
+                    ) from None
+                log.warning(
+                    "store_unreachable_at_start",
+                    store=self.config.store_display,
+                    error=describe_error(exc),
+                    retry_in=delay,
+                    effect="waiting for the store; nothing is dispatched meanwhile",
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                delay = min(delay * 2, _STORE_WAIT_MAX)
+        return False
 
     def _start_loops(self, runtime: Runtime, options: RunOptions) -> list[asyncio.Task[Any]]:
         poll_every = self.config.tracking.poll_interval.total_seconds()
@@ -263,17 +314,18 @@ class Daemon:
                 task.cancel()
             sock.close()
 
-    async def _shutdown(self, runtime: Runtime) -> None:
+    async def _shutdown(self, runtime: Runtime, started: bool) -> None:
+        """Hand back what this daemon holds, so other daemons (or the next start) take over at once; close."""
         try:
-            await runtime.refresh_gauges()
-            # Hand back what this daemon holds, so other daemons (or the next start) take over at once.
-            await asyncio.to_thread(runtime.store.release_creating, self.clock.now())
-            await asyncio.to_thread(runtime.store.release_leases, self.id)
-            await asyncio.to_thread(
-                runtime.store.heartbeat, self.id, self._health()[1], self.clock.now(), stopped=True
-            )
+            if started:
+                await runtime.refresh_gauges()
+                await asyncio.to_thread(runtime.store.release_creating, self.clock.now())
+                await asyncio.to_thread(runtime.store.release_leases, self.id)
+                await asyncio.to_thread(
+                    runtime.store.heartbeat, self.id, self._health()[1], self.clock.now(), stopped=True
+                )
         except Exception as exc:
-            log.warning("store_unreachable_at_exit", error=str(exc))
+            log.warning("store_unreachable_at_exit", error=describe_error(exc))
         await runtime.client.aclose()
         if self._emulator_server is not None:
             self._emulator_server.stop()

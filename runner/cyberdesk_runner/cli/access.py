@@ -19,6 +19,7 @@ from cyberdesk_runner.cli.common import ExitCode, fail
 from cyberdesk_runner.config import Config
 from cyberdesk_runner.durations import parse_duration
 from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.engine import describe_error
 from cyberdesk_runner.store.records import JobState
 from cyberdesk_runner.store.views import Ref
 
@@ -45,16 +46,9 @@ def open_store(settings: Config) -> Iterator[Store]:
             fail(f"the store at {where} has no tables yet: {NO_STORE_HINT}", ExitCode.CONFIG)
         yield store
     except SQLAlchemyError as exc:
-        fail(f"cannot use the store {where}: {describe_db_error(exc)}", ExitCode.CONFIG)
+        fail(f"cannot use the store {where}: {describe_error(exc)}", ExitCode.CONFIG)
     finally:
         store.close()
-
-
-def describe_db_error(exc: SQLAlchemyError) -> str:
-    # The driver's own message, first line only: SQLAlchemy's adds the statement and a link.
-    cause = getattr(exc, "orig", None) or exc
-    first = (str(cause).strip().splitlines() or [""])[0]
-    return f"{type(cause).__name__}: {first}"
 
 
 def require_job(store: Store, name: str, *, removed_ok: bool = False) -> JobState:

@@ -16,7 +16,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
-from cyberdesk_runner.cli.access import NO_STORE_HINT, describe_db_error, store_file_missing
+from cyberdesk_runner.cli.access import NO_STORE_HINT, store_file_missing
 from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit
 from cyberdesk_runner.cli.render import (
     Column,
@@ -32,6 +32,7 @@ from cyberdesk_runner.cli.render import (
 )
 from cyberdesk_runner.config import Config
 from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.engine import describe_error
 from cyberdesk_runner.store.views import DaemonView
 
 #: A daemon heartbeats every 5 seconds; one silent for longer than this is taken to be gone.
@@ -114,7 +115,7 @@ def collect(settings: Config, now: datetime, *, probe: bool) -> dict[str, Any]:
         daemons = store.daemon_views(limit=10)
         counts = store.work_counts()
     except SQLAlchemyError as exc:
-        document["store"]["error"] = describe_db_error(exc)
+        document["store"]["error"] = describe_error(exc)
         return document
     finally:
         store.close()

@@ -37,6 +37,18 @@ def libpq_conninfo(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def is_database_error(exc: BaseException) -> bool:
+    """Whether `exc` comes from the database (or the driver), as opposed to the caller's own code."""
+    return isinstance(exc, sa.exc.SQLAlchemyError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A database error in one line: the driver's own message, without SQLAlchemy's statement and link."""
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first}"
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a database error is worth one more try of the whole transaction."""
     if not isinstance(exc, sa.exc.DBAPIError):

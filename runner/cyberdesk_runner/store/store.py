@@ -93,8 +93,9 @@ _DISPATCH_LOCK_KEY = 0x6364_7275_6E6E  # "cdrunn"
 _NOTIFY_FLAG = "cyberdesk_runner_notify"
 #: Tries of a public method when the database reports a transient error (see `engine.is_transient`).
 _TRIES = 5
-#: Public methods not wrapped in the retry: no transaction of their own, or not to be repeated blindly.
-_NOT_RETRIED = frozenset({"close", "upgrade", "create_schema", "schema_revision"})
+#: Public methods not wrapped in the retry: no transaction of their own. (`upgrade` is retried: it is one
+#: transaction, so a try cut off by a dropped connection left nothing behind.)
+_NOT_RETRIED = frozenset({"close", "create_schema", "schema_revision"})
 
 #: What dispatch reads of a due item.
 _DUE_COLUMNS = (

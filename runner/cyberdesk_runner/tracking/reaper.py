@@ -61,7 +61,18 @@ class Reaper:
         return len(due)
 
     async def _cancel(self, attempt: InFlightAttempt) -> AttemptVerdict | None:
-        response = await self._client.runs.update(attempt.run_id or "", RunUpdate(status=RunStatus.CANCELLED))
+        run_id = attempt.run_id or ""
+        # Look first: a run that already ended (its news not recorded yet) keeps its own outcome. A cancel sent
+        # to it would relabel a finished run "cancelled" in Cyberdesk and leave the store disagreeing.
+        current = await self._client.runs.get(run_id)
+        if current.data is not None:
+            now_seen = observation(current.data, "poll")
+            if now_seen.status in FINAL_ATTEMPT_STATUSES:
+                await self._sink.record([now_seen])
+                return None
+        elif current.error is not None and current.error.status_code != 404:
+            return None  # try again on the next round
+        response = await self._client.runs.update(run_id, RunUpdate(status=RunStatus.CANCELLED))
         if response.error is not None:
             if response.error.status_code == 404:
                 return AttemptVerdict(

@@ -83,3 +83,14 @@ def test_trigger_records_a_manual_fire_that_the_next_daemon_runs(tmp_path: Path)
     assert "submit-claims" in ran.output
     unknown = CliRunner().invoke(app, ["trigger", "nope", "--config", config])
     assert unknown.exit_code == 3
+
+
+def test_run_with_a_store_that_cannot_be_opened_says_so_and_exits_4(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    missing = tmp_path / "no-such-folder" / "runner.sqlite"
+    config.write_text(config.read_text().replace("sqlite:///runner.sqlite", f"sqlite:///{missing}"))
+    result = CliRunner().invoke(build_app(), ["run", "--once", "--config", str(config)])
+    assert result.exit_code == 4, result.output
+    assert f"cannot use the store sqlite:///{missing}" in result.output
+    assert "unable to open database file" in result.output
+    assert "Traceback" not in result.output

@@ -135,6 +135,25 @@ async def test_a_timeout_cancel_heard_first_by_webhook_still_counts_as_a_timeout
         assert [a["status"] for a in h.rows("attempt")] == ["timed_out", "timed_out"]
 
 
+async def test_a_run_that_ended_unheard_before_its_timeout_keeps_its_outcome(tmp_path: Path) -> None:
+    # The run failed at 100 s; no webhook or poll told the daemon. Past the 2m timeout the reaper looks before
+    # cancelling: a cancel would relabel the finished run "cancelled" in Cyberdesk, and the store would disagree.
+    fleet = three_desks(
+        run_duration="100-100",
+        fail_when=[{"input": "task", "equals": "reconcile", "status": "error", "error": "app crashed"}],
+    )
+    async with Harness(tmp_path, {"slow": TIMING_OUT}, fixture=fleet, webhooks=False) as h:
+        await h.trigger("slow")
+        await h.cycle(poll=False)
+        [first] = h.emulator_runs()
+        await h.advance(121)
+        await h.runtime.reap_round()
+        assert first.status == "error", "the reaper left the finished run alone"
+        attempt = next(a for a in h.rows("attempt") if a["run_id"] == first.id)
+        assert (attempt["status"], attempt["error"]) == ("error", ["app crashed"])
+        assert h.stats()["requests"].get("PATCH /v1/runs/{run_id}") is None
+
+
 async def test_a_disconnected_desktop_gets_no_new_work_and_its_interrupted_run_is_retried(
     tmp_path: Path,
 ) -> None:

@@ -3,20 +3,15 @@ to a temporary folder and loaded by a real JobCatalog, a small Fleet and a Manua
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sched_helpers import Harness
-from sqlalchemy.exc import OperationalError
 
 from cyberdesk_runner.clock import ManualClock
 from cyberdesk_runner.store import Store
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -25,20 +20,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.sqlite'}"
         return
-    schema = f"sched_{secrets.token_hex(6)}"
-    admin = sa.create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:  # pragma: no cover - the server is expected to run
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield request.getfixturevalue("pg_schema")()
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 PostgreSQL is the server on 127.0.0.1:5432 (database `test`, trust auth; `.ci/run` starts it). These tests never
 skip: an unreachable server fails them, loudly. Isolation: one schema per test session (search_path in the URL),
-upgraded once and emptied before each test; migration tests make fresh schemas of their own (`pg_schema`).
+upgraded once and emptied before each test; migration tests make fresh schemas of their own (`pg_schema`, in
+tests/runner/conftest.py).
 SQLite: a copy of a store upgraded once per session.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -16,51 +16,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
+from pg_support import pg_url_for
 
 from cyberdesk_runner.store import Store
 
-PG_URL = os.environ.get("CYBERDESK_RUNNER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 _TABLES = "job, fire, item, attempt, event, daemon, lease"
-
-
-def pg_url_for(schema: str) -> str:
-    return f"{PG_URL}?options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[sa.Engine]:
-    engine = sa.create_engine(PG_URL)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except OperationalError as exc:
-        engine.dispose()
-        pytest.fail(
-            f"PostgreSQL is not reachable at {PG_URL} ({exc.orig}); the store tests need it: start it "
-            "(.ci/run does) or point CYBERDESK_RUNNER_TEST_PG at one",
-            pytrace=False,
-        )
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def pg_schema(pg_admin: sa.Engine) -> Iterator[Callable[[], str]]:
-    """A factory of fresh, empty PostgreSQL schemas (as store URLs), dropped after the test."""
-    made: list[str] = []
-
-    def make() -> str:
-        schema = f"store_{secrets.token_hex(6)}"
-        with pg_admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        made.append(schema)
-        return pg_url_for(schema)
-
-    yield make
-    with pg_admin.begin() as conn:
-        for schema in made:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 @pytest.fixture(scope="session")
