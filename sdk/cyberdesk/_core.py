@@ -6,6 +6,7 @@ loops that touch httpx.
 """
 
 import asyncio
+import copy
 import datetime as dt
 import email.utils
 import functools
@@ -311,6 +312,14 @@ class Core:
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._closed = False
+        #: The core whose pools this one uses: itself, or the core it was derived from (`with_retry`).
+        self._owner = self
+
+    def with_retry(self, retry: RetryConfig) -> "Core":
+        """A core with its own retry policy that sends through this core's pools (and never closes them)."""
+        twin = copy.copy(self)
+        twin._retry = retry
+        return twin
 
     def _client_options(self) -> dict[str, Any]:
         return {"timeout": self._timeout, "headers": {"Authorization": f"Bearer {self._api_key.reveal()}"}}
@@ -383,7 +392,7 @@ class Core:
 
     def send_sync(self, call: Call[T]) -> ApiResponse[T]:
         prepared = prepare(call, self._base_url, self._idempotency_enabled)
-        client = self._sync_client()
+        client = self._owner._sync_client()
         retry_index = 0
         while True:
             outcome: Outcome
@@ -399,7 +408,7 @@ class Core:
 
     async def send(self, call: Call[T]) -> ApiResponse[T]:
         prepared = prepare(call, self._base_url, self._idempotency_enabled)
-        client = self._async_client()
+        client = self._owner._async_client()
         retry_index = 0
         while True:
             outcome: Outcome
@@ -414,6 +423,8 @@ class Core:
             retry_index += 1
 
     def close(self) -> None:
+        if self._owner is not self:
+            return  # the pools are the owner's to close
         if self._aclient is not None and self._aclient_loop is not None:
             raise RuntimeError(
                 "CyberdeskClient was used with async methods: close it with `await client.aclose()`"
@@ -425,6 +436,8 @@ class Core:
         self._aclient = None
 
     async def aclose(self) -> None:
+        if self._owner is not self:
+            return
         self._closed = True
         aclient, self._aclient = self._aclient, None
         if aclient is not None:

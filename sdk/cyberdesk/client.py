@@ -1,5 +1,6 @@
 """``CyberdeskClient``: the entry point of the SDK."""
 
+import copy
 from types import TracebackType
 from typing import Self
 
@@ -55,6 +56,9 @@ class CyberdeskClient:
             transport=transport,
             async_transport=async_transport,
         )
+        self._bind()
+
+    def _bind(self) -> None:
         self.machines = Machines(self._core)
         self.pools = Pools(self._core)
         self.workflows = Workflows(self._core)
@@ -63,6 +67,14 @@ class CyberdeskClient:
         self.trajectories = Trajectories(self._core)
         self.computer = Computer(self._core)
         self.health = Health(self._core)
+
+    def with_retry(self, retry: RetryConfig) -> Self:
+        """This client with another retry policy, e.g. ``RetryConfig(max_retries=0)`` for a call that must not be
+        repeated later on its own. It shares this client's connection pools: close this client, not that one."""
+        twin = copy.copy(self)
+        twin._core = self._core.with_retry(retry)
+        twin._bind()
+        return twin
 
     def __repr__(self) -> str:
         return f"CyberdeskClient(base_url={self.base_url!r})"

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from freezegun import freeze_time
 
-from cyberdesk import CyberdeskClient, ErrorKind, RetryConfig, RetryEvent, RunCreate
+from cyberdesk import CyberdeskClient, ErrorKind, RetryConfig, RetryEvent, RunCreate, RunStatus, RunUpdate
 from cyberdesk._core import parse_retry_after
 
 from .helpers import RID, WID, Api, Sleeps, call, no_wait_retry, run_json
@@ -199,6 +199,22 @@ async def test_max_retries_zero_sends_once(mode: str, make_client: Factory, slee
     api = Api(busy(503))
     await call(make_client(api, retry=no_wait_retry(sleeps, max_retries=0)), mode, "runs", "get", RID)
     assert len(api.requests) == 1
+
+
+async def test_with_retry_changes_the_policy_and_shares_the_pools(
+    mode: str, make_client: Factory, sleeps: Sleeps
+) -> None:
+    api = Api(busy(429), busy(429), FOUND)
+    client = make_client(api)
+    once = client.with_retry(no_wait_retry(sleeps, max_retries=0))
+    answer = await call(once, mode, "runs", "update", RID, RunUpdate(status=RunStatus.CANCELLED))
+    assert answer.error.status_code == 429 and len(api.requests) == 1  # not repeated later on its own
+    assert (await call(client, mode, "runs", "get", RID)).error is None  # the original still retries
+    assert len(api.requests) == 3
+    once.close()
+    await once.aclose()  # the pools are the original's: closing the twin leaves them open
+    assert (await call(client, mode, "runs", "get", RID)).error is None
+    assert len(api.requests) == 4
 
 
 async def test_on_retry_receives_each_retry(mode: str, make_client: Factory, sleeps: Sleeps) -> None:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from cyberdesk import CyberdeskClient, RunStatus, RunUpdate
+from cyberdesk import CyberdeskClient, RetryConfig, RunStatus, RunUpdate
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import (
@@ -35,6 +35,9 @@ class Reaper:
     ) -> None:
         self._store = store
         self._client = client
+        # A cancel is sent once per round, never repeated later by the SDK: a repeat landing after the run ended
+        # would relabel a finished run "cancelled". The next round looks at the run again first.
+        self._cancels = client.with_retry(RetryConfig(max_retries=0))
         self._sink = sink
         self._clock = clock
         self._outcome = outcome
@@ -72,7 +75,7 @@ class Reaper:
                 return None
         elif current.error is not None and current.error.status_code != 404:
             return None  # try again on the next round
-        response = await self._client.runs.update(run_id, RunUpdate(status=RunStatus.CANCELLED))
+        response = await self._cancels.runs.update(run_id, RunUpdate(status=RunStatus.CANCELLED))
         if response.error is not None:
             if response.error.status_code == 404:
                 return AttemptVerdict(
