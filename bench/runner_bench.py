@@ -34,6 +34,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import math
 import os
 import secrets
 import shutil
@@ -809,8 +810,8 @@ def main() -> None:
                 f"{r.seconds:.1f}",
                 f"{r.create_rate:,.0f}",
                 # The light-load run (c) is throttled on purpose: its rate is no throughput figure.
-                "-" if r.light else f"{r.create_rate / alone:.0%}",
-                "-" if r.light else f"{r.create_rate / thin:.0%}",
+                "-" if r.light or math.isnan(alone) else f"{r.create_rate / alone:.0%}",
+                "-" if r.light or math.isnan(thin) else f"{r.create_rate / thin:.0%}",
                 f"{r.requests_per_run:.2f}",
                 f"{r.latency_p50_ms:.0f} ms",
                 f"{r.latency_p90_ms:.0f} ms",

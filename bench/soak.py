@@ -185,8 +185,9 @@ def _write_jobs(work: Path, items: int) -> Path:
 
 
 def _daemons(
-    work: Path, base_url: str, store_url: str, count: int, webhooks_to: str, http: httpx.Client
+    work: Path, base_url: str, store_url: str, count: int, args: argparse.Namespace, http: httpx.Client
 ) -> list[Daemon]:
+    webhooks_to = args.webhooks_to
     daemons = []
     for n in range(count):
         port = _free_port()
@@ -200,7 +201,7 @@ def _daemons(
             jobs: jobs
             server: {{listen: "127.0.0.1:0"}}
             tracking:
-              poll_interval: 2s
+              poll_interval: {args.poll_interval}
               {webhook}
             dispatch: {{lease: 5s}}
             log: {{level: info}}
@@ -439,6 +440,9 @@ def main() -> None:
         default=20.0,
         help="seconds between two ends of every daemon's PostgreSQL connections (0: never)",
     )
+    parser.add_argument(
+        "--poll-interval", default="2s", help="the daemons' poll interval (poll-only runs need a short one)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--drain", type=float, default=180.0, help="most seconds to wait for the work to end")
     args = parser.parse_args()
@@ -461,7 +465,7 @@ def main() -> None:
         daemon_store_url = store.url
         if args.store == "postgres":
             daemon_store_url += f"&application_name={application_name}"
-        daemons = _daemons(work, base_url, daemon_store_url, count, args.webhooks_to, http)
+        daemons = _daemons(work, base_url, daemon_store_url, count, args, http)
         for daemon in daemons:
             daemon.start(work)
         time.sleep(3)
