@@ -11,8 +11,10 @@ The work, all at once and for `--minutes`:
 - `slow`: runs that outlast the job's 2 s timeout, so they are cancelled through the API and retried once.
 Meanwhile some desktops disconnect and come back (their runs are interrupted), the emulator answers some calls
 with 429 or 5xx and drops the answer of some applied calls, and every `--kill-every` seconds one daemon is killed
-(SIGKILL, or SIGTERM one time in three) and restarted after up to 2 s. With `--store sqlite` there is one daemon,
-killed and restarted the same way.
+(SIGKILL, or SIGTERM one time in three) and restarted after up to 2 s. Every `--db-drops-every` seconds all the
+daemons' PostgreSQL connections are ended (as a failover would), and every `--outage-every` seconds the API answers
+503 to everything for `--outage-seconds`. With `--store sqlite` there is one daemon, killed and restarted the same
+way.
 
 At the end the schedules are paused, the daemons left alone until nothing is in flight, and the script checks,
 exiting 1 on any violation:
@@ -150,6 +152,7 @@ class Chaos:
     terms: int = 0
     slowest_term: float = 0.0
     connections_dropped: int = 0
+    outages: int = 0
     unexpected_exits: list[str] = field(default_factory=list)
 
 
@@ -377,44 +380,76 @@ def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chao
     return problems
 
 
+@dataclass
+class _Every:
+    """A disruption repeated every `seconds` (never when None)."""
+
+    seconds: float | None
+    action: Callable[[], None]
+    due: float = 0.0
+
+
 def _chaos(
     args: argparse.Namespace,
-    work: Path,
     daemons: list[Daemon],
     fire_bulk: Callable[[], None],
     drop_connections: Callable[[], int] | None,
+    http: httpx.Client,
     chaos: Chaos,
 ) -> int:
-    """Fire the bulk job, stop and restart daemons, end their database connections, for `--minutes`; returns
-    how many times the bulk job fired. Every daemon is running again at the end."""
+    """Fire the bulk job, stop and restart daemons, end their database connections and take the API down, for
+    `--minutes`; returns how many times the bulk job fired. Every daemon is running again at the end."""
     rng = random.Random(args.seed)
+    later: list[tuple[float, Callable[[], None]]] = []  # restarts and the ends of outages
+    fires = 0
+
+    def bulk() -> None:
+        nonlocal fires
+        fire_bulk()
+        fires += 1
+
+    def hit() -> None:
+        victim = rng.choice([d for d in daemons if d.process is not None])
+        _hit(victim, rng, chaos)
+        later.append((time.monotonic() + rng.uniform(0, 2), lambda: victim.start(victim.config.parent)))
+
+    def drop() -> None:
+        assert drop_connections is not None
+        chaos.connections_dropped += drop_connections()
+
+    def outage() -> None:
+        # Every API call answers 503 for a while (the emulator's control plane and webhooks go on).
+        http.post("/_emulator/faults", json={"server_errors": 1.0}).raise_for_status()
+        chaos.outages += 1
+        restore = {"server_errors": args.server_errors}
+        later.append((time.monotonic() + args.outage_seconds, lambda: _set_faults(http, restore)))
+
     started = time.monotonic()
-    end = started + args.minutes * 60
-    next_kill, next_fire, bulk_fires = started + args.kill_every, started, 0
-    drops_every = args.db_drops_every if drop_connections is not None and args.db_drops_every > 0 else None
-    next_drop = started + drops_every if drops_every else float("inf")
-    restarts: list[tuple[float, Daemon]] = []
-    while (now := time.monotonic()) < end:
-        if now >= next_fire:
-            fire_bulk()
-            bulk_fires += 1
-            next_fire = now + args.retrigger
-        if now >= next_kill:
-            victim = rng.choice([d for d in daemons if d.process is not None])
-            _hit(victim, rng, chaos)
-            restarts.append((time.monotonic() + rng.uniform(0, 2), victim))
-            next_kill = now + args.kill_every
-        if drops_every and drop_connections is not None and now >= next_drop:
-            chaos.connections_dropped += drop_connections()
-            next_drop = now + drops_every
-        for due, daemon in [r for r in restarts if r[0] <= now]:
-            restarts.remove((due, daemon))
-            daemon.start(work)
+    disruptions = [
+        _Every(args.retrigger, bulk, started),
+        _Every(args.kill_every, hit, started + args.kill_every),
+        _Every(args.db_drops_every if drop_connections and args.db_drops_every > 0 else None, drop),
+        _Every(args.outage_every or None, outage),
+    ]
+    for d in disruptions[2:]:
+        d.due = started + (d.seconds or 0)
+    while (now := time.monotonic()) < started + args.minutes * 60:
+        for d in disruptions:
+            if d.seconds is not None and now >= d.due:
+                d.action()
+                d.due = now + d.seconds
+        for entry in [e for e in later if e[0] <= now]:
+            later.remove(entry)
+            entry[1]()
         _check_alive(daemons, chaos)
         time.sleep(0.1)
-    for _, daemon in restarts:
-        daemon.start(work)
-    return bulk_fires
+    for _, action in later:
+        action()
+    return fires
+
+
+def _set_faults(http: httpx.Client, faults: dict[str, float]) -> None:
+    http.post("/_emulator/faults", json=faults).raise_for_status()
 
 
 def main() -> None:
@@ -443,6 +478,10 @@ def main() -> None:
     parser.add_argument(
         "--poll-interval", default="2s", help="the daemons' poll interval (poll-only runs need a short one)"
     )
+    parser.add_argument(
+        "--outage-every", type=float, default=45.0, help="seconds between two API outages (0: never)"
+    )
+    parser.add_argument("--outage-seconds", type=float, default=5.0, help="how long an API outage lasts")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--drain", type=float, default=180.0, help="most seconds to wait for the work to end")
     args = parser.parse_args()
@@ -470,7 +509,7 @@ def main() -> None:
             daemon.start(work)
         time.sleep(3)
         drop = (lambda: _drop_connections(engine, application_name)) if args.store == "postgres" else None
-        bulk_fires = _chaos(args, work, daemons, lambda: _trigger(store.url, "bulk"), drop, chaos)
+        bulk_fires = _chaos(args, daemons, lambda: _trigger(store.url, "bulk"), drop, http, chaos)
         _pause_schedules(store.url)
         print("chaos over; draining", flush=True)
         drain_until = time.monotonic() + args.drain
@@ -516,7 +555,7 @@ def _report(
         by_job.setdefault(job, {})[status] = n
     print(
         f"\ndaemons: {chaos.kills} SIGKILLs, {chaos.terms} SIGTERMs (slowest stop {chaos.slowest_term:.1f} s); "
-        f"{chaos.connections_dropped} PostgreSQL connections ended"
+        f"{chaos.connections_dropped} PostgreSQL connections ended; {chaos.outages} API outages"
     )
     print(f"bulk fired {bulk_fires} times; fires by status: {dict(fires)}")
     for job, counts in sorted(by_job.items()):
