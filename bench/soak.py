@@ -153,7 +153,8 @@ class Chaos:
     slowest_term: float = 0.0
     connections_dropped: int = 0
     outages: int = 0
-    unexpected_exits: list[str] = field(default_factory=list)
+    #: What went wrong while the soak ran: daemons that exited on their own, work left open after the drain.
+    problems: list[str] = field(default_factory=list)
 
 
 def _start_emulator(work: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
@@ -247,9 +248,7 @@ def _pause_schedules(store_url: str) -> None:
 def _check_alive(daemons: list[Daemon], chaos: Chaos) -> None:
     for n, daemon in enumerate(daemons):
         if daemon.process is not None and daemon.process.poll() is not None:
-            chaos.unexpected_exits.append(
-                f"daemon {n} exited with {daemon.process.returncode} (see {daemon.log})"
-            )
+            chaos.problems.append(f"daemon {n} exited with {daemon.process.returncode} (see {daemon.log})")
             daemon.start(daemon.config.parent)
 
 
@@ -376,7 +375,7 @@ def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chao
             break
     if chaos.slowest_term > TERM_GRACE:
         problems.append(f"a daemon took {chaos.slowest_term:.1f} s to stop on SIGTERM")
-    problems += chaos.unexpected_exits
+    problems += chaos.problems
     return problems
 
 
@@ -517,9 +516,7 @@ def main() -> None:
             _check_alive(daemons, chaos)
             time.sleep(0.5)
         if left:
-            chaos.unexpected_exits.append(
-                f"{left} items or fires still open after {args.drain:.0f} s of drain"
-            )
+            chaos.problems.append(f"{left} items or fires still open after {args.drain:.0f} s of drain")
         time.sleep(1)  # late webhooks of the last runs
         runs = http.get("/_emulator/runs").json()
         stats = http.get("/_emulator/stats").json()

@@ -193,23 +193,15 @@ class Daemon:
         started = False
         try:
             started = await self._start_runtime(runtime)
-            if not started:  # asked to stop while the store was still out of reach
-                return RunResult([])
-            await asyncio.to_thread(
-                store.register_daemon, self.id, socket.gethostname(), os.getpid(), self.clock.now()
-            )
-            servers = await self._start_http(runtime)
-            if options.once is not None:
-                names = options.once or sorted(runtime.catalog.jobs)
-                unknown = [n for n in names if n not in runtime.catalog.jobs]
-                if unknown:
-                    raise UnknownJobs(
-                        f"--once: no job named {', '.join(map(repr, unknown))} "
-                        f"(known: {', '.join(sorted(runtime.catalog.jobs)) or 'none'})"
-                    )
-                await runtime.trigger(names)
-            tasks = self._start_loops(runtime, options)
-            await self._stop.wait()
+            if started:  # else asked to stop while the store was still out of reach
+                await asyncio.to_thread(
+                    store.register_daemon, self.id, socket.gethostname(), os.getpid(), self.clock.now()
+                )
+                servers = await self._start_http(runtime)
+                if options.once is not None:
+                    await self._trigger_once(runtime, options.once)
+                tasks = self._start_loops(runtime, options)
+                await self._stop.wait()
         finally:
             log.info("daemon_stopping", daemon=self.id)
             loops = [t for t in tasks if t.get_name() != "sink"]
@@ -229,9 +221,21 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._shutdown(runtime, started)
-            if not started:
-                store.close()
+        if not started:
+            store.close()
+            return RunResult([])
         return RunResult(await self._summaries(store))
+
+    async def _trigger_once(self, runtime: Runtime, jobs: list[str]) -> None:
+        """`--once`: fire the named jobs (all when none are named)."""
+        names = jobs or sorted(runtime.catalog.jobs)
+        unknown = [n for n in names if n not in runtime.catalog.jobs]
+        if unknown:
+            raise UnknownJobs(
+                f"--once: no job named {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(sorted(runtime.catalog.jobs)) or 'none'})"
+            )
+        await runtime.trigger(names)
 
     async def _summaries(self, store: Store) -> list[JobSummary]:
         """What this daemon's run did, per job; then the store is closed."""

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import attrs
 
+from cyberdesk_runner.durations import format_duration
+
 TERMINAL_RUN_STATUSES = frozenset({"success", "task_failed", "error", "cancelled"})
 #: Attempt statuses that end an attempt: the run's terminal statuses plus the runner's own verdicts.
 FINAL_ATTEMPT_STATUSES = TERMINAL_RUN_STATUSES | {"timed_out", "rejected"}
@@ -176,15 +178,9 @@ class AttemptVerdict:
 
 
 def timed_out_error(limit: timedelta) -> list[str]:
-    """The error of an attempt cancelled for outlasting the job's `timeout` (`limit`), however its end is heard."""
-    seconds = limit.total_seconds()
-    if seconds >= 3600 and seconds % 3600 == 0:
-        shown = f"{int(seconds // 3600)}h"
-    elif seconds >= 60 and seconds % 60 == 0:
-        shown = f"{int(seconds // 60)}m"
-    else:
-        shown = f"{seconds:g}s"
-    return [f"timed out after {shown}; the run was cancelled"]
+    """The error of an attempt cancelled for outlasting the job's `timeout` (`limit`), however its end is heard;
+    the limit is written as job files write durations."""
+    return [f"timed out after {format_duration(limit)}; the run was cancelled"]
 
 
 @attrs.frozen

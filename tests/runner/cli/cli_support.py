@@ -1,18 +1,15 @@
 """What the CLI tests share: the job sets and fleets of the two daemons, `Env` (a config + store to run the
-real CLI against), `LiveDaemon` and `eventually`."""
+real CLI against) and `LiveDaemon`; `eventually` comes from daemon_support."""
 
 from __future__ import annotations
 
 import json
 import textwrap
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
-import pytest
+from daemon_support import ThreadedDaemon
 from typer.testing import CliRunner, Result
 
 from cyberdesk_runner.cli import build_app
@@ -174,15 +171,14 @@ class HistoryRun:
 @attrs.define
 class LiveDaemon:
     env: Env
-    daemon: Daemon
-    thread: threading.Thread
+    running: ThreadedDaemon
+
+    @property
+    def daemon(self) -> Daemon:
+        return self.running.daemon
 
     def stop(self) -> None:
-        loop = self.daemon._event_loop
-        assert loop is not None
-        loop.call_soon_threadsafe(self.daemon.request_stop)
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the daemon did not stop"
+        self.running.stop()
 
 
 def daemon_ready(env: Env) -> bool:
@@ -198,15 +194,3 @@ def daemon_ready(env: Env) -> bool:
         )  # type: ignore[union-attr]
     finally:
         store.close()
-
-
-def eventually(check: Callable[[], Any], *, timeout: float = 10.0, what: str = "the condition") -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)

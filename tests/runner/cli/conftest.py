@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -25,9 +24,9 @@ from cli_support import (
     HistoryRun,
     LiveDaemon,
     daemon_ready,
-    eventually,
     write_env,
 )
+from daemon_support import ThreadedDaemon, eventually
 
 from cyberdesk_runner.config import load_config
 from cyberdesk_runner.daemon import Daemon, RunOptions
@@ -70,19 +69,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
         LIVE_JOBS,
         'speed: 100, run_duration: "10-30", failure_rate: 0, seed: 3',
     )
-    daemon = Daemon(load_config(env.config))
-    errors: list[BaseException] = []
-
-    def main() -> None:
-        try:
-            asyncio.run(daemon.run(RunOptions()))
-        except BaseException as exc:  # surfaced by the fixture, not lost in the thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=main, name="live-daemon", daemon=True)
-    thread.start()
-    running = LiveDaemon(env, daemon, thread)
+    running = LiveDaemon(env, ThreadedDaemon(Daemon(load_config(env.config)), RunOptions()))
     eventually(lambda: daemon_ready(env), timeout=20, what="the live daemon to start")
     yield running
-    running.stop()
-    assert not errors, errors
+    running.stop()  # and fails the module if the daemon raised

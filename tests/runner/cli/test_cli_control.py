@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli_support import LiveDaemon, eventually
+from cli_support import LiveDaemon
+from daemon_support import eventually
 
 
 def _fire(live: LiveDaemon, fire_id: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import base64
 import json
 import textwrap
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,48 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from daemon_support import ThreadedDaemon, eventually
 
 from cyberdesk.emulator import Emulator, EmulatorServer
 from cyberdesk.webhooks import sign
 from cyberdesk_runner.config import load_config
-from cyberdesk_runner.daemon import Daemon, RunOptions
+from cyberdesk_runner.daemon import Daemon
 from cyberdesk_runner.store.records import RunObservation
 from cyberdesk_runner.tracking.news import News
 from cyberdesk_runner.tracking.sink import ObservationSink
 
 SECRET = "whsec_" + base64.b64encode(b"daemon-stop-test-secret-01234567").decode()
-
-
-def _eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
-class _Daemon:
-    """A daemon running in a thread of its own (its own event loop), as a process would."""
-
-    def __init__(self, config: Path) -> None:
-        self.daemon = Daemon(load_config(config))
-        self.errors: list[BaseException] = []
-        self.thread = threading.Thread(target=self._main, name="daemon", daemon=True)
-        self.thread.start()
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self.daemon.run(RunOptions()))
-        except BaseException as exc:  # surfaced by stop(), not lost in the thread
-            self.errors.append(exc)
-
-    def stop(self) -> None:
-        _eventually(lambda: self.daemon._event_loop is not None, "the daemon's event loop")
-        loop = self.daemon._event_loop
-        assert loop is not None
-        loop.call_soon_threadsafe(self.daemon.request_stop)
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the daemon did not stop"
-        assert self.errors == []
 
 
 class _ToggledProxy:
@@ -131,8 +99,8 @@ def test_a_store_out_of_reach_at_start_is_waited_for(
     )
     schema = url.query["options"].removeprefix("-csearch_path=")
     try:
-        running = _Daemon(config)
-        _eventually(lambda: proxy.refused >= 2, "the daemon to try the store")
+        running = ThreadedDaemon(Daemon(load_config(config)))
+        eventually(lambda: proxy.refused >= 2, what="the daemon to try the store")
         assert running.thread.is_alive(), f"the daemon gave up: {running.errors}"
         proxy.open()
 
@@ -144,7 +112,7 @@ def test_a_store_out_of_reach_at_start_is_waited_for(
                 query = sa.text(f'SELECT count(*) FROM "{schema}".daemon WHERE stopped_at IS NULL')
                 return bool(conn.execute(query).scalar_one())
 
-        _eventually(registered, "the daemon to start once the store answers")
+        eventually(registered, timeout=20, what="the daemon to start once the store answers")
         running.stop()
     finally:
         server.stop()
@@ -178,20 +146,11 @@ def test_a_webhook_under_way_at_stop_is_answered_before_the_daemon_stops(
         await flush(self, batch)
 
     monkeypatch.setattr(ObservationSink, "flush", held_flush)
-    daemon = Daemon(load_config(config))
-    errors: list[BaseException] = []
-
-    def main() -> None:
-        try:
-            asyncio.run(daemon.run(RunOptions()))
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=main, name="daemon", daemon=True)
     answers: list[httpx.Response | BaseException] = []
     try:
-        thread.start()
-        _eventually(lambda: daemon.webhook_url is not None, "the daemon's webhook endpoint")
+        running = ThreadedDaemon(Daemon(load_config(config)))
+        daemon = running.daemon
+        eventually(lambda: daemon.webhook_url is not None, what="the daemon's webhook endpoint")
         run_id = str(uuid.uuid4())
         body = json.dumps(
             {
@@ -216,19 +175,15 @@ def test_a_webhook_under_way_at_stop_is_answered_before_the_daemon_stops(
 
         sender = threading.Thread(target=deliver)
         sender.start()
-        _eventually(entered.is_set, "the webhook to reach the sink")
-        loop = daemon._event_loop
-        assert loop is not None
-        loop.call_soon_threadsafe(daemon.request_stop)
-        _eventually(daemon._stop.is_set, "the stop to begin")
+        eventually(entered.is_set, what="the webhook to reach the sink")
+        running.request_stop()
+        eventually(daemon._stop.is_set, what="the stop to begin")
         release.set()
         sender.join(timeout=30)
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the daemon did not stop"
+        running.join()  # within 30 s, raising nothing
     finally:
         release.set()
         server.stop()
-    assert errors == []
     # Answered only once its news was committed (a cut-off sender would deliver it again later).
     [answer] = answers
     assert isinstance(answer, httpx.Response) and answer.status_code == 200, answer
