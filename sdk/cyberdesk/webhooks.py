@@ -9,7 +9,9 @@ tolerance) and returns the typed event::
     if isinstance(event, RunCompletedEvent) and event.run.status == "success":
         ...
 
-Every failure raises :class:`WebhookVerificationError`; its message says what was wrong, never the secret.
+Every failure raises :class:`WebhookVerificationError`: its ``reason`` (a :class:`Rejection`) says what kind of
+problem it was and its message says what was wrong, in our words whatever the installed svix version says, and
+never with the secret.
 """
 
 import base64
@@ -17,12 +19,12 @@ import json
 import math
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from uuid import uuid4
 
 from svix.webhooks import Webhook
-from svix.webhooks import WebhookVerificationError as SvixVerificationError
 
 from .models import DownedMachinesEvent, ModelError, RunCompletedEvent
 
@@ -36,33 +38,75 @@ _EVENT_TYPES: dict[str, type[RunCompletedEvent] | type[DownedMachinesEvent]] = {
 }
 
 
+#: Svix's (and Standard Webhooks') tolerance for the distance between a delivery's timestamp and now.
+TIMESTAMP_TOLERANCE = timedelta(minutes=5)
+
+
+class Rejection(StrEnum):
+    """Why a delivery was rejected: what a receiver can match on (the message is for people)."""
+
+    MISSING_HEADER = "missing_header"
+    MALFORMED_HEADER = "malformed_header"
+    STALE_TIMESTAMP = "stale_timestamp"
+    BAD_SIGNATURE = "bad_signature"
+    MALFORMED_BODY = "malformed_body"
+    INVALID_SECRET = "invalid_secret"
+
+
 class WebhookVerificationError(Exception):
     """A delivery that must be rejected (answer 400): bad or missing signature headers, a stale or future
-    timestamp, a body that is not the signed one, or a body that is not a known event."""
+    timestamp, a body that is not the signed one, or a body that is not an event. ``reason`` says which."""
+
+    def __init__(self, reason: Rejection, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _webhook(secret: str) -> Webhook:
     try:
+        if not secret.removeprefix("whsec_"):
+            raise ValueError("empty")  # svix 2.x refuses it too; svix 1.x would accept an empty key
         return Webhook(secret)
     except Exception as exc:  # svix raises binascii.Error, RuntimeError or its own empty-secret error
         # ``from None``: the secret must not surface through a chained traceback either.
         raise WebhookVerificationError(
-            f"invalid webhook secret ({type(exc).__name__}); expected 'whsec_' followed by base64"
+            Rejection.INVALID_SECRET,
+            f"invalid webhook secret ({type(exc).__name__}); expected 'whsec_' followed by base64",
         ) from None
+
+
+def _check_timestamp(value: str, now: datetime) -> None:
+    """Our own words for the one header check whose failure has a cause worth naming (clock skew, a replay);
+    svix checks it again, with the same tolerance."""
+    try:
+        sent = datetime.fromtimestamp(float(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise WebhookVerificationError(
+            Rejection.MALFORMED_HEADER, f"svix-timestamp {value[:40]!r} is not a Unix time in seconds"
+        ) from None
+    if abs(sent - now) > TIMESTAMP_TOLERANCE:
+        side = "old" if sent < now else "new"
+        raise WebhookVerificationError(
+            Rejection.STALE_TIMESTAMP,
+            f"webhook timestamp too {side}: {sent:%Y-%m-%dT%H:%M:%SZ} is more than "
+            f"{TIMESTAMP_TOLERANCE.seconds // 60} minutes from now (a replay, or a clock out of sync)",
+        )
 
 
 def parse_event(data: Any) -> WebhookEvent:
     """The typed event of a decoded (already verified) delivery body, chosen by ``event_type``."""
     if not isinstance(data, dict):
-        raise WebhookVerificationError("webhook body is not a JSON object")
+        raise WebhookVerificationError(Rejection.MALFORMED_BODY, "webhook body is not a JSON object")
     event_type = data.get("event_type", "run_complete" if "run" in data else "downed_machines")
     model = _EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
     if model is None:
-        raise WebhookVerificationError(f"unknown webhook event_type {event_type!r}")
+        raise WebhookVerificationError(Rejection.MALFORMED_BODY, f"unknown webhook event_type {event_type!r}")
     try:
         return model.from_dict(data)
     except ModelError as exc:
-        raise WebhookVerificationError(f"malformed {event_type} event: {exc}") from None
+        raise WebhookVerificationError(
+            Rejection.MALFORMED_BODY, f"malformed {event_type} event: {exc}"
+        ) from None
 
 
 def verify(payload: bytes | str, headers: Mapping[str, str], secret: str) -> WebhookEvent:
@@ -73,18 +117,27 @@ def verify(payload: bytes | str, headers: Mapping[str, str], secret: str) -> Web
     given = {k.lower(): v for k, v in headers.items()}
     missing = [h for h in SIGNATURE_HEADERS if not given.get(h)]
     if missing:
-        raise WebhookVerificationError(f"missing webhook header(s): {', '.join(missing)}")
+        raise WebhookVerificationError(
+            Rejection.MISSING_HEADER, f"missing webhook header(s): {', '.join(missing)}"
+        )
     webhook = _webhook(secret)
+    _check_timestamp(given["svix-timestamp"], datetime.now(UTC))
     try:
         webhook.verify(payload, {h: given[h] for h in SIGNATURE_HEADERS})
-    except SvixVerificationError as exc:
-        raise WebhookVerificationError(f"webhook signature check failed: {exc}") from None
-    except ValueError as exc:  # a malformed signature header (bad base64 too), or a body that is not UTF-8
-        raise WebhookVerificationError(f"malformed webhook delivery: {type(exc).__name__}: {exc}") from None
+    except json.JSONDecodeError:
+        pass  # svix 1.x parses the body once the signature matched; ours below says what is wrong with it
+    except Exception as exc:
+        # Whatever svix raises: its own WebhookVerificationError (2.x, and 1.x for most problems), a ValueError
+        # for a garbled svix-signature (older 1.x), a UnicodeDecodeError... all mean "not signed with this secret".
+        raise WebhookVerificationError(
+            Rejection.BAD_SIGNATURE,
+            f"webhook signature does not verify ({type(exc).__name__}): no svix-signature matches "
+            "this body and timestamp with the configured secret",
+        ) from None
     try:
         data = json.loads(payload)
     except ValueError as exc:
-        raise WebhookVerificationError(f"webhook body is not JSON: {exc}") from None
+        raise WebhookVerificationError(Rejection.MALFORMED_BODY, f"webhook body is not JSON: {exc}") from None
     return parse_event(data)
 
 
@@ -98,7 +151,7 @@ def sign(
     try:
         signature = _webhook(secret).sign(msg_id, when, payload.decode())
     except UnicodeDecodeError:
-        raise WebhookVerificationError("webhook payload is not UTF-8") from None
+        raise WebhookVerificationError(Rejection.MALFORMED_BODY, "webhook payload is not UTF-8") from None
     return {
         "svix-id": msg_id,
         "svix-timestamp": str(math.floor(when.timestamp())),
@@ -111,4 +164,12 @@ def generate_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-__all__ = ["WebhookEvent", "WebhookVerificationError", "generate_secret", "parse_event", "sign", "verify"]
+__all__ = [
+    "Rejection",
+    "WebhookEvent",
+    "WebhookVerificationError",
+    "generate_secret",
+    "parse_event",
+    "sign",
+    "verify",
+]

@@ -50,7 +50,12 @@ class WebhookReceiver:
         except WebhookVerificationError as exc:
             self._metrics.webhooks.labels("rejected").inc()
             client = scope.get("client")
-            log.warning("webhook_rejected", reason=str(exc), remote=client[0] if client else None)
+            log.warning(
+                "webhook_rejected",
+                reason=str(exc),
+                rejection=str(exc.reason),
+                remote=client[0] if client else None,
+            )
             await _respond(send, 400, {"detail": "invalid webhook"})
             return
         if isinstance(event, RunCompletedEvent):
