@@ -9,6 +9,10 @@ A resource writes each operation once, as a function returning a ``Call``::
 
 The descriptors keep the description's exact parameter list (a ``ParamSpec``), so type checkers and IDEs see
 ``runs.get(run_id, *, include=...)`` and its return type, awaitable or not.
+
+A description validates its arguments (:func:`ids`, :func:`uuid_arg`) and raises a ``ValueError`` (best an
+:class:`~cyberdesk.errors.ArgumentError` naming the argument) for a malformed one; :func:`describe_call`, used by
+every method and iterator, turns that into an ``invalid_argument`` :class:`ApiError`, and no request is sent.
 """
 
 import datetime as dt
@@ -21,6 +25,7 @@ import attrs
 import httpx
 
 from ._response import ApiResponse
+from .errors import ApiError, ArgumentError, ErrorKind
 from .models._base import Model, ModelError
 from .models.common import Page
 
@@ -99,7 +104,12 @@ def uuid_arg(name: str, value: UUID | str) -> UUID:
     try:
         return UUID(value)
     except (ValueError, TypeError, AttributeError):
-        raise ValueError(f"{name}: {value!r} is not a valid UUID") from None
+        raise ArgumentError(name, f"{_short_repr(value)} is not a valid UUID") from None
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def ids(**values: UUID | str) -> dict[str, str | UUID]:
@@ -125,14 +135,37 @@ class Resource:
         self._core = core
 
 
+def describe_call(
+    describe: Callable[..., Call[T]], obj: Resource, args: Any, kwargs: Any, operation: str
+) -> Call[T] | ApiError:
+    """The call ``describe`` makes of these arguments, or the ``invalid_argument`` error of a malformed one.
+
+    ``operation`` names the SDK method for the error (``machines.get_sync``). A ``TypeError`` (a missing or
+    unexpected argument) is a bug in the caller's code and is raised as Python would.
+    """
+    try:
+        return describe(obj, *args, **kwargs)
+    except ValueError as exc:
+        argument = exc.argument if isinstance(exc, ArgumentError) else None
+        return ApiError(
+            kind=ErrorKind.INVALID_ARGUMENT, method="", path=operation, detail=str(exc), argument=argument
+        )
+
+
+async def _answer(response: ApiResponse[T]) -> ApiResponse[T]:
+    return response
+
+
 class _Method(Generic[P, T]):
     def __init__(self, describe: Callable[Concatenate[Any, P], Call[T]]) -> None:
         self._describe = describe
         self._name = describe.__name__.lstrip("_")
+        self._operation = self._name
         self.__doc__ = describe.__doc__
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
+        self._operation = f"{owner.__name__.lower()}.{name}"
 
     def _bind(self, obj: Resource, method: Callable[..., Any]) -> None:
         method.__name__ = method.__qualname__ = self._name
@@ -151,11 +184,14 @@ class AsyncMethod(_Method[P, T]):
     def __get__(self, obj: Resource | None, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        describe, core = self._describe, obj._core
+        describe, core, operation = self._describe, obj._core, self._operation
 
         # Not ``async def``: the description (id validation included) runs when called, before any await.
         def method(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, ApiResponse[T]]:
-            return core.send(describe(obj, *args, **kwargs))
+            call = describe_call(describe, obj, args, kwargs, operation)
+            if isinstance(call, ApiError):
+                return _answer(ApiResponse(error=call))
+            return core.send(call)
 
         self._bind(obj, method)
         return method
@@ -169,10 +205,13 @@ class SyncMethod(_Method[P, T]):
     def __get__(self, obj: Resource | None, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        describe, core = self._describe, obj._core
+        describe, core, operation = self._describe, obj._core, self._operation
 
         def method(*args: P.args, **kwargs: P.kwargs) -> ApiResponse[T]:
-            return core.send_sync(describe(obj, *args, **kwargs))
+            call = describe_call(describe, obj, args, kwargs, operation)
+            if isinstance(call, ApiError):
+                return ApiResponse(error=call)
+            return core.send_sync(call)
 
         self._bind(obj, method)
         return method

@@ -1,7 +1,7 @@
 """The one error type of every call (:class:`ApiError`) and the exception that carries it (:class:`CyberdeskError`).
 
-Calls never raise for HTTP errors, timeouts, network failures or unparseable responses: they return
-``ApiResponse(error=ApiError(...))``. Only the pagination iterators raise, with :class:`CyberdeskError`.
+Calls never raise for malformed arguments, HTTP errors, timeouts, network failures or unparseable responses: they
+return ``ApiResponse(error=ApiError(...))``. Only the pagination iterators raise, with :class:`CyberdeskError`.
 """
 
 from enum import StrEnum
@@ -22,6 +22,8 @@ class ErrorKind(StrEnum):
     NETWORK = "network"
     #: The success status came back but its body did not parse into the expected type.
     DECODE = "decode"
+    #: An argument of the call was malformed (e.g. an id that is not a UUID); no request was sent.
+    INVALID_ARGUMENT = "invalid_argument"
 
 
 # 408, 429 and a 409 "in progress" mean "not processed yet, try again", not "rejected".
@@ -33,8 +35,10 @@ class ApiError:
     """Why a call failed. ``str(error)`` is one readable line; the API key never appears in it."""
 
     kind: ErrorKind
+    #: The HTTP method; empty for ``invalid_argument`` (no request was made).
     method: str
-    #: The request path with ids filled in, e.g. ``/v1/runs/5d1e...``.
+    #: The request path with ids filled in, e.g. ``/v1/runs/5d1e...``; for ``invalid_argument`` the SDK method
+    #: that refused its arguments, e.g. ``machines.get_sync``.
     path: str
     status_code: int | None = None
     #: For a 422: the FastAPI ``detail`` list as :class:`ValidationError` items. Otherwise the parsed JSON body,
@@ -44,15 +48,20 @@ class ApiError:
     retry_after: float | None = None
     #: The ``Idempotency-Status`` response header, e.g. ``in_progress`` on a 409.
     idempotency_status: str | None = None
+    #: For ``invalid_argument``: the name of the malformed argument (when the SDK knows it).
+    argument: str | None = None
 
     @property
     def is_definite_failure(self) -> bool:
-        """True when the request was certainly NOT applied: a 4xx other than 408, 429 and a 409 ``in_progress``.
+        """True when the request was certainly NOT applied: a 4xx other than 408, 429 and a 409 ``in_progress``,
+        or an ``invalid_argument`` (never sent).
 
         False means the outcome is unknown (timeout, network failure, 5xx, dropped connection) or the request was
         applied (an unexpected 2xx/3xx, an unparseable success body). Repeat such a write with the same
         idempotency key to learn its outcome.
         """
+        if self.kind is ErrorKind.INVALID_ARGUMENT:
+            return True  # nothing was sent
         if self.kind is not ErrorKind.HTTP_STATUS or self.status_code is None:
             return False
         if self.status_code == HTTPStatus.CONFLICT:
@@ -67,7 +76,9 @@ class ApiError:
         return []
 
     def __str__(self) -> str:
-        head = f"{self.method} {self.path}"
+        head = f"{self.method} {self.path}".lstrip()
+        if self.kind is ErrorKind.INVALID_ARGUMENT:
+            return f"{head}: {self.kind}: {self.detail} (no request sent)"
         if self.kind is not ErrorKind.HTTP_STATUS:
             status = f"{self.status_code} {_phrase(self.status_code)}: " if self.status_code else ""
             return f"{head}: {self.kind}: {status}{self.detail}"
@@ -89,6 +100,15 @@ def _short(detail: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class ArgumentError(ValueError):
+    """A malformed argument of an SDK call. Raised while a call is described, and turned by the call into
+    ``ApiResponse(error=ApiError(kind=ErrorKind.INVALID_ARGUMENT, argument=...))``: it never leaves a call."""
+
+    def __init__(self, argument: str, reason: str) -> None:
+        super().__init__(f"{argument}: {reason}")
+        self.argument = argument
+
+
 class CyberdeskError(Exception):
     """Raised (only) by the pagination iterators and :meth:`ApiResponse.unwrap`; carries the :class:`ApiError`."""
 
@@ -97,4 +117,4 @@ class CyberdeskError(Exception):
         self.error = error
 
 
-__all__ = ["ApiError", "CyberdeskError", "ErrorKind"]
+__all__ = ["ApiError", "ArgumentError", "CyberdeskError", "ErrorKind"]

@@ -5,8 +5,8 @@ The iterators take the list method's own parameters: the filters, plus ``skip`` 
 ``total``, or at an empty page. Items created or deleted while iterating may shift the offsets (the API pages by
 offset), so an item can be seen twice or missed.
 
-Unlike the calls, the iterators raise: a failed page (after the client's retries) raises :class:`CyberdeskError`,
-whose ``.error`` is the :class:`ApiError`.
+Unlike the calls, the iterators raise: a failed page (after the client's retries), or a malformed argument (when
+iteration starts, before any request), raises :class:`CyberdeskError`, whose ``.error`` is the :class:`ApiError`.
 """
 
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -14,7 +14,8 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 import attrs
 
-from ._operation import Call, Resource
+from ._operation import Call, Resource, describe_call
+from .errors import ApiError, CyberdeskError
 from .models.common import Page
 
 P = ParamSpec("P")
@@ -44,12 +45,18 @@ class _Pages(Generic[P, T]):
     def __init__(self, describe: Callable[Concatenate[Any, P], Call[Page[T]]]) -> None:
         self._describe = describe
         self._name = describe.__name__
+        self._operation = self._name
         self.__doc__ = (
             f"Every item of ``{describe.__name__.lstrip('_')}``, across pages (see cyberdesk.pagination)."
         )
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
+        self._operation = f"{owner.__name__.lower()}.{name}"
+
+    def _first_call(self, obj: Resource, args: Any, kwargs: Any) -> Call[Page[T]] | ApiError:
+        call = describe_call(self._describe, obj, args, kwargs, self._operation)
+        return call if isinstance(call, ApiError) else first_page(call)
 
 
 class AsyncPages(_Pages[P, T]):
@@ -60,13 +67,15 @@ class AsyncPages(_Pages[P, T]):
     def __get__(self, obj: Resource | None, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        describe, core = self._describe, obj._core
+        core = obj._core
 
         def iterate(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
-            call: Call[Page[T]] | None = first_page(describe(obj, *args, **kwargs))
+            first = self._first_call(obj, args, kwargs)
 
             async def items() -> AsyncIterator[T]:
-                nonlocal call
+                if isinstance(first, ApiError):
+                    raise CyberdeskError(first)
+                call: Call[Page[T]] | None = first
                 while call is not None:
                     page = (await core.send(call)).unwrap()
                     for item in page.items:
@@ -88,13 +97,15 @@ class SyncPages(_Pages[P, T]):
     def __get__(self, obj: Resource | None, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        describe, core = self._describe, obj._core
+        core = obj._core
 
         def iterate(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
-            call: Call[Page[T]] | None = first_page(describe(obj, *args, **kwargs))
+            first = self._first_call(obj, args, kwargs)
 
             def items() -> Iterator[T]:
-                nonlocal call
+                if isinstance(first, ApiError):
+                    raise CyberdeskError(first)
+                call: Call[Page[T]] | None = first
                 while call is not None:
                     page = core.send_sync(call).unwrap()
                     yield from page.items

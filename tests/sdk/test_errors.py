@@ -12,7 +12,6 @@ from cyberdesk import (
     CyberdeskClient,
     CyberdeskError,
     ErrorKind,
-    MachineUpdate,
     RunCreate,
     RunUpdate,
     ValidationError,
@@ -152,24 +151,6 @@ async def test_a_success_body_that_does_not_parse_is_a_decode_error(mode: str, m
 async def test_unparseable_responses(reply: httpx.Response, make_client: Factory) -> None:
     error = make_client(Api(reply)).runs.get_sync(RID).error
     assert error.kind is ErrorKind.DECODE and error.status_code == 200
-
-
-async def test_a_malformed_id_is_rejected_before_any_request(mode: str, make_client: Factory) -> None:
-    api = Api()
-    client = make_client(api)
-    with pytest.raises(ValueError, match=r"run_id: 'abc' is not a valid UUID"):
-        await call(client, mode, "runs", "get", "abc")
-    with pytest.raises(ValueError, match=r"machine_id: 'x' is not a valid UUID"):
-        await call(client, mode, "machines", "update", "x", MachineUpdate(name="n"))
-    with pytest.raises(ValueError, match=r"workflow_id: 'nope' is not a valid UUID"):
-        await call(client, mode, "runs", "list", workflow_id="nope")
-    assert api.requests == []
-
-
-def test_the_async_form_validates_when_called_not_when_awaited() -> None:
-    client = CyberdeskClient(API_KEY)
-    with pytest.raises(ValueError, match="run_id"):
-        client.runs.get("abc")  # no coroutine is created, so nothing is left un-awaited
 
 
 @pytest.mark.parametrize("api_key", ["", "   "])

@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from cyberdesk import CyberdeskClient, CyberdeskError, RunField, RunResponse
+from cyberdesk import CyberdeskClient, CyberdeskError, ErrorKind, RunField, RunResponse
 
 from .helpers import WID, Api, page_json, query_of, run_json
 
@@ -87,12 +87,14 @@ async def test_an_error_mid_way_raises_cyberdesk_error(mode: str, make_client: F
     assert str(raised.value) == "GET /v1/runs: 403 Forbidden: {'detail': 'forbidden'}"
 
 
-def test_arguments_are_validated_when_called() -> None:
-    client = CyberdeskClient("key")
-    with pytest.raises(ValueError, match="workflow_id"):
-        client.runs.iter_sync(workflow_id="bad")
-    with pytest.raises(ValueError, match="workflow_id"):
-        client.runs.iter(workflow_id="bad")
+async def test_a_malformed_argument_raises_cyberdesk_error_when_iteration_starts() -> None:
+    client = CyberdeskClient("key", base_url="http://127.0.0.1:9")  # nothing listens there: nothing is sent
+    with pytest.raises(CyberdeskError, match="workflow_id") as raised:
+        next(client.runs.iter_sync(workflow_id="bad"))
+    assert raised.value.error.kind is ErrorKind.INVALID_ARGUMENT
+    with pytest.raises(CyberdeskError, match="workflow_id"):
+        await anext(client.runs.iter(workflow_id="bad"))
+    await client.aclose()
 
 
 @pytest.mark.parametrize(
