@@ -35,7 +35,7 @@ from cyberdesk_runner.store.records import (
     ItemOutcome,
     Transition,
 )
-from cyberdesk_runner.tracking.news import CreatedRun, observation
+from cyberdesk_runner.tracking.news import CreatedRun, observation, unknown_statuses
 
 log = get_logger(__name__)
 
@@ -255,6 +255,8 @@ class Dispatcher:
         answered = self._clock.now()
         self._metrics.dispatch_lag.observe(max((answered - claimed_at).total_seconds(), 0.0))
         if response.data is not None:
+            # A status the SDK does not know is recorded as scheduling (still in flight); warn once per value.
+            unknown_statuses.is_known(response.data)
             await self._record_created([CreatedRun(ref.id, observation(response.data, "create"))])
         elif response.error is not None and response.error.is_definite_failure:
             await self._finish(AttemptVerdict(ref.id, "rejected", [_describe(response.error)], "create"))

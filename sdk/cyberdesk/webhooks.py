@@ -26,13 +26,14 @@ from uuid import uuid4
 
 from svix.webhooks import Webhook
 
-from .models import DownedMachinesEvent, ModelError, RunCompletedEvent
+from .models import DownedMachinesEvent, ModelError, RunCompletedEvent, UnknownWebhookEvent
 
-WebhookEvent = RunCompletedEvent | DownedMachinesEvent
+#: ``UnknownWebhookEvent``: a type added to Cyberdesk after this SDK; the delivery is genuine, accept it.
+WebhookEvent = RunCompletedEvent | DownedMachinesEvent | UnknownWebhookEvent
 
 SIGNATURE_HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
 
-_EVENT_TYPES: dict[str, type[RunCompletedEvent] | type[DownedMachinesEvent]] = {
+_EVENT_TYPES: dict[str, type[WebhookEvent]] = {
     "run_complete": RunCompletedEvent,
     "downed_machines": DownedMachinesEvent,
 }
@@ -94,13 +95,16 @@ def _check_timestamp(value: str, now: datetime) -> None:
 
 
 def parse_event(data: Any) -> WebhookEvent:
-    """The typed event of a decoded (already verified) delivery body, chosen by ``event_type``."""
+    """The typed event of a decoded (already verified) delivery body, chosen by ``event_type`` (an event type this
+    SDK does not know is an :class:`UnknownWebhookEvent`, not an error)."""
     if not isinstance(data, dict):
         raise WebhookVerificationError(Rejection.MALFORMED_BODY, "webhook body is not a JSON object")
     event_type = data.get("event_type", "run_complete" if "run" in data else "downed_machines")
-    model = _EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
-    if model is None:
-        raise WebhookVerificationError(Rejection.MALFORMED_BODY, f"unknown webhook event_type {event_type!r}")
+    if not isinstance(event_type, str):
+        raise WebhookVerificationError(
+            Rejection.MALFORMED_BODY, f"webhook event_type {event_type!r} is not a string"
+        )
+    model = _EVENT_TYPES.get(event_type, UnknownWebhookEvent)
     try:
         return model.from_dict(data)
     except ModelError as exc:

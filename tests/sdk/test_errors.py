@@ -144,7 +144,7 @@ async def test_a_success_body_that_does_not_parse_is_a_decode_error(mode: str, m
     [
         httpx.Response(200, text="<html>gateway</html>"),
         httpx.Response(200, json=[1, 2]),
-        httpx.Response(200, json=run_json(status="finished")),
+        httpx.Response(200, json=run_json(status=5)),
         httpx.Response(200, json=run_json(created_at=1714564800)),
     ],
 )

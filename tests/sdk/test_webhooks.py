@@ -10,7 +10,7 @@ import pytest
 from svix.webhooks import Webhook
 from svix.webhooks import WebhookVerificationError as SvixVerificationError
 
-from cyberdesk import DownedMachinesEvent, RunCompletedEvent, RunResponse
+from cyberdesk import DownedMachinesEvent, RunCompletedEvent, RunResponse, UnknownValue, UnknownWebhookEvent
 from cyberdesk.webhooks import Rejection, WebhookVerificationError, generate_secret, parse_event, sign, verify
 
 from .helpers import MID, RID, run_json
@@ -161,7 +161,7 @@ def test_svix_1x_parsing_the_verified_body_is_not_a_signature_failure(
         (b"not json", "not JSON"),
         (b"[1, 2]", "not a JSON object"),
         (json.dumps({"event_type": "run_complete", "run": {"id": RID}}).encode(), "run."),
-        (json.dumps({"event_type": "ping"}).encode(), "'ping'"),
+        (json.dumps({"event_type": 7}).encode(), "7"),
     ],
 )
 def test_malformed_body(body: bytes, words: str) -> None:
@@ -189,3 +189,11 @@ def test_sign_uses_utc_seconds_whatever_the_timezone() -> None:
 def test_parse_event_infers_the_type_when_absent() -> None:
     event: Any = parse_event({"run": run_json()})
     assert isinstance(event, RunCompletedEvent)
+
+
+def test_an_event_type_this_sdk_does_not_know_is_accepted_and_kept() -> None:
+    body = json.dumps({"event_type": "machine_created", "machine": {"id": MID}}).encode()
+    event = verify(body, sign(body, SECRET), SECRET)
+    assert isinstance(event, UnknownWebhookEvent)
+    assert isinstance(event.event_type, UnknownValue) and event.event_type == "machine_created"
+    assert event.additional_properties == {"machine": {"id": MID}}

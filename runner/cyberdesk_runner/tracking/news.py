@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 import attrs
 
-from cyberdesk import RunResponse
+from cyberdesk import RunResponse, UnknownValue
+from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.store.records import RunObservation
+
+log = get_logger(__name__)
 
 
 @attrs.frozen
@@ -24,6 +28,43 @@ News = CreatedRun | RunObservation
 def status_of(run: RunResponse) -> str:
     """The run's status as the store writes it (an unknown status from the API stays a plain string)."""
     return str(run.status.value if hasattr(run.status, "value") else run.status)
+
+
+class UnknownStatuses:
+    """Run statuses Cyberdesk sent that this SDK does not know (one added after it): such a run is still in
+    flight for the runner (the store moves an attempt only on statuses it knows), so polling goes on until a
+    known final status or the job's timeout. Each new value is logged once per process, not once per run."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def is_known(self, run: RunResponse) -> bool:
+        """False (and one warning per new value) for a status the SDK does not know."""
+        if not isinstance(run.status, UnknownValue):
+            return True
+        value = run.status.value
+        with self._lock:
+            new = value not in self._seen
+            self._seen.add(value)
+        if new:
+            log.warning(
+                "run_status_unknown",
+                status=value,
+                run_id=str(run.id),
+                meaning="treated as still in flight: polling goes on until a known final status or the timeout",
+            )
+        return False
+
+
+#: The process's one record of unknown statuses (the daemon's loops share it, so each value warns once).
+unknown_statuses = UnknownStatuses()
+
+
+def is_news(run: RunResponse, stored_status: str) -> bool:
+    """Whether what the API says about a run moves it from ``stored_status``; a status the SDK does not know
+    never does (see :class:`UnknownStatuses`)."""
+    return unknown_statuses.is_known(run) and status_of(run) != stored_status
 
 
 def observation(run: RunResponse, source: str) -> RunObservation:

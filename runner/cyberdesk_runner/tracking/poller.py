@@ -15,7 +15,7 @@ from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import InFlightAttempt, RunObservation
-from cyberdesk_runner.tracking.news import observation, status_of
+from cyberdesk_runner.tracking.news import is_news, observation
 from cyberdesk_runner.tracking.sink import ObservationSink
 
 #: With this many runs in flight or fewer, one GET per run is cheaper than listing.
@@ -46,7 +46,7 @@ class Poller:
             for attempt in in_flight:
                 requests += 1
                 response = await self._client.runs.get(attempt.run_id or "")
-                if response.data is not None and status_of(response.data) != attempt.status:
+                if response.data is not None and is_news(response.data, attempt.status):
                     observations.append(observation(response.data, "poll"))
         else:
             by_workflow: dict[str, list[InFlightAttempt]] = defaultdict(list)
@@ -87,7 +87,7 @@ class Poller:
                 run_id = str(run.id)
                 if run_id in known:
                     seen.add(run_id)
-                    if known[run_id] != status_of(run):
+                    if is_news(run, known[run_id]):
                         found.append(observation(run, "poll"))
             skip += len(page.items)
             if not page.items or skip >= page.total or len(seen) >= len(known):

@@ -14,7 +14,7 @@ from cyberdesk import RunCompletedEvent
 from cyberdesk.webhooks import WebhookVerificationError, verify
 from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.metrics import Metrics
-from cyberdesk_runner.tracking.news import observation
+from cyberdesk_runner.tracking.news import observation, unknown_statuses
 from cyberdesk_runner.tracking.sink import ObservationSink
 
 log = get_logger(__name__)
@@ -58,7 +58,8 @@ class WebhookReceiver:
             )
             await _respond(send, 400, {"detail": "invalid webhook"})
             return
-        if isinstance(event, RunCompletedEvent):
+        # A status the SDK does not know is no news (the run stays in flight; polling settles it).
+        if isinstance(event, RunCompletedEvent) and unknown_statuses.is_known(event.run):
             await self._sink.record([observation(event.run, "webhook")])
         self._metrics.webhooks.labels("accepted").inc()
         await _respond(send, 200, {"ok": True})

@@ -21,8 +21,15 @@ from .enums import (
     RunField,
     RunListSortMode,
     RunStatus,
+    UnknownValue,
 )
-from .events import DownedMachine, DownedMachinesEvent, RunCompletedEvent, RunCompletedWebhookRunPayload
+from .events import (
+    DownedMachine,
+    DownedMachinesEvent,
+    RunCompletedEvent,
+    RunCompletedWebhookRunPayload,
+    UnknownWebhookEvent,
+)
 from .fleet import (
     MachineCreate,
     MachinePoolAssignment,
@@ -113,6 +120,8 @@ __all__ = [
     "RunResponseWithIncludes",
     "RunRetry",
     "RunStatus",
+    "UnknownValue",
+    "UnknownWebhookEvent",
     "RunUpdate",
     "TrajectoryCreate",
     "TrajectoryResponse",

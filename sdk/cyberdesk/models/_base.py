@@ -8,6 +8,7 @@ Rules (they mirror the real API's generated client, see docs/cyberdesk-api.md):
 * a field without a default is a required key (``from_dict`` fails without it) and is always sent;
 * a field whose value is ``UNSET`` is omitted by ``to_dict``; ``None`` is sent as JSON ``null``;
 * keys the class does not know are kept in ``additional_properties`` (and sent back by ``to_dict``);
+* an enum field typed ``SomeEnum | UnknownValue`` takes a value the enum lacks as ``UnknownValue`` (the raw string);
 * UUIDs go out as ``str(uuid)``, datetimes as ``isoformat()`` (naive ones are taken as UTC), enums as their value.
 """
 
@@ -23,6 +24,7 @@ import attrs
 from dateutil.parser import isoparse
 
 from .._types import UNSET, Unset
+from .enums import UnknownValue
 
 Parser = Callable[[Any], Any]
 M = TypeVar("M")
@@ -128,6 +130,12 @@ def _enum(tp: type[enum.Enum]) -> Parser:
     return parse
 
 
+def _unknown_value(value: Any) -> UnknownValue:
+    if isinstance(value, str):
+        return UnknownValue(value)
+    raise ModelError(f"expected a string, got {_kind(value)}")
+
+
 def _list(item: Parser) -> Parser:
     def parse(value: Any) -> list[Any]:
         if not isinstance(value, list):
@@ -194,6 +202,8 @@ def _parser(tp: Any) -> Parser:
             return tp.from_dict
         if issubclass(tp, enum.Enum):
             return _enum(tp)
+        if tp is UnknownValue:
+            return _unknown_value
         if tp is uuid.UUID:
             return _parse_uuid
         if tp is dt.datetime:
@@ -242,7 +252,7 @@ def dump(value: Any) -> Any:
     """A model value as JSON-ready data."""
     if value is None or type(value) in (str, int, float, bool):
         return value
-    if isinstance(value, enum.Enum):
+    if isinstance(value, enum.Enum | UnknownValue):
         return value.value
     if isinstance(value, uuid.UUID):
         return str(value)

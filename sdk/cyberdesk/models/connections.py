@@ -7,7 +7,7 @@ from attrs import define, field
 
 from .._types import UNSET, Unset
 from ._base import Model, to_uuid
-from .enums import ConnectionStatus
+from .enums import ConnectionStatus, UnknownValue
 
 
 @define(kw_only=True)
@@ -34,6 +34,6 @@ class ConnectionResponse(Model):
     #: The key is required, the value may be null.
     disconnected_at: datetime | None
     last_ping: datetime
-    status: ConnectionStatus
+    status: ConnectionStatus | UnknownValue
     ip_address: str | None = None
     user_agent: str | None = None

@@ -1,6 +1,12 @@
-"""Enums of the API, with their exact lower-case wire values (``StrEnum``: ``run.status == "success"`` holds)."""
+"""Enums of the API, with their exact lower-case wire values (``StrEnum``: ``run.status == "success"`` holds).
+
+The API adds enum values over time. A response field is therefore typed ``RunStatus | UnknownValue`` (an "open
+enum"): a value this SDK knows parses to the enum member, one it does not know to an :class:`UnknownValue`, the
+raw string, instead of failing the whole call. Request fields keep the closed enum.
+"""
 
 from enum import StrEnum
+from typing import Any
 
 
 class RunStatus(StrEnum):
@@ -91,3 +97,29 @@ class PostRunCheckFileTargetMode(StrEnum):
     EXACT = "exact"
     LOOP_ITEMS = "loop_items"
     REGEX = "regex"
+
+
+class UnknownValue(str):
+    """An enum value the API sent that this version of the SDK does not know, kept as the raw string.
+
+    It compares equal to that string and is sent back unchanged. Tell it from a known member with ``isinstance``
+    or ``match``::
+
+        match run.status:
+            case RunStatus.SUCCESS: ...
+            case UnknownValue(raw): log.warning("new run status %s", raw)
+    """
+
+    __slots__ = ()
+    __match_args__ = ("value",)
+
+    @property
+    def value(self) -> str:
+        """The raw string, as ``.value`` of an enum member."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"UnknownValue({str.__repr__(self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UnknownValue, (str(self),))

@@ -7,7 +7,7 @@ from attrs import define
 
 from .._types import UNSET, Unset
 from ._base import Model
-from .enums import MachineStatus
+from .enums import MachineStatus, UnknownValue
 from .runs import RunResponse
 
 
@@ -31,7 +31,7 @@ class RunCompletedEvent(Model):
 class DownedMachine(Model):
     machine_id: UUID
     organization_id: str
-    status: MachineStatus
+    status: MachineStatus | UnknownValue
     last_seen: datetime
     reason: str
     name: str | None = None
@@ -46,3 +46,11 @@ class DownedMachinesEvent(Model):
     event_id: UUID | Unset = UNSET
     event_type: str = "downed_machines"
     occurred_at: datetime | Unset = UNSET
+
+
+@define(kw_only=True)
+class UnknownWebhookEvent(Model):
+    """An event of a type this SDK does not know (added to Cyberdesk after this version): accept the delivery,
+    then ignore it or read its fields from ``additional_properties``."""
+
+    event_type: UnknownValue

@@ -9,7 +9,7 @@ from attrs import define, field
 from .._types import UNSET, Unset
 from ._base import JSONObject, Model, to_opt_uuid, to_uuid_list
 from .common import IncludedResource
-from .enums import MachineStatus
+from .enums import MachineStatus, UnknownValue
 
 
 @define(kw_only=True)
@@ -81,7 +81,7 @@ class MachineUpdate(Model):
 class MachineResponse(Model):
     id: UUID
     unkey_key_id: str
-    status: MachineStatus
+    status: MachineStatus | UnknownValue
     is_available: bool
     alerts_enabled: bool
     created_at: datetime

@@ -9,22 +9,22 @@ from attrs import define, field
 from .._types import UNSET, Unset
 from ._base import JSONObject, Model, to_opt_uuid, to_opt_uuid_list, to_uuid
 from .common import FileInput, IncludedResource, WorkflowModelMetadata
-from .enums import PostRunCheckFileTargetMode, PostRunCheckStatus, PostRunCheckType, RunStatus
+from .enums import PostRunCheckFileTargetMode, PostRunCheckStatus, PostRunCheckType, RunStatus, UnknownValue
 
 
 @define(kw_only=True)
 class RunPostRunCheckSnapshot(Model):
     """A workflow's post-run check as snapshotted onto a run, with its own status."""
 
-    status: PostRunCheckStatus
+    status: PostRunCheckStatus | UnknownValue
     id: UUID | None | Unset = field(default=UNSET, converter=to_opt_uuid)
     post_run_check_id: UUID | None | Unset = field(default=UNSET, converter=to_opt_uuid)
     snapshot_version: int | None | Unset = UNSET
     name: str | None | Unset = UNSET
     description: str | None | Unset = UNSET
-    type: PostRunCheckType | None | Unset = UNSET
+    type: PostRunCheckType | UnknownValue | None | Unset = UNSET
     order: int | None | Unset = UNSET
-    file_target_mode: PostRunCheckFileTargetMode | None | Unset = UNSET
+    file_target_mode: PostRunCheckFileTargetMode | UnknownValue | None | Unset = UNSET
     file_names: list[str] | None | Unset = UNSET
     file_name_regex: str | None | Unset = UNSET
     expected_match_count: int | None | Unset = UNSET
@@ -109,7 +109,7 @@ class RunResponse(Model):
     workflow_id: UUID
     #: The key is required, the value may be null.
     machine_id: UUID | None
-    status: RunStatus
+    status: RunStatus | UnknownValue
     created_at: datetime
     user_id: UUID | None = None
     organization_id: str | None = None

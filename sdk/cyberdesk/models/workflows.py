@@ -8,7 +8,7 @@ from attrs import define, field
 from .._types import UNSET, Unset
 from ._base import JSONObject, Model, to_opt_uuid
 from .common import IncludedResource, WorkflowModelMetadata
-from .enums import PostRunCheckFileTargetMode, PostRunCheckType
+from .enums import PostRunCheckFileTargetMode, PostRunCheckType, UnknownValue
 
 
 @define(kw_only=True)
@@ -34,13 +34,13 @@ class WorkflowPostRunCheckUpsert(Model):
 class WorkflowPostRunCheckResponse(Model):
     id: UUID
     name: str
-    type: PostRunCheckType
+    type: PostRunCheckType | UnknownValue
     organization_id: str
     order: int
     created_at: datetime
     updated_at: datetime
     description: str | None = None
-    file_target_mode: PostRunCheckFileTargetMode | None = None
+    file_target_mode: PostRunCheckFileTargetMode | UnknownValue | None = None
     file_names: list[str] | None = None
     file_name_regex: str | None = None
     expected_match_count: int | None = None

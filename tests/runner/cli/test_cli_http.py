@@ -148,3 +148,33 @@ def test_the_running_daemon_serves_healthz_and_metrics(live: LiveDaemon) -> None
     assert health.status_code == 200 and health.json()["daemon"] == live.daemon.id
     metrics = httpx.get(f"{base}/metrics", timeout=5)
     assert metrics.status_code == 200 and "cyberdesk_runner_runs_in_flight" in metrics.text
+
+
+async def test_webhooks_with_values_the_sdk_does_not_know_are_accepted_and_change_nothing() -> None:
+    class Sink:
+        def __init__(self) -> None:
+            self.recorded: list[Any] = []
+
+        async def record(self, news: Any) -> None:
+            self.recorded += news
+
+    metrics, secret, sink = Metrics(), generate_secret(), Sink()
+    receiver = WebhookReceiver(secret=secret, sink=sink, metrics=metrics)  # type: ignore[arg-type]
+    app = build_app(metrics=metrics, health=lambda: (True, {}), webhook=receiver, webhook_path="/hook")
+    run = {
+        "id": "5d1e0d6a-7c2b-4c6e-9a51-0f8e2b7c1a01",
+        "workflow_id": "7a2f4b1c-0d3e-4f5a-8b6c-9d0e1f2a3b02",
+        "machine_id": None,
+        "status": "awaiting_human_review",  # a run status added after this SDK
+        "created_at": "2026-11-02T09:00:00Z",
+    }
+    for event in (
+        {"event_type": "run_complete", "run": run},
+        {"event_type": "machine_created", "machine": {}},
+    ):
+        body = json.dumps(event).encode()
+        answer = await _get(app, "/hook", method="POST", content=body, headers=sign(body, secret))
+        assert answer.status_code == 200  # not a 400: Svix would retry it, then disable the endpoint
+    assert sink.recorded == []  # the run stays in flight; polling settles it
+    samples = _samples((await _get(app, "/metrics")).text)
+    assert samples[("cyberdesk_runner_webhook_deliveries_total", (("result", "accepted"),))] == 2

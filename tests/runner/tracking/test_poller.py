@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
+import structlog
 
 from cyberdesk import CyberdeskClient
 from cyberdesk_runner.clock import ManualClock
@@ -142,3 +144,34 @@ async def test_with_few_runs_in_flight_each_is_read_alone_and_only_moved_ones_ar
 
     assert requests == 2 and [r.url.path for r in api.requests] == [f"/v1/runs/{a.run_id}" for a in attempts]
     assert [(o.run_id, o.status) for o in sink.recorded] == [(attempts[1].run_id, "success")]
+
+
+def _unknown_status_warnings(logs: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == "run_status_unknown" and e["status"] == status]
+
+
+@pytest.mark.parametrize("in_flight", [2, 8], ids=["one GET per run", "list calls"])
+async def test_an_unknown_status_keeps_the_run_in_flight_with_one_warning_per_new_value(
+    in_flight: int,
+) -> None:
+    status = (
+        f"paused_for_review_{in_flight}"  # new to this process: the warning is once per value, per process
+    )
+    run_ids = [str(uuid.uuid4()) for _ in range(in_flight)]
+    attempts = [_attempt(n, run_id, "running") for n, run_id in enumerate(run_ids)]
+    api = FakeApi([_run(run_id, status, T0 + timedelta(seconds=n)) for n, run_id in enumerate(run_ids)][::-1])
+
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):  # three poll rounds, every run still in the unknown status
+            _, sink = await _poll(attempts, api)
+            assert sink.recorded == []  # no news: the attempts stay running, nothing is finished or failed
+
+    warnings = _unknown_status_warnings(logs, status)
+    assert len(warnings) == 1 and warnings[0]["log_level"] == "warning"
+
+    # Then a known final status arrives: it is news, as ever.
+    for run in api.runs:
+        run["status"] = "success"
+    _, sink = await _poll(attempts, api)
+    assert {o.run_id for o in sink.recorded} == set(run_ids)
+    assert {o.status for o in sink.recorded} == {"success"}
