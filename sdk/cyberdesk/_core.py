@@ -16,7 +16,8 @@ import math
 import random as _random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from enum import Enum
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -281,6 +282,21 @@ class _Secret:
         return "<secret>"
 
 
+async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Closes ``client`` on its own event loop when nobody else did.
+
+    Advanced once when the pool is made, then left suspended. The loop finalises its async generators when it
+    shuts down (``asyncio.run`` and ``asyncio.Runner`` do), or when this one is garbage collected with its client:
+    the ``finally`` then closes the pool, on its loop. An async client its program never closed (as in the
+    official SDK's README) thus leaves no aiohttp "Unclosed client session" warnings at exit.
+    """
+    try:
+        yield
+    finally:
+        if not client.is_closed:
+            await client.aclose()
+
+
 class Core:
     """One client's connection pools (created lazily, once) and the two request loops."""
 
@@ -311,6 +327,9 @@ class Core:
         # The loop an aiohttp session is bound to; None when the async transport is the caller's.
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self._sync_finalizer: weakref.finalize[[], Core] | None = None
+        #: Closes the async pool when its event loop shuts down, if nobody did (see _close_with_loop).
+        self._closer: AsyncGenerator[None, None] | None = None
         self._closed = False
         #: The core whose pools this one uses: itself, or the core it was derived from (`with_retry`).
         self._owner = self
@@ -333,10 +352,13 @@ class Core:
                     self._client = _without_cookies(
                         httpx.Client(transport=self._transport, limits=self._limits, **self._client_options())
                     )
+                    # A client its program never closes (as in the official SDK's README) closes its sockets
+                    # when it is garbage collected or at exit, instead of leaving ResourceWarnings.
+                    self._sync_finalizer = weakref.finalize(self, self._client.close)
                 client = self._client
         return client
 
-    def _async_client(self) -> httpx.AsyncClient:
+    async def _async_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         client = self._aclient
         if client is None:
@@ -350,6 +372,9 @@ class Core:
                 client = _without_cookies(HttpxAiohttpClient(limits=self._limits, **self._client_options()))
                 self._aclient_loop = loop
             self._aclient = client
+            # No await between the check above and here: concurrent first calls make one pool.
+            self._closer = _close_with_loop(client)
+            await anext(self._closer)
         elif self._aclient_loop is not None and self._aclient_loop is not loop:
             raise RuntimeError(
                 "CyberdeskClient: its async connection pool belongs to another event loop; "
@@ -408,7 +433,7 @@ class Core:
 
     async def send(self, call: Call[T]) -> ApiResponse[T]:
         prepared = prepare(call, self._base_url, self._idempotency_enabled)
-        client = self._owner._async_client()
+        client = await self._owner._async_client()
         retry_index = 0
         while True:
             outcome: Outcome
@@ -430,18 +455,22 @@ class Core:
                 "CyberdeskClient was used with async methods: close it with `await client.aclose()`"
             )
         self._closed = True
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._close_sync_client()
         self._aclient = None
+
+    def _close_sync_client(self) -> None:
+        self._client = None
+        if self._sync_finalizer is not None:
+            self._sync_finalizer()  # closes the client, once
 
     async def aclose(self) -> None:
         if self._owner is not self:
             return
         self._closed = True
         aclient, self._aclient = self._aclient, None
+        closer, self._closer = self._closer, None
         if aclient is not None:
             await aclient.aclose()
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        if closer is not None:
+            await closer.aclose()
+        self._close_sync_client()
