@@ -1,6 +1,12 @@
 """Every request/response model and enum of the API (attrs classes with ``from_dict`` / ``to_dict``)."""
 
 from ._base import JSONObject, Model, ModelError
+from .attachments import (
+    RunAttachmentCreate,
+    RunAttachmentDownloadUrlResponse,
+    RunAttachmentResponse,
+    RunAttachmentUpdate,
+)
 from .common import (
     DisplayDimensions,
     FileInput,
@@ -21,6 +27,7 @@ from .enums import (
     RunField,
     RunListSortMode,
     RunStatus,
+    UsageMode,
 )
 from .events import DownedMachine, DownedMachinesEvent, RunCompletedEvent, RunCompletedWebhookRunPayload
 from .fleet import (
@@ -41,6 +48,7 @@ from .runs import (
     RunBulkCreate,
     RunBulkCreateResponse,
     RunCreate,
+    RunImageSignedUrlResponse,
     RunPostRunCheckSnapshot,
     RunResponse,
     RunResponseWithIncludes,
@@ -49,28 +57,49 @@ from .runs import (
     WorkflowChainCreate,
     WorkflowChainResponse,
 )
+from .tags import (
+    AddTagsRequest,
+    BulkAddTagsRequest,
+    ReorderRequest,
+    WorkflowTagCreate,
+    WorkflowTagGroupCreate,
+    WorkflowTagGroupResponse,
+    WorkflowTagGroupUpdate,
+    WorkflowTagResponse,
+    WorkflowTagUpdate,
+)
 from .trajectories import (
     TrajectoryCreate,
     TrajectoryResponse,
     TrajectoryResponseWithIncludes,
     TrajectoryUpdate,
 )
+from .usage import (
+    ModelConfigurationCreate,
+    ModelConfigurationResponse,
+    ModelConfigurationUpdate,
+    UsageAggregateResponse,
+)
 from .workflows import (
     WorkflowCreate,
     WorkflowDuplicateRequest,
     WorkflowInternalMetadata,
     WorkflowInternalMetadataUpdate,
+    WorkflowMergeRequest,
     WorkflowPostRunCheckResponse,
     WorkflowPostRunCheckUpsert,
+    WorkflowPromptImageListItem,
+    WorkflowPromptImageResponse,
+    WorkflowPromptImageSignedUrlResponse,
     WorkflowResponse,
     WorkflowResponseWithIncludes,
-    WorkflowTagGroupResponse,
-    WorkflowTagResponse,
     WorkflowUpdate,
 )
 
 __all__ = [
+    "AddTagsRequest",
     "AttachmentType",
+    "BulkAddTagsRequest",
     "ChainStep",
     "ConnectionCreate",
     "ConnectionResponse",
@@ -91,6 +120,9 @@ __all__ = [
     "MachineStatus",
     "MachineUpdate",
     "Model",
+    "ModelConfigurationCreate",
+    "ModelConfigurationResponse",
+    "ModelConfigurationUpdate",
     "ModelError",
     "Page",
     "PoolCreate",
@@ -101,12 +133,18 @@ __all__ = [
     "PostRunCheckFileTargetMode",
     "PostRunCheckStatus",
     "PostRunCheckType",
+    "ReorderRequest",
+    "RunAttachmentCreate",
+    "RunAttachmentDownloadUrlResponse",
+    "RunAttachmentResponse",
+    "RunAttachmentUpdate",
     "RunBulkCreate",
     "RunBulkCreateResponse",
     "RunCompletedEvent",
     "RunCompletedWebhookRunPayload",
     "RunCreate",
     "RunField",
+    "RunImageSignedUrlResponse",
     "RunListSortMode",
     "RunPostRunCheckSnapshot",
     "RunResponse",
@@ -118,6 +156,8 @@ __all__ = [
     "TrajectoryResponse",
     "TrajectoryResponseWithIncludes",
     "TrajectoryUpdate",
+    "UsageAggregateResponse",
+    "UsageMode",
     "ValidationError",
     "WorkflowChainCreate",
     "WorkflowChainResponse",
@@ -125,12 +165,20 @@ __all__ = [
     "WorkflowDuplicateRequest",
     "WorkflowInternalMetadata",
     "WorkflowInternalMetadataUpdate",
+    "WorkflowMergeRequest",
     "WorkflowModelMetadata",
     "WorkflowPostRunCheckResponse",
     "WorkflowPostRunCheckUpsert",
+    "WorkflowPromptImageListItem",
+    "WorkflowPromptImageResponse",
+    "WorkflowPromptImageSignedUrlResponse",
     "WorkflowResponse",
     "WorkflowResponseWithIncludes",
+    "WorkflowTagCreate",
+    "WorkflowTagGroupCreate",
     "WorkflowTagGroupResponse",
+    "WorkflowTagGroupUpdate",
     "WorkflowTagResponse",
+    "WorkflowTagUpdate",
     "WorkflowUpdate",
 ]

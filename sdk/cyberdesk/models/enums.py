@@ -91,3 +91,11 @@ class PostRunCheckFileTargetMode(StrEnum):
     EXACT = "exact"
     LOOP_ITEMS = "loop_items"
     REGEX = "regex"
+
+
+class UsageMode(StrEnum):
+    """How ``usage.aggregate`` counts: ``simulated`` (default) leaves out infrastructure failures; ``billed``
+    sums the billed counters."""
+
+    SIMULATED = "simulated"
+    BILLED = "billed"
