@@ -6,6 +6,7 @@ Every model and enum of the API is importable from here.
 
 from . import webhooks
 from ._core import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, RetryConfig, RetryEvent
+from ._operation import SavedFile
 from ._response import ApiResponse
 from ._types import UNSET, Unset
 from .client import CyberdeskClient
@@ -27,6 +28,7 @@ __all__ = [
     "ErrorKind",
     "RetryConfig",
     "RetryEvent",
+    "SavedFile",
     "Unset",
     "WebhookVerificationError",
     "webhooks",

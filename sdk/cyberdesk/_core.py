@@ -28,8 +28,9 @@ import attrs
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
-from ._operation import Call, QueryValue
+from ._operation import Call, FilePart, QueryValue
 from ._response import ApiResponse
+from ._streaming import receive, receive_sync
 from .errors import ApiError, ErrorKind
 from .models._base import ModelError, isoformat
 from .models.common import HTTPValidationError
@@ -103,6 +104,8 @@ class Prepared:
     headers: dict[str, str]
     #: Reads always; writes only with an idempotency key (a replay then cannot apply twice).
     retryable: bool
+    #: A multipart body (httpx encodes it, with its boundary, per request).
+    files: Mapping[str, FilePart] | None = None
 
 
 Outcome = httpx.Response | Exception
@@ -147,7 +150,7 @@ def prepare(call: Call[Any], base_url: str, idempotency_enabled: bool) -> Prepar
             headers[IDEMPOTENCY_HEADER] = key
         retryable = key is not None
     params = tuple(encode_query(call.query))
-    return Prepared(call.method, base_url + path, path, params, content, headers, retryable)
+    return Prepared(call.method, base_url + path, path, params, content, headers, retryable, call.files)
 
 
 def build_request(client: httpx.Client | httpx.AsyncClient, prepared: Prepared) -> httpx.Request:
@@ -159,6 +162,7 @@ def build_request(client: httpx.Client | httpx.AsyncClient, prepared: Prepared) 
         params=prepared.params or None,
         content=prepared.content,
         headers=prepared.headers,
+        files=prepared.files,
     )
 
 
@@ -422,7 +426,11 @@ class Core:
         while True:
             outcome: Outcome
             try:
-                outcome = client.send(build_request(client, prepared))
+                if call.download_to is None:
+                    outcome = client.send(build_request(client, prepared))
+                else:
+                    outcome = client.send(build_request(client, prepared), stream=True)
+                    receive_sync(call, outcome)
             except _TRANSPORT_ERRORS as exc:
                 outcome = exc
             delay = self._next_delay(prepared, outcome, retry_index)
@@ -438,7 +446,11 @@ class Core:
         while True:
             outcome: Outcome
             try:
-                outcome = await client.send(build_request(client, prepared))
+                if call.download_to is None:
+                    outcome = await client.send(build_request(client, prepared))
+                else:
+                    outcome = await client.send(build_request(client, prepared), stream=True)
+                    await receive(call, outcome)
             except _TRANSPORT_ERRORS as exc:
                 outcome = exc
             delay = self._next_delay(prepared, outcome, retry_index)

@@ -13,11 +13,17 @@ The descriptors keep the description's exact parameter list (a ``ParamSpec``), s
 A description validates its arguments (:func:`ids`, :func:`uuid_arg`) and raises a ``ValueError`` (best an
 :class:`~cyberdesk.errors.ArgumentError` naming the argument) for a malformed one; :func:`describe_call`, used by
 every method and iterator, turns that into an ``invalid_argument`` :class:`ApiError`, and no request is sent.
+
+A method made of several requests (``run_attachments.save_to_file``: metadata, then the file) is written once as a
+generator that yields each ``Call`` and receives its ``ApiResponse`` (:func:`flow`); it too serves both forms.
 """
 
 import datetime as dt
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+import inspect
+import re
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 from uuid import UUID
 
@@ -38,6 +44,8 @@ T = TypeVar("T")
 QueryValue = str | int | float | bool | UUID | dt.datetime | Enum | Sequence[str | Enum] | None
 Query = dict[str, QueryValue]
 Parse = Callable[[httpx.Response], T]
+#: A multipart part: (filename, content, content type).
+FilePart = tuple[str, bytes, str]
 
 
 @attrs.frozen
@@ -57,6 +65,11 @@ class Call(Generic[T]):
     success: int = attrs.field(default=200, kw_only=True)
     #: Caller-chosen ``Idempotency-Key`` of a write (the client mints one otherwise).
     idempotency_key: str | None = attrs.field(default=None, kw_only=True)
+    #: A ``multipart/form-data`` body instead of JSON: form field -> part.
+    files: Mapping[str, FilePart] | None = attrs.field(default=None, kw_only=True)
+    #: Stream a successful response's body into this file (written as ``<name>.part``, renamed when complete)
+    #: instead of reading it into memory; ``parse`` then sees a response whose body was not read.
+    download_to: Path | None = attrs.field(default=None, kw_only=True)
 
 
 def json_body(parse: Callable[[Any], T]) -> Parse[T]:
@@ -86,6 +99,23 @@ def no_content(_: httpx.Response) -> None:
 
 def raw_bytes(response: httpx.Response) -> bytes:
     return response.content
+
+
+def saved_file(path: Path) -> Parse["SavedFile"]:
+    """The result of a ``download_to`` call: where the body went and how many bytes it had."""
+
+    def parse_response(_: httpx.Response) -> SavedFile:
+        return SavedFile(path=path, size=path.stat().st_size)
+
+    return parse_response
+
+
+@attrs.frozen
+class SavedFile:
+    """A downloaded file: its path and its size in bytes."""
+
+    path: Path
+    size: int
 
 
 def page_of(parse: Callable[[Any], T]) -> Parse[Page[T]]:
@@ -135,6 +165,11 @@ class Resource:
         self._core = core
 
 
+def operation_name(owner: type, name: str) -> str:
+    """How errors name a method: the client's attribute for its resource, then the method (``workflow_tags.get``)."""
+    return f"{re.sub(r'(?<!^)(?=[A-Z])', '_', owner.__name__).lower()}.{name}"
+
+
 def describe_call(
     describe: Callable[..., Call[T]], obj: Resource, args: Any, kwargs: Any, operation: str
 ) -> Call[T] | ApiError:
@@ -146,10 +181,15 @@ def describe_call(
     try:
         return describe(obj, *args, **kwargs)
     except ValueError as exc:
-        argument = exc.argument if isinstance(exc, ArgumentError) else None
-        return ApiError(
-            kind=ErrorKind.INVALID_ARGUMENT, method="", path=operation, detail=str(exc), argument=argument
-        )
+        return invalid_argument(exc, operation)
+
+
+def invalid_argument(exc: ValueError, operation: str) -> ApiError:
+    """The ``invalid_argument`` error of a description that refused its arguments (nothing was sent)."""
+    argument = exc.argument if isinstance(exc, ArgumentError) else None
+    return ApiError(
+        kind=ErrorKind.INVALID_ARGUMENT, method="", path=operation, detail=str(exc), argument=argument
+    )
 
 
 async def _answer(response: ApiResponse[T]) -> ApiResponse[T]:
@@ -162,14 +202,18 @@ class _Method(Generic[P, T]):
         self._name = describe.__name__.lstrip("_")
         self._operation = self._name
         self.__doc__ = describe.__doc__
+        # The description's parameters without ``self``: what help() and inspect show for the bound method.
+        signature = inspect.signature(describe)
+        self._signature = signature.replace(parameters=list(signature.parameters.values())[1:])
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
-        self._operation = f"{owner.__name__.lower()}.{name}"
+        self._operation = operation_name(owner, name)
 
     def _bind(self, obj: Resource, method: Callable[..., Any]) -> None:
         method.__name__ = method.__qualname__ = self._name
         method.__doc__ = self.__doc__
+        method.__signature__ = self._signature  # type: ignore[attr-defined]
         # Cache on the instance: later lookups skip the descriptor (non-data descriptors lose to __dict__).
         obj.__dict__[self._name] = method
 
@@ -220,3 +264,81 @@ class SyncMethod(_Method[P, T]):
 def operation(describe: Callable[Concatenate[Any, P], Call[T]]) -> tuple[AsyncMethod[P, T], SyncMethod[P, T]]:
     """The async and sync methods of one operation description."""
     return AsyncMethod(describe), SyncMethod(describe)
+
+
+#: A method of several requests: yields each ``Call``, receives its ``ApiResponse``, returns the final one.
+Flow = Generator[Call[Any], ApiResponse[Any], ApiResponse[T]]
+
+
+class AsyncFlow(_Method[P, T]):
+    def __init__(self, describe: Callable[Concatenate[Any, P], Flow[T]]) -> None:
+        super().__init__(describe)  # type: ignore[arg-type]
+        self._flow = describe
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(
+        self, obj: Resource, owner: type | None = None
+    ) -> Callable[P, Coroutine[Any, Any, ApiResponse[T]]]: ...
+    def __get__(self, obj: Resource | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        describe, core, operation = self._flow, obj._core, self._operation
+
+        def method(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, ApiResponse[T]]:
+            steps = describe(obj, *args, **kwargs)
+            try:
+                first = next(steps)  # the arguments are checked now, as for a single call
+            except ValueError as exc:
+                return _answer(ApiResponse(error=invalid_argument(exc, operation)))
+
+            async def run() -> ApiResponse[T]:
+                call = first
+                while True:
+                    try:
+                        call = steps.send(await core.send(call))
+                    except StopIteration as done:
+                        result: ApiResponse[T] = done.value
+                        return result
+
+            return run()
+
+        self._bind(obj, method)
+        return method
+
+
+class SyncFlow(_Method[P, T]):
+    def __init__(self, describe: Callable[Concatenate[Any, P], Flow[T]]) -> None:
+        super().__init__(describe)  # type: ignore[arg-type]
+        self._flow = describe
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, obj: Resource, owner: type | None = None) -> Callable[P, ApiResponse[T]]: ...
+    def __get__(self, obj: Resource | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        describe, core, operation = self._flow, obj._core, self._operation
+
+        def method(*args: P.args, **kwargs: P.kwargs) -> ApiResponse[T]:
+            steps = describe(obj, *args, **kwargs)
+            try:
+                call = next(steps)
+            except ValueError as exc:
+                return ApiResponse(error=invalid_argument(exc, operation))
+            while True:
+                try:
+                    call = steps.send(core.send_sync(call))
+                except StopIteration as done:
+                    result: ApiResponse[T] = done.value
+                    return result
+
+        self._bind(obj, method)
+        return method
+
+
+def flow(describe: Callable[Concatenate[Any, P], Flow[T]]) -> tuple[AsyncFlow[P, T], SyncFlow[P, T]]:
+    """The async and sync methods of one multi-request description (a generator of ``Call``s)."""
+    return AsyncFlow(describe), SyncFlow(describe)

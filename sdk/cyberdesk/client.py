@@ -7,7 +7,21 @@ from typing import Self
 import httpx
 
 from ._core import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Core, RetryConfig
-from .resources import Computer, Connections, Health, Machines, Pools, Runs, Trajectories, Workflows
+from .resources import (
+    Computer,
+    Connections,
+    Health,
+    Machines,
+    ModelConfigurations,
+    Pools,
+    RunAttachments,
+    Runs,
+    Trajectories,
+    Usage,
+    Workflows,
+    WorkflowTagGroups,
+    WorkflowTags,
+)
 
 
 class CyberdeskClient:
@@ -62,9 +76,14 @@ class CyberdeskClient:
         self.machines = Machines(self._core)
         self.pools = Pools(self._core)
         self.workflows = Workflows(self._core)
+        self.workflow_tags = WorkflowTags(self._core)
+        self.workflow_tag_groups = WorkflowTagGroups(self._core)
         self.runs = Runs(self._core)
         self.connections = Connections(self._core)
         self.trajectories = Trajectories(self._core)
+        self.run_attachments = RunAttachments(self._core)
+        self.model_configurations = ModelConfigurations(self._core)
+        self.usage = Usage(self._core)
         self.computer = Computer(self._core)
         self.health = Health(self._core)
 

@@ -14,7 +14,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 import attrs
 
-from ._operation import Call, Resource, describe_call
+from ._operation import Call, Resource, describe_call, operation_name
 from .errors import ApiError, CyberdeskError
 from .models.common import Page
 
@@ -52,7 +52,7 @@ class _Pages(Generic[P, T]):
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
-        self._operation = f"{owner.__name__.lower()}.{name}"
+        self._operation = operation_name(owner, name)
 
     def _first_call(self, obj: Resource, args: Any, kwargs: Any) -> Call[Page[T]] | ApiError:
         call = describe_call(self._describe, obj, args, kwargs, self._operation)

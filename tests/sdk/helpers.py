@@ -90,6 +90,34 @@ def trajectory_json(**over: Any) -> dict[str, Any]:
     }
 
 
+AID = "6e8a0c2d-4f5b-4d6e-8a9c-1b3d5f7a9c07"
+GID = "8f9b1d3e-5a6c-4e7f-9b0d-2c4e6a8b0d08"
+
+
+def attachment_json(**over: Any) -> dict[str, Any]:
+    return {
+        "id": AID,
+        "run_id": RID,
+        "filename": "invoice.pdf",
+        "content_type": "application/pdf",
+        "attachment_type": "output",
+        "size_bytes": 5,
+        "storage_path": f"org_1/{RID}/output/invoice.pdf",
+        "created_at": NOW,
+        **over,
+    }
+
+
+def tag_json(**over: Any) -> dict[str, Any]:
+    return {"id": TID, "name": "Production", "organization_id": "org_1", "order": 0, "created_at": NOW,
+            "updated_at": NOW, **over}  # fmt: skip
+
+
+def model_configuration_json(**over: Any) -> dict[str, Any]:
+    return {"id": CID, "name": "fast", "provider": "anthropic", "model": "claude", "is_system_default": False,
+            "created_at": NOW, "updated_at": NOW, **over}  # fmt: skip
+
+
 def page_json(items: list[Any], total: int | None = None, skip: int = 0, limit: int = 100) -> dict[str, Any]:
     return {"items": items, "total": len(items) if total is None else total, "skip": skip, "limit": limit}
 

@@ -8,6 +8,7 @@ touching this file.
 import inspect
 import typing
 from collections.abc import Iterator, Sequence
+from pathlib import PurePath
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from cyberdesk import ApiResponse, CyberdeskClient, CyberdeskError, ErrorKind
-from cyberdesk._operation import AsyncMethod, Resource, SyncMethod
+from cyberdesk._operation import AsyncFlow, AsyncMethod, Resource, SyncFlow, SyncMethod
 from cyberdesk.pagination import AsyncPages, SyncPages
 
 from .helpers import API_KEY, MID
@@ -35,6 +36,16 @@ def _takes_uuid(annotation: Any) -> str | None:
     return None
 
 
+def _well_formed(annotation: Any) -> Any:
+    """A well-formed value for another required argument, so that only the one under test is malformed."""
+    shape = _takes_uuid(annotation)
+    if shape is not None:
+        return MID if shape == "one" else [MID]
+    if annotation is str or str in typing.get_args(annotation) or PurePath in typing.get_args(annotation):
+        return "well-formed"
+    return None
+
+
 def _operations() -> Iterator[tuple[str, str, Any, inspect.Parameter, dict[str, Any]]]:
     """(resource, method name, descriptor, the id parameter, other required arguments) for every id parameter."""
     client = CyberdeskClient(API_KEY)
@@ -44,12 +55,18 @@ def _operations() -> Iterator[tuple[str, str, Any, inspect.Parameter, dict[str, 
     )
     for resource_name, resource in resources.items():
         for name, descriptor in vars(type(resource)).items():
-            if not isinstance(descriptor, AsyncMethod | SyncMethod | AsyncPages | SyncPages):
+            if not isinstance(
+                descriptor, AsyncMethod | SyncMethod | AsyncFlow | SyncFlow | AsyncPages | SyncPages
+            ):
                 continue
             describe = descriptor._describe
             hints = typing.get_type_hints(describe)
             params = list(inspect.signature(describe).parameters.values())[1:]  # without self
-            required = {p.name: None for p in params if p.default is inspect.Parameter.empty}
+            required = {
+                p.name: _well_formed(hints.get(p.name))
+                for p in params
+                if p.default is inspect.Parameter.empty
+            }
             for param in params:
                 shape = _takes_uuid(hints.get(param.name))
                 if shape is not None:
@@ -101,7 +118,7 @@ async def test_a_malformed_id_is_an_invalid_argument_error_and_sends_nothing(
         error = raised.value.error
     else:
         result = method(**kwargs)
-        response = await result if isinstance(descriptor, AsyncMethod) else result
+        response = await result if isinstance(descriptor, AsyncMethod | AsyncFlow) else result
         assert isinstance(response, ApiResponse) and response.data is None
         assert response.error is not None
         error = response.error

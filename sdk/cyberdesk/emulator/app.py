@@ -14,6 +14,7 @@ from cyberdesk.emulator.emulator import Emulator
 from cyberdesk.emulator.errors import EmulatorError
 from cyberdesk.emulator.middleware import EmulatorMiddleware
 from cyberdesk.emulator.routes import (
+    attachments,
     computer,
     connections,
     control,
@@ -21,6 +22,7 @@ from cyberdesk.emulator.routes import (
     pools,
     runs,
     trajectories,
+    usage,
     workflows,
 )
 from cyberdesk.emulator.ticker import run_ticker
@@ -68,6 +70,8 @@ _MODULES = {
     "connections": connections,
     "trajectories": trajectories,
     "computer": computer,
+    "run-attachments": attachments,
+    "usage": usage,
 }
 
 

@@ -6,9 +6,11 @@ theirs, so every public method takes `lock` (re-entrant; the request middleware 
 
 from __future__ import annotations
 
+import mimetypes
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cyberdesk.emulator import serializers
@@ -19,9 +21,11 @@ from cyberdesk.emulator.fleet import Fleet, load_fixture
 from cyberdesk.emulator.idempotency import IdempotencyStore
 from cyberdesk.emulator.ids import IdFactory
 from cyberdesk.emulator.options import DurationRange, EmulatorOptions, FaultSettings, WebhookEndpoint
+from cyberdesk.emulator.outputs import exported_files, usage_metadata
 from cyberdesk.emulator.records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
+    Attachment,
     FailRule,
     Machine,
     Pool,
@@ -34,6 +38,20 @@ from cyberdesk.emulator.stats import Stats
 from cyberdesk.emulator.webhooks import WebhookDispatcher
 
 _UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class FileUpload:
+    """A decoded `FileInput`: the bytes pushed to the desktop before the run."""
+
+    filename: str
+    content: bytes
+    target_path: str | None = None
+    cleanup: bool = False
+
+
+def _guess_type(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 class Emulator:
@@ -245,8 +263,10 @@ class Emulator:
         session_alias: str | None = None,
         release_session_after: bool | None = None,
         idempotency_key: str | None = None,
+        file_inputs: Iterable[FileUpload] = (),
     ) -> Run:
-        """A new `scheduling` run, placed at the next `process_due()` (every request does one first)."""
+        """A new `scheduling` run, placed at the next `process_due()` (every request does one first).
+        `file_inputs` become its input attachments."""
         with self.lock:
             self.check_refs(workflow_id, machine_id, pool_ids)
             run_id = self.ids.uuid()
@@ -271,9 +291,65 @@ class Emulator:
                 idempotency_key=idempotency_key,
             )
             self.world.add_run(run)
+            self.set_input_files(run, file_inputs)
             self.simulation.submit(run)
             self.stats.record_run_created(workflow_id, idempotency_key)
             return run
+
+    def attach(
+        self,
+        run: Run,
+        filename: str,
+        content: bytes,
+        content_type: str,
+        attachment_type: str,
+        target_path: str | None = None,
+        cleanup_imports_after_run: bool = False,
+        expires_at: float | None = None,
+    ) -> Attachment:
+        """Stores a file of the run and lists it in the run's input or output attachment ids."""
+        with self.lock:
+            attachment = Attachment(
+                self.ids.uuid(),
+                run.id,
+                filename,
+                content_type,
+                attachment_type,
+                content,
+                self.now(),
+                target_path,
+                cleanup_imports_after_run,
+                expires_at,
+            )
+            self.world.attachments[attachment.id] = attachment
+            if attachment_type == "input":
+                run.input_attachment_ids = [*(run.input_attachment_ids or ()), attachment.id]
+            else:
+                run.output_attachment_ids = [*(run.output_attachment_ids or ()), attachment.id]
+            return attachment
+
+    def set_input_files(self, run: Run, files: Iterable[FileUpload]) -> None:
+        """Replaces the run's input attachments (create, and retry with `file_inputs`)."""
+        with self.lock:
+            for attachment_id in run.input_attachment_ids or ():
+                self.world.attachments.pop(attachment_id, None)
+            run.input_attachment_ids = None
+            for f in files:
+                self.attach(
+                    run, f.filename, f.content, _guess_type(f.filename), "input", f.target_path, f.cleanup
+                )
+
+    def delete_attachment(self, attachment_id: str) -> None:
+        with self.lock:
+            attachment = self.world.attachments.pop(attachment_id, None)
+            if attachment is None:
+                raise NotFound("Attachment not found")
+            run = self.world.runs.get(attachment.run_id)
+            if run is not None:
+                for attr in ("input_attachment_ids", "output_attachment_ids"):
+                    listed = getattr(run, attr)
+                    if listed and attachment_id in listed:
+                        setattr(run, attr, [a for a in listed if a != attachment_id] or None)
 
     def check_refs(self, workflow_id: str | None, machine_id: str | None, pool_ids: list[str] | None) -> None:
         if workflow_id is not None and workflow_id not in self.world.workflows:
@@ -320,8 +396,10 @@ class Emulator:
         session_alias: str | None = _UNSET,
         release_session_after: bool | None = _UNSET,
         is_priority: bool | None = None,
+        file_inputs: Iterable[FileUpload] | None = None,
     ) -> Run:
-        """Retry in place: same id, back to `scheduling`, outputs cleared. Only terminal runs."""
+        """Retry in place: same id, back to `scheduling`, outputs (and output files) cleared; `file_inputs`
+        replace the input files. Only terminal runs."""
         with self.lock:
             run = self.run(run_id)
             if run.status not in TERMINAL_STATUSES:
@@ -348,6 +426,11 @@ class Emulator:
                 run.session_alias = session_alias
             if release_session_after is not _UNSET:
                 run.release_session_after = release_session_after
+            if file_inputs is not None:
+                self.set_input_files(run, file_inputs)
+            for attachment_id in run.output_attachment_ids or ():
+                self.world.attachments.pop(attachment_id, None)
+            run.usage_metadata = None
             self.simulation.requeue(run)
             return run
 
@@ -428,7 +511,14 @@ class Emulator:
 
     def _on_terminal(self, run: Run) -> None:
         workflow = self.world.workflows.get(run.workflow_id)
-        if workflow is None or not workflow.is_webhooks_enabled or not self.webhooks.endpoints:
+        if workflow is None:
+            return
+        if run.status == "success" and workflow.includes_file_exports:
+            for filename, content, content_type in exported_files(run, workflow):
+                self.attach(run, filename, content, content_type, "output")
+        cached = any(t.is_generated for t in self.world.trajectories_of(workflow.id))
+        run.usage_metadata = usage_metadata(run, self.options.speed, cached)
+        if not workflow.is_webhooks_enabled or not self.webhooks.endpoints:
             return
         event = {
             "event_id": str(uuid.uuid4()),

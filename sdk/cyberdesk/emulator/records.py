@@ -90,6 +90,10 @@ class Workflow:
     run_duration: DurationRange | None = None
     failure_rate: float | None = None
     fail_when: list[FailRule] = field(default_factory=list)
+    # What a run of a workflow with includes_file_exports exports: (filename, text) templates over the run's
+    # inputs (`{claim_id}`), from a fixture; None exports one CSV naming the run and its inputs.
+    exports: list[tuple[str, str]] | None = None
+    tag_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)
@@ -134,6 +138,7 @@ class Run:
     ended_at: float | None = None
     error: list[str] | None = None
     output_data: dict[str, Any] | None = None
+    input_attachment_ids: list[str] | None = None
     output_attachment_ids: list[str] | None = None
     run_message_history: list[dict[str, Any]] | None = None
     usage_metadata: dict[str, Any] | None = None
@@ -174,3 +179,65 @@ class Trajectory:
     has_been_approved: bool = False
     is_generated: bool = False
     is_main: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Attachment:
+    id: str
+    run_id: str
+    filename: str
+    content_type: str
+    attachment_type: str
+    content: bytes
+    created_at: float
+    target_path: str | None = None
+    cleanup_imports_after_run: bool = False
+    expires_at: float | None = None
+
+
+@dataclass(slots=True, eq=False)
+class TagGroup:
+    id: str
+    name: str
+    order: int
+    created_at: float
+    updated_at: float
+    description: str | None = None
+    emoji: str | None = None
+    color: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Tag:
+    id: str
+    name: str
+    order: int
+    created_at: float
+    updated_at: float
+    description: str | None = None
+    emoji: str | None = None
+    color: str | None = None
+    group_id: str | None = None
+    is_archived: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class ModelConfiguration:
+    id: str
+    name: str
+    provider: str
+    model: str
+    created_at: float
+    updated_at: float
+    is_system_default: bool = False
+    # Every other field of the API's shape (description, temperature, ..., api_key_alias).
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class PromptImage:
+    path: str
+    filename: str
+    content_type: str
+    content: bytes
+    created_at: float

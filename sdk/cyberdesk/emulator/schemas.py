@@ -6,12 +6,18 @@ PATCH models tell "absent" from "null" through `model_fields_set`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+#: Emulator choices (the API documents no limits for file inputs): per file and per run, decoded bytes.
+MAX_FILE_INPUT_BYTES = 50 * 1024 * 1024
+MAX_FILE_INPUTS_BYTES_PER_RUN = 100 * 1024 * 1024
 
 
 class RunStatus(StrEnum):
@@ -28,6 +34,16 @@ class MachineStatus(StrEnum):
     connected = "connected"
     disconnected = "disconnected"
     error = "error"
+
+
+class AttachmentType(StrEnum):
+    input = "input"
+    output = "output"
+
+
+class UsageMode(StrEnum):
+    simulated = "simulated"
+    billed = "billed"
 
 
 class RunListSortMode(StrEnum):
@@ -146,11 +162,45 @@ class WorkflowDuplicateRequest(BaseModel):
 # -- runs -------------------------------------------------------------------------------------
 
 
+def decode_base64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("content must be base64 (standard alphabet, padded)") from None
+
+
+def plain_filename(value: str) -> str:
+    if not value.strip() or "/" in value or "\\" in value or value in {".", ".."}:
+        raise ValueError("filename must be a plain file name (no folders)")
+    return value
+
+
 class FileInput(BaseModel):
-    filename: str
+    filename: str = Field(min_length=1, max_length=255)
     content: str
     target_path: str | None = None
     cleanup_imports_after_run: bool = False
+
+    _filename = field_validator("filename")(plain_filename)
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str) -> str:
+        if len(value) > (MAX_FILE_INPUT_BYTES + 2) // 3 * 4:
+            raise ValueError(f"file is larger than {MAX_FILE_INPUT_BYTES // (1024 * 1024)} MB")
+        decode_base64(value)
+        return value
+
+    def data(self) -> bytes:
+        return base64.b64decode(self.content)
+
+
+def within_run_limit(files: list[FileInput] | None) -> list[FileInput] | None:
+    if files and sum(len(f.content) // 4 * 3 for f in files) > MAX_FILE_INPUTS_BYTES_PER_RUN:
+        raise ValueError(
+            f"the files of a run total more than {MAX_FILE_INPUTS_BYTES_PER_RUN // (1024 * 1024)} MB"
+        )
+    return files
 
 
 class RunCreate(BaseModel):
@@ -168,6 +218,8 @@ class RunCreate(BaseModel):
     start_session: bool | None = False
     session_alias: str | None = None
     release_session_after: bool | None = None
+
+    _files_limit = field_validator("file_inputs")(within_run_limit)
 
 
 class RunUpdate(BaseModel):
@@ -197,6 +249,8 @@ class RunRetry(BaseModel):
     release_session_after: bool | None = None
     is_priority: bool | None = None
 
+    _files_limit = field_validator("file_inputs")(within_run_limit)
+
 
 class RunBulkCreate(BaseModel):
     workflow_id: UUID
@@ -209,6 +263,8 @@ class RunBulkCreate(BaseModel):
     sensitive_input_values: dict[str, Any] | None = None
     session_id: UUID | None = None
     start_session: bool | None = False
+
+    _files_limit = field_validator("file_inputs")(within_run_limit)
 
 
 class ChainStep(BaseModel):
@@ -228,6 +284,103 @@ class WorkflowChainCreate(BaseModel):
     machine_id: UUID | None = None
     pool_ids: list[UUID] | None = None
     session_id: UUID | None = None
+
+    _files_limit = field_validator("shared_file_inputs")(within_run_limit)
+
+
+class RunAttachmentCreate(BaseModel):
+    run_id: UUID
+    filename: str = Field(min_length=1, max_length=255)
+    content: str
+    content_type: str
+    attachment_type: AttachmentType
+    target_path: str | None = None
+    cleanup_imports_after_run: bool = False
+    expires_at: datetime | None = None
+
+    _filename = field_validator("filename")(plain_filename)
+    _content = field_validator("content")(FileInput._content.__func__)  # type: ignore[attr-defined]
+
+
+class RunAttachmentUpdate(BaseModel):
+    expires_at: datetime | None = None
+
+
+# -- tags, model configurations ---------------------------------------------------------------
+
+
+class WorkflowTagGroupCreate(BaseModel):
+    name: str = Field(min_length=1)
+    description: str | None = None
+    emoji: str | None = None
+    color: str | None = None
+
+
+class WorkflowTagGroupUpdate(BaseModel):
+    name: str | None = None
+    description: str | None = None
+    emoji: str | None = None
+    color: str | None = None
+
+
+class WorkflowTagCreate(WorkflowTagGroupCreate):
+    group_id: UUID | None = None
+
+
+class WorkflowTagUpdate(WorkflowTagGroupUpdate):
+    group_id: UUID | None = None
+    is_archived: bool | None = None
+
+
+class ReorderRequest(BaseModel):
+    ids: list[UUID]
+
+
+class AddTagsRequest(BaseModel):
+    tag_ids: list[UUID]
+
+
+class BulkAddTagsRequest(BaseModel):
+    workflow_ids: list[UUID]
+    tag_ids: list[UUID]
+
+
+class WorkflowMergeRequest(BaseModel):
+    target_workflow_id: UUID
+    copy_trajectories: bool = False
+
+
+class ModelConfigurationCreate(BaseModel):
+    name: str
+    provider: str
+    model: str
+    description: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout_seconds: float | None = None
+    max_retries: int | None = None
+    additional_params: dict[str, Any] | None = None
+    agent_harness_version_string: str | None = None
+    is_computer_use_model: bool = False
+    is_archived: bool = False
+    api_key: str | None = None
+
+
+class ModelConfigurationUpdate(BaseModel):
+    name: str | None = None
+    description: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    clear_api_key: bool | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout_seconds: float | None = None
+    max_retries: int | None = None
+    additional_params: dict[str, Any] | None = None
+    agent_harness_version_string: str | None = None
+    is_computer_use_model: bool | None = None
+    is_archived: bool | None = None
 
 
 # -- connections and trajectories -------------------------------------------------------------

@@ -12,10 +12,14 @@ from typing import Any
 from cyberdesk.emulator.clock import iso
 from cyberdesk.emulator.records import (
     ORGANIZATION_ID,
+    Attachment,
     Connection,
     Machine,
+    ModelConfiguration,
     Pool,
     Run,
+    Tag,
+    TagGroup,
     Trajectory,
     Workflow,
 )
@@ -102,7 +106,7 @@ def run(r: Run) -> JSON:
         "is_priority": r.is_priority,
         "error": r.error,
         "output_data": r.output_data,
-        "input_attachment_ids": None,
+        "input_attachment_ids": r.input_attachment_ids,
         "output_attachment_ids": r.output_attachment_ids,
         "run_message_history": r.run_message_history,
         "input_values": r.input_values,
@@ -175,3 +179,67 @@ def page_with_includes(
 ) -> JSON:
     """The `PaginatedResponseWithIncludes*` envelope: `included` is null unless includes were asked for."""
     return {"items": items, "total": total, "skip": skip, "limit": limit, "included": included_items}
+
+
+def attachment(a: Attachment) -> JSON:
+    return {
+        "id": a.id,
+        "run_id": a.run_id,
+        "filename": a.filename,
+        "content_type": a.content_type,
+        "attachment_type": a.attachment_type,
+        "size_bytes": len(a.content),
+        "storage_path": f"{ORGANIZATION_ID}/{a.run_id}/{a.attachment_type}/{a.filename}",
+        "target_path": a.target_path,
+        "cleanup_imports_after_run": a.cleanup_imports_after_run,
+        "user_id": None,
+        "organization_id": ORGANIZATION_ID,
+        "expires_at": _iso_or_none(a.expires_at),
+        "created_at": iso(a.created_at),
+    }
+
+
+def tag_group(g: TagGroup) -> JSON:
+    return {
+        "id": g.id,
+        "name": g.name,
+        "description": g.description,
+        "emoji": g.emoji,
+        "color": g.color,
+        "organization_id": ORGANIZATION_ID,
+        "order": g.order,
+        "created_at": iso(g.created_at),
+        "updated_at": iso(g.updated_at),
+    }
+
+
+def tag(t: Tag, group: TagGroup | None, workflow_count: int | None = None) -> JSON:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "description": t.description,
+        "emoji": t.emoji,
+        "color": t.color,
+        "group_id": t.group_id,
+        "is_archived": t.is_archived,
+        "organization_id": ORGANIZATION_ID,
+        "order": t.order,
+        "workflow_count": workflow_count,
+        "group": None if group is None else tag_group(group),
+        "created_at": iso(t.created_at),
+        "updated_at": iso(t.updated_at),
+    }
+
+
+def model_configuration(c: ModelConfiguration) -> JSON:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "provider": c.provider,
+        "model": c.model,
+        "is_system_default": c.is_system_default,
+        "organization_id": None if c.is_system_default else ORGANIZATION_ID,
+        **c.settings,
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
+    }

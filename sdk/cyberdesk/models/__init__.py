@@ -1,6 +1,12 @@
 """Every request/response model and enum of the API (attrs classes with ``from_dict`` / ``to_dict``)."""
 
 from ._base import JSONObject, Model, ModelError
+from .attachments import (
+    RunAttachmentCreate,
+    RunAttachmentDownloadUrlResponse,
+    RunAttachmentResponse,
+    RunAttachmentUpdate,
+)
 from .common import (
     DisplayDimensions,
     FileInput,
@@ -22,6 +28,7 @@ from .enums import (
     RunListSortMode,
     RunStatus,
     UnknownValue,
+    UsageMode,
 )
 from .events import (
     DownedMachine,
@@ -48,6 +55,7 @@ from .runs import (
     RunBulkCreate,
     RunBulkCreateResponse,
     RunCreate,
+    RunImageSignedUrlResponse,
     RunPostRunCheckSnapshot,
     RunResponse,
     RunResponseWithIncludes,
@@ -56,28 +64,49 @@ from .runs import (
     WorkflowChainCreate,
     WorkflowChainResponse,
 )
+from .tags import (
+    AddTagsRequest,
+    BulkAddTagsRequest,
+    ReorderRequest,
+    WorkflowTagCreate,
+    WorkflowTagGroupCreate,
+    WorkflowTagGroupResponse,
+    WorkflowTagGroupUpdate,
+    WorkflowTagResponse,
+    WorkflowTagUpdate,
+)
 from .trajectories import (
     TrajectoryCreate,
     TrajectoryResponse,
     TrajectoryResponseWithIncludes,
     TrajectoryUpdate,
 )
+from .usage import (
+    ModelConfigurationCreate,
+    ModelConfigurationResponse,
+    ModelConfigurationUpdate,
+    UsageAggregateResponse,
+)
 from .workflows import (
     WorkflowCreate,
     WorkflowDuplicateRequest,
     WorkflowInternalMetadata,
     WorkflowInternalMetadataUpdate,
+    WorkflowMergeRequest,
     WorkflowPostRunCheckResponse,
     WorkflowPostRunCheckUpsert,
+    WorkflowPromptImageListItem,
+    WorkflowPromptImageResponse,
+    WorkflowPromptImageSignedUrlResponse,
     WorkflowResponse,
     WorkflowResponseWithIncludes,
-    WorkflowTagGroupResponse,
-    WorkflowTagResponse,
     WorkflowUpdate,
 )
 
 __all__ = [
+    "AddTagsRequest",
     "AttachmentType",
+    "BulkAddTagsRequest",
     "ChainStep",
     "ConnectionCreate",
     "ConnectionResponse",
@@ -98,6 +127,9 @@ __all__ = [
     "MachineStatus",
     "MachineUpdate",
     "Model",
+    "ModelConfigurationCreate",
+    "ModelConfigurationResponse",
+    "ModelConfigurationUpdate",
     "ModelError",
     "Page",
     "PoolCreate",
@@ -108,12 +140,18 @@ __all__ = [
     "PostRunCheckFileTargetMode",
     "PostRunCheckStatus",
     "PostRunCheckType",
+    "ReorderRequest",
+    "RunAttachmentCreate",
+    "RunAttachmentDownloadUrlResponse",
+    "RunAttachmentResponse",
+    "RunAttachmentUpdate",
     "RunBulkCreate",
     "RunBulkCreateResponse",
     "RunCompletedEvent",
     "RunCompletedWebhookRunPayload",
     "RunCreate",
     "RunField",
+    "RunImageSignedUrlResponse",
     "RunListSortMode",
     "RunPostRunCheckSnapshot",
     "RunResponse",
@@ -127,6 +165,8 @@ __all__ = [
     "TrajectoryResponse",
     "TrajectoryResponseWithIncludes",
     "TrajectoryUpdate",
+    "UsageAggregateResponse",
+    "UsageMode",
     "ValidationError",
     "WorkflowChainCreate",
     "WorkflowChainResponse",
@@ -134,12 +174,20 @@ __all__ = [
     "WorkflowDuplicateRequest",
     "WorkflowInternalMetadata",
     "WorkflowInternalMetadataUpdate",
+    "WorkflowMergeRequest",
     "WorkflowModelMetadata",
     "WorkflowPostRunCheckResponse",
     "WorkflowPostRunCheckUpsert",
+    "WorkflowPromptImageListItem",
+    "WorkflowPromptImageResponse",
+    "WorkflowPromptImageSignedUrlResponse",
     "WorkflowResponse",
     "WorkflowResponseWithIncludes",
+    "WorkflowTagCreate",
+    "WorkflowTagGroupCreate",
     "WorkflowTagGroupResponse",
+    "WorkflowTagGroupUpdate",
     "WorkflowTagResponse",
+    "WorkflowTagUpdate",
     "WorkflowUpdate",
 ]

@@ -123,3 +123,11 @@ class UnknownValue(str):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (UnknownValue, (str(self),))
+
+
+class UsageMode(StrEnum):
+    """How ``usage.aggregate`` counts: ``simulated`` (default) leaves out infrastructure failures; ``billed``
+    sums the billed counters."""
+
+    SIMULATED = "simulated"
+    BILLED = "billed"

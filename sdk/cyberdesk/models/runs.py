@@ -194,3 +194,12 @@ class WorkflowChainResponse(Model):
     session_id: UUID
     #: In step order.
     run_ids: list[UUID]
+
+
+@define(kw_only=True)
+class RunImageSignedUrlResponse(Model):
+    """A temporary URL of a screenshot referenced (``supabase://run-images/...``) in a run's message history."""
+
+    supabase_url: str
+    signed_url: str
+    expires_in: int

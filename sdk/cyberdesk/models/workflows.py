@@ -1,4 +1,4 @@
-"""Workflows, their post-run checks and tags."""
+"""Workflows, their post-run checks, merges and prompt images."""
 
 from datetime import datetime
 from uuid import UUID
@@ -6,9 +6,10 @@ from uuid import UUID
 from attrs import define, field
 
 from .._types import UNSET, Unset
-from ._base import JSONObject, Model, to_opt_uuid
+from ._base import JSONObject, Model, to_opt_uuid, to_uuid
 from .common import IncludedResource, WorkflowModelMetadata
 from .enums import PostRunCheckFileTargetMode, PostRunCheckType, UnknownValue
+from .tags import WorkflowTagResponse
 
 
 @define(kw_only=True)
@@ -51,36 +52,6 @@ class WorkflowPostRunCheckResponse(Model):
     check_prompt: str | None = None
     model: UUID | None = None
     user_id: UUID | None = None
-
-
-@define(kw_only=True)
-class WorkflowTagGroupResponse(Model):
-    id: UUID
-    name: str
-    organization_id: str
-    order: int
-    created_at: datetime
-    updated_at: datetime
-    description: str | None = None
-    emoji: str | None = None
-    color: str | None = None
-
-
-@define(kw_only=True)
-class WorkflowTagResponse(Model):
-    id: UUID
-    name: str
-    organization_id: str
-    order: int
-    created_at: datetime
-    updated_at: datetime
-    description: str | None = None
-    emoji: str | None = None
-    color: str | None = None
-    group_id: UUID | None = None
-    is_archived: bool = False
-    workflow_count: int | None = None
-    group: WorkflowTagGroupResponse | None = None
 
 
 @define(kw_only=True)
@@ -165,3 +136,38 @@ class WorkflowResponseWithIncludes(WorkflowResponse):
 class WorkflowDuplicateRequest(Model):
     #: Also copy the workflow's generated trajectories.
     include_trajectories: bool = False
+
+
+@define(kw_only=True)
+class WorkflowMergeRequest(Model):
+    """Merge the source workflow into ``target_workflow_id`` (the source is deleted)."""
+
+    target_workflow_id: UUID = field(converter=to_uuid)
+    copy_trajectories: bool = False
+
+
+@define(kw_only=True)
+class WorkflowPromptImageResponse(Model):
+    """An uploaded prompt image: embed ``supabase_url`` in a prompt's HTML (``<img src=...>``)."""
+
+    supabase_url: str
+    signed_url: str
+    filename: str
+    content_type: str
+    size_bytes: int
+
+
+@define(kw_only=True)
+class WorkflowPromptImageListItem(Model):
+    supabase_url: str
+    path: str
+    filename: str
+    created_at: datetime | None = None
+    size_bytes: int | None = None
+
+
+@define(kw_only=True)
+class WorkflowPromptImageSignedUrlResponse(Model):
+    supabase_url: str
+    signed_url: str
+    expires_in: int

@@ -20,15 +20,20 @@ _ONE = "/v1/pools/{pool_id}"
 
 class Pools(Resource):
     def _get(
-        self, pool_id: UUID | str, *, include: Sequence[str] | None = None
+        self,
+        pool_id: UUID | str,
+        include_machines: bool | None = None,
+        *,
+        include: Sequence[str] | None = None,
     ) -> Call[PoolResponseWithIncludes]:
-        """Get one pool; ``include``: ``["machines"]``."""
+        """Get one pool; ``include``: ``["machines"]`` (``include_machines=True`` is the deprecated form that
+        puts the machines in the pool's ``machines``)."""
         return Call(
             "GET",
             _ONE,
             json_body(PoolResponseWithIncludes.from_dict),
             path_params=ids(pool_id=pool_id),
-            query={"include": csv(include)},
+            query={"include_machines": include_machines, "include": csv(include)},
         )
 
     get, get_sync = operation(_get)

@@ -22,6 +22,7 @@ from ..models import (
     RunBulkCreateResponse,
     RunCreate,
     RunField,
+    RunImageSignedUrlResponse,
     RunListSortMode,
     RunResponse,
     RunResponseWithIncludes,
@@ -93,15 +94,15 @@ class Runs(Resource):
     delete, delete_sync = operation(_delete)
 
     def _retry(
-        self, run_id: UUID | str, data: RunRetry | None = None, *, idempotency_key: str | None = None
+        self, run_id: UUID | str, retry: RunRetry | None = None, *, idempotency_key: str | None = None
     ) -> Call[RunResponse]:
-        """Retry a terminal run in place (same id); ``data`` defaults to ``RunRetry()`` (reuse the session)."""
+        """Retry a terminal run in place (same id); ``retry`` defaults to ``RunRetry()`` (reuse the session)."""
         return Call(
             "POST",
             _ONE + "/retry",
             json_body(RunResponse.from_dict),
             path_params=ids(run_id=run_id),
-            body=data if data is not None else RunRetry(),
+            body=retry if retry is not None else RunRetry(),
             idempotency_key=idempotency_key,
         )
 
@@ -147,6 +148,35 @@ class Runs(Resource):
         )
 
     get_trajectory, get_trajectory_sync = operation(_get_trajectory)
+
+    def _generate_trajectory(
+        self, run_id: UUID | str, *, idempotency_key: str | None = None
+    ) -> Call[TrajectoryResponse]:
+        """Promote the run's latest trajectory to generated (used for later runs, shown to users)."""
+        return Call(
+            "POST",
+            _ONE + "/generate-trajectory",
+            json_body(TrajectoryResponse.from_dict),
+            path_params=ids(run_id=run_id),
+            idempotency_key=idempotency_key,
+        )
+
+    generate_trajectory, generate_trajectory_sync = operation(_generate_trajectory)
+
+    def _get_image_signed_url(
+        self, run_id: UUID | str, *, image_url: str, expires_in: int = 3600
+    ) -> Call[RunImageSignedUrlResponse]:
+        """A temporary URL of a screenshot of the run: ``image_url`` is the exact ``supabase://run-images/...``
+        reference from its message history; ``expires_in`` seconds (10-3600)."""
+        return Call(
+            "GET",
+            _ONE + "/image/signed-url",
+            json_body(RunImageSignedUrlResponse.from_dict),
+            path_params=ids(run_id=run_id),
+            query={"image_url": image_url, "expires_in": expires_in},
+        )
+
+    get_image_signed_url, get_image_signed_url_sync = operation(_get_image_signed_url)
 
     def _list(
         self,

@@ -135,6 +135,66 @@ check("connections.list", c.connections.list_sync())
 check(
     "connections.create", c.connections.create_sync(ConnectionCreate(websocket_id="ws", machine_id=desk.id))
 )
+# Files in and out, and usage.
+import base64, datetime, os, tempfile
+
+exp_wf = check(
+    "workflows.create(exports)",
+    c.workflows.create_sync(
+        WorkflowCreate(main_prompt="Export {claim_id}", name="exports", includes_file_exports=True)
+    ),
+)
+frun = check(
+    "runs.create(file_inputs)",
+    c.runs.create_sync(
+        RunCreate(
+            workflow_id=exp_wf.id,
+            input_values={"claim_id": "C-7"},
+            file_inputs=[m.FileInput(filename="claim.pdf", content=base64.b64encode(b"%PDF-1").decode())],
+        )
+    ),
+)
+for _ in range(200):
+    fr = c.runs.get_sync(frun.id).data
+    if fr.status in (RunStatus.SUCCESS, RunStatus.TASK_FAILED, RunStatus.ERROR):
+        break
+    time.sleep(0.02)
+atts = check("run_attachments.list", c.run_attachments.list_sync(run_id=str(frun.id)))
+inputs = [a for a in atts.items if a.attachment_type == m.AttachmentType.INPUT]
+results.append(
+    ("input attachment from file_inputs", len(inputs) == 1, "", str([a.filename for a in atts.items]))
+)
+check("run_attachments.get", c.run_attachments.get_sync(str(inputs[0].id)))
+got = check("run_attachments.download", c.run_attachments.download_sync(str(inputs[0].id)))
+results.append(("download bytes", got == b"%PDF-1", type(got).__name__, ""))
+check(
+    "run_attachments.get_download_url",
+    c.run_attachments.get_download_url_sync(str(inputs[0].id), expires_in=60),
+)
+with tempfile.TemporaryDirectory() as folder:
+    saved = check(
+        "run_attachments.save_to_file", c.run_attachments.save_to_file_sync(str(inputs[0].id), folder)
+    )
+    results.append(("saved file", os.path.getsize(saved["path"]) == 6, "", str(saved)))
+if fr.status == RunStatus.SUCCESS:
+    outs = [a for a in atts.items if a.attachment_type == m.AttachmentType.OUTPUT]
+    results.append(("output attachment exported", len(outs) == 1, "", ""))
+    csv_bytes = c.run_attachments.download_sync(str(outs[0].id)).data
+    results.append(("export names the run", str(frun.id).encode() in csv_bytes, "", ""))
+results.append(("usage_metadata on the run", bool(fr.usage_metadata), "", str(fr.usage_metadata)[:200]))
+upd = check(
+    "run_attachments.update",
+    c.run_attachments.update_sync(
+        str(inputs[0].id), m.RunAttachmentUpdate(expires_at=datetime.datetime(2030, 1, 1))
+    ),
+)
+now = datetime.datetime.now(datetime.timezone.utc)
+agg = check(
+    "usage.aggregate",
+    c.usage.aggregate_sync(now - datetime.timedelta(days=1), now + datetime.timedelta(days=1)),
+)
+results.append(("usage counted", agg.runs_counted >= 1 and agg.total_agentic_steps > 0, "", str(agg)[:200]))
+check("run_attachments.delete", c.run_attachments.delete_sync(str(inputs[0].id)))
 check("runs.delete", c.runs.delete_sync(sess.id))
 check("trajectories.delete", c.trajectories.delete_sync(traj.id))
 check("pools.delete", c.pools.delete_sync(np.id))

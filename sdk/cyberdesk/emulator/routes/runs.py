@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from cyberdesk.emulator import serializers as ser
-from cyberdesk.emulator.emulator import Emulator
+from cyberdesk.emulator.emulator import Emulator, FileUpload
 from cyberdesk.emulator.errors import NotFound
 from cyberdesk.emulator.records import ACTIVE_STATUSES, Run
 from cyberdesk.emulator.routes.common import (
@@ -26,6 +26,7 @@ from cyberdesk.emulator.routes.common import (
     route,
 )
 from cyberdesk.emulator.schemas import (
+    FileInput,
     RunBulkCreate,
     RunCreate,
     RunField,
@@ -51,6 +52,10 @@ def _model_metadata(
     if main_agent_model_id is None:
         return metadata
     return {**(metadata or {}), "main_agent_model_id": str(main_agent_model_id)}
+
+
+def _uploads(files: list[FileInput] | None) -> list[FileUpload]:
+    return [FileUpload(f.filename, f.data(), f.target_path, f.cleanup_imports_after_run) for f in files or ()]
 
 
 def _activity_key(run: Run) -> tuple[int, float, int]:
@@ -181,6 +186,7 @@ class _Routes:
             session_alias=body.session_alias,
             release_session_after=body.release_session_after,
             idempotency_key=idempotency_key,
+            file_inputs=_uploads(body.file_inputs),
         )
         return json_response(ser.run(run), 201)
 
@@ -189,6 +195,7 @@ class _Routes:
         self.em.check_refs(str(body.workflow_id), _opt(body.machine_id), _ids(body.pool_ids))
         # One shared session for all runs: the first to be placed reserves the desktop.
         session_id = _opt(body.session_id) or (self.em.ids.uuid() if body.start_session else None)
+        uploads = _uploads(body.file_inputs)
         runs = [
             self.em.create_run(
                 str(body.workflow_id),
@@ -198,6 +205,7 @@ class _Routes:
                 sensitive_input_values=body.sensitive_input_values,
                 is_priority=body.is_priority,
                 session_id=session_id,
+                file_inputs=uploads,
             )
             for _ in range(body.count)
         ]
@@ -212,6 +220,8 @@ class _Routes:
         session_id = _opt(body.session_id)
         starting = session_id is None
         run_ids: list[str] = []
+        # Emulator choice: the shared files go to every step's run (each step may run after a cleanup).
+        uploads = _uploads(body.shared_file_inputs)
         last = len(body.steps) - 1
         for i, step in enumerate(body.steps):
             first_new = starting and i == 0
@@ -231,6 +241,7 @@ class _Routes:
                 start_session=first_new,
                 session_alias=step.session_alias,
                 release_session_after=(i == last and not body.keep_session_after_completion) or None,
+                file_inputs=uploads,
             )
             session_id = run.session_id
             run_ids.append(run.id)
@@ -297,6 +308,7 @@ class _Routes:
             session_id=_opt(body.session_id),
             start_session=bool(body.start_session),
             is_priority=body.is_priority,
+            file_inputs=None if body.file_inputs is None else _uploads(body.file_inputs),
             **extra,
         )
         return json_response(ser.run(run))

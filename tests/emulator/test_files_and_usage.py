@@ -1,0 +1,175 @@
+"""Run attachments and usage in the emulator: file_inputs become input attachments (checked: base64, plain names,
+sizes), exporting workflows leave a deterministic file per run, every ended run carries usage_metadata, and
+usage.aggregate sums them. Driven through our SDK over the in-process app."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cyberdesk import (
+    AttachmentType,
+    ChainStep,
+    CyberdeskClient,
+    FileInput,
+    RunCreate,
+    RunRetry,
+    UsageMode,
+    WorkflowChainCreate,
+)
+from cyberdesk.emulator import Emulator, create_app
+
+from .conftest import CLAIM_INPUTS, START, wf
+
+PDF = b"%PDF-1.4 scanned claim\n%%EOF\n"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture
+async def sdk(em: Emulator) -> AsyncIterator[CyberdeskClient]:
+    transport = httpx.ASGITransport(app=create_app(em))
+    client = CyberdeskClient(em.api_key, base_url="http://emulator", async_transport=transport)
+    yield client
+    await client.aclose()
+
+
+async def test_file_inputs_become_input_attachments_with_their_bytes(
+    em: Emulator, sdk: CyberdeskClient, tmp_path: Path
+) -> None:
+    files = [
+        FileInput(
+            filename="claim.pdf", content=b64(PDF), target_path="C:\\Claims", cleanup_imports_after_run=True
+        )
+    ]
+    run = (
+        await sdk.runs.create(RunCreate(workflow_id=wf(em), input_values=CLAIM_INPUTS, file_inputs=files))
+    ).unwrap()
+    assert run.input_attachment_ids and len(run.input_attachment_ids) == 1
+    page = (await sdk.run_attachments.list(run_id=run.id, attachment_type=AttachmentType.INPUT)).unwrap()
+    [attachment] = page.items
+    assert (attachment.filename, attachment.size_bytes, attachment.content_type) == (
+        "claim.pdf",
+        len(PDF),
+        "application/pdf",
+    )
+    assert (attachment.target_path, attachment.cleanup_imports_after_run) == ("C:\\Claims", True)
+    assert (await sdk.run_attachments.download(attachment.id)).unwrap() == PDF
+    saved = (await sdk.run_attachments.save_to_file(attachment.id, tmp_path)).unwrap()
+    assert saved.path.read_bytes() == PDF
+
+
+@pytest.mark.parametrize(
+    ("file", "where"),
+    [
+        ({"filename": "a.pdf", "content": "not base64!"}, "content"),
+        ({"filename": "../a.pdf", "content": "aGk="}, "filename"),
+        ({"filename": "", "content": "aGk="}, "filename"),
+    ],
+)
+async def test_bad_file_inputs_are_422s_naming_the_field(
+    em: Emulator, file: dict[str, str], where: str
+) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(em)),
+        base_url="http://emulator",
+        headers={"Authorization": f"Bearer {em.api_key}"},
+    ) as client:
+        response = await client.post("/v1/runs", json={"workflow_id": wf(em), "file_inputs": [file]})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "file_inputs", 0, where]
+    assert em.stats_snapshot()["runs"]["created"] == 0
+
+
+async def test_a_file_over_the_limit_is_refused(em: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cyberdesk.emulator.schemas.MAX_FILE_INPUT_BYTES", 8)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(em)),
+        base_url="http://emulator",
+        headers={"Authorization": f"Bearer {em.api_key}"},
+    ) as client:
+        body = {"workflow_id": wf(em), "file_inputs": [{"filename": "big.bin", "content": b64(b"x" * 64)}]}
+        response = await client.post("/v1/runs", json=body)
+    assert response.status_code == 422 and "larger than" in response.text
+
+
+async def test_an_exporting_workflow_leaves_one_deterministic_csv_per_successful_run(
+    em: Emulator, sdk: CyberdeskClient, tmp_path: Path
+) -> None:
+    workflow = em.add_workflow(
+        "Export claims", "Export {claim_id}", failure_rate=0.0, includes_file_exports=True
+    )
+    run = (
+        await sdk.runs.create(RunCreate(workflow_id=workflow.id, input_values={"claim_id": "C-9"}))
+    ).unwrap()
+    em.run_until_idle()
+    done = (await sdk.runs.get(run.id)).unwrap()
+    assert done.status == "success" and done.output_attachment_ids and len(done.output_attachment_ids) == 1
+    [out] = (
+        (await sdk.run_attachments.list(run_id=run.id, attachment_type=AttachmentType.OUTPUT)).unwrap().items
+    )
+    saved = (await sdk.run_attachments.download_to(out.id, tmp_path / "out.csv")).unwrap()
+    text = saved.path.read_text()
+    assert text == f"run_id,workflow,input,value\n{run.id},Export claims,claim_id,C-9\n"
+    assert saved.size == out.size_bytes
+    # A retry clears the outputs and exports again.
+    (await sdk.runs.retry(run.id, RunRetry())).unwrap()
+    assert em.run(str(run.id)).output_attachment_ids is None and str(out.id) not in em.world.attachments
+
+
+async def test_fixture_exports_and_chain_shared_files(em: Emulator, sdk: CyberdeskClient) -> None:
+    workflow = em.add_workflow(
+        "Invoice",
+        "Find {invoice}",
+        failure_rate=0.0,
+        includes_file_exports=True,
+        exports=[("invoice-{invoice}.txt", "invoice {invoice} of run {run_id}")],
+    )
+    chain = WorkflowChainCreate(
+        steps=[ChainStep(workflow_id=workflow.id, inputs={"invoice": "7"})],
+        shared_file_inputs=[FileInput(filename="in.txt", content=b64(b"hi"))],
+    )
+    [run_id] = (await sdk.runs.chain(chain)).unwrap().run_ids
+    em.run_until_idle()
+    run = em.run(str(run_id))
+    [inp] = run.input_attachment_ids or []
+    assert em.world.attachments[inp].content == b"hi"
+    [out] = run.output_attachment_ids or []
+    assert em.world.attachments[out].filename == "invoice-7.txt"
+    assert em.world.attachments[out].content == f"invoice 7 of run {run_id}".encode()
+
+
+async def test_usage_metadata_per_run_and_the_aggregate(em: Emulator, sdk: CyberdeskClient) -> None:
+    workflow = em.add_workflow("Steady", "Do {a}", failure_rate=0.0)
+    ids = [
+        (await sdk.runs.create(RunCreate(workflow_id=workflow.id, input_values={"a": str(i), "b": "x"})))
+        .unwrap()
+        .id
+        for i in range(3)
+    ]
+    em.run_until_idle()
+    usages = [(await sdk.runs.get(i)).unwrap().usage_metadata for i in ids]
+    for usage in usages:
+        assert usage is not None
+        assert (usage["total_agentic_steps"], usage["total_tokens"], usage["billed_seconds"]) == (
+            5,
+            6000,
+            100,
+        )
+    period = (datetime.fromtimestamp(START, UTC), datetime.fromtimestamp(START + 3600, UTC))
+    total = (await sdk.usage.aggregate(*period)).unwrap()
+    assert (total.total_agentic_steps, total.total_cached_steps, total.runs_counted) == (15, 0, 3)
+    billed = (await sdk.usage.aggregate(*period, mode=UsageMode.BILLED)).unwrap()
+    assert billed.mode == "billed" and billed.total_agentic_steps == 15
+    before = (
+        await sdk.usage.aggregate(datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 2, 1, tzinfo=UTC))
+    ).unwrap()
+    assert before.runs_counted == 0
