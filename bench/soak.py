@@ -229,7 +229,7 @@ def _trigger(store_url: str, job: str) -> None:
 
     store = RunnerStore(store_url)
     try:
-        store.request_fire(NewFire(job, "manual", None), datetime.now(UTC))
+        store.fires.request(NewFire(job, "manual", None), datetime.now(UTC))
     finally:
         store.close()
 
@@ -240,7 +240,7 @@ def _pause_schedules(store_url: str) -> None:
     store = RunnerStore(store_url)
     try:
         for job in SCHEDULED:
-            store.set_paused(job, True, datetime.now(UTC))
+            store.jobs.set_paused(job, True, datetime.now(UTC))
     finally:
         store.close()
 
