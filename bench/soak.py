@@ -284,6 +284,20 @@ def _drop_connections(engine: sa.Engine, application_name: str) -> int:
         )
 
 
+def _wait_until_registered(engine: sa.Engine, count: int, limit: float = 180.0) -> None:
+    """Until `count` daemons have registered (so the schema exists and the jobs are recorded): a fixed sleep
+    was too short on a loaded machine, where the first trigger then met a store with no tables."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if sa.inspect(conn).has_table("daemon"):
+                running = conn.execute(sa.text("SELECT count(*) FROM daemon WHERE stopped_at IS NULL"))
+                if running.scalar_one() >= count:
+                    return
+        time.sleep(0.5)
+    raise SystemExit(f"soak: {count} daemon(s) did not register within {limit:.0f}s; see the logs")
+
+
 def _in_flight(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         return int(
@@ -506,7 +520,7 @@ def main() -> None:
         daemons = _daemons(work, base_url, daemon_store_url, count, args, http)
         for daemon in daemons:
             daemon.start(work)
-        time.sleep(3)
+        _wait_until_registered(engine, count)
         drop = (lambda: _drop_connections(engine, application_name)) if args.store == "postgres" else None
         bulk_fires = _chaos(args, daemons, lambda: _trigger(store.url, "bulk"), drop, http, chaos)
         _pause_schedules(store.url)
