@@ -461,7 +461,7 @@ def _trigger(engine: sa.Engine) -> None:
 
     store = RunnerStore(engine.url.render_as_string(hide_password=False))
     try:
-        store.request_fire(NewFire("bench", "manual", None), datetime.now().astimezone())
+        store.fires.request(NewFire("bench", "manual", None), datetime.now().astimezone())
     finally:
         store.close()
 

@@ -3,7 +3,7 @@
 A few dozen jobs on every-second crons (`* * * * * *`) and a real `Scheduler` ticking in a loop like the daemon
 does (sleep until the time `tick()` returns, at most 1 s) against a real store (SQLite file by default). The
 lateness of a fire is measured from its scheduled instant to the moment its fire and items are committed
-(`Store.insert_fire` returned): the point from which dispatch can make the first create call.
+(`store.fires.start` returned): the point from which dispatch can make the first create call.
 
     .venv/bin/python bench/schedule_lateness.py                 # 40 jobs x 10 s = 400 fires, SQLite
     .venv/bin/python bench/schedule_lateness.py --jobs 60 --seconds 20
@@ -30,7 +30,9 @@ from cyberdesk_runner.clock import SystemClock
 from cyberdesk_runner.fleet import Desktop, Fleet
 from cyberdesk_runner.scheduling import Scheduler
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import NewFire, NewItem, Transition
+from cyberdesk_runner.store.core import StoreCore
+from cyberdesk_runner.store.fires import Fires
+from cyberdesk_runner.store.records import NewFire, NewItem, OverlapRule, StartedFire, Transition
 
 WORKFLOW_ID = "3f0c2a8e-1c1d-4c36-9a55-1e1d0c0ffee0"
 FLEET = Fleet(
@@ -38,16 +40,29 @@ FLEET = Fleet(
 )
 
 
-class TimedStore(Store):
-    """The real store, noting when each fire's transaction has committed."""
+class TimedFires(Fires):
+    """The real fires aggregate, noting when each scheduled fire's transaction has committed."""
 
-    lateness: list[float]
+    def __init__(self, core: StoreCore, lateness: list[float]) -> None:
+        super().__init__(core)
+        self.lateness = lateness
 
-    def insert_fire(self, fire: NewFire, items: Sequence[NewItem], now: datetime) -> str | None:
-        fire_id = super().insert_fire(fire, items, now)
-        if fire_id is not None and fire.scheduled_for is not None:
+    def start(
+        self, fire: NewFire, items: Sequence[NewItem], now: datetime, overlap: OverlapRule
+    ) -> StartedFire | None:
+        started = super().start(fire, items, now, overlap)
+        if started is not None and not started.skipped and fire.scheduled_for is not None:
             self.lateness.append((datetime.now(UTC) - fire.scheduled_for).total_seconds())
-        return fire_id
+        return started
+
+
+class TimedStore(Store):
+    """The real store, whose fires note their lateness."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.lateness: list[float] = []
+        self.fires = TimedFires(self.core, self.lateness)
 
 
 def write_jobs(folder: Path, count: int, run_id: str) -> None:
@@ -83,13 +98,12 @@ def main() -> None:
         run_id = f"{int(time.time())}"
         write_jobs(folder, args.jobs, run_id)
         store = TimedStore(args.store or f"sqlite:///{Path(tmp) / 'store.sqlite'}")
-        store.lateness = []
         store.create_schema()
         clock = SystemClock()
         catalog = JobCatalog(folder)
         catalog.reload()
         catalog.resolve_workflows({WORKFLOW_ID: "Bench"})
-        store.sync_jobs(catalog.definitions(), clock.now())
+        store.jobs.sync(catalog.definitions(), clock.now())
         transitions: list[Transition] = []
         scheduler = Scheduler(
             store=store, catalog=catalog, fleet=lambda: FLEET, clock=clock, on_transitions=transitions.extend

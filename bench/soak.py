@@ -229,7 +229,7 @@ def _trigger(store_url: str, job: str) -> None:
 
     store = RunnerStore(store_url)
     try:
-        store.request_fire(NewFire(job, "manual", None), datetime.now(UTC))
+        store.fires.request(NewFire(job, "manual", None), datetime.now(UTC))
     finally:
         store.close()
 
@@ -240,7 +240,7 @@ def _pause_schedules(store_url: str) -> None:
     store = RunnerStore(store_url)
     try:
         for job in SCHEDULED:
-            store.set_paused(job, True, datetime.now(UTC))
+            store.jobs.set_paused(job, True, datetime.now(UTC))
     finally:
         store.close()
 
@@ -282,6 +282,20 @@ def _drop_connections(engine: sa.Engine, application_name: str) -> int:
                 {"name": application_name},
             ).all()
         )
+
+
+def _wait_until_registered(engine: sa.Engine, count: int, limit: float = 180.0) -> None:
+    """Until `count` daemons have registered (so the schema exists and the jobs are recorded): a fixed sleep
+    was too short on a loaded machine, where the first trigger then met a store with no tables."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if sa.inspect(conn).has_table("daemon"):
+                running = conn.execute(sa.text("SELECT count(*) FROM daemon WHERE stopped_at IS NULL"))
+                if running.scalar_one() >= count:
+                    return
+        time.sleep(0.5)
+    raise SystemExit(f"soak: {count} daemon(s) did not register within {limit:.0f}s; see the logs")
 
 
 def _in_flight(engine: sa.Engine) -> int:
@@ -506,7 +520,7 @@ def main() -> None:
         daemons = _daemons(work, base_url, daemon_store_url, count, args, http)
         for daemon in daemons:
             daemon.start(work)
-        time.sleep(3)
+        _wait_until_registered(engine, count)
         drop = (lambda: _drop_connections(engine, application_name)) if args.store == "postgres" else None
         bulk_fires = _chaos(args, daemons, lambda: _trigger(store.url, "bulk"), drop, http, chaos)
         _pause_schedules(store.url)

@@ -195,7 +195,7 @@ class Daemon:
             started = await self._start_runtime(runtime)
             if started:  # else asked to stop while the store was still out of reach
                 await asyncio.to_thread(
-                    store.register_daemon, self.id, socket.gethostname(), os.getpid(), self.clock.now()
+                    store.daemons.register, self.id, socket.gethostname(), os.getpid(), self.clock.now()
                 )
                 servers = await self._start_http(runtime)
                 if options.once is not None:
@@ -240,7 +240,7 @@ class Daemon:
     async def _summaries(self, store: Store) -> list[JobSummary]:
         """What this daemon's run did, per job; then the store is closed."""
         try:
-            return await asyncio.to_thread(store.summary_since, self.started_at)
+            return await asyncio.to_thread(store.counts.summary_since, self.started_at)
         except Exception as exc:
             if not is_database_error(exc):
                 raise
@@ -323,10 +323,14 @@ class Daemon:
         try:
             if started:
                 await runtime.refresh_gauges()
-                await asyncio.to_thread(runtime.store.release_creating, self.clock.now())
-                await asyncio.to_thread(runtime.store.release_leases, self.id)
+                await asyncio.to_thread(runtime.store.dispatch.release_creating, self.clock.now())
+                await asyncio.to_thread(runtime.store.daemons.release_leases, self.id)
                 await asyncio.to_thread(
-                    runtime.store.heartbeat, self.id, self._health()[1], self.clock.now(), stopped=True
+                    runtime.store.daemons.heartbeat,
+                    self.id,
+                    self._health()[1],
+                    self.clock.now(),
+                    stopped=True,
                 )
         except Exception as exc:
             log.warning("store_unreachable_at_exit", error=describe_error(exc))
@@ -395,24 +399,26 @@ class Daemon:
     async def _heartbeat(self) -> None:
         assert self.runtime is not None
         store = self.runtime.store
-        await asyncio.to_thread(store.heartbeat, self.id, self._health()[1], self.clock.now())
+        await asyncio.to_thread(store.daemons.heartbeat, self.id, self._health()[1], self.clock.now())
         await self.runtime.refresh_gauges()
         # Keep this daemon's claims on slow create calls, so no other daemon repeats them meanwhile.
-        await asyncio.to_thread(store.renew_creating, self.clock.now(), self.config.dispatch.lease)
+        await asyncio.to_thread(store.dispatch.renew_creating, self.clock.now(), self.config.dispatch.lease)
 
     async def _retention(self) -> None:
         """Delete finished history older than `dispatch.retention`, one daemon at a time, in batches."""
         assert self.runtime is not None
         store, now = self.runtime.store, self.clock.now()
-        if await asyncio.to_thread(store.try_lease, "retention", self.id, now, timedelta(hours=2)):
-            purged = await asyncio.to_thread(store.purge_finished, now - self.config.dispatch.retention, 1000)
+        if await asyncio.to_thread(store.daemons.try_lease, "retention", self.id, now, timedelta(hours=2)):
+            purged = await asyncio.to_thread(
+                store.retention.purge, now - self.config.dispatch.retention, 1000
+            )
             if purged:
                 log.info("history_purged", fires=purged, older_than=str(self.config.dispatch.retention))
 
     async def _stop_when_idle(self, runtime: Runtime) -> None:
         await asyncio.sleep(_IDLE_CHECK_EVERY)  # let requested fires get a first dispatch round
         while not self._stop.is_set():
-            counts = await asyncio.to_thread(runtime.store.work_counts)
+            counts = await asyncio.to_thread(runtime.store.counts.work)
             if counts.idle:
                 log.info("idle", reason="nothing pending or in flight")
                 self.request_stop()

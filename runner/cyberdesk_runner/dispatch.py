@@ -120,20 +120,27 @@ class Dispatcher:
         self._stranded = {}
         limit = min(self._batch_size, room)
         refs = await asyncio.to_thread(
-            self._store.dispatch, now, self._choose, limit=limit, lease=self._lease, window=self._window
+            self._store.dispatch.assign,
+            now,
+            self._choose,
+            limit=limit,
+            lease=self._lease,
+            window=self._window,
         )
         self._start(refs, now)
         self.more_due = len(refs) == limit
         if self._stranded:
             for reason, item_ids in _group(self._stranded).items():
-                transitions = await asyncio.to_thread(self._store.fail_pending_items, item_ids, reason, now)
+                transitions = await asyncio.to_thread(
+                    self._store.control.fail_pending_items, item_ids, reason, now
+                )
                 self._on_transitions(transitions)
         return len(refs)
 
     async def settle_once(self) -> int:
         """Repeat create calls whose outcome is unknown, with their original keys."""
         now = self._clock.now()
-        refs = await asyncio.to_thread(self._store.attempts_to_settle, now, lease=self._lease)
+        refs = await asyncio.to_thread(self._store.dispatch.attempts_to_settle, now, lease=self._lease)
         self._start(refs, now)
         return len(refs)
 
@@ -264,12 +271,18 @@ class Dispatcher:
             self._metrics.api_errors.labels("runs.create").inc()
             delay = min(timedelta(seconds=2 ** min(ref.create_tries, 6)), _MAX_SETTLE_DELAY)
             await asyncio.to_thread(
-                self._store.defer_create, ref.id, answered + delay, _describe(response.error), answered
+                self._store.dispatch.defer_create,
+                ref.id,
+                answered + delay,
+                _describe(response.error),
+                answered,
             )
 
     async def _finish(self, verdict: AttemptVerdict) -> None:
         now = self._clock.now()
-        transitions = await asyncio.to_thread(self._store.apply_verdicts, [verdict], now, self._outcome(now))
+        transitions = await asyncio.to_thread(
+            self._store.tracking.apply_verdicts, [verdict], now, self._outcome(now)
+        )
         self._on_transitions(transitions)
 
 

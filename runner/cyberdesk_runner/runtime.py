@@ -157,10 +157,10 @@ class Runtime:
         for error in change.errors:
             log.error("job_file_error", error=str(error))
         if change or force:
-            await asyncio.to_thread(self.store.sync_jobs, self.catalog.definitions(), self.clock.now())
+            await asyncio.to_thread(self.store.jobs.sync, self.catalog.definitions(), self.clock.now())
             for name in change.removed:
                 transitions = await asyncio.to_thread(
-                    self.store.cancel_pending_items,
+                    self.store.control.cancel_pending_items,
                     name,
                     "the job was removed",
                     self.clock.now(),
@@ -182,7 +182,7 @@ class Runtime:
             if job.workflow_error:
                 log.error("workflow_unresolved", job=name, error=job.workflow_error)
             elif job.workflow_id:
-                await asyncio.to_thread(self.store.set_job_workflow, name, job.workflow_id)
+                await asyncio.to_thread(self.store.jobs.set_workflow, name, job.workflow_id)
         self.api_ok = True
 
     async def refresh_fleet(self) -> None:
@@ -237,7 +237,7 @@ class Runtime:
         """
         if not self.fleet_loaded:
             return 0
-        requests = await asyncio.to_thread(self.store.requested_fires)
+        requests = await asyncio.to_thread(self.store.fires.requested)
         for request in requests:
             now = self.clock.now()
             job = self.catalog.get(request.job_name)
@@ -252,7 +252,7 @@ class Runtime:
                 await self._fail_fire(job.name, request.id, str(exc))
                 continue
             planned = await asyncio.to_thread(
-                self.store.plan_fire, request.id, items, now, priority=job.loaded.spec.priority
+                self.store.fires.plan, request.id, items, now, priority=job.loaded.spec.priority
             )
             if planned:
                 log.info(
@@ -261,7 +261,7 @@ class Runtime:
         return len(requests)
 
     async def _fail_fire(self, job_name: str, fire_id: str, error: str) -> None:
-        await asyncio.to_thread(self.store.fail_fire, fire_id, error, self.clock.now())
+        await asyncio.to_thread(self.store.fires.fail, fire_id, error, self.clock.now())
         log.error("fire_failed", job=job_name, fire=fire_id, error=error)
         self.metrics.fires.labels(job_name, "failed").inc()
 
@@ -289,7 +289,7 @@ class Runtime:
 
     async def refresh_gauges(self) -> None:
         """Items pending and runs in flight, from the store (so they are right whoever changed them)."""
-        counts = await asyncio.to_thread(self.store.work_counts)
+        counts = await asyncio.to_thread(self.store.counts.work)
         self.metrics.items_pending.set(counts.pending_items)
         self.metrics.items_in_flight.set(counts.in_flight_attempts)
 
@@ -301,7 +301,9 @@ class Runtime:
     async def poll_round(self) -> bool:
         """Reconcile in-flight runs, if this daemon holds the poller lease (one daemon polls for all)."""
         lease = self._tracking_lease
-        if not await asyncio.to_thread(self.store.try_lease, "poller", self.owner, self.clock.now(), lease):
+        if not await asyncio.to_thread(
+            self.store.daemons.try_lease, "poller", self.owner, self.clock.now(), lease
+        ):
             return False
         await self.poller.poll_once()
         return True
@@ -309,7 +311,9 @@ class Runtime:
     async def reap_round(self) -> int:
         await self.sink.sweep()  # this daemon's own: news about runs that never became ours
         lease = self._tracking_lease
-        if not await asyncio.to_thread(self.store.try_lease, "reaper", self.owner, self.clock.now(), lease):
+        if not await asyncio.to_thread(
+            self.store.daemons.try_lease, "reaper", self.owner, self.clock.now(), lease
+        ):
             return 0
         return await self.reaper.reap_once()
 
@@ -322,7 +326,7 @@ class Runtime:
         fire_ids = []
         for name in names:
             fire_id = await asyncio.to_thread(
-                self.store.request_fire, NewFire(name, "manual", None), self.clock.now()
+                self.store.fires.request, NewFire(name, "manual", None), self.clock.now()
             )
             log.info("fire_requested", job=name, fire=fire_id, trigger="manual")
             fire_ids.append(fire_id)

@@ -53,15 +53,15 @@ def open_store(settings: Config) -> Iterator[Store]:
 
 def require_job(store: Store, name: str, *, removed_ok: bool = False) -> JobState:
     """The job named `name`; exit 3 (NOT_FOUND) when there is none. Listings of history accept removed jobs."""
-    job = store.job(name)
+    job = store.jobs.get(name)
     if job is None or (job.removed and not removed_ok):
-        known = ", ".join(j.name for j in store.jobs()) or "none"
+        known = ", ".join(j.name for j in store.jobs.all()) or "none"
         fail(f"no job named {name!r} (known: {known})", ExitCode.NOT_FOUND)
     return job
 
 
 def require_ref(store: Store, ref: str) -> Ref:
-    found = store.resolve(ref)
+    found = store.queries.resolve(ref)
     if found is None:
         fail(
             f"nothing has the id {ref!r}: give a fire_…, item_… or att_… id, or a Cyberdesk run id",

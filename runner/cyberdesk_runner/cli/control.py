@@ -53,7 +53,7 @@ def _set_paused(job: str, paused: bool, config: ConfigOption, as_json: bool) -> 
     settings = config_or_exit(config)
     with open_store(settings) as store:
         require_job(store, job)
-        if not store.set_paused(job, paused, datetime.now(UTC)):  # removed between the two calls
+        if not store.jobs.set_paused(job, paused, datetime.now(UTC)):  # removed between the two calls
             fail(f"no job named {job!r}", ExitCode.NOT_FOUND)
     if as_json:
         print_json({"job": job, "paused": paused})
@@ -82,7 +82,7 @@ def cancel(
     with open_store(settings) as store:
         target = require_ref(store, ref)
         kinds = Counter(t.kind for t in _cancel(store, target, reason, now))
-        fire = store.fire_view(target.fire_id)
+        fire = store.queries.fire_view(target.fire_id)
         daemons = len(fresh_daemons(store, now))
     result = {
         "id": target.id,
@@ -115,12 +115,12 @@ def cancel(
 def _cancel(store: Store, target: Ref, reason: str, now: datetime) -> list[Transition]:
     if target.kind == "fire":
         if target.status == "requested":
-            cancelled = store.cancel_requested_fire(target.id, reason, now)
+            cancelled = store.control.cancel_requested_fire(target.id, reason, now)
             if cancelled:
                 return cancelled
-        return store.cancel_pending_items(None, reason, now, fire_ids=[target.id])
+        return store.control.cancel_pending_items(None, reason, now, fire_ids=[target.id])
     assert target.item_id is not None
-    return store.cancel_pending_items(None, reason, now, item_ids=[target.item_id])
+    return store.control.cancel_pending_items(None, reason, now, item_ids=[target.item_id])
 
 
 def retry(
@@ -140,7 +140,7 @@ def retry(
         require_job(store, target.job_name)
         source = target.fire_id if target.kind == "fire" else target.item_id
         assert source is not None
-        fire_id = store.retry_failed(source, datetime.now(UTC))
+        fire_id = store.control.retry_failed(source, datetime.now(UTC))
         if fire_id is None:
             what = (
                 f"fire {target.id} has no failed item"
@@ -148,7 +148,7 @@ def retry(
                 else (f"item {target.item_id} is {_item_status(store, target)}, not failed")
             )
             fail(f"nothing to retry: {what}", ExitCode.FAILED)
-        view = store.fire_view(fire_id)
+        view = store.queries.fire_view(fire_id)
         assert view is not None
         if not as_json and view.items_total:
             out.print(
@@ -167,5 +167,5 @@ def retry(
 
 
 def _item_status(store: Store, target: Ref) -> str:
-    item = store.item_view(target.item_id or "")
+    item = store.queries.item_view(target.item_id or "")
     return item.status if item is not None else "gone"

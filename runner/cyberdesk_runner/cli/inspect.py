@@ -47,7 +47,7 @@ def fires(
     with open_store(settings) as store:
         if job is not None:
             require_job(store, job, removed_ok=True)
-        views = store.fire_views(job=job, since=start, limit=limit)
+        views = store.queries.fire_views(job=job, since=start, limit=limit)
     rows = [fire_json(v) for v in views]
     print_listing(
         rows,
@@ -111,7 +111,7 @@ def runs(
             require_job(store, job, removed_ok=True)
         if fire is not None and require_ref(store, fire).kind != "fire":
             fail(f"{fire!r} is not a fire id (try `runs` without --fire, or `show {fire}`)", ExitCode.USAGE)
-        views = store.attempt_views(query)
+        views = store.queries.attempt_views(query)
     rows = [attempt_json(v, now) for v in views]
     print_listing(
         rows,

@@ -186,8 +186,8 @@ def _read_store(url: str) -> tuple[dict[str, JobState], Mapping[str, FireSummary
     try:
         if not store.is_initialised():
             return {}, {}, {}
-        states = {s.name: s for s in store.jobs()}
-        return states, store.last_fire_by_job(), store.in_flight_by_job()
+        states = {s.name: s for s in store.jobs.all()}
+        return states, store.fires.last_by_job(), store.tracking.in_flight_by_job()
     finally:
         store.close()
 

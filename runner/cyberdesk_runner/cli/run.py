@@ -119,9 +119,9 @@ def trigger(
     store = Store(settings.store)
     try:
         store.upgrade()
-        state = store.job(job)
+        state = store.jobs.get(job)
         if state is None or state.removed:
-            known = ", ".join(j.name for j in store.jobs()) or "none recorded yet (start the daemon once)"
+            known = ", ".join(j.name for j in store.jobs.all()) or "none recorded yet (start the daemon once)"
             fail(f"no job named {job!r} (known: {known})", ExitCode.NOT_FOUND)
         # A secret given on the command line would be stored in the clear with the fire: refuse it.
         secret = sorted(overrides.keys() & (state.definition.get("sensitive_inputs") or {}).keys())
@@ -131,7 +131,7 @@ def trigger(
                 "sensitive_inputs references, never from the command line",
                 ExitCode.USAGE,
             )
-        fire_id = store.request_fire(
+        fire_id = store.fires.request(
             NewFire(job, "manual", None, input_overrides=overrides or None), datetime.now(UTC)
         )
         if not as_json:

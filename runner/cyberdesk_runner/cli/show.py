@@ -77,9 +77,9 @@ def show_command(
 
 def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[str, Any]:
     """Everything `show` prints about `ref`, as its JSON document."""
-    job = store.job(ref.job_name)
+    job = store.jobs.get(ref.job_name)
     sensitive = sorted((job.definition.get("sensitive_inputs") or {}) if job is not None else {})
-    fire = store.fire_view(ref.fire_id)
+    fire = store.queries.fire_view(ref.fire_id)
     assert fire is not None  # an item or attempt always has its fire
     fire_data = fire_json(fire) | {
         "planned_at": iso(fire.planned_at),
@@ -95,19 +95,21 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[st
         "items": [],
     }
     if ref.kind == "fire":
-        document["items"] = [item_json(i, sensitive) for i in store.item_views(ref.fire_id, limit=limit)]
-        attempts = store.attempt_views(AttemptQuery(fire_id=ref.fire_id, limit=limit or 1_000_000))
-        events = store.event_page(fire_id=ref.fire_id, limit=limit)
+        document["items"] = [
+            item_json(i, sensitive) for i in store.queries.item_views(ref.fire_id, limit=limit)
+        ]
+        attempts = store.queries.attempt_views(AttemptQuery(fire_id=ref.fire_id, limit=limit or 1_000_000))
+        events = store.queries.event_page(fire_id=ref.fire_id, limit=limit)
     else:
         assert ref.item_id is not None
-        item = store.item_view(ref.item_id)
+        item = store.queries.item_view(ref.item_id)
         assert item is not None
         document["item"] = item_json(item, sensitive)
-        attempts = store.attempt_views(AttemptQuery(item_id=ref.item_id, limit=limit or 1_000_000))
+        attempts = store.queries.attempt_views(AttemptQuery(item_id=ref.item_id, limit=limit or 1_000_000))
         if ref.kind == "attempt":
-            events = store.event_page(attempt_id=ref.id, limit=limit)
+            events = store.queries.event_page(attempt_id=ref.id, limit=limit)
         else:
-            events = store.event_page(item_id=ref.item_id, limit=limit)
+            events = store.queries.event_page(item_id=ref.item_id, limit=limit)
     document["attempts"] = [attempt_json(a, now, with_output=True) for a in reversed(attempts)]
     if ref.kind == "attempt":
         document["attempt"] = next(a for a in document["attempts"] if a["id"] == ref.id)

@@ -87,7 +87,7 @@ def status(
 
 def fresh_daemons(store: Store, now: datetime) -> list[DaemonView]:
     """Daemons that are running: not stopped, heartbeat within FRESH_WITHIN."""
-    return [d for d in store.daemon_views(limit=50) if _state(d, now) == "running"]
+    return [d for d in store.queries.daemon_views(limit=50) if _state(d, now) == "running"]
 
 
 def _state(daemon: DaemonView, now: datetime) -> str:
@@ -112,8 +112,8 @@ def collect(settings: Config, now: datetime, *, probe: bool) -> dict[str, Any]:
         if not store.is_initialised():
             document["store"]["error"] = f"the store has no tables yet: {NO_STORE_HINT}"
             return document
-        daemons = store.daemon_views(limit=10)
-        counts = store.work_counts()
+        daemons = store.queries.daemon_views(limit=10)
+        counts = store.counts.work()
     except SQLAlchemyError as exc:
         document["store"]["error"] = describe_error(exc)
         return document

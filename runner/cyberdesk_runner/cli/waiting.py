@@ -66,7 +66,7 @@ def wait_for_fire(store: Store, fire_id: str, timeout: timedelta | None) -> Fire
     with Progress(*columns, console=err, transient=False) as progress:
         task = progress.add_task(f"fire {fire_id}", total=None, note="waiting to be planned")
         while True:
-            view = store.fire_view(fire_id)
+            view = store.queries.fire_view(fire_id)
             if view is None:
                 return None
             elapsed = time.monotonic() - started

@@ -71,11 +71,11 @@ def watch(
 
 def collect(store: Store, job: str | None, now: datetime, limit: int) -> dict[str, Any]:
     """A snapshot: runs in flight (oldest first, the newest `limit` of them) and open work per job."""
-    attempts = store.attempt_views(
+    attempts = store.queries.attempt_views(
         AttemptQuery(job=job, statuses=ATTEMPT_STATUS_GROUPS["active"], limit=limit)
     )
-    open_items = store.open_items_by_job(job)
-    in_flight = {k: v for k, v in store.in_flight_by_job().items() if job is None or k == job}
+    open_items = store.queries.open_items_by_job(job)
+    in_flight = {k: v for k, v in store.tracking.in_flight_by_job().items() if job is None or k == job}
     names = sorted(open_items.keys() | in_flight.keys())
     return {
         "at": iso(now),

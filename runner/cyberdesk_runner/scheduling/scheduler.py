@@ -117,7 +117,7 @@ class Scheduler:
         """Do all work due at `clock.now()`; return when the next slot is due (jitter included), or None."""
         tick = _Tick(self._clock.now(), self._fleet)
         jobs = list(self._catalog.jobs.values())
-        states = {state.name: state for state in self._store.jobs()}
+        states = {state.name: state for state in self._store.jobs.all()}
         hashes = dict(self._hashes)
         wake: datetime | None = None
         try:
@@ -135,7 +135,7 @@ class Scheduler:
             try:
                 self._report(tick)
             finally:
-                self._store.set_last_slots(tick.marks)
+                self._store.jobs.set_last_slots(tick.marks)
         return wake
 
     def _report(self, tick: _Tick) -> None:
@@ -264,7 +264,7 @@ class Scheduler:
             return
         assert isinstance(decision, Run)
         overlap = job.loaded.spec.overlap
-        in_flight = self._store.job_has_work_in_flight(job.name) if overlap == "forbid" else []
+        in_flight = self._store.fires.in_flight(job.name) if overlap == "forbid" else []
         if in_flight:  # known before planning: skip without reading the items
             self._skip(fire, overlap_skip_reason(in_flight), tick)
             return
@@ -284,19 +284,19 @@ class Scheduler:
             skip_reason=overlap_skip_reason,
             replace_reason=f"replaced by the fire of {decision.due.at.isoformat()} (overlap: replace)",
         )
-        started = self._store.start_fire(fire, items, tick.now, rule)
+        started = self._store.fires.start(fire, items, tick.now, rule)
         # None: another daemon (or this one before a restart) recorded this slot first.
         if started is not None:
             tick.transitions += started.transitions
 
     def _skip(self, fire: NewFire, reason: str, tick: _Tick) -> None:
-        fire_id = self._store.record_skipped_fire(fire, reason, tick.now)
+        fire_id = self._store.fires.record_skipped(fire, reason, tick.now)
         if fire_id is not None:
             data = _fire_data(fire, items=0) | {"reason": reason}
             tick.transitions.append(Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data))
 
     def _fail(self, fire: NewFire, error: str, tick: _Tick) -> None:
-        fire_id = self._store.insert_failed_fire(fire, error, tick.now)
+        fire_id = self._store.fires.insert_failed(fire, error, tick.now)
         if fire_id is not None:
             data = _fire_data(fire, items=0) | {"error": error}
             tick.transitions.append(Transition("fire_failed", fire.job_name, fire_id=fire_id, data=data))

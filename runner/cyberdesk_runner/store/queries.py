@@ -1,22 +1,28 @@
-"""The read-only questions the CLI asks (`fires`, `runs`, `show`, `watch`, `status`), as a mixin of `Store`.
+"""The read-only questions of the CLI (`fires`, `runs`, `show`, `watch`, `status`): `store.queries`.
 
-Each method is one read transaction. Listings are bounded: they read the newest `limit` rows in the order of an
-index ((job_name, created_at), (created_at), (status, created_at), fire_id, item_id), and aggregate item counts
-only for the fires they return, so they stay fast with millions of attempts in the store.
+Each method is one read transaction; none locks anything. Listings are bounded: they read the newest `limit` rows
+in the order of an index ((job_name, created_at), (created_at), (status, created_at), fire_id, item_id), and
+aggregate item counts only for the fires they return, so they stay fast with millions of attempts in the store.
+
+Why one module and not a part of each aggregate module: these reads answer the CLI's questions in the CLI's
+shapes (`views`), and most cross the aggregates (a fire with its items' counts and an item's error, an id that
+may name a fire, an item, an attempt or a run). They hold no rules of their own, so they live together, apart
+from the transactions whose rules the aggregate modules hold. Reads the daemon relies on stay with their
+aggregate (`fires.of_job`, `tracking.in_flight`, ...).
 """
 
 from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cyberdesk_runner.store.core import Aggregate
 from cyberdesk_runner.store.tables import OPEN_ITEM_STATUSES, attempt_t, daemon_t, event_t, fire_t, item_t
 from cyberdesk_runner.store.views import (
     AttemptQuery,
@@ -34,18 +40,13 @@ _RUN_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 _ITEM_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
 
 
-class StoreQueries:
-    """Read-only questions; `Store` provides the read transaction."""
-
-    if TYPE_CHECKING:
-        _read: Callable[[], AbstractContextManager[Connection]]
-
+class Queries(Aggregate):
     # -- ids -------------------------------------------------------------------------------------------
 
     def resolve(self, ref: str) -> Ref | None:
         """What `ref` names: a fire, item or attempt id, or a Cyberdesk run id (its attempt). None if nothing."""
         ref = ref.strip()
-        with self._read() as conn:
+        with self.core.read() as conn:
             if ref.startswith("fire_"):
                 row = conn.execute(
                     sa.select(fire_t.c.id, fire_t.c.job_name, fire_t.c.status).where(fire_t.c.id == ref)
@@ -85,12 +86,12 @@ class StoreQueries:
         if since is not None:
             query = query.where(fire_t.c.created_at >= since)
         query = query.order_by(fire_t.c.created_at.desc(), fire_t.c.id.desc()).limit(limit)
-        with self._read() as conn:
+        with self.core.read() as conn:
             rows = conn.execute(query).all()
             return self._with_counts(conn, rows)
 
     def fire_view(self, fire_id: str) -> FireView | None:
-        with self._read() as conn:
+        with self.core.read() as conn:
             rows = conn.execute(sa.select(fire_t).where(fire_t.c.id == fire_id)).all()
             views = self._with_counts(conn, rows)
         return views[0] if views else None
@@ -123,11 +124,11 @@ class StoreQueries:
         query = sa.select(item_t).where(item_t.c.fire_id == fire_id).order_by(item_t.c.seq, item_t.c.id)
         if limit is not None:
             query = query.limit(limit)
-        with self._read() as conn:
+        with self.core.read() as conn:
             return [_item_view(r) for r in conn.execute(query)]
 
     def item_view(self, item_id: str) -> ItemView | None:
-        with self._read() as conn:
+        with self.core.read() as conn:
             row = conn.execute(sa.select(item_t).where(item_t.c.id == item_id)).first()
         return _item_view(row) if row else None
 
@@ -141,7 +142,7 @@ class StoreQueries:
         if job is not None:
             query = query.where(item_t.c.job_name == job)
         per_job: dict[str, dict[str, int]] = {}
-        with self._read() as conn:
+        with self.core.read() as conn:
             for name, status, count in conn.execute(query):
                 per_job.setdefault(name, {})[status] = count
         return {name: _counts(c) for name, c in sorted(per_job.items())}
@@ -171,7 +172,7 @@ class StoreQueries:
             else [None]
         )
         newest = (attempt_t.c.created_at.desc(), attempt_t.c.id.desc())
-        with self._read() as conn:
+        with self.core.read() as conn:
             groups = [
                 conn.execute(
                     base.where(*(c for c in (status, machine) if c is not None))
@@ -185,7 +186,7 @@ class StoreQueries:
         return [_attempt_view(r) for r in rows]
 
     def attempt_view(self, attempt_id: str) -> AttemptView | None:
-        with self._read() as conn:
+        with self.core.read() as conn:
             row = conn.execute(sa.select(attempt_t).where(attempt_t.c.id == attempt_id)).first()
         return _attempt_view(row) if row else None
 
@@ -215,7 +216,7 @@ class StoreQueries:
         query = sa.select(event_t).where(column == value).order_by(event_t.c.id.desc())
         if limit is not None:
             query = query.limit(limit)
-        with self._read() as conn:
+        with self.core.read() as conn:
             rows = conn.execute(query).all()
             total = len(rows)
             if limit is not None and total == limit:
@@ -233,7 +234,7 @@ class StoreQueries:
             .order_by(daemon_t.c.stopped_at.is_not(None), daemon_t.c.heartbeat_at.desc())
             .limit(limit)
         )
-        with self._read() as conn:
+        with self.core.read() as conn:
             return [
                 DaemonView(r.id, r.host, r.pid, r.started_at, r.heartbeat_at, r.stopped_at, r.health)
                 for r in conn.execute(query)

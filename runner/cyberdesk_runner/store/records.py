@@ -73,7 +73,7 @@ class OverlapRule:
 
 @attrs.frozen
 class StartedFire:
-    """What `Store.start_fire` recorded: the fire (started, or skipped because of overlap) and its transitions."""
+    """What `store.fires.start` recorded: the fire (started, or skipped because of overlap) and its transitions."""
 
     fire_id: str
     skipped: bool
@@ -234,7 +234,7 @@ class Transition:
 
 @attrs.frozen
 class RecordedNews:
-    """What `Store.record_news` did: its transitions, and the runs it did not know (nothing was recorded of them)."""
+    """What `store.tracking.record_news` did: its transitions, and the runs it did not know (nothing was recorded of them)."""
 
     transitions: list[Transition]
     unknown: list[RunObservation]

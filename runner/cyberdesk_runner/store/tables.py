@@ -70,10 +70,10 @@ class FireRow(SQLModel, table=True):
 class ItemRow(SQLModel, table=True):
     __tablename__ = "item"
     __table_args__ = (
-        # Per fire: its items, and whether any is still open (`Store._settle_fires`, retention).
+        # Per fire: its items, and whether any is still open (`items.settle_fires`, retention).
         sa.Index("ix_item_fire_status", "fire_id", "status"),
         sa.Index("ix_item_due", "status", "next_attempt_at"),
-        # A job's queue in dispatch order (`Store.dispatch`, priority items first, then the rest): the next N due
+        # A job's queue in dispatch order (`store.dispatch.assign`, priority items first, then the rest): the next N due
         # items are read in index order, not every pending item of the job sorted each round.
         sa.Index("ix_item_job_queue", "job_name", "status", "priority", "next_attempt_at", "seq", "id"),
     )
@@ -104,10 +104,10 @@ class AttemptRow(SQLModel, table=True):
         sa.Index("ix_attempt_job_created", "job_name", "created_at"),
         sa.Index("ix_attempt_created", "created_at"),
         sa.Index("ix_attempt_fire", "fire_id"),
-        # Creating attempts whose claim lapsed (`Store.attempts_to_settle`).
+        # Creating attempts whose claim lapsed (`store.dispatch.attempts_to_settle`).
         sa.Index("ix_attempt_creating", "status", "retry_create_at"),
         # `runs --status S` and `--machine M`: the newest attempts of one status or desktop (name or id) are read
-        # in index order up to the LIMIT (`StoreQueries.attempt_views`), not all of them sorted.
+        # in index order up to the LIMIT (`store.queries.attempt_views`), not all of them sorted.
         sa.Index("ix_attempt_status_created", "status", "created_at"),
         sa.Index("ix_attempt_machine_created", "machine_id", "created_at"),
         sa.Index("ix_attempt_machine_name_created", "machine_name", "created_at"),

@@ -1,4 +1,4 @@
-"""What the read-only questions of `StoreQueries` hand out: frozen records for listings, `show` and `status`.
+"""What the read-only questions of `store.queries` (queries.py) hand out: frozen records for listings, `show` and `status`.
 
 They mirror rows closely (the CLI decides how to present them) but never carry secrets: the store holds none.
 """

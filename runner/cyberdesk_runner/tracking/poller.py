@@ -39,7 +39,7 @@ class Poller:
 
     async def poll_once(self) -> int:
         """Hand on every run in flight whose status moved; returns the number of API requests made."""
-        in_flight = [a for a in await asyncio.to_thread(self._store.in_flight) if a.run_id]
+        in_flight = [a for a in await asyncio.to_thread(self._store.tracking.in_flight) if a.run_id]
         requests = 0
         observations: list[RunObservation] = []
         if len(in_flight) <= _GET_EACH_UP_TO:

@@ -47,7 +47,7 @@ class Reaper:
         now = self._clock.now()
         due = [
             a
-            for a in await asyncio.to_thread(self._store.in_flight)
+            for a in await asyncio.to_thread(self._store.tracking.in_flight)
             if a.run_id and (a.cancel_requested or a.deadline_at <= now)
         ]
         verdicts: list[AttemptVerdict] = []
@@ -58,7 +58,7 @@ class Reaper:
         if verdicts:
             done = self._clock.now()
             transitions = await asyncio.to_thread(
-                self._store.apply_verdicts, verdicts, done, self._outcome(done)
+                self._store.tracking.apply_verdicts, verdicts, done, self._outcome(done)
             )
             self._on_transitions(transitions)
         return len(due)

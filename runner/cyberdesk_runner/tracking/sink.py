@@ -104,7 +104,7 @@ class ObservationSink:
         retry = [run for run in self._due_for_retry() if run.run_id not in fresh]
         self._metrics.news_batches.observe(len(batch))
         recorded = await asyncio.to_thread(
-            self._store.record_news, created, retry + observations, now, self._outcome(now)
+            self._store.tracking.record_news, created, retry + observations, now, self._outcome(now)
         )
         self._unpark_applied(retry, recorded)
         for run in recorded.unknown:
@@ -153,11 +153,13 @@ class ObservationSink:
             else:
                 waiting.append(run)
         if waiting:
-            recorded = await asyncio.to_thread(self._store.record_news, [], waiting, now, self._outcome(now))
+            recorded = await asyncio.to_thread(
+                self._store.tracking.record_news, [], waiting, now, self._outcome(now)
+            )
             self._unpark_applied(waiting, recorded)
             self._on_transitions(recorded.transitions)
         if stale:
             transitions = await asyncio.to_thread(
-                self._store.apply_observations, stale, now, self._outcome(now)
+                self._store.tracking.apply_observations, stale, now, self._outcome(now)
             )
             self._on_transitions(transitions)

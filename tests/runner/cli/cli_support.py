@@ -188,9 +188,9 @@ def daemon_ready(env: Env) -> bool:
     try:
         return (
             store.is_initialised()
-            and bool(store.daemon_views())
-            and store.job("quick") is not None
-            and store.job("quick").workflow_id is not None
+            and bool(store.queries.daemon_views())
+            and store.jobs.get("quick") is not None
+            and store.jobs.get("quick").workflow_id is not None
         )  # type: ignore[union-attr]
     finally:
         store.close()

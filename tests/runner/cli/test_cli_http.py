@@ -73,9 +73,9 @@ async def test_metrics_count_what_the_daemon_did(history_run: HistoryRun) -> Non
 
     store = history_run.env.store()
     try:
-        attempts = store.attempt_views(AttemptQuery(limit=100_000))
-        fires = store.fire_views(limit=100)
-        items = [i for f in fires for i in store.item_views(f.id)]
+        attempts = store.queries.attempt_views(AttemptQuery(limit=100_000))
+        fires = store.queries.fire_views(limit=100)
+        items = [i for f in fires for i in store.queries.item_views(f.id)]
     finally:
         store.close()
     created = Counter(a.job_name for a in attempts if a.run_id)

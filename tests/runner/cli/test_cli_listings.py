@@ -47,7 +47,7 @@ RUN_KEYS = {
 def _attempts(env: Env, **filters: Any) -> list[Any]:
     store = env.store()
     try:
-        return store.attempt_views(AttemptQuery(limit=10_000, **filters))
+        return store.queries.attempt_views(AttemptQuery(limit=10_000, **filters))
     finally:
         store.close()
 
@@ -62,7 +62,7 @@ def test_fires_json_counts_match_the_store(history: Env) -> None:
             assert set(fire["items"]) == ITEM_COUNT_KEYS
             assert fire["trigger"] == "manual"
             assert fire["status"] in ("succeeded", "failed")
-            items = Counter(i.status for i in store.item_views(fire["id"]))
+            items = Counter(i.status for i in store.queries.item_views(fire["id"]))
             assert {k: v for k, v in fire["items"].items() if k != "total" and v} == dict(items)
             assert fire["items"]["total"] == sum(items.values())
     finally:

@@ -54,7 +54,7 @@ def test_trigger_wait_without_a_daemon_hints_and_times_out(
 def test_status_tells_a_silent_daemon_from_a_stopped_one(copy: Env) -> None:
     store = copy.store()
     try:
-        store.register_daemon("daemon_gone", "elsewhere", 4242, datetime.now(UTC) - timedelta(minutes=5))
+        store.daemons.register("daemon_gone", "elsewhere", 4242, datetime.now(UTC) - timedelta(minutes=5))
     finally:
         store.close()
     result = copy.cli("status")

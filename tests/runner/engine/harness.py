@@ -128,10 +128,10 @@ class Harness:
     async def run_until_idle(self, step: float = 10.0, max_steps: int = 500, *, poll: bool = True) -> None:
         for _ in range(max_steps):
             await self.cycle(poll=poll)
-            if self.store.work_counts().idle:
+            if self.store.counts.work().idle:
                 return
             await self.advance(step)
-        raise AssertionError(f"still busy after {max_steps} steps: {self.store.work_counts()}")
+        raise AssertionError(f"still busy after {max_steps} steps: {self.store.counts.work()}")
 
     # -- looking -------------------------------------------------------------------------------------
 

@@ -40,7 +40,9 @@ async def test_a_crash_between_the_create_call_and_its_record_creates_no_second_
         await h.trigger("claims")
         await h.runtime.plan_requested_fires()
         # The daemon records the attempt, makes the create call... and dies before recording the answer.
-        refs = h.store.dispatch(h.clock.now(), h.runtime.dispatcher._choose, lease=timedelta(seconds=30))
+        refs = h.store.dispatch.assign(
+            h.clock.now(), h.runtime.dispatcher._choose, lease=timedelta(seconds=30)
+        )
         [ref] = refs
         body = RunCreate(
             workflow_id=ref.workflow_id,
@@ -108,7 +110,7 @@ async def test_a_daemon_claims_only_the_attempts_it_can_call_soon(tmp_path: Path
         await small.dispatcher.drain()  # answered and recorded as they come
         assert small.dispatcher.creating == 0
         assert {a["status"] for a in h.rows("attempt")} == {"scheduling"}
-        assert h.store.work_counts().pending_items == 6
+        assert h.store.counts.work().pending_items == 6
         assert woken, "room for more calls wakes the dispatcher"
         assert await small.dispatch_round(wait=False) == 2
         await small.dispatcher.drain()

@@ -143,7 +143,9 @@ async def test_a_webhook_that_beats_the_create_answer_is_applied_once_the_run_is
     async with Harness(tmp_path, _jobs(tmp_path, 1)) as h:
         await h.trigger("many")
         await h.runtime.plan_requested_fires()
-        [ref] = h.store.dispatch(h.clock.now(), h.runtime.dispatcher._choose, lease=timedelta(seconds=30))
+        [ref] = h.store.dispatch.assign(
+            h.clock.now(), h.runtime.dispatcher._choose, lease=timedelta(seconds=30)
+        )
         body = RunCreate(
             workflow_id=ref.workflow_id,
             machine_id=ref.machine_id,
@@ -170,7 +172,7 @@ async def _another_daemons_run_whose_webhook_came_first(h: Harness) -> None:
     other = await h.restarted("daemon_other")
     await h.trigger("many")
     await h.runtime.plan_requested_fires()
-    [ref] = h.store.dispatch(h.clock.now(), other.dispatcher._choose, lease=timedelta(seconds=30))
+    [ref] = h.store.dispatch.assign(h.clock.now(), other.dispatcher._choose, lease=timedelta(seconds=30))
     body = RunCreate(
         workflow_id=ref.workflow_id,
         machine_id=ref.machine_id,

@@ -234,7 +234,7 @@ def test_three_daemons_one_killed(tmp_path: Path, pg_schema: Callable[[], str], 
                     if sa.inspect(conn).has_table("daemon")
                     else 0
                 )
-            return bool(registered == 3 and store.job("tick") and store.job("bulk"))
+            return bool(registered == 3 and store.jobs.get("tick") and store.jobs.get("bulk"))
 
         _wait(all_running, until, "three daemons to start", alive)
 
@@ -285,7 +285,7 @@ def test_three_daemons_one_killed(tmp_path: Path, pg_schema: Callable[[], str], 
             return last is not None and last >= killed_at + timedelta(seconds=8)
 
         _wait(slot_after_kill, until, "slots 8s past the kill", alive)
-        store.set_paused("tick", True, datetime.now(UTC))
+        store.jobs.set_paused("tick", True, datetime.now(UTC))
         _wait(lambda: set(_item_counts(engine, "tick")) <= {"succeeded"}, until, "the last ticks", alive)
         paused_at = datetime.now(UTC)
 

@@ -79,7 +79,7 @@ class Harness:
         catalog = catalog or self.catalog
         catalog.reload()
         catalog.resolve_workflows({WORKFLOW_ID: WORKFLOW_NAME})
-        self.store.sync_jobs(catalog.definitions(), self.clock.now())
+        self.store.jobs.sync(catalog.definitions(), self.clock.now())
 
     # -- time ------------------------------------------------------------------------------------------
 
@@ -108,7 +108,7 @@ class Harness:
     # -- what happened ---------------------------------------------------------------------------------
 
     def fires(self, job: str) -> list[FireSummary]:
-        return self.store.job_fires(job)
+        return self.store.fires.of_job(job)
 
     def slots(self, job: str, *statuses: str) -> list[datetime]:
         return [
@@ -124,7 +124,7 @@ class Harness:
 
     def finish_all(self, job: str) -> None:
         """Settle the job's fires (cancel their pending items) so that overlap rules let the next one run."""
-        self.store.cancel_pending_items(job, "test: finished", self.clock.now())
+        self.store.control.cancel_pending_items(job, "test: finished", self.clock.now())
 
 
 def by_status(fires: Sequence[FireSummary]) -> dict[str, int]:

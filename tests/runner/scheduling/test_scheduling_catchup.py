@@ -174,12 +174,12 @@ def test_a_crash_between_the_fire_and_the_watermark_does_not_double_the_fire(
     def crash(marks: object) -> None:
         raise RuntimeError("killed before the watermark was written")
 
-    monkeypatch.setattr(harness.store, "set_last_slots", crash)
+    monkeypatch.setattr(harness.store.jobs, "set_last_slots", crash)
     with pytest.raises(RuntimeError):
         harness.tick()
     monkeypatch.undo()
     assert harness.started("daily") == [utc(2026, 6, 1, 6)]
-    state = harness.store.job("daily")
+    state = harness.store.jobs.get("daily")
     assert state is not None and state.last_slot_at == utc(2026, 6, 1, 5)  # not moved
     harness.clock.set(utc(2026, 6, 1, 6, 0, 4))
     harness.new_scheduler().tick()
@@ -229,7 +229,7 @@ def test_two_schedulers_ticking_in_turn_never_double_fire(harness: Harness) -> N
         assert len(slots) == len(set(slots)), job
         assert abs(len(harness.started(job)) - count) <= 1, job
     fires = sum(len(harness.fires(job)) for job in ("a", "b", "c"))
-    assert harness.store.work_counts().pending_items == fires
+    assert harness.store.counts.work().pending_items == fires
     assert len([t for t in harness.transitions if t.kind == "fire_started"]) == fires
 
 
@@ -268,7 +268,7 @@ def test_two_daemons_ticking_at_the_same_time_never_double_fire(harness: Harness
             assert slots == [utc(2026, 6, 1, 0, 0, 0) + timedelta(seconds=s) for s in range(2, 61, 2)], name
             assert set(by_status(harness.fires(name))) == {"running"}
         # The losing daemon created no items and reported no fire: one item per fire, one report per fire.
-        assert harness.store.work_counts().pending_items == 4 * 30
+        assert harness.store.counts.work().pending_items == 4 * 30
         assert len([t for t in harness.transitions if t.kind == "fire_started"]) == 4 * 30
     finally:
         other_store.close()

@@ -107,8 +107,8 @@ def _daemon_history(project: Path, store: Store) -> None:
         item = view.due[0]
         return [Assignment(item.id, WORKFLOW_ID, "d-1", "desk-1", NOW + timedelta(hours=1))]
 
-    store.dispatch(NOW, take_one, lease=timedelta(seconds=30))
-    store.set_paused("claims", True, NOW)
+    store.dispatch.assign(NOW, take_one, lease=timedelta(seconds=30))
+    store.jobs.set_paused("claims", True, NOW)
 
 
 def test_json_shape_with_a_store(app: typer.Typer, project: Path, store: Store) -> None:

@@ -60,7 +60,9 @@ def test_overlap_replace_cancels_the_previous_fire_then_starts(harness: Harness)
         item = view.due[0]
         return [Assignment(item.id, WORKFLOW_ID, "d-1", "desk-1", harness.clock.now() + timedelta(hours=1))]
 
-    harness.store.dispatch(harness.clock.now(), take_one, lease=timedelta(seconds=30))  # one item now running
+    harness.store.dispatch.assign(
+        harness.clock.now(), take_one, lease=timedelta(seconds=30)
+    )  # one item now running
     harness.transitions.clear()
     harness.run_until(utc(2026, 6, 1, 12, 20, 1))
     first_after, second = harness.fires("ten")
@@ -73,7 +75,7 @@ def test_overlap_replace_cancels_the_previous_fire_then_starts(harness: Harness)
         "reason": "replaced by the fire of 2026-06-01T12:20:00+00:00 (overlap: replace)"
     }
     # The running attempt is flagged; the daemon's reaper cancels its run in Cyberdesk.
-    [attempt] = harness.store.in_flight()
+    [attempt] = harness.store.tracking.in_flight()
     assert attempt.cancel_requested
     assert first_after.status == "running"  # until the reaper settles the running attempt
 
@@ -106,7 +108,7 @@ def test_paused_slots_are_recorded_as_skipped_across_a_restart_and_resume_does_n
 ) -> None:
     _start(harness)
     harness.clock.set(utc(2026, 6, 1, 12, 5))
-    assert harness.store.set_paused("ten", True, harness.clock.now())
+    assert harness.store.jobs.set_paused("ten", True, harness.clock.now())
     harness.run_until(utc(2026, 6, 1, 12, 20, 1))
     harness.scheduler = harness.new_scheduler()  # restart while paused
     harness.reload()  # and a config reload: the pause belongs to the store, not to the file
@@ -116,20 +118,20 @@ def test_paused_slots_are_recorded_as_skipped_across_a_restart_and_resume_does_n
         (utc(2026, 6, 1, 12, m), "skipped", "job paused", "scheduled") for m in (10, 20, 30)
     ]
     harness.clock.set(utc(2026, 6, 1, 12, 35))
-    assert harness.store.set_paused("ten", False, harness.clock.now())
+    assert harness.store.jobs.set_paused("ten", False, harness.clock.now())
     harness.run_until(utc(2026, 6, 1, 12, 40, 1))
     assert harness.started("ten") == [utc(2026, 6, 1, 12, 40)]
 
 
 def test_pause_survives_a_restart_with_the_store_reopened(harness: Harness, store_url: str) -> None:
     _start(harness)
-    harness.store.set_paused("ten", True, harness.clock.now())
+    harness.store.jobs.set_paused("ten", True, harness.clock.now())
     harness.store.close()
     store = Store(store_url)
     try:
         restarted = Harness(store, harness.folder, harness.clock)
         restarted.reload()
-        state = store.job("ten")
+        state = store.jobs.get("ten")
         assert state is not None and state.paused
         restarted.run_until(utc(2026, 6, 1, 12, 10, 1))
         assert [(f.status, f.skip_reason) for f in restarted.fires("ten")] == [("skipped", "job paused")]
@@ -141,7 +143,7 @@ def test_pause_seen_within_one_tick(harness: Harness) -> None:
     _start(harness)
     harness.clock.set(utc(2026, 6, 1, 12, 9, 59))
     assert harness.tick() == utc(2026, 6, 1, 12, 10)
-    harness.store.set_paused("ten", True, harness.clock.now())  # the CLI, between two ticks
+    harness.store.jobs.set_paused("ten", True, harness.clock.now())  # the CLI, between two ticks
     harness.clock.set(utc(2026, 6, 1, 12, 10))
     harness.tick()
     assert [f.status for f in harness.fires("ten")] == ["skipped"]
@@ -151,7 +153,7 @@ def test_paused_during_a_long_downtime_is_summarised(harness: Harness) -> None:
     harness.clock.set(utc(2026, 6, 1, 0, 0))
     harness.add_job("busy", {"cron": "* * * * * *"})
     harness.tick()
-    harness.store.set_paused("busy", True, harness.clock.now())
+    harness.store.jobs.set_paused("busy", True, harness.clock.now())
     harness.clock.set(utc(2026, 6, 1, 1, 0))
     harness.new_scheduler().tick()
     fires = harness.fires("busy")

@@ -244,15 +244,15 @@ def test_a_job_seen_for_the_first_time_starts_from_now(harness: Harness) -> None
     harness.add_job("new", {"cron": "*/5 * * * *"})
     harness.tick()
     assert harness.fires("new") == []  # no catch-up of the morning's slots
-    state = harness.store.job("new")
+    state = harness.store.jobs.get("new")
     assert state is not None and state.last_slot_at == utc(2026, 6, 1, 12, 0)
 
 
 def test_store_watermark_only_moves_forward(harness: Harness) -> None:
     harness.add_job("w", {"cron": "0 6 * * *"})
-    harness.store.set_last_slots({"w": utc(2026, 6, 2)})
-    harness.store.set_last_slots({"w": utc(2026, 6, 1)})
-    state = harness.store.job("w")
+    harness.store.jobs.set_last_slots({"w": utc(2026, 6, 2)})
+    harness.store.jobs.set_last_slots({"w": utc(2026, 6, 1)})
+    state = harness.store.jobs.get("w")
     assert state is not None and state.last_slot_at == utc(2026, 6, 2)
 
 

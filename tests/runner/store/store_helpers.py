@@ -41,7 +41,7 @@ def job(name: str, definition_hash: str = "h1") -> JobDefinition:
 
 
 def add_jobs(store: Store, *names: str) -> None:
-    store.sync_jobs([job(n) for n in names], T0)
+    store.jobs.sync([job(n) for n in names], T0)
 
 
 def items(n: int, *, pinned: Sequence[str] | None = None) -> list[NewItem]:
@@ -51,7 +51,7 @@ def items(n: int, *, pinned: Sequence[str] | None = None) -> list[NewItem]:
 
 
 def manual_fire(store: Store, job_name: str, n: int, now: datetime = T0, **fire: Any) -> str:
-    fire_id = store.insert_fire(NewFire(job_name, "manual", None, **fire), items(n), now)
+    fire_id = store.fires.insert(NewFire(job_name, "manual", None, **fire), items(n), now)
     assert fire_id is not None
     return fire_id
 
@@ -135,8 +135,8 @@ def created(refs: Sequence[AttemptRef], status: str = "scheduling") -> list[tupl
 
 def dispatch_and_create(store: Store, now: datetime = T0, **chooser: Any) -> list[str]:
     """Dispatch everything due and record the runs as created; returns the run ids."""
-    refs = store.dispatch(now, Chooser(now=now, **chooser), lease=LEASE)
-    store.record_created(created(refs), now, policy())
+    refs = store.dispatch.assign(now, Chooser(now=now, **chooser), lease=LEASE)
+    store.tracking.record_created(created(refs), now, policy())
     return [f"run-{ref.id}" for ref in refs]
 
 

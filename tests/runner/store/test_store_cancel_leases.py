@@ -28,57 +28,57 @@ def test_cancel_pending_and_running_items(store: Store) -> None:
     add_jobs(store, "a")
     fire_id = manual_fire(store, "a", 4)
     dispatch_and_create(store, at_most=2)
-    transitions = store.cancel_pending_items("a", "user asked", at(1))
+    transitions = store.control.cancel_pending_items("a", "user asked", at(1))
     assert sorted(t.kind for t in transitions) == ["cancel_requested"] * 2 + ["item_cancelled"] * 2
-    counts = store.work_counts()
+    counts = store.counts.work()
     assert (counts.pending_items, counts.running_items) == (0, 2)
-    flagged = store.in_flight()
+    flagged = store.tracking.in_flight()
     assert [a.cancel_requested for a in flagged] == [True, True]  # for the reaper, on whichever daemon
     # The reaper cancels them in Cyberdesk and records its verdicts: the fire ends cancelled.
     verdicts = [AttemptVerdict(a.id, "cancelled", ["cancelled on request"], "reaper") for a in flagged]
-    kinds = [t.kind for t in store.apply_verdicts(verdicts, at(2), policy())]
+    kinds = [t.kind for t in store.tracking.apply_verdicts(verdicts, at(2), policy())]
     assert kinds.count("item_cancelled") == 2 and kinds[-1] == "fire_cancelled"
-    assert store.job_fires("a")[0].id == fire_id
+    assert store.fires.of_job("a")[0].id == fire_id
 
 
 def test_cancel_only_pending_leaves_running_items_alone(store: Store) -> None:
     add_jobs(store, "a")
     manual_fire(store, "a", 3)
     dispatch_and_create(store, at_most=1)
-    kinds = [t.kind for t in store.cancel_pending_items("a", "job removed", at(1), only_pending=True)]
+    kinds = [t.kind for t in store.control.cancel_pending_items("a", "job removed", at(1), only_pending=True)]
     assert kinds == ["item_cancelled", "item_cancelled"]
-    assert [a.cancel_requested for a in store.in_flight()] == [False]
+    assert [a.cancel_requested for a in store.tracking.in_flight()] == [False]
 
 
 def test_cancel_by_fire_by_item_and_by_attempt(store: Store) -> None:
     add_jobs(store, "a")
     first = manual_fire(store, "a", 2)
     manual_fire(store, "a", 2)
-    kinds = [t.kind for t in store.cancel_pending_items(None, "x", at(1), fire_ids=[first])]
+    kinds = [t.kind for t in store.control.cancel_pending_items(None, "x", at(1), fire_ids=[first])]
     assert kinds == ["item_cancelled", "item_cancelled", "fire_cancelled"]
-    assert store.work_counts().pending_items == 2
-    refs = store.dispatch(at(1), Chooser(), lease=LEASE)
-    assert len(store.cancel_pending_items(None, "x", at(2), item_ids=[refs[0].item_id])) == 1
-    assert store.cancel_attempts([refs[1].id], "x", at(3)) == 1
-    assert all(a.cancel_requested for a in store.in_flight())
+    assert store.counts.work().pending_items == 2
+    refs = store.dispatch.assign(at(1), Chooser(), lease=LEASE)
+    assert len(store.control.cancel_pending_items(None, "x", at(2), item_ids=[refs[0].item_id])) == 1
+    assert store.control.cancel_attempts([refs[1].id], "x", at(3)) == 1
+    assert all(a.cancel_requested for a in store.tracking.in_flight())
 
 
 def test_cancelling_a_whole_fire_settles_it_once(store: Store) -> None:
     add_jobs(store, "a")
     manual_fire(store, "a", 25)
-    kinds = [t.kind for t in store.cancel_pending_items("a", "x", at(1))]
+    kinds = [t.kind for t in store.control.cancel_pending_items("a", "x", at(1))]
     assert kinds.count("item_cancelled") == 25 and kinds.count("fire_cancelled") == 1
 
 
 def test_a_lease_has_one_holder_until_it_expires(store: Store) -> None:
     minute = timedelta(minutes=1)
-    assert store.try_lease("poller", "d1", T0, minute)
-    assert not store.try_lease("poller", "d2", at(59), minute)
-    assert store.try_lease("poller", "d1", at(59), minute)  # renewed until +119s
-    assert not store.try_lease("poller", "d2", at(118), minute)
-    assert store.try_lease("poller", "d2", at(119), minute)  # lapsed: taken over
-    assert not store.try_lease("poller", "d1", at(120), minute)
-    assert store.try_lease("reaper", "d1", at(120), minute)  # leases are independent
+    assert store.daemons.try_lease("poller", "d1", T0, minute)
+    assert not store.daemons.try_lease("poller", "d2", at(59), minute)
+    assert store.daemons.try_lease("poller", "d1", at(59), minute)  # renewed until +119s
+    assert not store.daemons.try_lease("poller", "d2", at(118), minute)
+    assert store.daemons.try_lease("poller", "d2", at(119), minute)  # lapsed: taken over
+    assert not store.daemons.try_lease("poller", "d1", at(120), minute)
+    assert store.daemons.try_lease("reaper", "d1", at(120), minute)  # leases are independent
 
 
 def test_daemons_racing_for_a_lease(open_store: Callable[[], Store]) -> None:
@@ -86,7 +86,7 @@ def test_daemons_racing_for_a_lease(open_store: Callable[[], Store]) -> None:
     stores[0].ping()
     taken, errors = together(
         [
-            functools.partial(s.try_lease, "retention", f"d{n}", T0, timedelta(hours=2))
+            functools.partial(s.daemons.try_lease, "retention", f"d{n}", T0, timedelta(hours=2))
             for n, s in enumerate(stores)
         ]
     )
@@ -97,12 +97,12 @@ def test_daemons_racing_for_a_lease(open_store: Callable[[], Store]) -> None:
 
 def test_work_counts_and_summary(store: Store) -> None:
     add_jobs(store, "a", "b")
-    assert store.work_counts().idle
+    assert store.counts.work().idle
     manual_fire(store, "a", 3)
     manual_fire(store, "b", 1, now=at(0.5))  # due after a's items
-    refs = store.dispatch(at(1), Chooser(at_most=2), lease=LEASE)
-    store.record_created([(refs[0].id, run("r-0", "running", "create"))], T0, policy())
-    counts = store.work_counts()
+    refs = store.dispatch.assign(at(1), Chooser(at_most=2), lease=LEASE)
+    store.tracking.record_created([(refs[0].id, run("r-0", "running", "create"))], T0, policy())
+    counts = store.counts.work()
     assert (
         counts.pending_items,
         counts.running_items,
@@ -115,20 +115,20 @@ def test_work_counts_and_summary(store: Store) -> None:
         2,
     )
     assert not counts.idle
-    store.apply_observations([run("r-0", "success")], at(1), policy())
-    store.cancel_pending_items(None, "stop", at(2))
-    store.apply_verdicts([AttemptVerdict(refs[1].id, "cancelled", ["x"], "reaper")], at(3), policy())
-    summary = {s.job_name: s for s in store.summary_since(T0)}
+    store.tracking.apply_observations([run("r-0", "success")], at(1), policy())
+    store.control.cancel_pending_items(None, "stop", at(2))
+    store.tracking.apply_verdicts([AttemptVerdict(refs[1].id, "cancelled", ["x"], "reaper")], at(3), policy())
+    summary = {s.job_name: s for s in store.counts.summary_since(T0)}
     assert (summary["a"].items_succeeded, summary["a"].items_cancelled, summary["a"].runs_created) == (
         1,
         2,
         1,
     )
     assert (summary["b"].items_cancelled, summary["b"].runs_created) == (1, 0)
-    assert store.summary_since(at(10)) == []
+    assert store.counts.summary_since(at(10)) == []
 
 
 def test_daemons_register_and_heartbeat(store: Store) -> None:
-    store.register_daemon("daemon_1", "host", 42, T0)
-    store.heartbeat("daemon_1", {"ok": True}, at(5))
-    store.heartbeat("daemon_1", {"ok": True}, at(6), stopped=True)
+    store.daemons.register("daemon_1", "host", 42, T0)
+    store.daemons.heartbeat("daemon_1", {"ok": True}, at(5))
+    store.daemons.heartbeat("daemon_1", {"ok": True}, at(6), stopped=True)

@@ -30,7 +30,7 @@ from cyberdesk_runner.store.records import Assignment, DispatchView, NewFire, Ne
 def test_dispatch_records_attempts_with_keys_before_any_call(store: Store) -> None:
     add_jobs(store, "a")
     fire_id = manual_fire(store, "a", 3)
-    refs = store.dispatch(T0, Chooser(), lease=LEASE)
+    refs = store.dispatch.assign(T0, Chooser(), lease=LEASE)
     assert [r.inputs for r in refs] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert len({r.idempotency_key for r in refs}) == 3
     assert {r.machine_id for r in refs} == set(DESKTOPS[:3])
@@ -38,20 +38,20 @@ def test_dispatch_records_attempts_with_keys_before_any_call(store: Store) -> No
         (r.fire_id, r.job_name, r.number, r.create_tries, r.workflow_id) == (fire_id, "a", 1, 0, "wf-1")
         for r in refs
     )
-    counts = store.work_counts()
+    counts = store.counts.work()
     assert (counts.pending_items, counts.running_items, counts.creating_attempts) == (0, 3, 3)
-    assert store.dispatch(at(1), Chooser(), lease=LEASE) == []  # nothing left due
-    in_flight = store.in_flight()
+    assert store.dispatch.assign(at(1), Chooser(), lease=LEASE) == []  # nothing left due
+    in_flight = store.tracking.in_flight()
     assert {a.status for a in in_flight} == {"creating"} and {a.run_id for a in in_flight} == {None}
 
 
 def test_the_view_has_every_busy_desktop_and_per_job_counts(store: Store) -> None:
     add_jobs(store, "a", "b")
     manual_fire(store, "a", 2)
-    store.dispatch(T0, Chooser(), lease=LEASE)
+    store.dispatch.assign(T0, Chooser(), lease=LEASE)
     manual_fire(store, "b", 1)
     chooser = Chooser()
-    store.dispatch(T0, chooser, lease=LEASE)
+    store.dispatch.assign(T0, chooser, lease=LEASE)
     view = chooser.views[0]
     assert view.busy_desktops == frozenset(DESKTOPS[:2])
     assert dict(view.active_by_job) == {"a": 2}
@@ -61,25 +61,25 @@ def test_the_view_has_every_busy_desktop_and_per_job_counts(store: Store) -> Non
 def test_concurrency_is_counted_across_rounds(store: Store) -> None:
     add_jobs(store, "a")
     manual_fire(store, "a", 5)
-    assert len(store.dispatch(T0, Chooser(concurrency={"a": 2}), lease=LEASE)) == 2
-    assert store.dispatch(T0, Chooser(concurrency={"a": 2}), lease=LEASE) == []
-    assert store.in_flight_by_job() == {"a": 2}
+    assert len(store.dispatch.assign(T0, Chooser(concurrency={"a": 2}), lease=LEASE)) == 2
+    assert store.dispatch.assign(T0, Chooser(concurrency={"a": 2}), lease=LEASE) == []
+    assert store.tracking.in_flight_by_job() == {"a": 2}
 
 
 def test_items_not_due_are_not_offered(store: Store) -> None:
     add_jobs(store, "a")
-    store.insert_fire(NewFire("a", "manual", None), items(2), at(10))  # due at +10s
+    store.fires.insert(NewFire("a", "manual", None), items(2), at(10))  # due at +10s
     chooser = Chooser()
-    assert store.dispatch(T0, chooser, lease=LEASE) == []
-    assert len(store.dispatch(at(10), Chooser(), lease=LEASE)) == 2
+    assert store.dispatch.assign(T0, chooser, lease=LEASE) == []
+    assert len(store.dispatch.assign(at(10), Chooser(), lease=LEASE)) == 2
 
 
 def test_priority_items_come_first_then_the_oldest(store: Store) -> None:
     add_jobs(store, "a", "b")
-    store.insert_fire(NewFire("a", "manual", None), items(2), T0)
-    store.insert_fire(NewFire("b", "manual", None, priority=True), items(1), at(5))
+    store.fires.insert(NewFire("a", "manual", None), items(2), T0)
+    store.fires.insert(NewFire("b", "manual", None, priority=True), items(1), at(5))
     chooser = Chooser()
-    store.dispatch(at(5), chooser, lease=LEASE)
+    store.dispatch.assign(at(5), chooser, lease=LEASE)
     assert [(d.job_name, d.priority) for d in chooser.views[0].due] == [
         ("b", True),
         ("a", False),
@@ -91,16 +91,16 @@ def test_a_job_at_its_limit_does_not_hide_another_jobs_items(store: Store) -> No
     add_jobs(store, "big", "small")
     manual_fire(store, "big", 30)
     manual_fire(store, "small", 2, now=at(1))
-    refs = store.dispatch(at(1), Chooser(concurrency={"big": 1}), limit=10, lease=LEASE)
+    refs = store.dispatch.assign(at(1), Chooser(concurrency={"big": 1}), limit=10, lease=LEASE)
     assert sorted(r.job_name for r in refs) == ["big", "small", "small"]
 
 
 def test_items_pinned_to_busy_desktops_are_left_out(store: Store) -> None:
     add_jobs(store, "fan")
-    store.insert_fire(NewFire("fan", "manual", None), items(20, pinned=["m-01"] * 19 + ["m-02"]), T0)
-    first = store.dispatch(T0, Chooser(), limit=5, lease=LEASE)
+    store.fires.insert(NewFire("fan", "manual", None), items(20, pinned=["m-01"] * 19 + ["m-02"]), T0)
+    first = store.dispatch.assign(T0, Chooser(), limit=5, lease=LEASE)
     assert [r.machine_id for r in first] == ["m-01"]  # the window has only m-01 items...
-    second = store.dispatch(T0, Chooser(), limit=5, lease=LEASE)
+    second = store.dispatch.assign(T0, Chooser(), limit=5, lease=LEASE)
     assert [r.machine_id for r in second] == [
         "m-02"
     ]  # ...then m-01 is busy, and m-02's item is in the window
@@ -114,28 +114,28 @@ def test_the_database_refuses_two_of_our_runs_on_one_desktop(store: Store) -> No
         return [Assignment(d.id, "wf-1", "m-01", None, at(60)) for d in view.due]
 
     with pytest.raises(sa.exc.IntegrityError):
-        store.dispatch(T0, same_desktop, lease=LEASE)
-    counts = store.work_counts()
+        store.dispatch.assign(T0, same_desktop, lease=LEASE)
+    counts = store.counts.work()
     assert (counts.pending_items, counts.in_flight_attempts) == (2, 0)  # nothing half-recorded
 
 
 def test_a_desktop_is_free_again_once_its_run_ends(store: Store) -> None:
     add_jobs(store, "a")
     manual_fire(store, "a", 2)
-    refs = store.dispatch(T0, Chooser(["m-01"]), lease=LEASE)
+    refs = store.dispatch.assign(T0, Chooser(["m-01"]), lease=LEASE)
     assert len(refs) == 1
-    assert store.dispatch(T0, Chooser(["m-01"]), lease=LEASE) == []
-    store.record_created([(refs[0].id, run("r-1", "running"))], T0, policy())
-    store.apply_observations([run("r-1", "success")], at(1), policy())
-    again = store.dispatch(at(1), Chooser(["m-01"]), lease=LEASE)
+    assert store.dispatch.assign(T0, Chooser(["m-01"]), lease=LEASE) == []
+    store.tracking.record_created([(refs[0].id, run("r-1", "running"))], T0, policy())
+    store.tracking.apply_observations([run("r-1", "success")], at(1), policy())
+    again = store.dispatch.assign(at(1), Chooser(["m-01"]), lease=LEASE)
     assert [r.machine_id for r in again] == ["m-01"]
 
 
 def test_cancel_requested_items_are_not_dispatched(store: Store) -> None:
     add_jobs(store, "a")
     fire_id = manual_fire(store, "a", 2)
-    store.cancel_pending_items(None, "user", T0, fire_ids=[fire_id])
-    assert store.dispatch(T0, Chooser(), lease=LEASE) == []
+    store.control.cancel_pending_items(None, "user", T0, fire_ids=[fire_id])
+    assert store.dispatch.assign(T0, Chooser(), lease=LEASE) == []
 
 
 def _dispatch_concurrently(
@@ -144,11 +144,15 @@ def _dispatch_concurrently(
 
     def daemon(store: Store) -> None:
         for n in range(rounds):
-            refs = store.dispatch(at(n), Chooser(concurrency=concurrency, now=at(n)), limit=7, lease=LEASE)
-            store.record_created([(r.id, run(f"run-{r.id}", "running")) for r in refs], at(n), policy())
+            refs = store.dispatch.assign(
+                at(n), Chooser(concurrency=concurrency, now=at(n)), limit=7, lease=LEASE
+            )
+            store.tracking.record_created(
+                [(r.id, run(f"run-{r.id}", "running")) for r in refs], at(n), policy()
+            )
             # Finish a couple of runs so that desktops and slots are handed out again.
-            done = [run(f"run-{a.id}", "success") for a in store.in_flight() if a.run_id][:2]
-            store.apply_observations(done, at(n), policy())
+            done = [run(f"run-{a.id}", "success") for a in store.tracking.in_flight() if a.run_id][:2]
+            store.tracking.apply_observations(done, at(n), policy())
 
     _, errors = together([functools.partial(daemon, s) for s in stores])
     return errors
@@ -158,7 +162,7 @@ def test_daemons_dispatching_at_once_keep_every_limit(open_store: Callable[[], S
     stores = [open_store() for _ in range(3)]
     add_jobs(stores[0], "a", "b")
     manual_fire(stores[0], "a", 40)
-    stores[0].insert_fire(NewFire("b", "manual", None), [NewItem({"n": n}) for n in range(40)], T0)
+    stores[0].fires.insert(NewFire("b", "manual", None), [NewItem({"n": n}) for n in range(40)], T0)
     assert _dispatch_concurrently(stores, rounds=15, concurrency={"a": 3, "b": 4}) == []
 
     # Replay the history: at no moment two active attempts on one desktop or more than the job's limit.
@@ -179,9 +183,9 @@ def test_daemons_dispatching_at_once_keep_every_limit(open_store: Callable[[], S
 def test_lease_argument_sets_the_claim(store: Store) -> None:
     add_jobs(store, "a")
     manual_fire(store, "a", 1)
-    store.dispatch(T0, Chooser(), lease=timedelta(seconds=5))
-    assert store.attempts_to_settle(at(4.9), lease=LEASE) == []
-    assert len(store.attempts_to_settle(at(5), lease=LEASE)) == 1
+    store.dispatch.assign(T0, Chooser(), lease=timedelta(seconds=5))
+    assert store.dispatch.attempts_to_settle(at(4.9), lease=LEASE) == []
+    assert len(store.dispatch.attempts_to_settle(at(5), lease=LEASE)) == 1
 
 
 def test_the_window_bounds_the_items_read_per_job_in_queue_order(store: Store) -> None:
@@ -196,7 +200,7 @@ def test_the_window_bounds_the_items_read_per_job_in_queue_order(store: Store) -
         return {"a": 3, "b": 1}[job_name]
 
     chooser = Chooser(at_most=0)  # look, take nothing
-    assert store.dispatch(at(2), chooser, lease=LEASE, window=window) == []
+    assert store.dispatch.assign(at(2), chooser, lease=LEASE, window=window) == []
     [view] = chooser.views
     assert sorted(asked) == [("a", 0), ("b", 0)]
     offered = [(d.job_name, d.fire_id == urgent, d.seq) for d in view.due]
@@ -208,6 +212,6 @@ def test_a_job_with_no_room_is_not_read_at_all(store: Store) -> None:
     add_jobs(store, "a")
     manual_fire(store, "a", 5)
     chooser = Chooser()
-    assert store.dispatch(T0, chooser, lease=LEASE, window=lambda *_: 0) == []
+    assert store.dispatch.assign(T0, chooser, lease=LEASE, window=lambda *_: 0) == []
     assert chooser.views == []  # nothing due was read, so nothing was offered
-    assert store.work_counts().pending_items == 5
+    assert store.counts.work().pending_items == 5

@@ -130,20 +130,20 @@ def _check_upgraded(store: Store) -> None:
     assert store.schema_revision()[0] == migrations.head_revision()
     assert _diff(store) == []
     # The data survived...
-    assert [j.name for j in store.jobs()] == ["a"]
-    assert store.work_counts().pending_items == 1 and store.work_counts().creating_attempts == 1
+    assert [j.name for j in store.jobs.all()] == ["a"]
+    assert store.counts.work().pending_items == 1 and store.counts.work().creating_attempts == 1
     # ...and works with this version: the dead daemon's create is settled (same key) and claimed by us.
-    assert store.attempts_to_settle(at(29), lease=LEASE) == []
-    (settle,) = store.attempts_to_settle(at(30), lease=LEASE)
+    assert store.dispatch.attempts_to_settle(at(29), lease=LEASE) == []
+    (settle,) = store.dispatch.attempts_to_settle(at(30), lease=LEASE)
     assert (settle.id, settle.idempotency_key, settle.inputs) == ("att_1", "key-1", {"n": 0})
-    assert store.renew_creating(at(40), LEASE) == 1
-    store.record_created([("att_1", run("r-1", "running", "create"))], at(41), policy())
-    (new,) = store.dispatch(at(41), Chooser(now=at(41)), lease=LEASE)
+    assert store.dispatch.renew_creating(at(40), LEASE) == 1
+    store.tracking.record_created([("att_1", run("r-1", "running", "create"))], at(41), policy())
+    (new,) = store.dispatch.assign(at(41), Chooser(now=at(41)), lease=LEASE)
     assert (new.item_id, new.machine_id) == ("item_2", "m-02")  # m-01 is busy with the old attempt's run
-    store.record_created([(new.id, run("r-2", "success", "create"))], at(42), policy())
-    store.apply_observations([run("r-1", "success")], at(43), policy())
-    assert store.job_fires("a")[0].status == "succeeded"
-    assert store.purge_finished(at(43) + timedelta(days=1), batch=10) == 1
+    store.tracking.record_created([(new.id, run("r-2", "success", "create"))], at(42), policy())
+    store.tracking.apply_observations([run("r-1", "success")], at(43), policy())
+    assert store.fires.of_job("a")[0].status == "succeeded"
+    assert store.retention.purge(at(43) + timedelta(days=1), batch=10) == 1
 
 
 def test_a_store_at_the_previous_revision_upgrades_with_its_data(blank_url: str) -> None:
@@ -194,10 +194,10 @@ def test_downgrade_to_the_baseline_and_back(blank_url: str) -> None:
         store.upgrade()
         assert _diff(store) == []
         # SQLite rebuilt the attempt table on the way down: the partial unique index still guards desktops.
-        store.sync_jobs([JobDefinition("a", "h", {}, "/a.yaml")], T0)
-        store.insert_fire(NewFire("a", "manual", None), [NewItem({}), NewItem({})], T0)
+        store.jobs.sync([JobDefinition("a", "h", {}, "/a.yaml")], T0)
+        store.fires.insert(NewFire("a", "manual", None), [NewItem({}), NewItem({})], T0)
         with pytest.raises(sa.exc.IntegrityError):
-            store.dispatch(
+            store.dispatch.assign(
                 T0, lambda view: [Assignment(d.id, "wf", "m-01", None, at(60)) for d in view.due], lease=LEASE
             )
     finally:

@@ -59,7 +59,7 @@ async def test_new_work_wakes_a_listener(pg_store: Store) -> None:
     try:
         steps: list[Callable[[], object]] = [
             lambda: manual_fire(pg_store, "a", 2),  # a fire with items
-            lambda: pg_store.request_fire(NewFire("a", "manual", None), T0),  # a fire to plan
+            lambda: pg_store.fires.request(NewFire("a", "manual", None), T0),  # a fire to plan
         ]
         for step in steps:
             await asyncio.to_thread(step)
@@ -67,11 +67,14 @@ async def test_new_work_wakes_a_listener(pg_store: Store) -> None:
         # A run ends: its desktop is free for any daemon, and with a retry its item is due again.
         (run_id, _) = await asyncio.to_thread(dispatch_and_create, pg_store)
         await asyncio.to_thread(
-            pg_store.apply_observations, [run(run_id, "error")], at(1), policy(max_attempts=2, retry_at=at(2))
+            pg_store.tracking.apply_observations,
+            [run(run_id, "error")],
+            at(1),
+            policy(max_attempts=2, retry_at=at(2)),
         )
         await listener.next()
         # A cancel request: the reaper (on whichever daemon holds its lease) has work.
-        await asyncio.to_thread(pg_store.cancel_pending_items, "a", "user", at(3))
+        await asyncio.to_thread(pg_store.control.cancel_pending_items, "a", "user", at(3))
         await listener.next()
     finally:
         await listener.close()
@@ -117,4 +120,4 @@ async def test_sqlite_has_no_listener(tmp_path: object) -> None:
 async def test_dispatch_itself_sends_nothing_needed(pg_store: Store) -> None:
     """Dispatching is not new work for others; it must still commit cleanly with the notify machinery."""
     manual_fire(pg_store, "a", 1)
-    assert len(pg_store.dispatch(T0, Chooser(), lease=LEASE)) == 1
+    assert len(pg_store.dispatch.assign(T0, Chooser(), lease=LEASE)) == 1

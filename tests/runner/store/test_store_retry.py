@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from store_helpers import LEASE, T0, Chooser, add_jobs, manual_fire
 
 from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.core import Aggregate
 from cyberdesk_runner.store.engine import is_transient
 from cyberdesk_runner.store.records import Assignment, DispatchView
-from cyberdesk_runner.store.store import _with_retries
 
 
 def _error(orig: BaseException, *, invalidated: bool = False) -> sa.exc.DBAPIError:
@@ -38,8 +38,7 @@ def test_what_counts_as_transient(error: BaseException, transient: bool) -> None
     assert is_transient(error) is transient
 
 
-@_with_retries
-class _Flaky:
+class _Flaky(Aggregate):  # every public method of an aggregate is retried
     def __init__(self, failures: list[BaseException]) -> None:
         self.failures = failures
         self.calls = 0
@@ -102,9 +101,9 @@ def test_a_connection_dropped_mid_dispatch_is_retried_and_recorded_once(
                 )
         return choose(view)
 
-    refs = store.dispatch(T0, choose_then_lose_the_connection, lease=LEASE)
+    refs = store.dispatch.assign(T0, choose_then_lose_the_connection, lease=LEASE)
     assert calls == 2 and len(refs) == 3
-    assert store.work_counts().creating_attempts == 3  # the first try left nothing behind
+    assert store.counts.work().creating_attempts == 3  # the first try left nothing behind
 
 
 @pytest.mark.postgres
@@ -119,6 +118,6 @@ def test_a_pooled_connection_the_server_dropped_is_replaced(
             {"name": name},
         ).all()
     assert killed and all(ok for (ok,) in killed)
-    assert [j.name for j in store.jobs()] == ["a"]  # no pre-ping: the retry opens a fresh connection
+    assert [j.name for j in store.jobs.all()] == ["a"]  # no pre-ping: the retry opens a fresh connection
     manual_fire(store, "a", 1)
-    assert store.work_counts().pending_items == 1
+    assert store.counts.work().pending_items == 1

@@ -51,6 +51,7 @@ def _run(run_id: str, status: str, created_at: datetime) -> dict[str, Any]:
 class FakeStore:
     def __init__(self, attempts: list[InFlightAttempt]) -> None:
         self.attempts = attempts
+        self.tracking = self  # the poller asks `store.tracking.in_flight()`
 
     def in_flight(self) -> list[InFlightAttempt]:
         return self.attempts

@@ -1,0 +1,196 @@
+"""The store's core, shared by every aggregate module: engine, transactions, retries, NOTIFY, the event log.
+
+`Store` (store.py) opens one `StoreCore` and hands it to each aggregate (`store.jobs`, `store.fires`, ...). An
+aggregate module owns the transactions of one thing; the core owns how a transaction is run.
+
+Adding an aggregate module (say `outbox.py`):
+
+    class Outbox(Aggregate):
+        '''What it owns; which rows it locks, in which order.'''
+
+        def enqueue(self, ..., now: datetime) -> list[Transition]:
+            with self.core.write() as conn:            # one write transaction (BEGIN IMMEDIATE on SQLite)
+                rows = conn.execute(self.core.lock(select_query)).all()  # FOR UPDATE on PostgreSQL
+                ...
+                transitions = [Transition("...", job_name, ...)]
+                self.core.append_events(conn, now, transitions)  # the event log, same transaction
+                self.core.work_due(conn)               # NOTIFY the other daemons when this commits
+            return transitions
+
+then give `Store.__init__` a line `self.outbox = Outbox(self.core)`. What an aggregate gets:
+- `self.core.write()` / `self.core.read()`: a write transaction (committed when the block ends, rolled back on
+  an exception) or a read-only one. Every public method of an `Aggregate` subclass is one transaction (or a loop
+  of idempotent ones) and is run again on transient errors (deadlock, serialization failure, lost connection):
+  `Aggregate.__init_subclass__` wraps them, so a new method needs nothing more. Names starting with `_` are not
+  wrapped; a public method calling another public one nests the retries, as it always did.
+- `self.core.append_events(conn, now, transitions)`: the event log, in the caller's transaction.
+- `self.core.work_due(conn)`: mark the transaction as one that makes work due; one NOTIFY is sent at commit.
+- `self.core.lock(query, skip_locked=..., of=...)`: row locks (PostgreSQL only; SQLite has one writer at a time).
+- `self.core.insert_or_nothing(table, index)`: INSERT .. ON CONFLICT DO NOTHING, for unique keys (exactly once).
+- `self.core.sql`: the prepared statements of the hot paths (`statements.HotStatements`); `self.core.owner`:
+  who this store claims work as; `self.core.is_postgres`.
+Steps that run inside another aggregate's transaction are module functions taking `(core, conn, ...)` (see
+items.py), never public methods, so they are neither retried on their own nor mistaken for transactions.
+
+Several daemons on one PostgreSQL store:
+- rows are locked in one order, attempt -> item -> fire, and several rows of one table by id, so transactions
+  that touch the same runs (two daemons getting the same webhook) wait for each other instead of deadlocking;
+  a new aggregate that locks these rows takes them in that order too (its own tables after them);
+- a transaction that makes work due (a fire with items, a retry, a freed desktop, a cancel request) sends
+  NOTIFY on `notify.CHANNEL` when it commits, which wakes idle daemons (`notify.listen_for_work`);
+- public methods are run again on transient errors: each is one transaction, so a failed try left nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from cyberdesk_runner.store.engine import create_store_engine, is_transient
+from cyberdesk_runner.store.notify import CHANNEL
+from cyberdesk_runner.store.records import Transition
+from cyberdesk_runner.store.statements import hot_statements
+
+__all__ = ["Aggregate", "StoreCore", "chunks", "new_id", "retry_transient"]
+
+#: conn.info flag: this transaction made work due; NOTIFY the other daemons when it commits.
+_NOTIFY_FLAG = "cyberdesk_runner_notify"
+#: Tries of a public method when the database reports a transient error (see `engine.is_transient`).
+_TRIES = 5
+#: Most ids in one IN list (PostgreSQL takes at most 65,535 parameters per statement).
+_CHUNK = 10_000
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    """`ids` in slices small enough for one IN list."""
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+def retry_transient(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run `method` (one transaction) again when the database reports a transient error."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for attempt in range(_TRIES - 1):
+            try:
+                return method(*args, **kwargs)
+            except sa.exc.DBAPIError as exc:
+                if not is_transient(exc):
+                    raise
+                # Jittered backoff, so two daemons that deadlocked do not collide again at once.
+                time.sleep(min(0.02 * 2**attempt, 0.5) * random.uniform(0.5, 1.5))
+        return method(*args, **kwargs)
+
+    return wrapper
+
+
+class StoreCore:
+    """One database: its engine, this process's writer queue, and the helpers every transaction uses."""
+
+    def __init__(self, url: str, *, owner: str | None = None) -> None:
+        self.url = url
+        self.engine: Engine = create_store_engine(url)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._reader = self.engine.execution_options(sqlite_begin="DEFERRED")
+        #: Who this store claims create calls as (attempt.owner); the daemon may pass its id. One per process.
+        self.owner = owner or new_id("store")
+        #: SQLite has one writer at a time: this process's writers queue here instead of in SQLite's busy
+        #: handler, which polls with sleeps of up to 100 ms (other processes, like the CLI, still meet it).
+        self._writer: AbstractContextManager[Any] = (
+            contextlib.nullcontext() if self.is_postgres else threading.Lock()
+        )
+        self.sql = hot_statements(row_locks=self.is_postgres)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends (then NOTIFY, if `work_due` was called)."""
+        with self._writer, self.engine.begin() as conn:
+            conn.info.pop(_NOTIFY_FLAG, None)  # a flag left by a transaction that failed
+            yield conn
+            if conn.info.pop(_NOTIFY_FLAG, False) and self.is_postgres:
+                # Delivered at commit, once per transaction however many changes asked for it.
+                conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (on SQLite a deferred one, which takes no write lock)."""
+        with self._reader.connect() as conn, conn.begin():
+            yield conn
+
+    @staticmethod
+    def work_due(conn: Connection) -> None:
+        """Mark the transaction as one that makes work due (dispatch or reaper) for every daemon."""
+        conn.info[_NOTIFY_FLAG] = True
+
+    def lock(
+        self, query: sa.Select[Any], *, skip_locked: bool = False, of: sa.Table | None = None
+    ) -> sa.Select[Any]:
+        """`query` with FOR UPDATE on PostgreSQL."""
+        # SQLite has one writer at a time (BEGIN IMMEDIATE), so row locks only matter on PostgreSQL.
+        if not self.is_postgres:
+            return query
+        return query.with_for_update(skip_locked=skip_locked, of=of)
+
+    def insert_or_nothing(self, table: sa.Table, index: list[str]) -> Any:
+        """INSERT .. ON CONFLICT (`index`) DO NOTHING; add `.returning(...)` to learn whether the row went in."""
+        dialect_insert = postgresql.insert if self.is_postgres else sqlite.insert
+        return dialect_insert(table).on_conflict_do_nothing(index_elements=index)
+
+    def append_events(self, conn: Connection, now: datetime, transitions: Sequence[Transition]) -> None:
+        """Append `transitions` to the event log, in the caller's transaction."""
+        if not transitions:
+            return
+        conn.execute(
+            self.sql.insert_events,
+            [
+                {
+                    "at": now,
+                    "kind": t.kind,
+                    "job_name": t.job_name or None,
+                    "fire_id": t.fire_id,
+                    "item_id": t.item_id,
+                    "attempt_id": t.attempt_id,
+                    "run_id": t.run_id,
+                    "data": _jsonable(t.data) if t.data else None,
+                }
+                for t in transitions
+            ],
+        )
+
+
+class Aggregate:
+    """Base of the aggregate modules: holds the core; every public method is retried on transient errors."""
+
+    def __init__(self, core: StoreCore) -> None:
+        self.core = core
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.isfunction(member):
+                setattr(cls, name, retry_transient(member))
+
+
+def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()}

@@ -1,0 +1,96 @@
+"""Counts for the daemon's own bookkeeping: work waiting now, and what became of work since a time (`store.counts`).
+
+Reads only; no locks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from cyberdesk_runner.store.core import Aggregate
+from cyberdesk_runner.store.records import JobSummary, WorkCounts
+from cyberdesk_runner.store.tables import (
+    ACTIVE_ATTEMPT_STATUSES,
+    OPEN_ITEM_STATUSES,
+    attempt_t,
+    fire_t,
+    item_t,
+)
+
+
+class Counts(Aggregate):
+    def work(self) -> WorkCounts:
+        """Fires waiting to be planned, items open, attempts in flight."""
+        with self.core.read() as conn:
+            fires = conn.execute(
+                sa.select(sa.func.count()).select_from(fire_t).where(fire_t.c.status == "requested")
+            ).scalar_one()
+            items: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(item_t.c.status, sa.func.count())
+                    .where(item_t.c.status.in_(OPEN_ITEM_STATUSES))
+                    .group_by(item_t.c.status)
+                ).all()
+            )
+            attempts: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(attempt_t.c.status, sa.func.count())
+                    .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+                    .group_by(attempt_t.c.status)
+                ).all()
+            )
+        return WorkCounts(
+            requested_fires=fires,
+            pending_items=items.get("pending", 0),
+            running_items=items.get("running", 0),
+            creating_attempts=attempts.get("creating", 0),
+            in_flight_attempts=sum(attempts.values()),
+        )
+
+    def summary_since(self, since: datetime) -> list[JobSummary]:
+        """Per job: what became of the items created or finished since `since` (the daemon's exit summary)."""
+        with self.core.read() as conn:
+            items = conn.execute(
+                sa.select(item_t.c.job_name, item_t.c.status, item_t.c.attempts).where(
+                    sa.or_(item_t.c.created_at >= since, item_t.c.finished_at >= since)
+                )
+            ).all()
+            runs: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(attempt_t.c.job_name, sa.func.count())
+                    .where(attempt_t.c.created_at >= since)
+                    .where(attempt_t.c.run_id.is_not(None))
+                    .group_by(attempt_t.c.job_name)
+                ).all()
+            )
+            failed_fires: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(fire_t.c.job_name, sa.func.count())
+                    .where(fire_t.c.created_at >= since)
+                    .where(fire_t.c.status == "failed")
+                    .where(fire_t.c.items_total == 0)
+                    .group_by(fire_t.c.job_name)
+                ).all()
+            )
+        per_job: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for name in failed_fires:
+            per_job[name]
+        for row in items:
+            per_job[row.job_name][row.status] += 1
+            if row.attempts > 1:
+                per_job[row.job_name]["retried"] += 1
+        return [
+            JobSummary(
+                name,
+                c["succeeded"],
+                c["failed"],
+                c["cancelled"],
+                c["retried"],
+                runs.get(name, 0),
+                failed_fires.get(name, 0),
+            )
+            for name, c in sorted(per_job.items())
+        ]

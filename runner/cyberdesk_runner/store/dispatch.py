@@ -1,0 +1,318 @@
+"""Dispatch: due items assigned to desktops as new attempts, and the claims on their create calls (`store.dispatch`).
+
+An attempt is recorded (`creating`, with its idempotency key) before its create call is made, and claimed by
+this store (`core.owner`) until its lease (`retry_create_at`) lapses: the claim is renewed while the calls are
+slow, released at a clean stop, deferred after an unknown outcome, and taken over by any daemon once it lapses
+(`attempts_to_settle`, same key, so never a second run). The create calls' answers are news (`tracking`).
+
+Locks: `assign` takes PostgreSQL's advisory lock (one dispatch decision at a time across daemons), then the due
+items with SKIP LOCKED (in queue order), and inserts attempts; the partial unique index on an active attempt's
+desktop is the last guard. `attempts_to_settle` locks attempts with SKIP LOCKED; the others update attempts only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from cyberdesk_runner.store.core import Aggregate, new_id
+from cyberdesk_runner.store.records import Assignment, AttemptRef, DispatchView, DueItem, Transition
+from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, item_t, job_t
+
+__all__ = ["Chooser", "Dispatch", "DispatchWindow"]
+
+Chooser = Callable[[DispatchView], list[Assignment]]
+#: How many of a job's due items are worth reading now: (job name, busy desktops, the job's active attempts) -> n.
+DispatchWindow = Callable[[str, frozenset[str], int], int]
+
+# A fixed key for PostgreSQL's advisory lock that serialises dispatch decisions across daemons.
+_DISPATCH_LOCK_KEY = 0x6364_7275_6E6E  # "cdrunn"
+
+#: What dispatch reads of a due item.
+_DUE_COLUMNS = (
+    item_t.c.id,
+    item_t.c.fire_id,
+    item_t.c.job_name,
+    item_t.c.seq,
+    item_t.c.inputs,
+    item_t.c.machine_id,
+    item_t.c.attempts,
+    item_t.c.priority,
+    item_t.c.next_attempt_at,
+)
+
+
+class Dispatch(Aggregate):
+    def assign(
+        self,
+        now: datetime,
+        choose: Chooser,
+        *,
+        limit: int = 200,
+        lease: timedelta,
+        window: DispatchWindow | None = None,
+    ) -> list[AttemptRef]:
+        """Record new attempts for due items, as chosen by `choose`, before any create call is made.
+
+        The attempt rows (with their idempotency keys) are committed here; the caller makes the create calls
+        afterwards. The attempts are claimed by this store (`owner`) until now + `lease`; `renew_creating`
+        extends the claim while the calls are slow. A crash in between leaves attempts in `creating`, which
+        `attempts_to_settle` hands to any daemon once the claim lapses.
+
+        Each job's due items are read from its queue in dispatch order (priority first, then due time), at most
+        `limit` of them and at most what `window` says this job could start now (its free desktops, its
+        concurrency left): a round reads the items it can place, not every item waiting.
+
+        Across daemons: the advisory lock makes one dispatch decision at a time, so busy desktops and per-job
+        counts read here include every other daemon's committed attempts; due items are taken with SKIP LOCKED
+        (never waiting on an item another transaction holds); the partial unique index on the active
+        attempt's desktop is the last guard. Each job gets its own window, so a job at its concurrency limit
+        cannot hide another job's items; items pinned to a busy desktop are left out.
+        """
+        core = self.core
+        with core.write() as conn:
+            if core.is_postgres:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_DISPATCH_LOCK_KEY)))
+            active = conn.execute(
+                sa.select(attempt_t.c.machine_id, attempt_t.c.job_name).where(
+                    attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)
+                )
+            ).all()
+            busy = frozenset(r.machine_id for r in active)
+            active_by_job: dict[str, int] = defaultdict(int)
+            for row in active:
+                active_by_job[row.job_name] += 1
+            due = (
+                item_t.c.status == "pending",
+                item_t.c.next_attempt_at <= now,
+                item_t.c.cancel_requested.is_(False),
+                sa.or_(
+                    item_t.c.machine_id.is_(None),
+                    item_t.c.machine_id.not_in(
+                        sa.select(attempt_t.c.machine_id).where(
+                            attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)
+                        )
+                    ),
+                ),
+            )
+            due_rows: list[Any] = []
+            for job_name in conn.execute(sa.select(job_t.c.name).order_by(job_t.c.name)).scalars():
+                wanted = (
+                    limit if window is None else min(limit, window(job_name, busy, active_by_job[job_name]))
+                )
+                for priority in (True, False):  # the queue index holds priority ascending: two ordered reads
+                    if wanted <= 0:
+                        break
+                    queue = (
+                        sa.select(*_DUE_COLUMNS)
+                        .where(item_t.c.job_name == job_name, item_t.c.priority == priority, *due)
+                        .order_by(item_t.c.next_attempt_at, item_t.c.seq, item_t.c.id)
+                        .limit(wanted)
+                    )
+                    rows = conn.execute(core.lock(queue, skip_locked=True, of=item_t)).all()
+                    due_rows += rows
+                    wanted -= len(rows)
+            if not due_rows:
+                return []
+            due_rows.sort(key=lambda r: (not r.priority, r.next_attempt_at, r.seq, r.id))
+            view = DispatchView(
+                due=[
+                    DueItem(
+                        r.id,
+                        r.fire_id,
+                        r.job_name,
+                        r.seq,
+                        r.inputs,
+                        r.machine_id,
+                        r.attempts,
+                        r.priority,
+                        r.next_attempt_at,
+                    )
+                    for r in due_rows
+                ],
+                busy_desktops=busy,
+                active_by_job=dict(active_by_job),
+            )
+            assignments = choose(view)
+            if not assignments:
+                return []
+            by_id = {r.id: r for r in due_rows}
+            refs: list[AttemptRef] = []
+            transitions: list[Transition] = []
+            attempt_rows: list[dict[str, Any]] = []
+            for a in assignments:
+                item = by_id[a.item_id]
+                attempt_id = new_id("att")
+                key = str(uuid.uuid4())
+                number = item.attempts + 1
+                attempt_rows.append(
+                    {
+                        "id": attempt_id,
+                        "item_id": item.id,
+                        "fire_id": item.fire_id,
+                        "job_name": item.job_name,
+                        "number": number,
+                        "idempotency_key": key,
+                        "workflow_id": a.workflow_id,
+                        "machine_id": a.machine_id,
+                        "machine_name": a.machine_name,
+                        "status": "creating",
+                        "created_at": now,
+                        "updated_at": now,
+                        "deadline_at": a.deadline_at,
+                        "retry_create_at": now + lease,
+                        "create_tries": 0,
+                        "owner": core.owner,
+                        "cancel_requested": False,
+                    }
+                )
+                refs.append(
+                    AttemptRef(
+                        attempt_id,
+                        item.id,
+                        item.fire_id,
+                        item.job_name,
+                        number,
+                        key,
+                        a.workflow_id,
+                        a.machine_id,
+                        a.machine_name,
+                        item.inputs,
+                        item.priority,
+                        0,
+                    )
+                )
+                transitions.append(
+                    Transition(
+                        "attempt_created",
+                        item.job_name,
+                        fire_id=item.fire_id,
+                        item_id=item.id,
+                        attempt_id=attempt_id,
+                        data={"number": number, "machine": a.machine_name or a.machine_id},
+                    )
+                )
+            conn.execute(core.sql.insert_attempts, attempt_rows)
+            conn.execute(core.sql.item_running, [{"b_id": r.item_id, "b_attempts": r.number} for r in refs])
+            core.append_events(conn, now, transitions)
+            return refs
+
+    def attempts_to_settle(self, now: datetime, *, lease: timedelta, limit: int = 100) -> list[AttemptRef]:
+        """Attempts whose create call has no recorded outcome and is due to be repeated with the same key.
+
+        Due means: deferred after an unknown outcome and its retry time has come, or claimed by a daemon that
+        stopped renewing the claim (it died). Taking them claims them for this store until now + `lease`, so no
+        other daemon repeats the same call while this one is making it.
+        """
+        core = self.core
+        due = (attempt_t.c.status == "creating", attempt_t.c.retry_create_at <= now)
+        with core.read() as conn:  # usually none: ask before taking SQLite's one write lock
+            if conn.execute(sa.select(attempt_t.c.id).where(*due).limit(1)).first() is None:
+                return []
+        with core.write() as conn:
+            query = (
+                sa.select(attempt_t, item_t.c.inputs, item_t.c.priority)
+                .join(item_t, item_t.c.id == attempt_t.c.item_id)
+                .where(*due)
+                .order_by(attempt_t.c.retry_create_at, attempt_t.c.id)
+                .limit(limit)
+            )
+            rows = conn.execute(core.lock(query, skip_locked=True, of=attempt_t)).all()
+            if not rows:
+                return []
+            conn.execute(
+                sa.update(attempt_t)
+                .where(attempt_t.c.id.in_([r.id for r in rows]))
+                .values(retry_create_at=now + lease, owner=core.owner, updated_at=now)
+            )
+            return [
+                AttemptRef(
+                    r.id,
+                    r.item_id,
+                    r.fire_id,
+                    r.job_name,
+                    r.number,
+                    r.idempotency_key,
+                    r.workflow_id,
+                    r.machine_id,
+                    r.machine_name,
+                    r.inputs,
+                    r.priority,
+                    r.create_tries,
+                )
+                for r in rows
+            ]
+
+    def renew_creating(self, now: datetime, lease: timedelta) -> int:
+        """Extend this store's claims on the attempts whose create calls it is making; returns how many.
+
+        Call it more often than the lease lasts (every lease / 3): a claim that is not renewed lapses at
+        `retry_create_at`, and then another daemon repeats the create call (same key, so no second run, but a
+        wasted call and a race for the record).
+        """
+        with self.core.write() as conn:
+            return int(
+                conn.execute(
+                    sa.update(attempt_t)
+                    .where(attempt_t.c.status == "creating")
+                    .where(attempt_t.c.owner == self.core.owner)
+                    .values(retry_create_at=now + lease)
+                ).rowcount
+            )
+
+    def release_creating(self, now: datetime) -> int:
+        """Hand back this store's claims at a clean stop: its unanswered create calls are due for any daemon now
+        (same keys) instead of when the lease would have lapsed. Returns how many were released."""
+        with self.core.write() as conn:
+            released = int(
+                conn.execute(
+                    sa.update(attempt_t)
+                    .where(attempt_t.c.status == "creating")
+                    .where(attempt_t.c.owner == self.core.owner)
+                    .values(retry_create_at=now, owner=None)
+                ).rowcount
+            )
+            if released:
+                self.core.work_due(conn)
+            return released
+
+    def defer_create(self, attempt_id: str, retry_at: datetime, error: str, now: datetime) -> None:
+        """The create call's outcome is unknown (timeout, dropped connection, 5xx): repeat it later, same key.
+
+        The claim is released (any daemon may repeat the call at `retry_at`), unless another daemon has taken
+        the attempt over meanwhile: then its claim stands.
+        """
+        with self.core.write() as conn:
+            row = conn.execute(
+                sa.update(attempt_t)
+                .where(attempt_t.c.id == attempt_id)
+                .where(attempt_t.c.status == "creating")
+                .where(sa.or_(attempt_t.c.owner == self.core.owner, attempt_t.c.owner.is_(None)))
+                .values(
+                    retry_create_at=retry_at,
+                    create_tries=attempt_t.c.create_tries + 1,
+                    owner=None,
+                    updated_at=now,
+                )
+                .returning(attempt_t.c.job_name, attempt_t.c.fire_id, attempt_t.c.item_id)
+            ).first()
+            if row is not None:
+                self.core.append_events(
+                    conn,
+                    now,
+                    [
+                        Transition(
+                            "create_deferred",
+                            row.job_name,
+                            row.fire_id,
+                            row.item_id,
+                            attempt_id,
+                            data={"error": error, "retry_at": retry_at.isoformat()},
+                        )
+                    ],
+                )

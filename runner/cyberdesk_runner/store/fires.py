@@ -1,0 +1,304 @@
+"""Fires: a job's slots and manual triggers, recorded once each with their items (`store.fires`).
+
+Inserted (with items, skipped, or failed before it had any), requested for a daemon to plan, planned, failed;
+settled by `items.settle_fires` when their last item is final. A scheduled slot is recorded at most once: fires
+are unique on their dedup key "<job>@<slot>", so a second insert of the same slot (a restart, another daemon)
+is a no-op and creates no items.
+
+Locks: `start` under `forbid` or `replace` locks the job's row first, then (for `replace`) cancels the fires
+before it through `items.cancel_items` (attempts -> items -> fires, by id); `plan` locks the fire's row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cyberdesk_runner.store.core import Aggregate, StoreCore, new_id
+from cyberdesk_runner.store.items import cancel_items, insert_items, settle_fires
+from cyberdesk_runner.store.records import (
+    FireRequest,
+    FireSummary,
+    NewFire,
+    NewItem,
+    OverlapRule,
+    StartedFire,
+    Transition,
+)
+from cyberdesk_runner.store.tables import fire_t, item_t, job_t
+
+__all__ = ["Fires", "fire_data", "fire_values"]
+
+
+class Fires(Aggregate):
+    def insert(self, fire: NewFire, items: Sequence[NewItem], now: datetime) -> str | None:
+        """Record a fire and its items in one transaction; None when the fire's slot is already recorded.
+
+        Scheduled and catch-up fires are unique on (job, scheduled time): a second insert of the same slot, by
+        this daemon after a restart or by another daemon, is a no-op and creates no items.
+        """
+        fire_id = new_id("fire")
+        with self.core.write() as conn:
+            transitions = _record_running(self.core, conn, fire_id, fire, items, now)
+            if transitions is None:
+                return None
+            self.core.append_events(conn, now, transitions)
+        return fire_id
+
+    def start(
+        self, fire: NewFire, items: Sequence[NewItem], now: datetime, overlap: OverlapRule
+    ) -> StartedFire | None:
+        """Record a scheduled fire and its items, judging overlap in the same transaction; None when the slot is
+        already recorded.
+
+        Under `forbid` or `replace` the job's row is locked first, so daemons recording slots of one job take
+        turns and each sees the fires the others started: two slots due at once never both start under
+        `forbid`, and a `replace` fire cancels every fire before it, not only those committed when it looked.
+        """
+        core = self.core
+        fire_id = new_id("fire")
+        with core.write() as conn:
+            in_flight: list[str] = []
+            if overlap.mode != "allow":
+                conn.execute(core.lock(sa.select(job_t.c.name).where(job_t.c.name == fire.job_name))).all()
+                in_flight = _fires_in_flight(conn, fire.job_name)
+            skipped = bool(in_flight) and overlap.mode == "forbid"
+            if skipped:
+                transitions = _record_skipped(core, conn, fire_id, fire, overlap.skip_reason(in_flight), now)
+            else:
+                transitions = _record_running(core, conn, fire_id, fire, items, now)
+            if transitions is None:
+                return None
+            if in_flight and not skipped:  # replace
+                chosen = [item_t.c.job_name == fire.job_name, item_t.c.fire_id.in_(in_flight)]
+                transitions += cancel_items(
+                    core, conn, chosen, overlap.replace_reason, now, only_pending=False
+                )
+            core.append_events(conn, now, transitions)
+        return StartedFire(fire_id, skipped, transitions)
+
+    def record_skipped(self, fire: NewFire, reason: str, now: datetime) -> str | None:
+        """Record that a slot was not run, and why. None when the slot was already recorded."""
+        fire_id = new_id("fire")
+        with self.core.write() as conn:
+            transitions = _record_skipped(self.core, conn, fire_id, fire, reason, now)
+            if transitions is None:
+                return None
+            self.core.append_events(conn, now, transitions)
+        return fire_id
+
+    def insert_failed(self, fire: NewFire, error: str, now: datetime) -> str | None:
+        """Record a scheduled slot that could not be planned (unresolved workflow, no desktop, unreadable items
+        file) as a failed fire. None when the slot was already recorded."""
+        fire_id = new_id("fire")
+        with self.core.write() as conn:
+            values = fire_values(fire_id, fire, now, status="failed", items_total=0)
+            values.update(error=error, finished_at=now)
+            if not _insert_fire_row(self.core, conn, values):
+                return None
+            data = fire_data(fire, 0) | {"error": error}
+            self.core.append_events(
+                conn, now, [Transition("fire_failed", fire.job_name, fire_id=fire_id, data=data)]
+            )
+        return fire_id
+
+    def request(self, fire: NewFire, now: datetime) -> str:
+        """Record a fire whose items a daemon will plan (a manual trigger from the CLI)."""
+        fire_id = new_id("fire")
+        with self.core.write() as conn:
+            conn.execute(
+                sa.insert(fire_t).values(**fire_values(fire_id, fire, now, status="requested", items_total=0))
+            )
+            self.core.append_events(
+                conn,
+                now,
+                [Transition("fire_requested", fire.job_name, fire_id=fire_id, data=fire_data(fire, 0))],
+            )
+            self.core.work_due(conn)
+        return fire_id
+
+    def requested(self, limit: int = 20) -> list[FireRequest]:
+        """Fires waiting to be planned, oldest first."""
+        with self.core.read() as conn:
+            rows = conn.execute(
+                sa.select(fire_t)
+                .where(fire_t.c.status == "requested")
+                .order_by(fire_t.c.created_at)
+                .limit(limit)
+            )
+            return [FireRequest(r.id, r.job_name, r.trigger, r.input_overrides) for r in rows]
+
+    def plan(self, fire_id: str, items: Sequence[NewItem], now: datetime, *, priority: bool = False) -> bool:
+        """Give a requested fire its items. False when another daemon planned (or cancelled) it first."""
+        core = self.core
+        with core.write() as conn:
+            row = conn.execute(core.lock(sa.select(fire_t).where(fire_t.c.id == fire_id))).first()
+            if row is None or row.status != "requested":
+                return False
+            conn.execute(
+                sa.update(fire_t)
+                .where(fire_t.c.id == fire_id)
+                .values(status="running", planned_at=now, items_total=len(items))
+            )
+            fire = NewFire(row.job_name, row.trigger, row.scheduled_for, priority=priority)
+            insert_items(core, conn, fire_id, fire, items, now)
+            transitions = [
+                Transition("fire_started", row.job_name, fire_id=fire_id, data={"items": len(items)})
+            ]
+            if not items:
+                transitions += settle_fires(core, conn, [fire_id], now)
+            core.append_events(conn, now, transitions)
+            return True
+
+    def fail(self, fire_id: str, error: str, now: datetime) -> None:
+        """A fire that could not be planned (unknown workflow, no desktop matches, unreadable items file).
+
+        Only a fire still `requested` fails: another daemon may have planned (or a user cancelled) it meanwhile.
+        """
+        with self.core.write() as conn:
+            row = conn.execute(
+                sa.update(fire_t)
+                .where(fire_t.c.id == fire_id)
+                .where(fire_t.c.status == "requested")
+                .values(status="failed", error=error, finished_at=now)
+                .returning(fire_t.c.job_name)
+            ).first()
+            if row is None:
+                return
+            self.core.append_events(
+                conn, now, [Transition("fire_failed", row.job_name, fire_id=fire_id, data={"error": error})]
+            )
+
+    def in_flight(self, job_name: str) -> list[str]:
+        """Ids of the job's fires that still have items pending or running."""
+        with self.core.read() as conn:
+            return _fires_in_flight(conn, job_name)
+
+    def of_job(self, name: str, *, limit: int | None = None) -> list[FireSummary]:
+        """The job's fires, oldest first (by slot, then by creation); with `limit`, the newest `limit` of them."""
+        order = (fire_t.c.scheduled_for.desc().nulls_last(), fire_t.c.created_at.desc(), fire_t.c.id.desc())
+        query = sa.select(fire_t).where(fire_t.c.job_name == name).order_by(*order)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.core.read() as conn:
+            return [_fire_summary(r) for r in reversed(conn.execute(query).all())]
+
+    def last_by_job(self) -> dict[str, FireSummary]:
+        """Each job's most recent fire: the last created, and of fires created together the latest slot."""
+        # One index probe per job (ix_fire_job_created), not a ranking of every fire in the store.
+        f = fire_t.alias("f")
+        newest = (
+            sa.select(f.c.id)
+            .where(f.c.job_name == job_t.c.name)
+            .order_by(f.c.created_at.desc(), f.c.scheduled_for.desc().nulls_last(), f.c.id.desc())
+            .limit(1)
+            .correlate(job_t)
+            .scalar_subquery()
+        )
+        with self.core.read() as conn:
+            rows = conn.execute(sa.select(fire_t).join(job_t, fire_t.c.id == newest)).all()
+        return {r.job_name: _fire_summary(r) for r in rows}
+
+
+def fire_values(
+    fire_id: str, fire: NewFire, now: datetime, *, status: str, items_total: int
+) -> dict[str, Any]:
+    """A fire row's values; a scheduled slot's dedup key is "<job>@<slot>", any other fire's its own id."""
+    scheduled = fire.trigger in ("scheduled", "catchup") and fire.scheduled_for is not None
+    dedup_key = (
+        f"{fire.job_name}@{fire.scheduled_for.isoformat()}" if scheduled and fire.scheduled_for else fire_id
+    )
+    return {
+        "id": fire_id,
+        "job_name": fire.job_name,
+        "trigger": fire.trigger,
+        "dedup_key": dedup_key,
+        "scheduled_for": fire.scheduled_for,
+        "created_at": now,
+        "status": status,
+        "retry_of": fire.retry_of,
+        "input_overrides": dict(fire.input_overrides) if fire.input_overrides else None,
+        "definition_hash": fire.definition_hash,
+        "planned_at": now if status == "running" else None,
+        "items_total": items_total,
+    }
+
+
+def fire_data(fire: NewFire, items: int) -> dict[str, Any]:
+    """What a fire's events say of it."""
+    data: dict[str, Any] = {"trigger": fire.trigger, "items": items}
+    if fire.scheduled_for is not None:
+        data["scheduled_for"] = fire.scheduled_for.isoformat()
+    if fire.retry_of:
+        data["retry_of"] = fire.retry_of
+    return data
+
+
+def _insert_fire_row(core: StoreCore, conn: Connection, values: dict[str, Any]) -> bool:
+    """Insert a fire unless its dedup key (the slot) is taken; True when this call inserted it.
+
+    RETURNING says whether the row went in: `rowcount` of INSERT .. ON CONFLICT DO NOTHING is -1 through
+    psycopg, which read as "inserted" gave a second daemon's fire of the same slot its own items.
+    """
+    inserted = conn.execute(
+        core.insert_or_nothing(fire_t, ["dedup_key"]).values(**values).returning(fire_t.c.id)
+    ).first()
+    return inserted is not None
+
+
+def _record_running(
+    core: StoreCore, conn: Connection, fire_id: str, fire: NewFire, items: Sequence[NewItem], now: datetime
+) -> list[Transition] | None:
+    """Insert a fire with its items (finished at once without any); None when its slot is taken. The caller
+    appends the events."""
+    values = fire_values(fire_id, fire, now, status="running", items_total=len(items))
+    if not _insert_fire_row(core, conn, values):
+        return None
+    insert_items(core, conn, fire_id, fire, items, now)
+    transitions = [
+        Transition("fire_started", fire.job_name, fire_id=fire_id, data=fire_data(fire, len(items)))
+    ]
+    if not items:
+        transitions += settle_fires(core, conn, [fire_id], now)
+    return transitions
+
+
+def _record_skipped(
+    core: StoreCore, conn: Connection, fire_id: str, fire: NewFire, reason: str, now: datetime
+) -> list[Transition] | None:
+    """Insert a skipped fire; None when its slot is taken. The caller appends the events."""
+    values = fire_values(fire_id, fire, now, status="skipped", items_total=0)
+    values.update(skip_reason=reason, finished_at=now)
+    if not _insert_fire_row(core, conn, values):
+        return None
+    data = fire_data(fire, 0) | {"reason": reason}
+    return [Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data)]
+
+
+def _fires_in_flight(conn: Connection, job_name: str) -> list[str]:
+    rows = conn.execute(
+        sa.select(fire_t.c.id)
+        .where(fire_t.c.job_name == job_name)
+        .where(fire_t.c.status.in_(("requested", "running")))
+        .order_by(fire_t.c.created_at, fire_t.c.id)
+    )
+    return [r.id for r in rows]
+
+
+def _fire_summary(row: Any) -> FireSummary:
+    return FireSummary(
+        row.id,
+        row.job_name,
+        row.trigger,
+        row.status,
+        row.scheduled_for,
+        row.created_at,
+        row.finished_at,
+        row.skip_reason,
+        row.error,
+        row.items_total,
+    )

@@ -1,0 +1,327 @@
+"""Tracking: news about runs (create answers, webhooks, polls) and the runner's own verdicts (`store.tracking`).
+
+Applying news moves an attempt forward (never backwards: repeats and stale news are no-ops); a final attempt
+frees its desktop, gets its item's outcome from the runner's policy (a callback run inside the transaction that
+records it), and may settle its fire. Also the attempts in flight, which polls and the reaper watch.
+
+Locks, in the one order attempt -> item -> fire: the attempts (by id, or by run id in attempt id order), then
+their items by id, then their fires by id (`items.settle_fires`). Two daemons applying the same webhooks wait for
+each other, never deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cyberdesk_runner.store.core import Aggregate, StoreCore, chunks
+from cyberdesk_runner.store.items import item_outcome, settle_fires
+from cyberdesk_runner.store.records import (
+    FINAL_ATTEMPT_STATUSES,
+    FINAL_ITEM_STATUSES,
+    AttemptVerdict,
+    FinishedAttempt,
+    InFlightAttempt,
+    ItemOutcome,
+    RecordedNews,
+    RunObservation,
+    Transition,
+    timed_out_error,
+)
+from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t
+
+__all__ = ["OutcomePolicy", "Tracking"]
+
+OutcomePolicy = Callable[[FinishedAttempt], ItemOutcome]
+
+# Non-final run statuses in the order a run moves through them; news never moves an attempt backwards.
+_PROGRESS = {"creating": 0, "scheduling": 1, "running": 2, "running_checks": 3}
+
+
+class Tracking(Aggregate):
+    def record_created(
+        self, created: Sequence[tuple[str, RunObservation]], now: datetime, outcome: OutcomePolicy
+    ) -> list[Transition]:
+        """Record the runs that create calls returned (attempt id, run). Runs already final are finished."""
+        return self.record_news(created, [], now, outcome).transitions
+
+    def record_news(
+        self,
+        created: Sequence[tuple[str, RunObservation]],
+        observations: Sequence[RunObservation],
+        now: datetime,
+        outcome: OutcomePolicy,
+    ) -> RecordedNews:
+        """Record create calls' answers (attempt id, run), then news about runs, in one transaction.
+
+        News about a run that is not (yet) ours changes nothing and is handed back: a fast run's webhook can
+        beat its create call's answer, and the caller decides when such news is really about a stranger.
+        """
+        with self.core.write() as conn:
+            transitions = _record_created(self.core, conn, created, now, outcome)
+            applied, unknown = _apply_observations(self.core, conn, observations, now, outcome)
+            transitions += applied
+            self.core.append_events(conn, now, transitions)
+        return RecordedNews(transitions, unknown)
+
+    def apply_observations(
+        self, runs: Sequence[RunObservation], now: datetime, outcome: OutcomePolicy
+    ) -> list[Transition]:
+        """Record what the API says about runs. Repeats and stale news are no-ops; unknown runs are logged."""
+        with self.core.write() as conn:
+            transitions, unknown = _apply_observations(self.core, conn, runs, now, outcome)
+            transitions += [
+                Transition(
+                    "unknown_run", "", run_id=run.run_id, data={"status": run.status, "source": run.source}
+                )
+                for run in unknown
+            ]
+            self.core.append_events(conn, now, transitions)
+        return transitions
+
+    def apply_verdicts(
+        self, verdicts: Sequence[AttemptVerdict], now: datetime, outcome: OutcomePolicy
+    ) -> list[Transition]:
+        """Finish attempts by the runner's own verdict (timed out, rejected by the API, cancelled)."""
+        by_attempt = {v.attempt_id: v for v in verdicts}
+        if not by_attempt:
+            return []
+        with self.core.write() as conn:
+            rows = conn.execute(self.core.sql.attempts_by_id, {"ids": list(by_attempt)}).all()
+            finishing = [
+                _Finish(
+                    row,
+                    by_attempt[row.id].status,
+                    None,
+                    None,
+                    by_attempt[row.id].error,
+                    None,
+                    by_attempt[row.id].source,
+                )
+                for row in rows
+                if row.status not in FINAL_ATTEMPT_STATUSES
+            ]
+            transitions = _finish_attempts(self.core, conn, finishing, now, outcome)
+            self.core.append_events(conn, now, transitions)
+        return transitions
+
+    def in_flight(self) -> list[InFlightAttempt]:
+        """Attempts that hold (or may hold) a desktop."""
+        with self.core.read() as conn:
+            # The columns InFlightAttempt takes, in its order: polls read every attempt in flight (thousands).
+            columns = (
+                attempt_t.c.id,
+                attempt_t.c.job_name,
+                attempt_t.c.run_id,
+                attempt_t.c.workflow_id,
+                attempt_t.c.machine_id,
+                attempt_t.c.status,
+                attempt_t.c.created_at,
+                attempt_t.c.deadline_at,
+                attempt_t.c.cancel_requested,
+            )
+            rows = conn.execute(sa.select(*columns).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)))
+            return [InFlightAttempt(*r) for r in rows]
+
+    def in_flight_by_job(self) -> dict[str, int]:
+        """Runs in flight per job: attempts that hold (or may hold) a desktop."""
+        with self.core.read() as conn:
+            rows = conn.execute(
+                sa.select(attempt_t.c.job_name, sa.func.count())
+                .where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+                .group_by(attempt_t.c.job_name)
+            ).all()
+        return {name: count for name, count in rows}
+
+
+@attrs.frozen
+class _Finish:
+    """An attempt to finish: its locked row and what ended it."""
+
+    row: Any
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: list[str] | None
+    output: Mapping[str, Any] | None
+    source: str
+
+
+def _record_created(
+    core: StoreCore,
+    conn: Connection,
+    created: Sequence[tuple[str, RunObservation]],
+    now: datetime,
+    outcome: OutcomePolicy,
+) -> list[Transition]:
+    transitions: list[Transition] = []
+    runs = dict(created)
+    if not runs:
+        return transitions
+    rows = conn.execute(core.sql.attempts_by_id, {"ids": list(runs)}).all()
+    recorded: list[dict[str, Any]] = []
+    for row in rows:
+        run = runs[row.id]
+        if row.status != "creating":
+            continue  # another daemon repeated the call and recorded its (same) run first
+        # A run that is already final is recorded as scheduling first, then finished below with
+        # the item's outcome, through the same path as any other news about runs.
+        recorded.append(
+            {
+                "b_id": row.id,
+                "b_run": run.run_id,
+                "b_status": _non_final(run.status),
+                "b_started": run.started_at,
+                "b_now": now,
+            }
+        )
+        transitions.append(
+            Transition(
+                "run_created",
+                row.job_name,
+                row.fire_id,
+                row.item_id,
+                row.id,
+                run.run_id,
+                data={"machine": row.machine_name or row.machine_id, "number": row.number},
+            )
+        )
+    if recorded:
+        conn.execute(core.sql.attempt_created, recorded)
+    final = [run for _, run in created if run.status in FINAL_ATTEMPT_STATUSES]
+    if final:
+        transitions += _apply_observations(core, conn, final, now, outcome)[0]
+    return transitions
+
+
+def _apply_observations(
+    core: StoreCore, conn: Connection, runs: Sequence[RunObservation], now: datetime, outcome: OutcomePolicy
+) -> tuple[list[Transition], list[RunObservation]]:
+    """Apply news about our runs; returns the transitions and the news about runs that are not ours."""
+    transitions: list[Transition] = []
+    by_run = {r.run_id: r for r in runs}
+    if not by_run:
+        return transitions, []
+    # Attempts in id order: two daemons applying the same webhooks wait for each other, never deadlock.
+    rows = conn.execute(core.sql.attempts_by_run, {"ids": list(by_run)}).all()
+    known = {r.run_id for r in rows}
+    unknown = [by_run[run_id] for run_id in sorted(by_run.keys() - known)]
+    finishing: list[_Finish] = []
+    progressed: list[dict[str, Any]] = []
+    for row in rows:
+        run = by_run[row.run_id]
+        if row.status in FINAL_ATTEMPT_STATUSES or run.status == row.status:
+            continue
+        if run.status in FINAL_ATTEMPT_STATUSES:
+            status, error = run.status, run.error
+            if status == "cancelled" and not row.cancel_requested and row.deadline_at <= now:
+                # A reaper's cancel of an overdue run, heard (webhook, poll) before the reaper recorded it
+                # or after it died: a timeout, retried by the job's policy, not a cancel meant by someone.
+                status, error = "timed_out", timed_out_error(row.deadline_at - row.created_at)
+            finishing.append(
+                _Finish(row, status, run.started_at, run.ended_at, error, run.output, run.source)
+            )
+        elif _progresses(row.status, run.status):
+            progressed.append(
+                {
+                    "b_id": row.id,
+                    "b_status": run.status,
+                    "b_started": run.started_at or row.started_at,
+                    "b_now": now,
+                }
+            )
+            transitions.append(
+                Transition(
+                    f"run_{run.status}",
+                    row.job_name,
+                    row.fire_id,
+                    row.item_id,
+                    row.id,
+                    row.run_id,
+                    data={"source": run.source},
+                )
+            )
+    if progressed:
+        conn.execute(core.sql.attempt_progressed, progressed)
+    transitions += _finish_attempts(core, conn, finishing, now, outcome)
+    return transitions, unknown
+
+
+def _finish_attempts(
+    core: StoreCore, conn: Connection, finishing: Sequence[_Finish], now: datetime, outcome: OutcomePolicy
+) -> list[Transition]:
+    """Finish attempts (locked by the caller), decide their items, settle their fires.
+
+    A few statements per batch, however large: a burst of webhooks costs one transaction of a handful of
+    round trips, not three per run. Locks follow the one order: the attempts (caller), then their items by
+    id, then the fires by id (`settle_fires`).
+    """
+    if not finishing:
+        return []
+    core.work_due(conn)  # their desktops are free again: any daemon may dispatch there now
+    conn.execute(
+        core.sql.attempt_finished,
+        [
+            {
+                "b_id": f.row.id,
+                "b_status": f.status,
+                "b_started": f.started_at or f.row.started_at,
+                "b_ended": f.ended_at or now,
+                "b_error": list(f.error) if f.error else None,
+                "b_output": dict(f.output) if f.output is not None else None,
+                "b_now": now,
+            }
+            for f in finishing
+        ],
+    )
+    item_ids = sorted({f.row.item_id for f in finishing})
+    items = {
+        r.id: r
+        for chunk in chunks(item_ids)
+        for r in conn.execute(core.sql.items_by_id, {"ids": list(chunk)})
+    }
+    transitions: list[Transition] = []
+    item_updates: list[dict[str, Any]] = []
+    settle: set[str] = set()
+    for f in finishing:
+        row = f.row
+        transitions.append(
+            Transition(
+                f"attempt_{f.status}",
+                row.job_name,
+                row.fire_id,
+                row.item_id,
+                row.id,
+                row.run_id,
+                data={"number": row.number, "error": f.error, "source": f.source},
+            )
+        )
+        item = items.pop(row.item_id, None)  # popped: one outcome per item, even if two attempts end at once
+        if item is None or item.status in FINAL_ITEM_STATUSES:
+            continue
+        decision = outcome(
+            FinishedAttempt(
+                row.id, row.item_id, row.job_name, row.number, f.status, f.error, item.cancel_requested
+            )
+        )
+        values, item_transitions = item_outcome(item, decision, f.error, now)
+        item_updates.append(values)
+        transitions += item_transitions
+        if values["b_status"] != "pending":
+            settle.add(item.fire_id)
+    if item_updates:
+        conn.execute(core.sql.item_outcome, item_updates)
+    return transitions + settle_fires(core, conn, settle, now)
+
+
+def _non_final(status: str) -> str:
+    return status if status in _PROGRESS else "scheduling"
+
+
+def _progresses(current: str, new: str) -> bool:
+    return _PROGRESS.get(new, -1) > _PROGRESS.get(current, -1)
