@@ -22,9 +22,9 @@ limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
     emulator 10 times slower, so that neither process is saturated. (a) measures latency at saturation, where
     a run's news also waits its turn behind everything else the two processes are doing.
 
-The emulator is served by `cyberdesk.emulator.EmulatorServer` with its webhooks sent through the httpx-aiohttp
-transport (`--emulator-webhooks default` keeps httpx's own pool, which caps deliveries near 100/s here; see
-docs/performance notes). Daemons log at warning level unless `--log-level` says otherwise.
+The emulator is served by `cyberdesk.emulator.EmulatorServer` with its webhooks sent through its default,
+httpx-aiohttp transport (`--emulator-webhooks httpx` uses httpx's own pool, which caps deliveries near 100/s
+here; see docs/performance notes); `--webhook-rate N` caps them at N per second (slow news). Daemons log at warning level unless `--log-level` says otherwise.
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ import json, signal, sys, threading
 from cyberdesk.emulator import Emulator, EmulatorOptions, EmulatorServer
 options = json.loads(sys.argv[1])
 transport = None
-if options.pop("fast_webhooks"):
-    from httpx_aiohttp import AiohttpTransport
-    transport = AiohttpTransport()
+if not options.pop("fast_webhooks"):  # the emulator's own default is httpx-aiohttp
+    import httpx
+    transport = httpx.AsyncHTTPTransport()
 emulator = Emulator(EmulatorOptions.build(webhook_transport=transport, **options))
 server = EmulatorServer(emulator).start()
 print(server.base_url, flush=True)
@@ -217,7 +217,12 @@ class Emulator:
 
 @contextmanager
 def emulator(
-    work: Path, desktops: int, speed: float, run_duration: str, fast_webhooks: bool
+    work: Path,
+    desktops: int,
+    speed: float,
+    run_duration: str,
+    fast_webhooks: bool,
+    webhook_rate: float | None = None,
 ) -> Iterator[Emulator]:
     fixture = work / f"fleet-{desktops}.json"
     fixture.write_text(
@@ -236,6 +241,7 @@ def emulator(
         "run_duration": run_duration,
         "seed": 1,
         "fast_webhooks": fast_webhooks,
+        "webhook_rate": webhook_rate,
     }
     process = subprocess.Popen(
         [sys.executable, "-c", _EMULATOR_PROGRAM, json.dumps(options)],
@@ -693,7 +699,10 @@ def main() -> None:
         "--speed", type=float, default=3000, help="emulator speed (runs take 30-90 s / speed)"
     )
     parser.add_argument("--log-level", default="warning")
-    parser.add_argument("--emulator-webhooks", choices=["aiohttp", "default"], default="aiohttp")
+    parser.add_argument("--emulator-webhooks", choices=["aiohttp", "httpx"], default="aiohttp")
+    parser.add_argument(
+        "--webhook-rate", type=float, default=None, help="cap the emulator's webhooks at N deliveries/s"
+    )
     parser.add_argument(
         "--skip",
         default="",
@@ -722,17 +731,17 @@ def main() -> None:
     try:
         alone = thin = float("nan")
         if not {"a", "b"} <= skip and "baselines" not in skip:  # the baselines of the throughput figures
-            with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+            with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
                 alone = asyncio.run(_emulator_create_rate(emu.base_url, 3.0, 32))
             print(f"emulator alone: {alone:,.0f} creates/s (32 in flight, httpx + httpx-aiohttp)")
-            with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+            with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
                 thin, thin_cpu = thin_client_rate(emu, args.items)
             print(
                 f"thin client, same job: {thin:,.0f} runs/s ({thin_cpu:.2f} ms CPU/run; create + webhook, "
                 "nothing kept or checked)"
             )
         if "a" not in skip:
-            with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+            with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
                 results.append(
                     run_job(
                         work,
@@ -747,7 +756,7 @@ def main() -> None:
                     )
                 )
         if "c" not in skip:
-            with emulator(work, args.desktops, args.speed / 10, "30-90", fast) as emu:
+            with emulator(work, args.desktops, args.speed / 10, "30-90", fast, args.webhook_rate) as emu:
                 light = run_job(
                     work,
                     emu,
@@ -762,7 +771,7 @@ def main() -> None:
                 results.append(dataclasses.replace(light, light=True))
         if "b" not in skip:
             for n in counts:
-                with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+                with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
                     results.append(
                         run_job(
                             work,
