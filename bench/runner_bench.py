@@ -55,6 +55,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from httpx_aiohttp import AiohttpTransport
+from report import add_json_option, tables_to_stderr, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "cd_bench_key"
@@ -486,6 +487,7 @@ class Result:
     requests_per_run: float
     latency_p50_ms: float
     latency_p90_ms: float
+    latency_p99_ms: float
     webhook_share: float
     daemon_cpu_per_run_ms: float
     emulator_cpu_per_run_ms: float
@@ -584,6 +586,7 @@ def run_job(
         requests_per_run=api / max(len(runs), 1),
         latency_p50_ms=_percentile(latencies, 0.5),
         latency_p90_ms=_percentile(latencies, 0.9),
+        latency_p99_ms=_percentile(latencies, 0.99),
         webhook_share=by_webhook / max(len(finished), 1),
         daemon_cpu_per_run_ms=cpu / max(len(runs), 1) * 1000,
         emulator_cpu_per_run_ms=emulator_cpu / max(len(runs), 1) * 1000,
@@ -715,7 +718,26 @@ def main() -> None:
         help="with several daemons: webhooks to the first one (one endpoint), or to each (one endpoint per daemon)",
     )
     parser.add_argument("--verbose", action="store_true", help="print progress every second")
+    add_json_option(parser)
     args = parser.parse_args()
+    with tables_to_stderr(args.json):
+        figures = measure(args)
+    write_json(
+        args.json,
+        "runner_bench",
+        figures,
+        store=args.store,
+        items=args.items,
+        desktops=args.desktops,
+        speed=args.speed,
+        webhook_rate=args.webhook_rate,
+        poll_only=args.poll_only,
+        emulator_webhooks=args.emulator_webhooks,
+    )
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Runs the parts not skipped, prints their tables and returns their figures."""
     global VERBOSE, WEBHOOKS_TO_EACH
     VERBOSE = args.verbose
     WEBHOOKS_TO_EACH = args.webhooks_to == "each"
@@ -729,7 +751,7 @@ def main() -> None:
     )
     results: list[Result] = []
     try:
-        alone = thin = float("nan")
+        alone = thin = thin_cpu = float("nan")
         if not {"a", "b"} <= skip and "baselines" not in skip:  # the baselines of the throughput figures
             with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
                 alone = asyncio.run(_emulator_create_rate(emu.base_url, 3.0, 32))
@@ -804,6 +826,7 @@ def main() -> None:
             "API req/run",
             "end->store p50",
             "p90",
+            "p99",
             "via webhook",
             "CPU/run: daemons",
             "emulator",
@@ -824,6 +847,7 @@ def main() -> None:
                 f"{r.requests_per_run:.2f}",
                 f"{r.latency_p50_ms:.0f} ms",
                 f"{r.latency_p90_ms:.0f} ms",
+                f"{r.latency_p99_ms:.0f} ms",
                 f"{r.webhook_share:.0%}",
                 f"{r.daemon_cpu_per_run_ms:.2f} ms",
                 f"{r.emulator_cpu_per_run_ms:.2f} ms",
@@ -855,6 +879,26 @@ def main() -> None:
         "client's rate on the same job); API req/run <= 1.5 (webhooks) or <= 3 (poll-only); "
     )
     print("\n" + targets + "p50 < 50 ms with webhooks; peak RSS < 200 MB")
+    figures: dict[str, Any] = {}
+    if not math.isnan(alone):
+        figures["baselines"] = {
+            "emulator_creates_per_s": alone,
+            "thin_client_runs_per_s": thin,
+            "thin_client_cpu_per_run_ms": thin_cpu,
+        }
+    for r in results:
+        figure = dataclasses.asdict(r)
+        del figure["label"], figure["light"]
+        if not r.light and not math.isnan(thin):
+            figure["share_of_thin_client"] = r.create_rate / thin
+        figures[r.label] = figure
+    for m in memory:
+        figures[f"rss with {m.runs_in_flight} in flight over {m.desktops} desktops"] = {
+            "idle_mb": m.idle_mb,
+            "peak_mb": m.peak_mb,
+            "seconds_to_reach": m.seconds,
+        }
+    return figures
 
 
 if __name__ == "__main__":
