@@ -59,23 +59,6 @@ def write_json(target: str | None, bench: str, figures: Mapping[str, Any], **con
         Path(target).write_text(text, encoding="utf-8")
 
 
-def percentiles(values: list[float], prefix: str) -> dict[str, float]:
-    """`{prefix_p50, prefix_p90, prefix_p99, prefix_max}` of `values` (nearest rank; NaN when empty)."""
-    if not values:
-        return {f"{prefix}_{name}": math.nan for name in ("p50", "p90", "p99", "max")}
-    ordered = sorted(values)
-
-    def rank(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return {
-        f"{prefix}_p50": rank(0.5),
-        f"{prefix}_p90": rank(0.9),
-        f"{prefix}_p99": rank(0.99),
-        f"{prefix}_max": ordered[-1],
-    }
-
-
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
