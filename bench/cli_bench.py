@@ -33,6 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from psycopg.types.json import Json
+from report import add_json_option, tables_to_stderr, write_json
 from typer.testing import CliRunner
 
 from cyberdesk_runner.cli import build_app
@@ -67,6 +68,7 @@ def parse_args() -> argparse.Namespace:
         "--keep", action="store_true", help="keep the stores (SQLite file, PostgreSQL schema)"
     )
     parser.add_argument("--seed", type=int, default=1)
+    add_json_option(parser)
     return parser.parse_args()
 
 
@@ -415,7 +417,7 @@ def write_config(folder: Path, url: str, history: History) -> Path:
 
 def report(
     name: str, fill_seconds: float, history: History, rows: Sequence[tuple[str, float, float, int]]
-) -> None:
+) -> dict[str, Any]:
     c = history.counts
     print(
         f"\n{name}: {c['attempt']:,} attempts, {c['item']:,} items, {c['fire']:,} fires, {c['event']:,} events "
@@ -424,10 +426,26 @@ def report(
     print(f"  {'command':<42} {'median':>9} {'max':>9}")
     for label, median, slowest, _ in rows:
         print(f"  {label:<42} {median * 1000:>7.0f}ms {slowest * 1000:>7.0f}ms")
+    # A few repeats per command: the slowest stands where a p99 would.
+    return {
+        "fill_seconds": fill_seconds,
+        "rows": dict(c),
+        **{
+            label: {"median_ms": median * 1000, "max_ms": slowest * 1000}
+            for label, median, slowest, _ in rows
+        },
+    }
 
 
 def main() -> None:
     args = parse_args()
+    with tables_to_stderr(args.json):
+        figures = measure(args)
+    write_json(args.json, "cli_bench", figures, attempts=args.attempts, repeat=args.repeat)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="cli-bench-") as tmp:
         folder = Path(tmp)
         if args.keep:
@@ -452,12 +470,13 @@ def main() -> None:
                 with sa.create_engine(url).begin() as conn:
                     conn.execute(sa.text("ANALYZE"))
             config = write_config(folder, url, history)
-            report(name, seconds, history, time_commands(config, history, args.repeat))
+            figures[name] = report(name, seconds, history, time_commands(config, history, args.repeat))
             if pg_schema is not None and not args.keep:
                 with admin.begin() as conn:
                     conn.execute(sa.text(f'DROP SCHEMA "{pg_schema}" CASCADE'))
         if args.keep:
             print(f"\nkept in {folder}")
+    return figures
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from report import add_json_option, tables_to_stderr, write_json
 
 API_KEY = "bench-key"
 
@@ -135,7 +137,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 64])
+    add_json_option(parser)
     args = parser.parse_args()
+    with tables_to_stderr(args.json):
+        figures = run_cells(args)
+    write_json(args.json, "emulator_bench", figures, seconds=args.seconds)
+
+
+def run_cells(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     server = start_emulator(port)
     try:
@@ -155,6 +164,15 @@ def main() -> None:
         print(
             f"{level:>9} | {creates:>16,.0f} | {create_cpu:>7,.0f} us | {gets:>20,.0f} | {get_cpu:>7,.0f} us"
         )
+    return {
+        f"{level} in flight": {
+            "creates_per_s": creates,
+            "create_server_cpu_us": create_cpu,
+            "gets_per_s": gets,
+            "get_server_cpu_us": get_cpu,
+        }
+        for level, creates, create_cpu, gets, get_cpu in results
+    }
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The runner's throughput, API economy, tracking latency and memory, against an emulator in a subprocess.
 
     python bench/runner_bench.py [--daemons 1,2,3] [--store sqlite|postgres] [--poll-only]
-                                 [--items 2000] [--desktops 200] [--in-flight 10000]
+                                 [--items 2000] [--desktops 200] [--in-flight 10000] [--webhook-rate N]
+                                 [--big-fire 100000 [--big-fire-seconds 20]] [--json PATH|-]
 
 Everything runs as separate processes on this machine: one emulator (high `--speed`, so desktops are never the
 limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
@@ -18,13 +19,19 @@ limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
 (b) the same job with 1, 2, 3... daemons (`--daemons`) on one PostgreSQL store: throughput and API requests
     per run, side by side. As in a deployment with one webhook endpoint, webhooks go to the first daemon only
     (`--webhooks-to each` registers every daemon's endpoint, so each receives every delivery).
+(fire) with `--big-fire N`: one fire of N items read from a CSV (`items_from`) over `--desktops` desktops:
+    seconds until every item is recorded (planning), then `--big-fire-seconds` of dispatching (daemon CPU per
+    run, peak RSS), then the seconds until `fires`, `runs --fire F` and `show F` print their first line, and
+    the CPU each used (under load, wall time mostly waits for a core).
 (c) tracking latency under light load: `--light-items` items at most 16 in flight (job `concurrency`), on an
     emulator 10 times slower, so that neither process is saturated. (a) measures latency at saturation, where
     a run's news also waits its turn behind everything else the two processes are doing.
 
-The emulator is served by `cyberdesk.emulator.EmulatorServer` with its webhooks sent through the httpx-aiohttp
-transport (`--emulator-webhooks default` keeps httpx's own pool, which caps deliveries near 100/s here; see
-docs/performance notes). Daemons log at warning level unless `--log-level` says otherwise.
+The emulator is served by `cyberdesk.emulator.EmulatorServer` with its webhooks sent through its default,
+httpx-aiohttp transport (`--emulator-webhooks httpx` uses httpx's own pool, which caps deliveries near 100/s
+here; see docs/performance notes); `--webhook-rate N` caps them at N per second (slow news). Daemons log at
+warning level unless `--log-level` says otherwise. `--json PATH` (or `-`) writes every figure as JSON, for
+`bench/compare.py OLD NEW`.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import dataclasses
 import json
 import math
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -55,6 +63,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from httpx_aiohttp import AiohttpTransport
+from report import add_json_option, tables_to_stderr, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "cd_bench_key"
@@ -70,9 +79,9 @@ import json, signal, sys, threading
 from cyberdesk.emulator import Emulator, EmulatorOptions, EmulatorServer
 options = json.loads(sys.argv[1])
 transport = None
-if options.pop("fast_webhooks"):
-    from httpx_aiohttp import AiohttpTransport
-    transport = AiohttpTransport()
+if not options.pop("fast_webhooks"):  # the emulator's own default is httpx-aiohttp
+    import httpx
+    transport = httpx.AsyncHTTPTransport()
 emulator = Emulator(EmulatorOptions.build(webhook_transport=transport, **options))
 server = EmulatorServer(emulator).start()
 print(server.base_url, flush=True)
@@ -217,7 +226,12 @@ class Emulator:
 
 @contextmanager
 def emulator(
-    work: Path, desktops: int, speed: float, run_duration: str, fast_webhooks: bool
+    work: Path,
+    desktops: int,
+    speed: float,
+    run_duration: str,
+    fast_webhooks: bool,
+    webhook_rate: float | None = None,
 ) -> Iterator[Emulator]:
     fixture = work / f"fleet-{desktops}.json"
     fixture.write_text(
@@ -236,6 +250,7 @@ def emulator(
         "run_duration": run_duration,
         "seed": 1,
         "fast_webhooks": fast_webhooks,
+        "webhook_rate": webhook_rate,
     }
     process = subprocess.Popen(
         [sys.executable, "-c", _EMULATOR_PROGRAM, json.dumps(options)],
@@ -420,6 +435,7 @@ def _start_daemons(
         # With a webhook listener, the daemon serves /metrics there (one HTTP server), else on `server.listen`.
         metrics_port = server_port if poll_only else port
         daemon.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"  # type: ignore[attr-defined]
+        daemon.config_path = config  # type: ignore[attr-defined]
         daemons.append(daemon)
     return daemons
 
@@ -480,6 +496,7 @@ class Result:
     requests_per_run: float
     latency_p50_ms: float
     latency_p90_ms: float
+    latency_p99_ms: float
     webhook_share: float
     daemon_cpu_per_run_ms: float
     emulator_cpu_per_run_ms: float
@@ -578,6 +595,7 @@ def run_job(
         requests_per_run=api / max(len(runs), 1),
         latency_p50_ms=_percentile(latencies, 0.5),
         latency_p90_ms=_percentile(latencies, 0.9),
+        latency_p99_ms=_percentile(latencies, 0.99),
         webhook_share=by_webhook / max(len(finished), 1),
         daemon_cpu_per_run_ms=cpu / max(len(runs), 1) * 1000,
         emulator_cpu_per_run_ms=emulator_cpu / max(len(runs), 1) * 1000,
@@ -653,6 +671,131 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+# -- one big fire ------------------------------------------------------------------------------------------
+
+
+def _write_csv_job(work: Path, items: int, concurrency: int) -> Path:
+    jobs = work / f"jobs-csv-{items}"
+    jobs.mkdir()
+    with (jobs / "bench.csv").open("w", encoding="utf-8") as rows:
+        rows.write("n,claim\n")
+        rows.writelines(f"{n},C-{n:07d}\n" for n in range(items))
+    (jobs / "bench.yaml").write_text(
+        textwrap.dedent(f"""
+        name: bench
+        workflow: {WORKFLOW}
+        target: {{pool: farm}}
+        items_from: bench.csv
+        concurrency: {concurrency}
+        timeout: 2h
+    """)
+    )
+    return jobs
+
+
+def _first_output(config: Path, *args: str) -> tuple[float, float, float]:
+    """Seconds until a CLI command prints its first line and until it ends (its process start included), and
+    the CPU seconds it used: the figure that holds on a loaded machine, where wall time mostly waits for a core."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        _cli(*args, "--config", str(config)),
+        cwd=config.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    first = time.perf_counter() - started
+    process.stdout.read()
+    process.wait()
+    total = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    return first, total, cpu
+
+
+def big_fire(work: Path, args: argparse.Namespace, fast: bool) -> dict[str, Any]:
+    """One fire of `--big-fire` items read from a CSV: planning time, then `--big-fire-seconds` of dispatching
+    (daemon CPU per run, peak RSS), then the time to first output of the commands that look at it."""
+    items = args.big_fire
+    jobs = _write_csv_job(work, items, args.desktops)
+    with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
+        store = Store.make(args.store, work)
+        engine = sa.create_engine(store.url)
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            procs = _start_daemons(
+                work, emu, store, jobs, 1, poll_only=False, poll_interval="15s", log_level=args.log_level
+            )
+            _wait_ready(engine, procs, timeout=120)
+            daemon = procs[0]
+            cpu_start = _cpu_seconds(daemon.pid)
+            started = time.monotonic()
+            _trigger(engine)
+            while _count(engine, "SELECT count(*) FROM item") < items:
+                if time.monotonic() - started > 600 or daemon.poll() is not None:
+                    raise RuntimeError(
+                        f"the fire of {items} items was not planned (see the daemon log in {work})"
+                    )
+                time.sleep(0.05)
+            planned = time.monotonic() - started
+            planning_cpu = _cpu_seconds(daemon.pid) - cpu_start
+            done_query = "SELECT count(*) FROM item WHERE status = 'succeeded'"
+            done_before, cpu_before = _count(engine, done_query), _cpu_seconds(daemon.pid)
+            time.sleep(args.big_fire_seconds)
+            done = _count(engine, done_query) - done_before
+            cpu = _cpu_seconds(daemon.pid) - cpu_before
+            fire_id = _count_text(engine, "SELECT id FROM fire")
+            config = daemon.config_path  # type: ignore[attr-defined]
+            # As installed, with bytecode: a CLI that compiles its sources first (PYTHONDONTWRITEBYTECODE)
+            # spends seconds on that under load, not on the fire.
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", str(ROOT / "sdk"), str(ROOT / "runner")],
+                check=True,
+            )
+            commands = {
+                "fires": ("fires",),
+                "runs --fire F": ("runs", "--fire", fire_id),
+                "show F": ("show", fire_id),
+            }
+            first_output = {name: _first_output(config, *command) for name, command in commands.items()}
+            rss = _peak_rss_mb(daemon.pid)
+        finally:
+            for p in procs:
+                _stop(p)
+            engine.dispose()
+            store.drop()
+    figures: dict[str, Any] = {
+        "items": items,
+        "planning_s": planned,
+        "planning_cpu_s": planning_cpu,
+        "runs_measured": done,
+        "runs_per_s": done / args.big_fire_seconds,
+        "daemon_cpu_per_run_ms": cpu / max(done, 1) * 1000,
+        "peak_rss_mb": rss,
+    }
+    for name, (first, total, cpu) in first_output.items():
+        figures[f"{name}: first output s"] = first
+        figures[f"{name}: total s"] = total
+        figures[f"{name}: cpu s"] = cpu
+    _table(
+        f"one fire of {items:,} items from a CSV over {args.desktops:,} desktops ({args.store})",
+        ["figure", "value"],
+        [
+            [name, f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"]
+            for name, value in figures.items()
+        ],
+    )
+    return figures
+
+
+def _count_text(engine: sa.Engine, query: str) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(sa.text(query)).scalar_one())
+
+
 # -- main -------------------------------------------------------------------------------------------------
 
 
@@ -693,7 +836,10 @@ def main() -> None:
         "--speed", type=float, default=3000, help="emulator speed (runs take 30-90 s / speed)"
     )
     parser.add_argument("--log-level", default="warning")
-    parser.add_argument("--emulator-webhooks", choices=["aiohttp", "default"], default="aiohttp")
+    parser.add_argument("--emulator-webhooks", choices=["aiohttp", "httpx"], default="aiohttp")
+    parser.add_argument(
+        "--webhook-rate", type=float, default=None, help="cap the emulator's webhooks at N deliveries/s"
+    )
     parser.add_argument(
         "--skip",
         default="",
@@ -706,7 +852,36 @@ def main() -> None:
         help="with several daemons: webhooks to the first one (one endpoint), or to each (one endpoint per daemon)",
     )
     parser.add_argument("--verbose", action="store_true", help="print progress every second")
+    parser.add_argument(
+        "--big-fire",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also: one fire of N items from a CSV (planning time, CPU per run, RSS, time to first output)",
+    )
+    parser.add_argument(
+        "--big-fire-seconds", type=float, default=20.0, help="seconds of dispatching measured in --big-fire"
+    )
+    add_json_option(parser)
     args = parser.parse_args()
+    with tables_to_stderr(args.json):
+        figures = measure(args)
+    write_json(
+        args.json,
+        "runner_bench",
+        figures,
+        store=args.store,
+        items=args.items,
+        desktops=args.desktops,
+        speed=args.speed,
+        webhook_rate=args.webhook_rate,
+        poll_only=args.poll_only,
+        emulator_webhooks=args.emulator_webhooks,
+    )
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Runs the parts not skipped, prints their tables and returns their figures."""
     global VERBOSE, WEBHOOKS_TO_EACH
     VERBOSE = args.verbose
     WEBHOOKS_TO_EACH = args.webhooks_to == "each"
@@ -720,19 +895,19 @@ def main() -> None:
     )
     results: list[Result] = []
     try:
-        alone = thin = float("nan")
+        alone = thin = thin_cpu = float("nan")
         if not {"a", "b"} <= skip and "baselines" not in skip:  # the baselines of the throughput figures
-            with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+            with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
                 alone = asyncio.run(_emulator_create_rate(emu.base_url, 3.0, 32))
             print(f"emulator alone: {alone:,.0f} creates/s (32 in flight, httpx + httpx-aiohttp)")
-            with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+            with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
                 thin, thin_cpu = thin_client_rate(emu, args.items)
             print(
                 f"thin client, same job: {thin:,.0f} runs/s ({thin_cpu:.2f} ms CPU/run; create + webhook, "
                 "nothing kept or checked)"
             )
         if "a" not in skip:
-            with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+            with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
                 results.append(
                     run_job(
                         work,
@@ -747,7 +922,7 @@ def main() -> None:
                     )
                 )
         if "c" not in skip:
-            with emulator(work, args.desktops, args.speed / 10, "30-90", fast) as emu:
+            with emulator(work, args.desktops, args.speed / 10, "30-90", fast, args.webhook_rate) as emu:
                 light = run_job(
                     work,
                     emu,
@@ -762,7 +937,7 @@ def main() -> None:
                 results.append(dataclasses.replace(light, light=True))
         if "b" not in skip:
             for n in counts:
-                with emulator(work, args.desktops, args.speed, "30-90", fast) as emu:
+                with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
                     results.append(
                         run_job(
                             work,
@@ -776,6 +951,7 @@ def main() -> None:
                             label=f"(b) {n} daemon{'s' if n > 1 else ''}, postgres",
                         )
                     )
+        fire_figures = big_fire(work, args, fast) if args.big_fire else None
         memory: list[Memory] = []
         if args.in_flight and "rss" not in skip:
             for desktops in (args.in_flight, args.desktops):
@@ -795,6 +971,7 @@ def main() -> None:
             "API req/run",
             "end->store p50",
             "p90",
+            "p99",
             "via webhook",
             "CPU/run: daemons",
             "emulator",
@@ -815,6 +992,7 @@ def main() -> None:
                 f"{r.requests_per_run:.2f}",
                 f"{r.latency_p50_ms:.0f} ms",
                 f"{r.latency_p90_ms:.0f} ms",
+                f"{r.latency_p99_ms:.0f} ms",
                 f"{r.webhook_share:.0%}",
                 f"{r.daemon_cpu_per_run_ms:.2f} ms",
                 f"{r.emulator_cpu_per_run_ms:.2f} ms",
@@ -846,6 +1024,28 @@ def main() -> None:
         "client's rate on the same job); API req/run <= 1.5 (webhooks) or <= 3 (poll-only); "
     )
     print("\n" + targets + "p50 < 50 ms with webhooks; peak RSS < 200 MB")
+    figures: dict[str, Any] = {}
+    if fire_figures is not None:
+        figures["big fire"] = fire_figures
+    if not math.isnan(alone):
+        figures["baselines"] = {
+            "emulator_creates_per_s": alone,
+            "thin_client_runs_per_s": thin,
+            "thin_client_cpu_per_run_ms": thin_cpu,
+        }
+    for r in results:
+        figure = dataclasses.asdict(r)
+        del figure["label"], figure["light"]
+        if not r.light and not math.isnan(thin):
+            figure["share_of_thin_client"] = r.create_rate / thin
+        figures[r.label] = figure
+    for m in memory:
+        figures[f"rss with {m.runs_in_flight} in flight over {m.desktops} desktops"] = {
+            "idle_mb": m.idle_mb,
+            "peak_mb": m.peak_mb,
+            "seconds_to_reach": m.seconds,
+        }
+    return figures
 
 
 if __name__ == "__main__":

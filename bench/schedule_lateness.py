@@ -22,8 +22,10 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
+from report import add_json_option, tables_to_stderr, write_json
 
 from cyberdesk_runner.catalog import JobCatalog
 from cyberdesk_runner.clock import SystemClock
@@ -90,7 +92,14 @@ def main() -> None:
         "--seconds", type=float, default=10.0, help="How long to measure (after a 1s warm-up)."
     )
     parser.add_argument("--store", default=None, help="Store URL (default: a SQLite file in a temp folder).")
+    add_json_option(parser)
     args = parser.parse_args()
+    with tables_to_stderr(args.json):
+        figures = measure(args)
+    write_json(args.json, "schedule_lateness", figures, jobs=args.jobs, seconds=args.seconds)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "jobs"
@@ -141,6 +150,15 @@ def main() -> None:
     )
     verdict = "OK" if percentile(lateness_ms, 0.99) < 250 else "ABOVE TARGET"
     print(f"target p99 < 250 ms: {verdict}")
+    return {
+        "fires": len(lateness_ms),
+        "lateness_p50_ms": statistics.median(lateness_ms),
+        "lateness_p90_ms": percentile(lateness_ms, 0.90),
+        "lateness_p99_ms": percentile(lateness_ms, 0.99),
+        "lateness_max_ms": max(lateness_ms),
+        "tick_busy_median_ms": statistics.median(busy_ticks) * 1000,
+        "tick_max_ms": max(tick_times) * 1000,
+    }
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ import httpx
 import sqlalchemy as sa
 
 # Run as a script, its folder is on sys.path: the runner benchmark's process helpers are shared, not copied.
+from report import add_json_option, tables_to_stderr, write_json
 from runner_bench import WEBHOOK_SECRET, Store, _cli, _free_port, _stop
 
 API_KEY = "cd_soak_key"
@@ -497,7 +498,17 @@ def main() -> None:
     parser.add_argument("--outage-seconds", type=float, default=5.0, help="how long an API outage lasts")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--drain", type=float, default=180.0, help="most seconds to wait for the work to end")
+    add_json_option(parser)
     args = parser.parse_args()
+    with tables_to_stderr(args.json):
+        figures, problems = soak(args)
+    write_json(args.json, "soak", figures, minutes=args.minutes, store=args.store, items=args.items)
+    if problems:
+        sys.exit(1)
+
+
+def soak(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """Runs the soak, prints what happened and the violations; returns its figures and the violations."""
     count = args.daemons if args.store == "postgres" else 1
     work = Path(tempfile.mkdtemp(prefix="runner-soak-"))
     print(
@@ -536,6 +547,15 @@ def main() -> None:
         stats = http.get("/_emulator/stats").json()
         problems = _verify(engine, runs, stats, chaos) + _tracebacks(daemons)
         _report(engine, runs, stats, chaos, bulk_fires)
+        figures = {
+            "violations": len(problems),
+            "bulk_fires": bulk_fires,
+            "emulator_runs": len(runs["runs"]),
+            "sigkills": chaos.kills,
+            "sigterms": chaos.terms,
+            "slowest_stop_s": chaos.slowest_term,
+            "api_outages": chaos.outages,
+        }
     finally:
         for daemon in daemons:
             if daemon.process is not None:
@@ -548,8 +568,9 @@ def main() -> None:
         print("\nVIOLATIONS:")
         for problem in problems:
             print(f"  - {problem}")
-        sys.exit(1)
-    print("\nevery check held")
+    else:
+        print("\nevery check held")
+    return figures, problems
 
 
 def _report(

@@ -193,6 +193,8 @@ class EmulatorSettings(BaseModel):
     #: A fleet fixture (YAML); default: the built-in demo fleet.
     fixture: Path | None = None
     seed: int | None = None
+    #: At most this many webhook deliveries per second (default: as fast as the daemon answers).
+    webhook_rate: float | None = Field(None, gt=0)
 
     @field_validator("fixture")
     @classmethod

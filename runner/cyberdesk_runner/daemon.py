@@ -129,6 +129,7 @@ class Daemon:
                 failure_rate=emu.failure_rate,
                 fixture=str(emu.fixture) if emu.fixture else None,
                 seed=emu.seed,
+                webhook_rate=emu.webhook_rate,
             )
         )
         self._emulator_server = EmulatorServer(self._emulator, host="127.0.0.1", port=0).start()

@@ -158,6 +158,7 @@ def test_cli_command_and_module_entry_point() -> None:
         "--failure-rate",
         "--webhook-url",
         "--webhook-secret",
+        "--webhook-rate",
         "--rate-limit",
         "--server-errors",
         "--drop-responses",

@@ -8,9 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
+from httpx_aiohttp import AiohttpTransport
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from cyberdesk.emulator import Emulator
+from cyberdesk.emulator import Emulator, EmulatorOptions
+from cyberdesk.emulator.cli import ServeOptions
+from cyberdesk.emulator.webhooks import WebhookDispatcher
 
 from .conftest import wf
 
@@ -131,3 +134,72 @@ async def test_every_endpoint_gets_every_event(make_emulator: Callable[..., Emul
 def test_invalid_secret_is_rejected_up_front(em: Emulator) -> None:
     with pytest.raises(Exception):  # noqa: B017 - svix raises its own error types for bad base64
         em.add_webhook_endpoint("https://x.test", "not base64 !!")
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_rate_cap_holds_in_every_second_and_does_not_starve() -> None:
+    time = FakeMonotonic()
+    dispatcher = WebhookDispatcher((0.5,), 5.0, monotonic=time, rate=50)
+    dispatcher.add_endpoint("https://hooks.test/a", SECRET)
+    for n in range(2000):
+        dispatcher.enqueue({"event_id": f"evt_{n}", "run": {"id": f"run_{n}"}}, f"msg_{n}")
+    taken_at: list[float] = []
+    for _ in range(1000):  # ten seconds in ticks of 10 ms, as the served emulator's ticker polls
+        taken_at += [time.now] * len(dispatcher.take_due())
+        time.now += 0.01
+    # Any one-second window holds at most a second's worth plus the burst (a tenth of a second's worth).
+    for start in taken_at:
+        assert sum(1 for at in taken_at if start <= at < start + 1.0) <= 50 + 5
+    assert 500 <= len(taken_at) <= 505  # ten seconds at the cap: deliveries go on at the cap's pace
+    assert dispatcher.pending == 2000  # every delivery taken is in flight until attempted; none is lost
+
+
+def test_a_capped_dispatcher_says_when_the_next_attempt_may_go() -> None:
+    time = FakeMonotonic()
+    dispatcher = WebhookDispatcher((0.5,), 5.0, monotonic=time, rate=2)
+    dispatcher.add_endpoint("https://hooks.test/a", SECRET)
+    for n in range(3):
+        dispatcher.enqueue({"event_id": f"evt_{n}", "run": {"id": f"run_{n}"}}, f"msg_{n}")
+    assert len(dispatcher.take_due()) == 1  # a burst of at least one
+    assert dispatcher.next_due_in() == pytest.approx(0.5)
+    assert dispatcher.take_due() == []
+    time.now += 0.5
+    assert len(dispatcher.take_due()) == 1
+
+
+async def test_capped_deliveries_still_arrive_signed(make_emulator: Callable[..., Emulator]) -> None:
+    receiver = Receiver()
+    em = make_emulator(webhook_transport=receiver.transport(), webhook_rate=1000)
+    em.add_webhook_endpoint("https://hooks.test/a", SECRET)
+    for _ in range(3):
+        em.create_run(wf(em))
+    em.run_until_idle()
+    await em.deliver_webhooks()
+    assert len(receiver.requests) == 3
+    for request in receiver.requests:
+        verified(request)
+
+
+@pytest.mark.parametrize("rate", [0, -5])
+def test_the_webhook_rate_must_be_positive(rate: float) -> None:
+    with pytest.raises(ValueError, match="webhook_rate must be > 0"):
+        EmulatorOptions(webhook_rate=rate)
+
+
+async def test_deliveries_go_through_aiohttp_unless_a_transport_is_given() -> None:
+    # The command line's options (`cyberdesk-runner emulator`, `python -m cyberdesk.emulator`) give no
+    # transport; the served emulator's ticker and `deliver_webhooks()` both send through `client()`.
+    em = Emulator(ServeOptions(webhook_rate=200).emulator_options())
+    assert em.webhooks.rate == 200
+    async with em.webhooks.client() as client:
+        assert isinstance(client._transport, AiohttpTransport)
+    mock = httpx.MockTransport(lambda request: httpx.Response(204))
+    async with Emulator(webhook_transport=mock).webhooks.client() as client:
+        assert client._transport is mock

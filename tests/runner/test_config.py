@@ -433,3 +433,13 @@ def test_shipped_example_commented_settings_are_valid(tmp_path: Path) -> None:
     assert not config.uses_emulator
     assert config.store == "postgresql+psycopg://runner:pw@db.internal:5432/cyberdesk_runner"
     assert config.tracking.webhook is not None and config.tracking.webhook.listen == HostPort("0.0.0.0", 8791)
+
+
+def test_the_embedded_emulator_can_cap_its_webhooks(tmp_path: Path) -> None:
+    assert default_config(tmp_path).emulator.webhook_rate is None  # no cap unless asked
+    path = write(tmp_path / "config.yaml", "emulator:\n  webhook_rate: 200\n")
+    assert load_config(path, {}).emulator.webhook_rate == 200
+    write(path, "emulator:\n  webhook_rate: 0\n")
+    [(name, line, _, field, message)] = config_errors(path)
+    assert (name, line, field) == ("config.yaml", 2, "emulator.webhook_rate")
+    assert "more than 0" in message and "got 0" in message

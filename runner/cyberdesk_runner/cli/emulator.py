@@ -38,6 +38,12 @@ def emulator(
     webhook_secret: Annotated[
         str | None, typer.Option(metavar="SECRET", help="Svix signing secret (whsec_...).")
     ] = None,
+    webhook_rate: Annotated[
+        float | None,
+        typer.Option(
+            metavar="N", help="At most N webhook deliveries per second [default: no cap].", min=0.001
+        ),
+    ] = None,
     rate_limit: Annotated[
         float, typer.Option(metavar="P", help="Probability of a 429.", min=0.0, max=1.0)
     ] = 0.0,
@@ -74,6 +80,7 @@ def emulator(
         failure_rate=failure_rate,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
+        webhook_rate=webhook_rate,
         rate_limit=rate_limit,
         server_errors=server_errors,
         drop_responses=drop_responses,

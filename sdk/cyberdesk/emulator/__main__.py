@@ -20,6 +20,7 @@ def parse(argv: Sequence[str] | None = None) -> ServeOptions:
     p.add_argument("--failure-rate", type=float, default=defaults.failure_rate)
     p.add_argument("--webhook-url", default=None)
     p.add_argument("--webhook-secret", default=None)
+    p.add_argument("--webhook-rate", type=float, default=None, help="at most N webhook deliveries per second")
     p.add_argument("--rate-limit", type=float, default=0.0)
     p.add_argument("--server-errors", type=float, default=0.0)
     p.add_argument("--drop-responses", type=float, default=0.0)

@@ -27,6 +27,7 @@ class ServeOptions:
     failure_rate: float = 0.0
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    webhook_rate: float | None = None
     rate_limit: float = 0.0
     server_errors: float = 0.0
     drop_responses: float = 0.0
@@ -43,6 +44,7 @@ class ServeOptions:
             failure_rate=self.failure_rate,
             webhook_url=self.webhook_url,
             webhook_secret=self.webhook_secret,
+            webhook_rate=self.webhook_rate,
             rate_limit=self.rate_limit,
             server_errors=self.server_errors,
             drop_responses=self.drop_responses,
@@ -70,6 +72,8 @@ def banner(em: Emulator, base_url: str) -> str:
         )
     for endpoint in em.webhooks.endpoints:
         lines.append(f"  webhooks:  {endpoint.url}")
+    if opts.webhook_rate is not None:
+        lines.append(f"  webhooks:  at most {opts.webhook_rate:g} deliveries per second")
     lines.append(f"  control:   {base_url}/_emulator/stats, {base_url}/_emulator/runs, {base_url}/docs")
     return "\n".join(lines)
 

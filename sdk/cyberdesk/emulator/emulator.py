@@ -73,7 +73,10 @@ class Emulator:
         self.faults = FaultInjector(self.options.faults, self.options.seed)
         self.idempotency = IdempotencyStore()
         self.webhooks = WebhookDispatcher(
-            self.options.webhook_retry_delays, self.options.webhook_timeout, self.options.webhook_transport
+            self.options.webhook_retry_delays,
+            self.options.webhook_timeout,
+            self.options.webhook_transport,
+            rate=self.options.webhook_rate,
         )
         for endpoint in self.options.webhooks:
             self.webhooks.add_endpoint(endpoint.url, endpoint.secret)

@@ -95,7 +95,11 @@ class EmulatorOptions:
     # cannot starve the API the same event loop serves; each waits for the receiver's answer, so a low bound
     # caps the webhook rate at bound / receiver latency (32 / 60 ms held a runner near 500 runs/s).
     webhook_concurrency: int = 256
+    # None: httpx-aiohttp (httpx's own async pool caps deliveries near 100/s here); tests pass a MockTransport.
     webhook_transport: httpx.AsyncBaseTransport | None = None
+    # At most this many webhook attempts per real second (None: as fast as the receiver answers), to try a
+    # receiver whose news comes slowly, as from a busy Svix.
+    webhook_rate: float | None = None
     # Real seconds between two passes of the background ticker of a served emulator.
     tick_interval: float = 0.01
 
@@ -104,6 +108,8 @@ class EmulatorOptions:
             raise ValueError("speed must be > 0")
         if self.webhook_concurrency < 1:
             raise ValueError("webhook_concurrency must be >= 1")
+        if self.webhook_rate is not None and self.webhook_rate <= 0:
+            raise ValueError(f"webhook_rate must be > 0 deliveries per second, got {self.webhook_rate}")
         if not 0.0 <= self.failure_rate <= 1.0:
             raise ValueError("failure_rate must be a probability in [0, 1]")
         given: object = self.run_duration
