@@ -70,7 +70,7 @@ def _config_line(settings: Config) -> str:
 def _job_row(job: LoadedJob) -> list[str]:
     spec = job.spec
     schedule = "; ".join(entry.describe() for entry in spec.schedule) or "manual only"
-    return [spec.name, spec.workflow, spec.target.describe(), schedule]
+    return [spec.name, " -> ".join(spec.workflows), spec.target.describe(), schedule]
 
 
 def _print_table(rows: list[list[str]]) -> None:

@@ -63,7 +63,7 @@ def test_every_error_is_printed_and_exit_code_is_1(
     assert code == 1
     assert output.splitlines() == [
         "my-jobs/a.yaml:5:12: retry.backoff: expected a duration like 30s, 15m or 2h, got '30 seconds'",
-        "my-jobs/b.yaml:1:1: workflow: required key is missing",
+        "my-jobs/b.yaml:1:1: workflow: required key is missing (or give steps)",
         "my-jobs/b.yaml:2:1: workflw: unknown key 'workflw'; did you mean 'workflow'?",
         "Found 3 errors in 2 files",
     ]
