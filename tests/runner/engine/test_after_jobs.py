@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console, RenderableType
+
+from cyberdesk_runner.cli.shapes import fire_json
+from cyberdesk_runner.cli.show import collect, render
+from cyberdesk_runner.store.views import Ref
 
 from .harness import Harness
 
@@ -56,6 +63,12 @@ def _fires(h: Harness, job: str) -> list[dict[str, Any]]:
 
 def _items(h: Harness, fire_id: str) -> list[dict[str, Any]]:
     return sorted((i for i in h.rows("item") if i["fire_id"] == fire_id), key=lambda i: i["seq"])
+
+
+def render_text(renderable: RenderableType) -> str:
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
 
 
 class _Crashed:
@@ -145,6 +158,15 @@ async def test_a_chain_of_jobs_a_b_c(tmp_path: Path) -> None:
         [report] = _fires(h, "report")
         assert report["upstream_fire_id"] == submit["id"] and report["status"] == "succeeded"
         assert [i["inputs"] for i in _items(h, report["id"])] == [{"portal": "main"}]  # its own items
+        # `show` and `fires` link both ways.
+        now = datetime.now(UTC)
+        shown = collect(h.store, Ref("fire", submit["id"], "submit", submit["id"]), now, None)
+        assert shown["fire"]["after_fire"] == _fires(h, "extract")[0]["id"]
+        assert shown["fire"]["triggered"] == [{"fire": report["id"], "job": "report", "status": "succeeded"}]
+        text = render_text(render(shown))
+        assert f"fire {report['id']} of job report" in text and _fires(h, "extract")[0]["id"] in text
+        listed = {f["job"]: f for f in map(fire_json, h.store.fire_views())}
+        assert listed["report"]["after_fire"] == submit["id"]
 
 
 async def test_a_restarted_daemon_records_the_downstream_fire_once(tmp_path: Path) -> None:
