@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cyberdesk_runner.catalog import ActiveJob, JobCatalog
@@ -79,7 +79,9 @@ def items_from_outputs(job: ActiveJob, outputs: list[UpstreamOutput], fleet: Fle
 
 
 class DownstreamFirer:
-    def __init__(self, *, store: Store, catalog: JobCatalog, fleet: Any, clock: Clock) -> None:
+    def __init__(
+        self, *, store: Store, catalog: JobCatalog, fleet: Callable[[], Fleet], clock: Clock
+    ) -> None:
         self._store = store
         self._catalog = catalog
         self._fleet = fleet
@@ -138,7 +140,7 @@ class DownstreamFirer:
             priority=spec.priority,
             upstream_fire_id=upstream_id,
         )
-        fleet: Fleet = self._fleet()
+        fleet = self._fleet()
         now = self._clock.now()
         try:
             if spec.items_from_output is None:
