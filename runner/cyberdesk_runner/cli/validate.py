@@ -69,7 +69,10 @@ def _config_line(settings: Config) -> str:
 
 def _job_row(job: LoadedJob) -> list[str]:
     spec = job.spec
-    schedule = "; ".join(entry.describe() for entry in spec.schedule) or "manual only"
+    triggers = [entry.describe() for entry in spec.schedule]
+    if spec.after is not None:
+        triggers.append(f"after {spec.after.job} ({spec.after.when})")
+    schedule = "; ".join(triggers) or "manual only"
     return [spec.name, " -> ".join(spec.workflows), spec.target.describe(), schedule]
 
 
