@@ -165,7 +165,7 @@ async def test_a_chain_of_jobs_a_b_c(tmp_path: Path) -> None:
         assert shown["fire"]["triggered"] == [{"fire": report["id"], "job": "report", "status": "succeeded"}]
         text = render_text(render(shown))
         assert f"fire {report['id']} of job report" in text and _fires(h, "extract")[0]["id"] in text
-        listed = {f["job"]: f for f in map(fire_json, h.store.fire_views())}
+        listed = {f["job"]: f for f in map(fire_json, h.store.queries.fire_views())}
         assert listed["report"]["after_fire"] == submit["id"]
 
 
