@@ -24,9 +24,12 @@ _NO_RETRY = RetryPolicy()
 @attrs.frozen
 class ActiveJob:
     loaded: LoadedJob
+    #: The (first step's) workflow id; None until resolved.
     workflow_id: str | None = None
     #: Why the workflow could not be resolved (unknown name, ambiguous name); fires fail with it.
     workflow_error: str | None = None
+    #: Every step's workflow id in order (one entry for a single-workflow job).
+    workflow_ids: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -86,8 +89,8 @@ class JobCatalog:
             if previous is not None and previous.loaded.definition_hash == loaded.definition_hash:
                 fresh[name] = previous
                 continue
-            if previous is not None and previous.loaded.spec.workflow == loaded.spec.workflow:
-                fresh[name] = ActiveJob(loaded, previous.workflow_id, previous.workflow_error)
+            if previous is not None and previous.loaded.spec.workflows == loaded.spec.workflows:
+                fresh[name] = attrs.evolve(previous, loaded=loaded)
             else:
                 fresh[name] = ActiveJob(loaded)
             self._retired.pop(name, None)
@@ -129,9 +132,20 @@ class JobCatalog:
                 by_name.setdefault(str(wf_name), []).append(wf_id)
         changed = []
         for name, job in self.jobs.items():
-            workflow_id, error = _resolve(job.loaded.spec.workflow, workflows, by_name)
-            if (workflow_id, error) != (job.workflow_id, job.workflow_error):
-                self.jobs[name] = attrs.evolve(job, workflow_id=workflow_id, workflow_error=error)
+            refs = job.loaded.spec.workflows
+            resolved = [_resolve(ref, workflows, by_name) for ref in refs]
+            errors = [error for _, error in resolved if error is not None]
+            if len(refs) > 1:
+                errors = [
+                    f"step {i + 1}: {error}" for i, (_, error) in enumerate(resolved) if error is not None
+                ]
+            error = "; ".join(errors) or None
+            ids = () if error else tuple(str(wf_id) for wf_id, _ in resolved)
+            workflow_id = ids[0] if ids else None
+            if (workflow_id, error, ids) != (job.workflow_id, job.workflow_error, job.workflow_ids):
+                self.jobs[name] = attrs.evolve(
+                    job, workflow_id=workflow_id, workflow_error=error, workflow_ids=ids
+                )
                 changed.append(name)
         return changed
 

@@ -230,6 +230,14 @@ class Daemon:
     async def _trigger_once(self, runtime: Runtime, jobs: list[str]) -> None:
         """`--once`: fire the named jobs (all when none are named)."""
         names = jobs or sorted(runtime.catalog.jobs)
+        if not jobs:
+            # A job after another fired here runs when that fire ends, not by hand as well.
+            firing = set(names)
+            names = [
+                n
+                for n in names
+                if (after := runtime.catalog.jobs[n].loaded.spec.after) is None or after.job not in firing
+            ]
         unknown = [n for n in names if n not in runtime.catalog.jobs]
         if unknown:
             raise UnknownJobs(
@@ -420,7 +428,7 @@ class Daemon:
         await asyncio.sleep(_IDLE_CHECK_EVERY)  # let requested fires get a first dispatch round
         while not self._stop.is_set():
             counts = await asyncio.to_thread(runtime.store.counts.work)
-            if counts.idle:
+            if counts.idle and not await runtime.downstream.waiting():
                 log.info("idle", reason="nothing pending or in flight")
                 self.request_stop()
                 return

@@ -16,6 +16,7 @@ from cyberdesk import CyberdeskClient
 from cyberdesk_runner.catalog import CatalogChange, JobCatalog
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.dispatch import Dispatcher
+from cyberdesk_runner.downstream import DownstreamFirer
 from cyberdesk_runner.fleet import Desktop, Fleet
 from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.metrics import Metrics
@@ -94,6 +95,7 @@ class Runtime:
             outcome=self.policy,
             on_transitions=self.on_transitions,
         )
+        self.downstream = DownstreamFirer(store=store, catalog=catalog, fleet=lambda: self.fleet, clock=clock)
         self.scheduler = Scheduler(
             store=store,
             catalog=catalog,
@@ -273,6 +275,8 @@ class Runtime:
         enough calls are waiting.
         """
         await self.plan_requested_fires()
+        if self.fleet_loaded:
+            await self.downstream.fire_once()  # upstream fires that ended: their `after:` jobs' fires
         started = 0
         while True:
             batch = await self.dispatcher.dispatch_once()

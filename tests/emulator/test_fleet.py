@@ -59,7 +59,19 @@ def test_demo_fleet_is_exactly_as_documented() -> None:
             "Check that {claims_app} starts on desktop {desktop_name} at site {site} and report its version.",
             False,
         ),
+        "Extract pending claims": (
+            "Open {claims_app} at {portal_url}, sign in as {username} with password {$password}, and list the "
+            "claims waiting for submission.",
+            True,
+        ),
+        "Sign in to EHR": (
+            "In {ehr_app}, sign in as {username} with password {$password} and open the chart of patient "
+            "{patient_id}.",
+            True,
+        ),
     }
+    schemas = {w.name for w in em.world.workflows.values() if w.output_schema is not None}
+    assert schemas == {"Extract pending claims", "Sign in to EHR"}
 
 
 def test_same_seed_same_ids() -> None:
@@ -122,6 +134,11 @@ workflows:
             "task_failed or error",
         ),
         ({"machines": [{"name": "m", "disconnect_at": -1}]}, "disconnect_at"),
+        (
+            {"workflows": [{"name": "w", "prompt": "p", "output_schema": "{not json"}]},
+            "workflows[0]: `output_schema`",
+        ),
+        ({"workflows": [{"name": "w", "prompt": "p", "output_schema": [1]}]}, "JSON Schema object"),
     ],
 )
 def test_fixture_errors_say_where(fixture: dict[str, object], message: str) -> None:

@@ -45,7 +45,7 @@ def test_emulator_server_start_stop() -> None:
 def test_fixture_serves_a_fresh_emulator(cyberdesk_emulator: EmulatorHandle) -> None:
     with cyberdesk_emulator.client() as client:
         assert client.get("/v1/health").status_code == 200
-        assert len(client.get("/v1/workflows").json()["items"]) == 4
+        assert len(client.get("/v1/workflows").json()["items"]) == 6
     assert cyberdesk_emulator.emulator.api_key == cyberdesk_emulator.api_key
 
 

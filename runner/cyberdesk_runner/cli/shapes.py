@@ -27,6 +27,7 @@ def fire_json(fire: FireView) -> dict[str, Any]:
         "created_at": iso(fire.created_at),
         "finished_at": iso(fire.finished_at),
         "retry_of": fire.retry_of,
+        "after_fire": fire.upstream_fire_id,
         "items": {
             "total": max(fire.items_total, counts.total),
             "succeeded": counts.succeeded,
@@ -133,6 +134,7 @@ FIRE_COLUMNS = [
     Column("created_at", when),
     Column("items", items_text),
     Column("retry_of", is_id=True),
+    Column("after_fire", is_id=True),
     Column("reason", short(80)),
 ]
 

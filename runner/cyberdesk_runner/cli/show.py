@@ -84,6 +84,11 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[st
     fire_data = fire_json(fire) | {
         "planned_at": iso(fire.planned_at),
         "input_overrides": inputs_json(fire.input_overrides, ()) if fire.input_overrides else None,
+        # `after:` jobs, both ways: the fire this one ran after, and the fires it triggered.
+        "triggered": [
+            {"fire": fire_id, "job": job_name, "status": status}
+            for fire_id, job_name, status in store.lineage.downstream_fires(fire.id)
+        ],
     }
     document: dict[str, Any] = {
         "kind": ref.kind,
@@ -183,6 +188,12 @@ def _fire_block(document: dict[str, Any]) -> RenderableType:
         ("planned at", when(fire["planned_at"])),
         ("finished at", when(fire["finished_at"])),
         ("retry of", fire["retry_of"]),
+        ("after fire", fire["after_fire"]),
+        (
+            "triggered",
+            "; ".join(f"fire {t['fire']} of job {t['job']} ({t['status']})" for t in fire["triggered"])
+            or None,
+        ),
         ("items", items_text(fire["items"])),
         ("reason", fire["reason"]),
         ("input overrides", _pairs(fire["input_overrides"])),

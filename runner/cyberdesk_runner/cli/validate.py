@@ -69,8 +69,11 @@ def _config_line(settings: Config) -> str:
 
 def _job_row(job: LoadedJob) -> list[str]:
     spec = job.spec
-    schedule = "; ".join(entry.describe() for entry in spec.schedule) or "manual only"
-    return [spec.name, spec.workflow, spec.target.describe(), schedule]
+    triggers = [entry.describe() for entry in spec.schedule]
+    if spec.after is not None:
+        triggers.append(f"after {spec.after.job} ({spec.after.when})")
+    schedule = "; ".join(triggers) or "manual only"
+    return [spec.name, " -> ".join(spec.workflows), spec.target.describe(), schedule]
 
 
 def _print_table(rows: list[list[str]]) -> None:

@@ -70,7 +70,39 @@ def load_jobs(folder: Path) -> JobLoadResult:
         for job in same:
             others = ", ".join(other.error_at(("name",), "").location for other in same if other is not job)
             errors.append(job.error_at(("name",), f"duplicate job name {name!r}, also used by {others}"))
+    errors.extend(_after_errors(jobs))
     return JobLoadResult(jobs, sorted(errors, key=_error_order))
+
+
+def _after_errors(jobs: dict[str, LoadedJob]) -> list[SpecError]:
+    """`after:` must name a loaded job and never come back to itself; the jobs of a cycle are all rejected,
+    each error naming every file and line of the cycle. Jobs after a rejected job are kept: they never fire."""
+    errors: list[SpecError] = []
+    upstream = {name: job.spec.after.job for name, job in jobs.items() if job.spec.after is not None}
+    for name, target in upstream.items():
+        if target not in jobs:
+            errors.append(jobs[name].error_at(("after", "job"), f"no job is named {target!r}"))
+    in_cycle: set[str] = set()
+    for start in upstream:
+        path, node = [start], upstream.get(start)
+        while node is not None and node in jobs and node not in path and node not in in_cycle:
+            path.append(node)
+            node = upstream.get(node)
+        if node is None or node in in_cycle or node not in path:
+            continue
+        cycle = path[path.index(node) :]
+        in_cycle.update(cycle)
+        places = [jobs[n].error_at(("after", "job"), "") for n in cycle]
+        described = " -> ".join(f"{n} ({p.location})" for n, p in zip(cycle, places, strict=True))
+        for n in cycle:
+            errors.append(
+                jobs[n].error_at(
+                    ("after", "job"), f"jobs fire each other in a cycle: {described} -> {cycle[0]}"
+                )
+            )
+    for name in in_cycle:
+        del jobs[name]
+    return errors
 
 
 def load_job_file(path: Path) -> LoadedJob:
@@ -97,7 +129,13 @@ def load_job_file(path: Path) -> LoadedJob:
     try:
         spec = JobSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise JobFileError(validation_errors(exc, doc, path, JobSpec, _SECRET_PATHS)) from None
+        errors = validation_errors(exc, doc, path, JobSpec, _SECRET_PATHS)
+        if not {"workflow", "steps"} & set(doc.data) and not any(e.field_path == "workflow" for e in errors):
+            # The model's own check (workflow or steps) runs only once every field is valid: say it now.
+            pos = doc.positions[()]
+            missing = "required key is missing (or give steps)"
+            errors.append(SpecError(path, pos.line, pos.column, "workflow", missing))
+        raise JobFileError(errors) from None
     job = LoadedJob(spec, path, "", source, doc.positions)
     items_hash = ""
     if job.items_path is not None:

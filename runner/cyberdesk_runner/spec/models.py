@@ -24,6 +24,7 @@ from cyberdesk_runner.spec.diagnostics import describe, field_error
 from cyberdesk_runner.spec.schedule import ScheduleEntry
 
 __all__ = [
+    "After",
     "DATA_FILE_SUFFIXES",
     "JOB_NAME_PATTERN",
     "JobSpec",
@@ -31,12 +32,17 @@ __all__ = [
     "RetryPolicy",
     "RetryableStatus",
     "SensitiveRef",
+    "Step",
     "Target",
+    "step_refs",
 ]
 
 JOB_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 DATA_FILE_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 _ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ALIAS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+#: `{$ref: alias.outputs.path}`: the path is optional (the whole output).
+_REF_PATTERN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,63})\.outputs(\.[^.]+)*$")
 
 MatchScalar = str | int | float | bool
 RetryableStatus = Literal["error", "task_failed"]
@@ -238,10 +244,83 @@ class RetryPolicy(BaseModel):
         return self
 
 
+def _check_alias(alias: str) -> str:
+    if not re.match(_ALIAS_PATTERN, alias):
+        raise ValueError(
+            f"expected a name of letters, digits and _ (not starting with a digit), got {alias!r}"
+        )
+    return alias
+
+
+def step_refs(inputs: Any) -> list[tuple[str, str]]:
+    """(input name, reference) of every `{$ref: ...}` value among a step's inputs (top level, as the API)."""
+    found = []
+    for name, value in (inputs or {}).items():
+        if isinstance(value, dict) and "$ref" in value:
+            found.append((str(name), str(value["$ref"])))
+    return found
+
+
+class Step(BaseModel):
+    """One step of a multi-step job: a workflow run on the session's desktop after the steps before it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Step")
+
+    workflow: NonBlank = Field(description="Name or id of the Cyberdesk workflow of this step.")
+    alias: Annotated[str, AfterValidator(_check_alias)] | None = Field(
+        None,
+        description="Name under which later steps read this step's outputs: {$ref: ALIAS.outputs.PATH}.",
+        json_schema_extra={"pattern": _ALIAS_PATTERN},
+        examples=["signin"],
+    )
+    inputs: dict[InputName, JsonValue] = Field(
+        default_factory=dict,
+        description="This step's own inputs (they win over the item's values): static values or "
+        "{$ref: ALIAS.outputs.PATH} to an earlier step's output.",
+    )
+    sensitive_inputs: dict[SensitiveName, SensitiveRef] = Field(
+        default_factory=dict, description="This step's own secret inputs, as references ({env} or {file})."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for name, value in self.inputs.items():
+            if isinstance(value, dict) and "$ref" in value:
+                ref = value["$ref"]
+                if set(value) != {"$ref"} or not isinstance(ref, str) or not _REF_PATTERN.match(ref):
+                    raise field_error(
+                        "a reference is {$ref: ALIAS.outputs.PATH}, e.g. {$ref: signin.outputs.chart_id}",
+                        "inputs",
+                        name,
+                    )
+        return self
+
+
+class After(BaseModel):
+    """Fire this job when a fire of another job ends."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="After another job")
+
+    job: Annotated[str, AfterValidator(_check_job_name)] = Field(
+        description="The upstream job: each of its fires that ends (as `when` says) fires this job once.",
+        examples=["extract-claims"],
+    )
+    when: Literal["succeeded", "failed", "finished"] = Field(
+        "succeeded",
+        description="succeeded: every item of the upstream fire succeeded; failed: some failed; finished: any "
+        "outcome.",
+    )
+
+
 class JobSpec(BaseModel):
     """One job: which workflow to run, on which desktops, with which inputs, and when."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, title="Cyberdesk runner job")
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="Cyberdesk runner job",
+        json_schema_extra={"oneOf": [{"required": ["workflow"]}, {"required": ["steps"]}]},
+    )
 
     name: Annotated[str, AfterValidator(_check_job_name)] = Field(
         description="Unique job name: 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit.",
@@ -249,8 +328,28 @@ class JobSpec(BaseModel):
         examples=["submit-claims"],
     )
     description: str | None = Field(None, description="Free text for people reading the job.")
-    workflow: NonBlank = Field(
-        description="Name or id of the Cyberdesk workflow to run.", examples=["Submit insurance claim"]
+    workflow: NonBlank | None = Field(
+        None,
+        description="Name or id of the Cyberdesk workflow to run (or give steps).",
+        examples=["Submit insurance claim"],
+    )
+    steps: Annotated[tuple[Step, ...], Field(min_length=1)] | None = Field(
+        None,
+        description="Workflows run in order on one desktop session, one Cyberdesk chain per item attempt (or "
+        "give workflow). The item's values are shared by every step.",
+    )
+    keep_session: bool = Field(
+        False, description="Keep the desktop reserved for the session after the last step (steps only)."
+    )
+    after: After | None = Field(
+        None, title="After another job", description="Fire this job when a fire of another job ends."
+    )
+    items_from_output: NonBlank | None = Field(
+        None,
+        description="With after: one item per element of the list at this path in the output of each succeeded "
+        "upstream item (a mapping gives one item). For a multi-step upstream job the path may start with a "
+        "step alias; otherwise it reads the last step's output.",
+        examples=["claims", "signin.chart_ids"],
     )
     target: Target = Field(description="Which desktops may run the job.")
     fan_out: Literal["items", "machines"] = Field(
@@ -302,10 +401,55 @@ class JobSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if self.workflow is None and self.steps is None:
+            raise field_error("required key is missing (or give steps)", "workflow")
+        if self.workflow is not None and self.steps is not None:
+            raise field_error("give workflow or steps, not both", "steps")
+        if self.keep_session and self.steps is None:
+            raise field_error("keep_session applies to steps only", "keep_session")
         if self.items is not None and self.items_from is not None:
             raise field_error("give items or items_from, not both", "items_from")
+        if self.items_from_output is not None:
+            if self.after is None:
+                raise field_error(
+                    "items_from_output reads an upstream job's outputs: give after", "items_from_output"
+                )
+            if self.items is not None or self.items_from is not None:
+                raise field_error("give items_from_output or items/items_from, not both", "items_from_output")
+        self._check_steps()
         if self.items_from is not None and not self.items_from.lower().endswith(DATA_FILE_SUFFIXES):
             raise field_error(
                 f"unsupported file type {self.items_from!r}: use .csv or .jsonl (JSON Lines)", "items_from"
             )
         return self
+
+    def _check_steps(self) -> None:
+        """Aliases are unique, and every $ref names the alias of an earlier step."""
+        seen: list[str] = []
+        for index, step in enumerate(self.steps or ()):
+            for name, ref in step_refs(step.inputs):
+                alias = ref.split(".", 1)[0]
+                if alias not in seen:
+                    later = any(s.alias == alias for s in (self.steps or ())[index:])
+                    known = ", ".join(seen) or "none"
+                    why = "is not an earlier step" if later else "is not the alias of any step"
+                    raise field_error(
+                        f"$ref {ref!r}: {alias!r} {why} (aliases before this step: {known})",
+                        "steps",
+                        index,
+                        "inputs",
+                        name,
+                    )
+            if step.alias is not None:
+                if step.alias in seen:
+                    raise field_error(
+                        f"alias {step.alias!r} is used by an earlier step", "steps", index, "alias"
+                    )
+                seen.append(step.alias)
+
+    @property
+    def workflows(self) -> tuple[str, ...]:
+        """The workflow of each step in order (one for a single-workflow job)."""
+        if self.steps is not None:
+            return tuple(step.workflow for step in self.steps)
+        return (self.workflow,) if self.workflow is not None else ()

@@ -207,10 +207,15 @@ class Fires(Aggregate):
 def fire_values(
     fire_id: str, fire: NewFire, now: datetime, *, status: str, items_total: int
 ) -> dict[str, Any]:
-    """A fire row's values; a scheduled slot's dedup key is "<job>@<slot>", any other fire's its own id."""
+    """A fire row's values; a scheduled slot's dedup key is "<job>@<slot>", a fire after an upstream fire's
+    "<job>@after:<upstream fire>" (one per upstream fire and job), any other fire's its own id."""
     scheduled = fire.trigger in ("scheduled", "catchup") and fire.scheduled_for is not None
     dedup_key = (
-        f"{fire.job_name}@{fire.scheduled_for.isoformat()}" if scheduled and fire.scheduled_for else fire_id
+        f"{fire.job_name}@{fire.scheduled_for.isoformat()}"
+        if scheduled and fire.scheduled_for
+        else f"{fire.job_name}@after:{fire.upstream_fire_id}"
+        if fire.upstream_fire_id
+        else fire_id
     )
     return {
         "id": fire_id,
@@ -221,6 +226,7 @@ def fire_values(
         "created_at": now,
         "status": status,
         "retry_of": fire.retry_of,
+        "upstream_fire_id": fire.upstream_fire_id,
         "input_overrides": dict(fire.input_overrides) if fire.input_overrides else None,
         "definition_hash": fire.definition_hash,
         "planned_at": now if status == "running" else None,
@@ -235,6 +241,8 @@ def fire_data(fire: NewFire, items: int) -> dict[str, Any]:
         data["scheduled_for"] = fire.scheduled_for.isoformat()
     if fire.retry_of:
         data["retry_of"] = fire.retry_of
+    if fire.upstream_fire_id:
+        data["upstream_fire"] = fire.upstream_fire_id
     return data
 
 

@@ -269,6 +269,7 @@ def _fire_view(row: Any, counts: ItemCounts, item_error: str | None) -> FireView
         skip_reason=row.skip_reason,
         error=row.error,
         retry_of=row.retry_of,
+        upstream_fire_id=row.upstream_fire_id,
         input_overrides=row.input_overrides,
         items_total=row.items_total,
         counts=counts,

@@ -16,7 +16,7 @@ FINAL_ATTEMPT_STATUSES = TERMINAL_RUN_STATUSES | {"timed_out", "rejected"}
 FINAL_ITEM_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 FINAL_FIRE_STATUSES = frozenset({"succeeded", "failed", "cancelled", "skipped"})
 
-FireTrigger = Literal["scheduled", "catchup", "manual", "retry"]
+FireTrigger = Literal["scheduled", "catchup", "manual", "retry", "after"]
 
 
 @attrs.frozen
@@ -57,6 +57,8 @@ class NewFire:
     input_overrides: Mapping[str, Any] | None = None
     retry_of: str | None = None
     priority: bool = False
+    #: trigger `after`: the upstream fire; one fire per (upstream fire, job), whoever records it.
+    upstream_fire_id: str | None = None
 
 
 @attrs.frozen

@@ -8,6 +8,7 @@
     store.counts     counts.py      the daemon's own bookkeeping counts
     store.retention  retention.py   deleting old history
     store.daemons    daemons.py     daemons, heartbeats, named leases
+    store.lineage    lineage.py     `after:` jobs: upstream fires still waiting, their outputs, fires after fires
     store.queries    queries.py     the CLI's reads
 
 They share one `core.StoreCore` (engine, transactions, retries, NOTIFY, the event log; its docstring says how to
@@ -31,6 +32,7 @@ from cyberdesk_runner.store.daemons import Daemons
 from cyberdesk_runner.store.dispatch import Dispatch
 from cyberdesk_runner.store.fires import Fires
 from cyberdesk_runner.store.jobs import Jobs
+from cyberdesk_runner.store.lineage import Lineage
 from cyberdesk_runner.store.queries import Queries
 from cyberdesk_runner.store.retention import Retention
 from cyberdesk_runner.store.tables import job_t
@@ -51,6 +53,7 @@ class Store:
         self.counts = Counts(self.core)
         self.retention = Retention(self.core)
         self.daemons = Daemons(self.core)
+        self.lineage = Lineage(self.core)
         self.queries = Queries(self.core)
 
     @property

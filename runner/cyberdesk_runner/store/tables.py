@@ -45,13 +45,16 @@ class FireRow(SQLModel, table=True):
         sa.Index("ix_fire_created", "created_at"),
         # Retention deletes finished fires oldest first.
         sa.Index("ix_fire_finished", "status", "finished_at"),
+        # One downstream fire per (upstream fire, job): the key of `after:` jobs, across daemons and restarts.
+        sa.Index("ux_fire_upstream", "upstream_fire_id", "job_name", unique=True),
     )
 
     id: str = Field(primary_key=True, max_length=40)
     job_name: str = Field(max_length=100)
-    #: scheduled | catchup | manual | retry
+    #: scheduled | catchup | manual | retry | after
     trigger: str = Field(max_length=16)
-    #: Unique per scheduled slot: "<job>@<iso instant>"; a random id for manual and retry fires.
+    #: Unique per scheduled slot: "<job>@<iso instant>", per upstream fire: "<job>@after:<fire id>"; a random id
+    #: for manual and retry fires.
     dedup_key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     scheduled_for: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
@@ -59,6 +62,8 @@ class FireRow(SQLModel, table=True):
     status: str = Field(max_length=16)
     skip_reason: str | None = None
     retry_of: str | None = Field(default=None, max_length=40)
+    #: trigger `after`: the fire of the upstream job whose end made this fire.
+    upstream_fire_id: str | None = Field(default=None, max_length=40)
     input_overrides: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     definition_hash: str | None = Field(default=None, max_length=64)
     planned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -60,6 +60,8 @@ class FireView:
     input_overrides: Mapping[str, Any] | None
     items_total: int
     counts: ItemCounts
+    #: trigger `after`: the upstream fire whose end made this one.
+    upstream_fire_id: str | None = None
     #: The last error of one failed item, so a listing can say why a fire failed without `show`.
     item_error: str | None = None
 

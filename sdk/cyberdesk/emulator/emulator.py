@@ -136,6 +136,7 @@ class Emulator:
                     run_duration=w.run_duration,
                     failure_rate=w.failure_rate,
                     fail_when=w.fail_when,
+                    output_schema=w.output_schema,
                 )
 
     def add_pool(

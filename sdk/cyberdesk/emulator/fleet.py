@@ -6,6 +6,7 @@ See demo.yaml for the format.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -49,6 +50,8 @@ class WorkflowSpec:
     run_duration: DurationRange | None = None
     failure_rate: float | None = None
     fail_when: tuple[FailRule, ...] = ()
+    # JSON text, as WorkflowCreate sends it; a fixture may write the schema as YAML.
+    output_schema: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,9 @@ def _machine(item: Any, where: str) -> MachineSpec:
 
 def _workflow(item: Any, where: str) -> WorkflowSpec:
     w = _fields(
-        item, where, {"prompt", "main_prompt", "webhooks", "run_duration", "failure_rate", "fail_when"}
+        item,
+        where,
+        {"prompt", "main_prompt", "webhooks", "run_duration", "failure_rate", "fail_when", "output_schema"},
     )
     prompt = w.get("prompt", w.get("main_prompt"))
     if not isinstance(prompt, str):
@@ -175,7 +180,23 @@ def _workflow(item: Any, where: str) -> WorkflowSpec:
     if rate is not None and not (isinstance(rate, int | float) and 0 <= rate <= 1):
         raise FixtureError(f"{where}: `failure_rate` must be a probability in [0, 1]")
     rules = tuple(_rule(r, f"{where}.fail_when[{i}]") for i, r in enumerate(w.get("fail_when") or []))
-    return WorkflowSpec(w["name"], prompt, bool(w.get("webhooks", True)), duration, rate, rules)
+    return WorkflowSpec(
+        w["name"], prompt, bool(w.get("webhooks", True)), duration, rate, rules, _output_schema(w, where)
+    )
+
+
+def _output_schema(item: Mapping[str, Any], where: str) -> str | None:
+    schema = item.get("output_schema")
+    if schema is None:
+        return None
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as exc:
+            raise FixtureError(f"{where}: `output_schema` is not valid JSON: {exc}") from None
+    if not isinstance(schema, Mapping):
+        raise FixtureError(f"{where}: `output_schema` must be a JSON Schema object (a mapping or JSON text)")
+    return json.dumps(schema)
 
 
 def _rule(item: Any, where: str) -> FailRule:

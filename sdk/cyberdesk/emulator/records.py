@@ -148,6 +148,10 @@ class Run:
     outcome: Outcome | None = None
     executions: list[Execution] = field(default_factory=list)
     idempotency_key: str | None = None
+    # The inputs the run executed with ($refs followed, pool and desktop parameters merged); not on the wire.
+    resolved_inputs: dict[str, Any] | None = None
+    # A chain step: the ids of every step of its chain in order (one list shared by the steps).
+    chain: list[str] | None = None
 
 
 @dataclass(slots=True, eq=False)

@@ -67,32 +67,40 @@ def resolve(
     return Resolved(render(prompt, inputs, names), inputs, names)
 
 
-def resolve_refs(inputs: Mapping[str, Any] | None, outputs_of: Callable[[str], Any]) -> dict[str, Any] | None:
+def resolve_refs(
+    inputs: Mapping[str, Any] | None, outputs_of: Callable[[str], Any]
+) -> tuple[dict[str, Any] | None, list[str]]:
     """Replaces chain values `{"$ref": "alias.outputs.a.b"}` by that path in the aliased run's output_data.
 
     `outputs_of(alias)` returns the output_data of the session's run with that alias, or None.
-    An unresolvable reference becomes None, as a missing output would.
+    Returns the inputs and one message per reference that resolves to nothing (the step then fails).
     """
     if inputs is None:
-        return None
+        return None, []
     resolved: dict[str, Any] = {}
+    missing: list[str] = []
     for key, value in inputs.items():
         if isinstance(value, dict) and set(value) == {"$ref"} and isinstance(value["$ref"], str):
-            resolved[key] = _follow(value["$ref"], outputs_of)
+            found, ok = _follow(value["$ref"], outputs_of)
+            resolved[key] = found
+            if not ok:
+                missing.append(f"Input {key!r}: $ref {value['$ref']!r} does not resolve to an output")
         else:
             resolved[key] = value
-    return resolved
+    return resolved, missing
 
 
-def _follow(ref: str, outputs_of: Callable[[str], Any]) -> Any:
+def _follow(ref: str, outputs_of: Callable[[str], Any]) -> tuple[Any, bool]:
     alias, _, rest = ref.partition(".")
     section, _, path = rest.partition(".")
     node = outputs_of(alias) if section == "outputs" else None
+    if node is None:
+        return None, False
     for part in path.split(".") if path else ():
-        if isinstance(node, dict):
-            node = node.get(part)
+        if isinstance(node, dict) and part in node:
+            node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            return None
-    return node
+            return None, False
+    return node, True

@@ -15,6 +15,7 @@ from typing import Any
 
 from cyberdesk.emulator.clock import Clock
 from cyberdesk.emulator.options import EmulatorOptions
+from cyberdesk.emulator.output_data import generate_output, parse_output_schema
 from cyberdesk.emulator.placement import RunQueue
 from cyberdesk.emulator.records import (
     ACTIVE_STATUSES,
@@ -144,7 +145,9 @@ class Simulation:
     def _decide(self, run: Run, workflow: Workflow, machine: Machine) -> Outcome:
         """Resolves what the run executes and draws how it ends (a fixed number of draws per run)."""
         pools = [self.world.pools[p] for p in run.pool_ids or () if p in self.world.pools]
-        inputs = resolve_refs(run.input_values, lambda alias: self._session_output(run.session_id, alias))
+        inputs, unresolved = resolve_refs(
+            run.input_values, lambda alias: self._session_output(run.session_id, alias)
+        )
         secret_names = set(run.sensitive_aliases or ()) | set(machine.sensitive or ())
         for pool in pools:
             secret_names |= set(pool.sensitive or ())
@@ -155,12 +158,20 @@ class Simulation:
             machine.parameters,
             secret_names,
         )
+        run.resolved_inputs = resolved.inputs
         output: dict[str, Any] = {
             "resolved_prompt": resolved.prompt,
             "inputs": resolved.inputs,
             "machine_name": machine.name,
         }
+        schema = parse_output_schema(workflow.output_schema)
+        if schema is not None:
+            generated = generate_output(schema, run_id=run.id, seq=run.seq, inputs=resolved.inputs)
+            # output_data is an object on the wire; a schema of another type is wrapped, not dropped.
+            output = generated if isinstance(generated, dict) else {"value": generated}
         draw, flavour = self.rng.random(), self.rng.random()
+        if unresolved:
+            return Outcome("error", unresolved, output)
         rule = next((r for r in workflow.fail_when if r.matches(resolved.inputs, machine.name)), None)
         if rule is not None:
             return Outcome(rule.status, [rule.message()], output)
@@ -215,6 +226,28 @@ class Simulation:
         if run.release_session_after and run.session_id is not None:
             self.release_session(run.session_id)
         self.on_terminal(run)
+        if run.chain is not None and status != "success":
+            self._break_chain(run, now, status)
+
+    def _break_chain(self, failed: Run, now: float, status: str) -> None:
+        """A chain step that ends other than `success` cancels the steps after it and frees the session.
+
+        The emulator's choice (the API does not document it): later steps end `cancelled` with an error
+        naming the failed step. They are ended last first, so each names the step that really failed.
+        """
+        chain = failed.chain or []
+        step = chain.index(failed.id) + 1
+        workflow = self.world.workflows.get(failed.workflow_id)
+        label = (
+            failed.session_alias or (workflow.name if workflow is not None else None) or failed.workflow_id
+        )
+        message = f"Chain step {step} ({label}) ended {status}; this later step was cancelled"
+        for run_id in reversed(chain[step:]):
+            later = self.world.runs.get(run_id)
+            if later is not None and later.status in ACTIVE_STATUSES:
+                self.end(later, now, "cancelled", [message], None)
+        if failed.session_id is not None:
+            self.release_session(failed.session_id)
 
     def _vacate(self, run: Run, now: float) -> None:
         machine = self.world.machines.get(run.machine_id or "")

@@ -20,6 +20,7 @@ FIRE_KEYS = {
     "created_at",
     "finished_at",
     "retry_of",
+    "after_fire",
     "items",
     "reason",
 }

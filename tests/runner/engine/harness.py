@@ -128,7 +128,7 @@ class Harness:
     async def run_until_idle(self, step: float = 10.0, max_steps: int = 500, *, poll: bool = True) -> None:
         for _ in range(max_steps):
             await self.cycle(poll=poll)
-            if self.store.counts.work().idle:
+            if self.store.counts.work().idle and not await self.runtime.downstream.waiting():
                 return
             await self.advance(step)
         raise AssertionError(f"still busy after {max_steps} steps: {self.store.counts.work()}")

@@ -38,6 +38,9 @@ def test_run_once_runs_every_example_job_and_prints_a_summary(tmp_path: Path) ->
     for job in ("submit-claims", "desktop-health-check", "update-patient-records", "reconcile-invoices"):
         assert job in result.output
     assert "Summary" in result.output
+    # The pipeline: the dispatcher's fire ends, then its after-job runs one item per extracted claim.
+    summary = result.output[result.output.index("Summary") :]
+    assert "extract-claims" in summary and "submit-extracted-claims" in summary
 
 
 def test_run_once_exits_1_when_an_item_finally_fails(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_missing_name_and_workflow_point_at_the_top_of_the_file(errors_of: Error
     )
     assert errors == [
         ("job.yaml", 2, 1, "name", "required key is missing"),
-        ("job.yaml", 2, 1, "workflow", "required key is missing"),
+        ("job.yaml", 2, 1, "workflow", "required key is missing (or give steps)"),
     ]
 
 

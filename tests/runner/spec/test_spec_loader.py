@@ -207,8 +207,10 @@ def test_shipped_examples_load_without_errors() -> None:
     assert result.errors == []
     assert sorted(result.jobs) == [
         "desktop-health-check",
+        "extract-claims",
         "reconcile-invoices",
         "submit-claims",
+        "submit-extracted-claims",
         "update-patient-records",
     ]
     claims = result.jobs["submit-claims"]

@@ -55,7 +55,8 @@ def test_every_field_has_a_title_and_a_description() -> None:
     assert missing == []
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["additionalProperties"] is False
-    assert schema["required"] == ["name", "workflow", "target"]
+    assert schema["required"] == ["name", "target"]
+    assert schema["oneOf"] == [{"required": ["workflow"]}, {"required": ["steps"]}]
 
 
 def test_duration_defaults_are_written_like_in_job_files() -> None:

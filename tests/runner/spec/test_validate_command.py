@@ -40,12 +40,14 @@ def test_shipped_config_and_examples(app: typer.Typer, monkeypatch: pytest.Monke
         lines[0]
         == f"Config config.example.yaml: embedded emulator, store sqlite:///{REPO}/cyberdesk-runner.sqlite"
     )
-    assert lines[1] == "4 jobs OK in jobs"
+    assert lines[1] == "6 jobs OK in jobs"
     assert lines[2:] == [
-        "  desktop-health-check    Nightly desktop health check  match site=boston    cron 30 2 * * * (America/New_York)",
-        "  reconcile-invoices      Reconcile invoices            pool billing         every 1h",
-        "  submit-claims           Submit insurance claim        pool claims-team     cron 0 6 * * 1-5 (America/New_York)",
-        "  update-patient-records  Update patient record         match site=new-york  manual only",
+        "  desktop-health-check     Nightly desktop health check  match site=boston    cron 30 2 * * * (America/New_York)",
+        "  extract-claims           Extract pending claims        pool claims-team     manual only",
+        "  reconcile-invoices       Reconcile invoices            pool billing         every 1h",
+        "  submit-claims            Submit insurance claim        pool claims-team     cron 0 6 * * 1-5 (America/New_York)",
+        "  submit-extracted-claims  Submit insurance claim        pool claims-team     after extract-claims (succeeded)",
+        "  update-patient-records   Update patient record         match site=new-york  manual only",
     ]
 
 
@@ -63,7 +65,7 @@ def test_every_error_is_printed_and_exit_code_is_1(
     assert code == 1
     assert output.splitlines() == [
         "my-jobs/a.yaml:5:12: retry.backoff: expected a duration like 30s, 15m or 2h, got '30 seconds'",
-        "my-jobs/b.yaml:1:1: workflow: required key is missing",
+        "my-jobs/b.yaml:1:1: workflow: required key is missing (or give steps)",
         "my-jobs/b.yaml:2:1: workflw: unknown key 'workflw'; did you mean 'workflow'?",
         "Found 3 errors in 2 files",
     ]

@@ -245,6 +245,7 @@ class _Routes:
             )
             session_id = run.session_id
             run_ids.append(run.id)
+            run.chain = run_ids  # one list shared by every step: filled as the loop goes
         return json_response({"session_id": session_id, "run_ids": run_ids}, 201)
 
     @route("GET", "/{run_id}")

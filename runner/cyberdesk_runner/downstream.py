@@ -1,0 +1,178 @@
+"""Upstream fire ends -> downstream fires: the jobs with `after:` (dispatcher and performers).
+
+Each round, for every `after:` job, the store is asked for fires of its upstream job that ended as `when` says
+and have no fire of this job after them; each gets exactly one downstream fire (trigger `after`), with:
+- without `items_from_output`: the job's own items, as a manual fire would have;
+- with it: one item per element of the list at that path in the output of each succeeded upstream item (a
+  mapping element's keys become inputs, a scalar goes under `value`; a mapping gives one item), ordered by
+  upstream item then element, merged over the job's `inputs`; no element at all records a skipped fire.
+Exactly once comes from the store (one fire per (upstream fire, job), see store/lineage.py): this follow-up is
+idempotent, so it runs on every daemon, after restarts and crashes, and the second to record finds it done.
+Only upstream fires that ended within the job's `max_delay` are followed, as late slots of schedules are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cyberdesk_runner.catalog import ActiveJob, JobCatalog
+from cyberdesk_runner.clock import Clock
+from cyberdesk_runner.fleet import Fleet
+from cyberdesk_runner.logs import get_logger
+from cyberdesk_runner.planning import PlanningError, build_items, plan_items
+from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.lineage import UpstreamOutput
+from cyberdesk_runner.store.records import NewFire, NewItem
+
+log = get_logger(__name__)
+
+#: Upstream fire statuses that fire a downstream job, per `after.when`.
+WHEN_STATUSES: Mapping[str, tuple[str, ...]] = {
+    "succeeded": ("succeeded",),
+    "failed": ("failed",),
+    "finished": ("succeeded", "failed", "cancelled"),
+}
+
+
+def elements_at(output: Any, path: str, by_alias: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The input sets found at `path` (dotted) in one upstream output.
+
+    For a multi-step upstream job, `by_alias` holds each aliased step's output, and a path starting with an
+    alias reads that step; otherwise `output` (the last step's) is read. A list gives one input set per element
+    (a mapping as is, anything else under `value`); a mapping gives one; nothing there gives none.
+    """
+    parts = path.split(".")
+    node: Any = output
+    if by_alias and parts[0] in by_alias:
+        node, parts = by_alias[parts[0]], parts[1:]
+    for part in parts:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return []
+    if node is None:
+        return []
+    values = node if isinstance(node, list) else [node]
+    return [dict(v) if isinstance(v, Mapping) else {"value": v} for v in values]
+
+
+def items_from_outputs(job: ActiveJob, outputs: list[UpstreamOutput], fleet: Fleet) -> list[NewItem]:
+    """The downstream items of one upstream fire's outputs (see `elements_at`), merged over the job's inputs."""
+    spec = job.loaded.spec
+    path = spec.items_from_output
+    assert path is not None
+    sets = [element for out in outputs for element in elements_at(out.output, path)]
+    inputs = copy.deepcopy(spec.inputs)
+    desktops = [d for d in fleet.select(job.target) if d.connected]
+    return plan_items(
+        fan_out=str(spec.fan_out),
+        input_sets=[{**inputs, **s} for s in sets],
+        overrides=None,
+        desktops=desktops,
+        job_name=job.name,
+    )
+
+
+class DownstreamFirer:
+    def __init__(
+        self, *, store: Store, catalog: JobCatalog, fleet: Callable[[], Fleet], clock: Clock
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._fleet = fleet
+        self._clock = clock
+
+    def _after_jobs(self) -> list[ActiveJob]:
+        return [j for j in self._catalog.jobs.values() if j.loaded.spec.after is not None]
+
+    async def fire_once(self) -> int:
+        """Record the downstream fire of every upstream fire that ended and has none; returns how many this
+        daemon recorded (another daemon's, or an earlier try's, count as done)."""
+        recorded = 0
+        for job in self._after_jobs():
+            if job.workflow_id is None and job.workflow_error is None:
+                continue  # its workflow is not resolved yet: the upstream fires wait
+            after = job.loaded.spec.after
+            assert after is not None
+            now = self._clock.now()
+            waiting = await asyncio.to_thread(
+                self._store.lineage.upstream_fires_waiting,
+                job.name,
+                after.job,
+                WHEN_STATUSES[after.when],
+                now - job.loaded.spec.max_delay,
+            )
+            for upstream in waiting:
+                if await self._fire(job, upstream.id):
+                    recorded += 1
+        return recorded
+
+    async def waiting(self) -> bool:
+        """Whether some upstream fire still waits for its downstream fire (`run --once` waits for them)."""
+        now = self._clock.now()
+        for job in self._after_jobs():
+            after = job.loaded.spec.after
+            assert after is not None
+            found = await asyncio.to_thread(
+                self._store.lineage.upstream_fires_waiting,
+                job.name,
+                after.job,
+                WHEN_STATUSES[after.when],
+                now - job.loaded.spec.max_delay,
+                1,
+            )
+            if found:
+                return True
+        return False
+
+    async def _fire(self, job: ActiveJob, upstream_id: str) -> bool:
+        spec = job.loaded.spec
+        fire = NewFire(
+            job.name,
+            "after",
+            None,
+            definition_hash=job.loaded.definition_hash,
+            priority=spec.priority,
+            upstream_fire_id=upstream_id,
+        )
+        fleet = self._fleet()
+        now = self._clock.now()
+        try:
+            if spec.items_from_output is None:
+                items = build_items(job, fleet, None)
+            else:
+                if job.workflow_error or job.loaded.spec.steps is not None:
+                    build_items(job, fleet, None)  # raises PlanningError saying why it cannot run
+                outputs = await asyncio.to_thread(self._store.lineage.succeeded_outputs, upstream_id)
+                items = items_from_outputs(job, outputs, fleet)
+                if not items:
+                    reason = (
+                        f"upstream fire {upstream_id} has no element at {spec.items_from_output!r} in the "
+                        f"outputs of its {len(outputs)} succeeded item(s)"
+                    )
+                    fire_id = await asyncio.to_thread(self._store.fires.record_skipped, fire, reason, now)
+                    if fire_id is not None:
+                        log.info(
+                            "fire_skipped",
+                            job=job.name,
+                            fire=fire_id,
+                            upstream_fire=upstream_id,
+                            reason=reason,
+                        )
+                    return fire_id is not None
+        except PlanningError as exc:
+            fire_id = await asyncio.to_thread(self._store.fires.insert_failed, fire, str(exc), now)
+            if fire_id is not None:
+                log.error(
+                    "fire_failed", job=job.name, fire=fire_id, upstream_fire=upstream_id, error=str(exc)
+                )
+            return fire_id is not None
+        fire_id = await asyncio.to_thread(self._store.fires.insert, fire, items, now)
+        if fire_id is not None:
+            log.info("fire_after", job=job.name, fire=fire_id, upstream_fire=upstream_id, items=len(items))
+        return fire_id is not None
