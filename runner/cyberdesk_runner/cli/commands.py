@@ -6,6 +6,7 @@ import typer
 
 
 def register_all(app: typer.Typer) -> None:
+    from cyberdesk_runner.cli.alerts import register as register_alerts
     from cyberdesk_runner.cli.control import register as register_control
     from cyberdesk_runner.cli.db import register as register_db
     from cyberdesk_runner.cli.emulator import register as register_emulator
@@ -25,6 +26,7 @@ def register_all(app: typer.Typer) -> None:
         register_inspect,
         register_show,
         register_results,
+        register_alerts,
         register_watch,
         register_status,
         register_control,
