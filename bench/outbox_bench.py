@@ -4,7 +4,7 @@
 
 - results: a fire of N items (each with a final attempt and an output of 3 keys, one nested) is exported as CSV
   to /dev/null by the same code as `cyberdesk-runner results`; seconds and peak Python memory (tracemalloc).
-- alerts: N item_failed transitions recorded through `Store._append_events` in batches of 500 (the shape of a
+- alerts: N item_failed transitions recorded through `StoreCore.append_events` in batches of 500 (the shape of a
   burst of webhooks), with no alert destination and with one; extra CPU per item and rows written per item.
 """
 
@@ -22,17 +22,17 @@ import sqlalchemy as sa
 
 from cyberdesk_runner.results.export import export_results
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.outbox import AlertRoute, OutboxRules, alert_t
+from cyberdesk_runner.store.consequences import AlertRoute, OutboxRules, alert_t
 from cyberdesk_runner.store.records import JobDefinition, NewFire, Transition
 from cyberdesk_runner.store.tables import attempt_t, item_t
 
 
 def _big_fire(store: Store, n: int) -> str:
     now = datetime.now(UTC)
-    store.sync_jobs(
+    store.jobs.sync(
         [JobDefinition("claims", "h", {"name": "claims", "sensitive_inputs": {"token": {}}}, "x")], now
     )
-    fire_id = store.insert_fire(NewFire("claims", "manual", None), [], now)
+    fire_id = store.fires.insert(NewFire("claims", "manual", None), [], now)
     assert fire_id is not None
     with store.engine.begin() as conn:
         for start in range(0, n, 5000):
@@ -112,15 +112,15 @@ def bench_alerts(url: str, n: int) -> dict[str, float]:
         ("off", OutboxRules()),
         ("on", OutboxRules((AlertRoute("ops", frozenset({"item_failed"})),))),
     ):
-        store.outbox_rules = rules
+        store.outbox.rules = rules
         cpu = time.process_time()
         for start in range(0, n, 500):
             transitions = [
                 Transition("item_failed", "claims", "fire_x", f"item_{i}", data={"reason": "boom"})
                 for i in range(start, min(n, start + 500))
             ]
-            with store._write() as conn:
-                store._append_events(conn, datetime.now(UTC), transitions)
+            with store.core.write() as conn:
+                store.core.append_events(conn, datetime.now(UTC), transitions)
         figures[label] = time.process_time() - cpu
     with store.engine.connect() as conn:
         alerts = conn.execute(sa.select(sa.func.count()).select_from(alert_t)).scalar_one()

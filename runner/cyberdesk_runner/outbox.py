@@ -12,7 +12,7 @@ import httpx
 from cyberdesk_runner.alerts.sender import routes_of, send_round
 from cyberdesk_runner.config import Config
 from cyberdesk_runner.results.files import ResultFileRule, write_pending_result_files
-from cyberdesk_runner.store.outbox import OutboxRules
+from cyberdesk_runner.store.consequences import OutboxRules
 
 if TYPE_CHECKING:
     from cyberdesk_runner.runtime import Runtime
@@ -43,7 +43,7 @@ class Outbox:
             if spec.results is not None:
                 rules[name] = ResultFileRule(spec.results.path, spec.results.format)
         self.rules = rules
-        self.runtime.store.outbox_rules = OutboxRules(
+        self.runtime.store.outbox.rules = OutboxRules(
             self._routes, {n: r.format for n, r in rules.items()}, sensitive
         )
 
@@ -52,7 +52,7 @@ class Outbox:
         store, clock, metrics = self.runtime.store, self.runtime.clock, self.runtime.metrics
         if self.rules:
             leased = await asyncio.to_thread(
-                store.try_lease, "results", self.owner, clock.now(), _RESULTS_LEASE
+                store.daemons.try_lease, "results", self.owner, clock.now(), _RESULTS_LEASE
             )
             if leased:
                 await asyncio.to_thread(write_pending_result_files, store, self.rules, self.base, clock.now())
@@ -62,7 +62,7 @@ class Outbox:
             result = await send_round(store, self.destinations, self._client, clock.now)
             metrics.alerts_sent.inc(result.sent)
             metrics.alert_tries_failed.inc(result.failed_tries)
-        counts = await asyncio.to_thread(store.alert_counts)
+        counts = await asyncio.to_thread(store.outbox.alert_counts)
         for status in ("pending", "sent", "failed", "digested"):
             metrics.alerts.labels(status).set(counts.get(status, 0))
 

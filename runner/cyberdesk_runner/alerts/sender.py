@@ -18,7 +18,7 @@ import structlog
 from cyberdesk_runner.alerts.formats import request_for
 from cyberdesk_runner.config import AlertDestination
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.outbox import AlertRoute, DueAlert
+from cyberdesk_runner.store.consequences import AlertRoute, DueAlert
 
 log = structlog.get_logger("cyberdesk_runner.alerts")
 
@@ -49,22 +49,22 @@ async def send_round(
 ) -> RoundResult:
     """Send every alert due now; returns what happened."""
     result = RoundResult()
-    due = await asyncio.to_thread(store.claim_alerts, now(), CLAIM_HOLD)
+    due = await asyncio.to_thread(store.outbox.claim_alerts, now(), CLAIM_HOLD)
     for alert in due:
         destination = destinations.get(alert.destination)
         if destination is None:
             await asyncio.to_thread(
-                store.alert_try_failed, alert.id, "no such destination in the config", now()
+                store.outbox.alert_try_failed, alert.id, "no such destination in the config", now()
             )
             result.failed_tries += 1
             continue
         error, retry_after = await _post(client, destination, alert, now())
         if error is None:
-            await asyncio.to_thread(store.alert_sent, alert.id, now())
+            await asyncio.to_thread(store.outbox.alert_sent, alert.id, now())
             result.sent += 1
             log.info("alert_sent", alert=alert.id, type=alert.type, destination=alert.destination)
             continue
-        status = await asyncio.to_thread(store.alert_try_failed, alert.id, error, now(), retry_after)
+        status = await asyncio.to_thread(store.outbox.alert_try_failed, alert.id, error, now(), retry_after)
         result.failed_tries += 1
         result.given_up += status == "failed"
         log.warning(

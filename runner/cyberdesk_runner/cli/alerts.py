@@ -41,7 +41,7 @@ def alerts(
         raise typer.BadParameter(f"{status!r}: expected one of {', '.join(_STATUSES)}", param_hint="--status")
     settings = config_or_exit(config)
     with open_store(settings) as store:
-        views = store.alert_views(status=status, limit=limit)
+        views = store.outbox.alert_views(status=status, limit=limit)
     rows: list[dict[str, Any]] = [
         {
             "id": v.id,

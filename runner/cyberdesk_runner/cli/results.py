@@ -78,7 +78,7 @@ def _fire_of(store: Store, ref: str) -> Ref:
     if ref.startswith("fire_"):
         return require_ref(store, ref)
     job = require_job(store, ref, removed_ok=True)
-    fire_id = store.latest_finished_fire(job.name)
+    fire_id = store.results.latest_finished_fire(job.name)
     if fire_id is None:
         fail(f"job {job.name!r} has no finished fire yet", ExitCode.NOT_FOUND)
     return Ref("fire", fire_id, job.name, fire_id)

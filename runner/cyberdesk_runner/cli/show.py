@@ -115,7 +115,7 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[st
         document["attempt"] = next(a for a in document["attempts"] if a["id"] == ref.id)
     document["events"] = [event_json(e) for e in events.events]
     document["events_total"] = events.total
-    result_file = store.result_file(ref.fire_id)
+    result_file = store.outbox.result_file(ref.fire_id)
     document["fire"]["result_file"] = (
         {"status": result_file[0], "path": result_file[1]} if result_file is not None else None
     )

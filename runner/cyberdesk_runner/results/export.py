@@ -14,7 +14,7 @@ def export_results(
     store: Store, fire_id: str, job_name: str, out: TextIO, fmt: Format, *, status: str | None = None
 ) -> int:
     """Write the results of `fire_id` (a fire of `job_name`) to `out`; returns the number of rows."""
-    job = store.job(job_name)
+    job = store.jobs.get(job_name)
     sensitive = tuple((job.definition.get("sensitive_inputs") or {}) if job is not None else ())
-    table = ResultTable.plan(store.result_rows(fire_id, status=status), sensitive)
-    return write_table(out, table, store.result_rows(fire_id, status=status), fmt)
+    table = ResultTable.plan(store.results.result_rows(fire_id, status=status), sensitive)
+    return write_table(out, table, store.results.result_rows(fire_id, status=status), fmt)

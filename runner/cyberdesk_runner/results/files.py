@@ -38,11 +38,13 @@ def write_pending_result_files(
 ) -> list[tuple[str, str]]:
     """Write the files of fires that ended; returns (fire id, status) of each one settled."""
     settled = []
-    for fire_id, job_name, fmt in store.pending_result_files():
+    for fire_id, job_name, fmt in store.outbox.pending_result_files():
         rule = rules.get(job_name)
         template = rule.template if rule is not None else None
         if template is None:
-            store.result_file_settled(fire_id, "failed", None, now, "the job no longer has a results: path")
+            store.outbox.result_file_settled(
+                fire_id, "failed", None, now, "the job no longer has a results: path"
+            )
             settled.append((fire_id, "failed"))
             continue
         settled.append((fire_id, write_result_file(store, fire_id, job_name, template, fmt, base, now)))
@@ -53,7 +55,7 @@ def write_result_file(
     store: Store, fire_id: str, job_name: str, template: str, fmt: str, base: Path, now: datetime
 ) -> str:
     """Write one fire's file unless it exists; record and return its status (written | existed | failed)."""
-    fire = store.fire_view(fire_id)
+    fire = store.queries.fire_view(fire_id)
     if fire is None:  # purged meanwhile
         return "failed"
     path = result_path(template, base, job=job_name, fire=fire_id, fire_created=fire.created_at)
@@ -66,7 +68,7 @@ def write_result_file(
             status = _write_once(store, fire_id, job_name, fmt, path)
     except OSError as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc.strerror or exc}"
-    store.result_file_settled(fire_id, status, str(path), now, error)
+    store.outbox.result_file_settled(fire_id, status, str(path), now, error)
     log.info("result_file", fire=fire_id, job=job_name, path=str(path), status=status, error=error)
     return status
 

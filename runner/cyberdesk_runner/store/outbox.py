@@ -1,302 +1,230 @@
-"""The outbox: alerts to send and result files to write, each recorded in the transaction that causes it.
+"""The outbox (`store.outbox`): raise alerts, claim due ones (with the flood digest), record how a try went;
+claim and settle result files. Tables and what state changes record in them live in consequences.py
+(run by `core.append_events`, so an alert commits with the change that causes it).
 
-`record_consequences` runs inside `Store._append_events`, so the row for "item X failed for good" or "fire Y
-ended, write its result file" commits with that state change or not at all: none is lost, none is invented.
-Rows are unique by a stable key (an alert's id, a fire's id), so recording the same cause twice adds nothing.
-
-The store never holds an alert's URL or secret: a row names its destination and carries the rendered event
-(inputs masked). Senders claim due rows by moving `next_try_at` forward under `FOR UPDATE SKIP LOCKED`
-(SQLite has one writer at a time), so with several daemons each row has one sender at a time.
+Locks: due alert rows (FOR UPDATE SKIP LOCKED on PostgreSQL, so two senders never share one); one alert row by
+id when a try is recorded. No other table's rows are locked here.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlmodel import Field, SQLModel
 
-from cyberdesk_runner.store.records import Transition
-from cyberdesk_runner.store.tables import attempt_t, item_t
-from cyberdesk_runner.store.types import UTCDateTime
+from cyberdesk_runner.store.consequences import (
+    AlertEvent,
+    AlertRoute,
+    AlertView,
+    DueAlert,
+    OutboxRules,
+    alert_id,
+    alert_t,
+    alert_view,
+    backoff,
+    due_alert,
+    insert_alerts,
+    result_file_t,
+)
+from cyberdesk_runner.store.core import Aggregate
 
-#: Alert events that come from the store's own transitions (the others are raised by the daemon's watch).
-TRANSITION_EVENTS = frozenset({"item_failed", "fire_failed", "fire_succeeded", "fire_skipped"})
-ALERT_EVENTS = TRANSITION_EVENTS | {"fire_late", "desktop_disconnected", "daemon_lost"}
-#: A fire ending this way gets its result file.
-_FIRE_ENDS = frozenset({"fire_succeeded", "fire_failed", "fire_cancelled"})
-MASK = "***"
-
-
-class AlertRow(SQLModel, table=True):
-    __tablename__ = "alert"
-    __table_args__ = (
-        sa.Index("ix_alert_due", "status", "next_try_at"),
-        sa.Index("ix_alert_destination_sent", "destination", "sent_at"),
-    )
-
-    #: Stable per (destination, event): the `webhook-id` of every try.
-    id: str = Field(primary_key=True, max_length=40)
-    destination: str = Field(max_length=100)
-    type: str = Field(max_length=40)
-    job_name: str | None = Field(default=None, max_length=100)
-    #: pending | sent | failed (gave up after 24 h) | digested (folded into a digest)
-    status: str = Field(max_length=16)
-    payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
-    created_at: datetime = Field(sa_type=UTCDateTime)
-    next_try_at: datetime = Field(sa_type=UTCDateTime)
-    tries: int = 0
-    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    #: Why the last try failed: a status code or an exception class, never a URL.
-    last_error: str | None = None
+#: At most this many alerts per destination per minute; the rest of a flood becomes one digest.
+FLOOD_LIMIT = 10
+FLOOD_WINDOW = timedelta(minutes=1)
+#: Sending gives up on an alert this long after it was raised.
+GIVE_UP_AFTER = timedelta(hours=24)
+_CLAIM_BATCH = 500
 
 
-class ResultFileRow(SQLModel, table=True):
-    __tablename__ = "result_file"
-    __table_args__ = (sa.Index("ix_result_file_status", "status"),)
+class Outbox(Aggregate):
+    @property
+    def rules(self) -> OutboxRules:
+        """Which alerts and result files state changes record; the daemon sets them from its config."""
+        return self.core.outbox_rules
 
-    fire_id: str = Field(primary_key=True, max_length=40)
-    job_name: str = Field(max_length=100)
-    format: str = Field(max_length=8)
-    #: pending | written | existed (the file was there already: not rewritten) | failed
-    status: str = Field(max_length=16)
-    created_at: datetime = Field(sa_type=UTCDateTime)
-    path: str | None = None
-    written_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    error: str | None = None
+    @rules.setter
+    def rules(self, rules: OutboxRules) -> None:
+        self.core.outbox_rules = rules
 
+    # -- alerts ----------------------------------------------------------------------------------------
 
-alert_t = AlertRow.__table__  # type: ignore[attr-defined]
-result_file_t = ResultFileRow.__table__  # type: ignore[attr-defined]
+    def raise_alerts(self, events: Sequence[AlertEvent], routes: Sequence[AlertRoute], now: datetime) -> int:
+        """Record alerts the daemon noticed (late fire, desktop gone, daemon lost, a test); each once by id."""
+        with self.core.write() as conn:
+            return insert_alerts(conn, now, events, routes, self.core.insert_or_nothing)
 
+    def claim_alerts(self, now: datetime, hold: timedelta) -> list[DueAlert]:
+        """Due alerts for this sender, held for `hold` (no other sender takes them meanwhile).
 
-@attrs.frozen
-class AlertRoute:
-    """Which events go to a destination (by name: its URL and secret stay with the daemon)."""
-
-    name: str
-    on: frozenset[str]
-    #: None: every job.
-    jobs: frozenset[str] | None = None
-
-    def wants(self, event: str, job: str | None) -> bool:
-        if event not in self.on:
-            return False
-        return self.jobs is None or job is None or job in self.jobs
-
-
-@attrs.frozen
-class OutboxRules:
-    """What the outbox records, set by the daemon from its config and job files."""
-
-    routes: tuple[AlertRoute, ...] = ()
-    #: job name -> format of its result file (csv | jsonl).
-    result_files: Mapping[str, str] = attrs.field(factory=dict)
-    #: job name -> names of its sensitive inputs (masked in alerts).
-    sensitive: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class AlertEvent:
-    """An event to alert on: `subject` (an item, fire, desktop or daemon id) makes its id stable."""
-
-    type: str
-    subject: str
-    job: str | None = None
-    fire: str | None = None
-    item: str | None = None
-    desktop: str | None = None
-    error: str | None = None
-    inputs: Mapping[str, Any] | None = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict)
-
-
-def alert_id(destination: str, event_type: str, subject: str) -> str:
-    digest = hashlib.sha256(f"{destination}\0{event_type}\0{subject}".encode()).hexdigest()
-    return f"alrt_{digest[:32]}"
-
-
-def alert_payload(event: AlertEvent, alert: str, at: datetime) -> dict[str, Any]:
-    return {
-        "type": event.type,
-        "id": alert,
-        "at": at.isoformat(),
-        "job": event.job,
-        "fire": event.fire,
-        "item": event.item,
-        "desktop": event.desktop,
-        "error": event.error,
-        "inputs": dict(event.inputs) if event.inputs is not None else None,
-        **event.extra,
-    }
-
-
-InsertOrNothing = Callable[[sa.Table, list[str]], Any]
-
-
-def insert_alerts(
-    conn: Connection,
-    now: datetime,
-    events: Sequence[AlertEvent],
-    routes: Sequence[AlertRoute],
-    insert_or_nothing: InsertOrNothing,
-) -> int:
-    """One row per (event, destination that wants it); an event already recorded adds nothing. Returns rows
-    offered."""
-    rows = []
-    for event in events:
-        for route in routes:
-            if route.wants(event.type, event.job):
-                ident = alert_id(route.name, event.type, event.subject)
-                rows.append(
-                    {
-                        "id": ident,
-                        "destination": route.name,
-                        "type": event.type,
-                        "job_name": event.job,
-                        "status": "pending",
-                        "payload": alert_payload(event, ident, now),
-                        "created_at": now,
-                        "next_try_at": now,
-                        "tries": 0,
-                    }
+        Per destination at most FLOOD_LIMIT a minute go out one by one; the rest of a flood is folded, in this
+        transaction, into one digest alert (one per minute per destination), which is claimed at once.
+        """
+        with self.core.write() as conn:
+            due = conn.execute(
+                self.core.lock(
+                    sa.select(alert_t)
+                    .where(alert_t.c.status == "pending", alert_t.c.next_try_at <= now)
+                    .order_by(alert_t.c.created_at, alert_t.c.id)
+                    .limit(_CLAIM_BATCH),
+                    skip_locked=True,
                 )
-    if rows:
-        conn.execute(insert_or_nothing(alert_t, ["id"]), rows)
-    return len(rows)
+            ).all()
+            by_destination: dict[str, list[Any]] = {}
+            for row in due:
+                by_destination.setdefault(row.destination, []).append(row)
+            claimed: list[DueAlert] = []
+            for destination, rows in by_destination.items():
+                claimed += self._take_within_limit(conn, destination, rows, now)
+            if claimed:
+                conn.execute(
+                    sa.update(alert_t)
+                    .where(alert_t.c.id.in_([a.id for a in claimed]))
+                    .values(next_try_at=now + hold)
+                )
+            return claimed
 
-
-def record_consequences(
-    conn: Connection,
-    now: datetime,
-    transitions: Sequence[Transition],
-    rules: OutboxRules,
-    insert_or_nothing: InsertOrNothing,
-) -> None:
-    """Alerts and result-file claims caused by `transitions`, in their transaction."""
-    ended = [
-        t for t in transitions if t.kind in _FIRE_ENDS and t.fire_id and t.job_name in rules.result_files
-    ]
-    if ended:
+    def _take_within_limit(
+        self, conn: Connection, destination: str, rows: list[Any], now: datetime
+    ) -> list[DueAlert]:
+        since = now - FLOOD_WINDOW
+        recent = conn.execute(
+            sa.select(alert_t.c.type).where(alert_t.c.destination == destination, alert_t.c.sent_at >= since)
+        ).scalars()
+        recent_types = list(recent)
+        budget = max(0, FLOOD_LIMIT - sum(1 for t in recent_types if t != "digest"))
+        digests = [r for r in rows if r.type == "digest"]
+        plain = [r for r in rows if r.type != "digest"]
+        taken = [due_alert(r) for r in digests + plain[:budget]]
+        rest = plain[budget:]
+        digest_lately = (
+            "digest" in recent_types
+            or conn.execute(
+                sa.select(alert_t.c.id).where(
+                    alert_t.c.destination == destination,
+                    alert_t.c.type == "digest",
+                    alert_t.c.created_at >= since,
+                )
+            ).first()
+        )
+        if not rest or digest_lately:
+            return taken  # the rest waits for the next minute
         conn.execute(
-            insert_or_nothing(result_file_t, ["fire_id"]),
-            [
-                {
-                    "fire_id": t.fire_id,
-                    "job_name": t.job_name,
-                    "format": rules.result_files[t.job_name],
-                    "status": "pending",
-                    "created_at": now,
-                }
-                for t in ended
-            ],
+            sa.update(alert_t).where(alert_t.c.id.in_([r.id for r in rest])).values(status="digested")
         )
-    if not rules.routes:
-        return
-    wanted = [
-        t
-        for t in transitions
-        if t.kind in TRANSITION_EVENTS and any(r.wants(t.kind, t.job_name or None) for r in rules.routes)
-    ]
-    if not wanted:
-        return
-    item_ids = sorted({t.item_id for t in wanted if t.item_id})
-    items = {}
-    if item_ids:
-        final = sa.and_(attempt_t.c.item_id == item_t.c.id, attempt_t.c.number == item_t.c.attempts)
-        items = {
-            r.id: r
-            for r in conn.execute(
-                sa.select(
-                    item_t.c.id,
-                    item_t.c.inputs,
-                    item_t.c.last_error,
-                    sa.func.coalesce(
-                        attempt_t.c.machine_name, item_t.c.machine_name, item_t.c.machine_id
-                    ).label("desktop"),
-                )
-                .select_from(item_t.outerjoin(attempt_t, final))
-                .where(item_t.c.id.in_(item_ids))
-            )
+        kinds = Counter((r.type, r.job_name) for r in rest)
+        ident = alert_id(destination, "digest", rest[0].id)
+        payload = {
+            "type": "digest",
+            "id": ident,
+            "at": now.isoformat(),
+            "count": len(rest),
+            "summary": "; ".join(
+                _summary(n, t, j) for (t, j), n in sorted(kinds.items(), key=lambda x: -x[1])
+            ),
+            "events": [{"type": t, "job": j, "count": n} for (t, j), n in sorted(kinds.items(), key=str)],
         }
-    events = []
-    for t in wanted:
-        data = t.data or {}
-        item = items.get(t.item_id or "")
-        sensitive = rules.sensitive.get(t.job_name or "", ())
-        inputs = None
-        if item is not None:
-            inputs = {k: (MASK if k in sensitive else v) for k, v in (item.inputs or {}).items()}
-            inputs |= dict.fromkeys(sensitive, MASK)
-        error = data.get("reason") or data.get("error")
-        if item is not None and item.last_error:
-            error = item.last_error
-        extra = {k: data[k] for k in ("succeeded", "failed", "cancelled") if k in data}
-        events.append(
-            AlertEvent(
-                t.kind,
-                t.item_id or t.fire_id or t.job_name,
-                job=t.job_name or None,
-                fire=t.fire_id,
-                item=t.item_id,
-                desktop=item.desktop if item is not None else None,
-                error=str(error) if error else None,
-                inputs=inputs,
-                extra={"items": extra} if extra else {},
+        conn.execute(
+            sa.insert(alert_t).values(
+                id=ident,
+                destination=destination,
+                type="digest",
+                job_name=None,
+                status="pending",
+                payload=payload,
+                created_at=now,
+                next_try_at=now,
+                tries=0,
             )
         )
-    insert_alerts(conn, now, events, rules.routes, insert_or_nothing)
+        return [*taken, DueAlert(ident, destination, "digest", None, payload, now, 0)]
+
+    def alert_sent(self, alert: str, now: datetime) -> None:
+        with self.core.write() as conn:
+            conn.execute(
+                sa.update(alert_t)
+                .where(alert_t.c.id == alert, alert_t.c.status == "pending")
+                .values(status="sent", sent_at=now, tries=alert_t.c.tries + 1, last_error=None)
+            )
+
+    def alert_try_failed(
+        self, alert: str, error: str, now: datetime, retry_after: timedelta | None = None
+    ) -> str:
+        """Record a failed try; the alert is tried again with backoff, or given up after 24 h. Returns its
+        status (pending or failed)."""
+        with self.core.write() as conn:
+            row = conn.execute(self.core.lock(sa.select(alert_t).where(alert_t.c.id == alert))).first()
+            if row is None or row.status != "pending":
+                return row.status if row is not None else "failed"
+            tries = row.tries + 1
+            wait = max(backoff(tries), retry_after or timedelta(0))
+            status = "failed" if now + wait - row.created_at > GIVE_UP_AFTER else "pending"
+            conn.execute(
+                sa.update(alert_t)
+                .where(alert_t.c.id == alert)
+                .values(status=status, tries=tries, last_error=error[:200], next_try_at=now + wait)
+            )
+            return status
+
+    def alert_views(self, *, status: str | None = None, limit: int = 50) -> list[AlertView]:
+        query = sa.select(alert_t).order_by(alert_t.c.created_at.desc(), alert_t.c.id).limit(limit)
+        if status is not None:
+            query = query.where(alert_t.c.status == status)
+        with self.core.read() as conn:
+            return [alert_view(r) for r in conn.execute(query)]
+
+    def alert_counts(self) -> dict[str, int]:
+        with self.core.read() as conn:
+            return dict(
+                conn.execute(sa.select(alert_t.c.status, sa.func.count()).group_by(alert_t.c.status)).all()
+            )
+
+    # -- result files ----------------------------------------------------------------------------------
+
+    def pending_result_files(self, limit: int = 20) -> list[tuple[str, str, str]]:
+        """(fire id, job name, format) of fires whose result file is still to be written, oldest first."""
+        with self.core.read() as conn:
+            rows = conn.execute(
+                sa.select(result_file_t.c.fire_id, result_file_t.c.job_name, result_file_t.c.format)
+                .where(result_file_t.c.status == "pending")
+                .order_by(result_file_t.c.created_at, result_file_t.c.fire_id)
+                .limit(limit)
+            ).all()
+        return [(r.fire_id, r.job_name, r.format) for r in rows]
+
+    def result_file_settled(
+        self, fire_id: str, status: str, path: str | None, now: datetime, error: str | None = None
+    ) -> None:
+        """Record what became of a fire's result file: written, existed (not rewritten) or failed."""
+        with self.core.write() as conn:
+            conn.execute(
+                sa.update(result_file_t)
+                .where(result_file_t.c.fire_id == fire_id)
+                .values(status=status, path=path, written_at=now, error=error)
+            )
+
+    def result_file(self, fire_id: str) -> tuple[str, str | None] | None:
+        """(status, path) of a fire's result file, None when its job writes none."""
+        with self.core.read() as conn:
+            row = conn.execute(
+                sa.select(result_file_t.c.status, result_file_t.c.path).where(
+                    result_file_t.c.fire_id == fire_id
+                )
+            ).first()
+        return (row.status, row.path) if row is not None else None
 
 
-@attrs.frozen
-class DueAlert:
-    id: str
-    destination: str
-    type: str
-    job_name: str | None
-    payload: Mapping[str, Any]
-    created_at: datetime
-    tries: int
-
-
-@attrs.frozen
-class AlertView:
-    id: str
-    destination: str
-    type: str
-    job_name: str | None
-    status: str
-    created_at: datetime
-    tries: int
-    sent_at: datetime | None
-    next_try_at: datetime
-    last_error: str | None
-
-
-def due_alert(row: Any) -> DueAlert:
-    return DueAlert(row.id, row.destination, row.type, row.job_name, row.payload, row.created_at, row.tries)
-
-
-def alert_view(row: Any) -> AlertView:
-    return AlertView(
-        row.id,
-        row.destination,
-        row.type,
-        row.job_name,
-        row.status,
-        row.created_at,
-        row.tries,
-        row.sent_at,
-        row.next_try_at,
-        row.last_error,
-    )
-
-
-def backoff(tries: int) -> timedelta:
-    """Delay after the `tries`-th failed try: 5 s doubling, at most an hour (24 h of tries is ~30 of them)."""
-    return timedelta(seconds=min(5 * 2 ** max(tries - 1, 0), 3600))
+def _summary(count: int, event: str, job: str | None) -> str:
+    what = {
+        "item_failed": "items {job} failed",
+        "fire_failed": "fires of {job} failed",
+        "fire_succeeded": "fires of {job} succeeded",
+        "fire_skipped": "slots of {job} skipped",
+        "fire_late": "fires of {job} late",
+        "desktop_disconnected": "desktops disconnected",
+        "daemon_lost": "daemons lost",
+    }.get(event, event + " events")
+    return f"{count} more " + what.format(job=f"of {job}" if event == "item_failed" else job or "jobs")

@@ -8,14 +8,13 @@ batch is read. The final attempt of an item is the one numbered `item.attempts` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
+from cyberdesk_runner.store.core import Aggregate
 from cyberdesk_runner.store.records import FINAL_FIRE_STATUSES
 from cyberdesk_runner.store.tables import attempt_t, fire_t, item_t
 
@@ -61,11 +60,8 @@ _COLUMNS = (
 )
 
 
-class StoreResults:
-    """Reads of results, as a mixin of `Store` (which provides the read transaction)."""
-
-    if TYPE_CHECKING:
-        _read: Callable[[], AbstractContextManager[Connection]]
+class Results(Aggregate):
+    """Reads of what fires produced (`store.results`)."""
 
     def result_rows(
         self, fire_id: str, *, status: str | None = None, batch: int = RESULT_BATCH
@@ -83,7 +79,7 @@ class StoreResults:
         )
         if status is not None:
             query = query.where(item_t.c.status == status)
-        with self._read() as conn:
+        with self.core.read() as conn:
             rows = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
             for r in rows:
                 yield ResultRow(
@@ -100,7 +96,7 @@ class StoreResults:
 
     def latest_finished_fire(self, job_name: str) -> str | None:
         """The job's fire that finished last and had items (a skipped slot has no results); None if none."""
-        with self._read() as conn:
+        with self.core.read() as conn:
             return conn.execute(
                 sa.select(fire_t.c.id)
                 .where(fire_t.c.job_name == job_name)

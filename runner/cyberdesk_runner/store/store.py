@@ -9,6 +9,8 @@
     store.retention  retention.py   deleting old history
     store.daemons    daemons.py     daemons, heartbeats, named leases
     store.queries    queries.py     the CLI's reads
+    store.results    results.py     what a fire produced, one row per item, streamed
+    store.outbox     outbox.py      alerts to send and result files to write (recorded by consequences.py)
 
 They share one `core.StoreCore` (engine, transactions, retries, NOTIFY, the event log; its docstring says how to
 add an aggregate); the rules of items, which several of them change, live in items.py. Each public method of an
@@ -31,7 +33,9 @@ from cyberdesk_runner.store.daemons import Daemons
 from cyberdesk_runner.store.dispatch import Dispatch
 from cyberdesk_runner.store.fires import Fires
 from cyberdesk_runner.store.jobs import Jobs
+from cyberdesk_runner.store.outbox import Outbox
 from cyberdesk_runner.store.queries import Queries
+from cyberdesk_runner.store.results import Results
 from cyberdesk_runner.store.retention import Retention
 from cyberdesk_runner.store.tables import job_t
 from cyberdesk_runner.store.tracking import Tracking
@@ -52,6 +56,8 @@ class Store:
         self.retention = Retention(self.core)
         self.daemons = Daemons(self.core)
         self.queries = Queries(self.core)
+        self.results = Results(self.core)
+        self.outbox = Outbox(self.core)
 
     @property
     def url(self) -> str:

@@ -19,7 +19,7 @@ LEADING = ["item", "seq", "status", "attempts", "desktop", "run_id"]
 def _claims_fire(env: Env) -> str:
     store = env.store()
     try:
-        fire_id = store.latest_finished_fire("claims")
+        fire_id = store.results.latest_finished_fire("claims")
     finally:
         store.close()
     assert fire_id is not None
@@ -29,8 +29,8 @@ def _claims_fire(env: Env) -> str:
 def _final_attempts(env: Env, fire_id: str) -> dict[str, Any]:
     store = env.store()
     try:
-        attempts = store.attempt_views(AttemptQuery(fire_id=fire_id, limit=10_000))
-        items = {i.id: i for i in store.item_views(fire_id)}
+        attempts = store.queries.attempt_views(AttemptQuery(fire_id=fire_id, limit=10_000))
+        items = {i.id: i for i in store.queries.item_views(fire_id)}
     finally:
         store.close()
     return {a.item_id: a for a in attempts if a.number == items[a.item_id].attempts}
@@ -75,7 +75,7 @@ def test_csv_has_one_row_per_item_with_the_final_run(history: Env) -> None:
 def test_a_retried_item_shows_its_last_attempt(history: Env) -> None:
     store = history.store()
     try:
-        fires = store.fire_views(limit=100)
+        fires = store.queries.fire_views(limit=100)
     finally:
         store.close()
     rows = [r for f in fires if f.job_name != "claims" for r in _csv(history, f.id)]

@@ -103,7 +103,7 @@ def test_result_file_and_alerts_survive_a_receiver_outage(
     asyncio.run(Daemon(config).run(RunOptions(once=["claims"])))
     assert not receiver.accepted  # refused (or not tried yet when the daemon stopped): kept for later
     first = Store(config.store)
-    assert first.alert_counts() == {"pending": 3}
+    assert first.outbox.alert_counts() == {"pending": 3}
     first.close()
 
     # The result file was written when the fire ended, relative to the config file's folder.
@@ -119,7 +119,7 @@ def test_result_file_and_alerts_survive_a_receiver_outage(
     running = ThreadedDaemon(Daemon(config), RunOptions())
     store = Store(config.store)
     try:
-        eventually(lambda: store.alert_counts() == {"sent": 3}, timeout=90, what="every alert sent")
+        eventually(lambda: store.outbox.alert_counts() == {"sent": 3}, timeout=90, what="every alert sent")
     finally:
         running.stop()
     ids = [d.headers["webhook-id"] for d in receiver.accepted if d.path.startswith("/ops")]
@@ -141,14 +141,14 @@ def test_result_file_and_alerts_survive_a_receiver_outage(
 
     # Not rewritten by the second daemon; `show` names the file; nothing secret anywhere.
     assert files[0].stat().st_mtime_ns == written.st_mtime_ns
-    fire_id = store.latest_finished_fire("claims")
-    assert fire_id is not None and store.result_file(fire_id) == ("written", str(files[0]))
+    fire_id = store.results.latest_finished_fire("claims")
+    assert fire_id is not None and store.outbox.result_file(fire_id) == ("written", str(files[0]))
     cli = CliRunner()
     show = cli.invoke(build_app(), ["show", fire_id, "--config", str(config_path)])
     listing = cli.invoke(build_app(), ["alerts", "--config", str(config_path)])
     assert show.exit_code == 0 and str(files[0].name) in show.output.replace("\n", "")
     assert listing.exit_code == 0 and "item_failed" in listing.output
-    stored = json.dumps([str(a) for a in store.alert_views(limit=100)])
+    stored = json.dumps([str(a) for a in store.outbox.alert_views(limit=100)])
     store.close()
     for text in (log.getvalue(), show.output, listing.output, stored, files[0].read_text()):
         for secret in (TOKEN, ALERT_SECRET, "hook-secret-path", "slack-secret"):

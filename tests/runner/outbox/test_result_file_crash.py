@@ -14,7 +14,7 @@ import pytest
 
 from cyberdesk_runner.results.files import ResultFileRule, write_pending_result_files
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.outbox import OutboxRules
+from cyberdesk_runner.store.consequences import OutboxRules
 from cyberdesk_runner.store.records import JobDefinition, NewFire
 
 RULES = {"claims": ResultFileRule("out/{job}_{fire}.csv", "csv")}
@@ -26,13 +26,14 @@ CRASHING_WRITER = textwrap.dedent("""
     from pathlib import Path
     import cyberdesk_runner.results.files as files
     from cyberdesk_runner.store import Store
+    from cyberdesk_runner.store.outbox import Outbox
 
     url, base, moment = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     if moment == "before":
         files.os.link = die                      # killed with the table in its temp file, not yet in place
     else:
-        Store.result_file_settled = die          # killed with the file in place, not yet recorded
+        Outbox.result_file_settled = die         # killed with the file in place, not yet recorded
     files.write_pending_result_files(
         Store(url), {"claims": files.ResultFileRule("out/{job}_{fire}.csv", "csv")}, base, datetime.now(UTC)
     )
@@ -42,10 +43,10 @@ CRASHING_WRITER = textwrap.dedent("""
 def _ended_fire(url: str) -> str:
     store = Store(url)
     store.upgrade()
-    store.outbox_rules = OutboxRules(result_files={"claims": "csv"})
+    store.outbox.rules = OutboxRules(result_files={"claims": "csv"})
     now = datetime.now(UTC)
-    store.sync_jobs([JobDefinition("claims", "h", {"name": "claims"}, "claims.yaml")], now)
-    fire_id = store.insert_fire(NewFire("claims", "manual", None), [], now)  # no items: ends at once
+    store.jobs.sync([JobDefinition("claims", "h", {"name": "claims"}, "claims.yaml")], now)
+    fire_id = store.fires.insert(NewFire("claims", "manual", None), [], now)  # no items: ends at once
     assert fire_id is not None
     store.close()
     return fire_id
@@ -63,10 +64,10 @@ def test_result_file_is_written_once_across_a_sigkill(tmp_path: Path, moment: st
 
     store = Store(url)  # the restart
     try:
-        assert store.result_file(fire_id) == ("pending", None)
+        assert store.outbox.result_file(fire_id) == ("pending", None)
         status = "written" if moment == "before" else "existed"
         assert write_pending_result_files(store, RULES, tmp_path, datetime.now(UTC)) == [(fire_id, status)]
-        assert store.result_file(fire_id) == (status, str(target))
+        assert store.outbox.result_file(fire_id) == (status, str(target))
         assert write_pending_result_files(store, RULES, tmp_path, datetime.now(UTC)) == []  # settled: once
     finally:
         store.close()
