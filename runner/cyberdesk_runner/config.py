@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -202,6 +203,53 @@ class EmulatorSettings(BaseModel):
         return None if fixture is None else _base_dir(info) / fixture.expanduser()
 
 
+AlertEventName = Literal[
+    "item_failed",
+    "fire_failed",
+    "fire_succeeded",
+    "fire_late",
+    "fire_skipped",
+    "desktop_disconnected",
+    "daemon_lost",
+]
+
+
+def _check_alert_url(url: SecretStr) -> SecretStr:
+    # Never quote the value: a Slack hook URL is a secret.
+    parts = urlsplit(url.get_secret_value())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http(s) URL (the value is not shown: it may be a secret)")
+    return url
+
+
+def _check_optional_secret(secret: SecretStr | None) -> SecretStr | None:
+    return None if secret is None else _check_webhook_secret(secret)
+
+
+class AlertDestination(BaseModel):
+    """Where alerts go. The URL and secret stay in memory: the store keeps only the destination's name."""
+
+    model_config = _FROZEN
+
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    url: Annotated[SecretStr, AfterValidator(_check_alert_url)]
+    format: Literal["json", "slack"] = "json"
+    secret: Annotated[
+        SecretStr | None, BeforeValidator(_empty_to_none), AfterValidator(_check_optional_secret)
+    ] = None
+    on: tuple[AlertEventName, ...] = Field(
+        ("item_failed", "fire_failed", "fire_late", "fire_skipped", "desktop_disconnected", "daemon_lost"),
+        min_length=1,
+    )
+    jobs: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> Self:
+        if self.format == "json" and self.secret is None:
+            raise ValueError("a json destination needs a secret (whsec_...) to sign its events")
+        return self
+
+
 class Config(BaseModel):
     """The daemon's settings. Build it with `load_config`; paths and the store URL are absolute."""
 
@@ -215,6 +263,7 @@ class Config(BaseModel):
     log: LogSettings = LogSettings()
     dispatch: DispatchSettings = DispatchSettings()
     emulator: EmulatorSettings = EmulatorSettings()
+    alerts: tuple[AlertDestination, ...] = ()
     _source: Path | None = PrivateAttr(default=None)
 
     @property

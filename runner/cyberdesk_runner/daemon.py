@@ -33,6 +33,7 @@ from cyberdesk_runner.catalog import JobCatalog
 from cyberdesk_runner.clock import Clock, SystemClock
 from cyberdesk_runner.config import Config
 from cyberdesk_runner.logs import get_logger, register_secret
+from cyberdesk_runner.outbox import Outbox
 from cyberdesk_runner.runtime import Runtime
 from cyberdesk_runner.server import bind, build_app, make_server
 from cyberdesk_runner.store import Store, new_id
@@ -53,6 +54,8 @@ _CREATES_GRACE = 2.0
 _IDLE_CHECK_EVERY = 0.25
 #: Seconds between dispatch rounds when nothing wakes the dispatcher earlier.
 _DISPATCH_EVERY = 1.0
+#: Result files and alerts: how often the outbox is looked at.
+_OUTBOX_EVERY = 1.0
 #: A loop that has not completed a round for this long makes /healthz answer 503.
 _STALE_AFTER = 120.0
 _RETENTION_EVERY = 3600.0
@@ -189,12 +192,14 @@ class Daemon:
             on_wake=self._wake,
         )
         self.runtime = runtime
+        outbox = Outbox(runtime, self.config, self.id)
         tasks: list[asyncio.Task[Any]] = []
         servers: list[Any] = []
         started = False
         try:
             started = await self._start_runtime(runtime)
             if started:  # else asked to stop while the store was still out of reach
+                outbox.refresh_rules()  # the jobs are loaded: what they cause is recorded from now on
                 await asyncio.to_thread(
                     store.daemons.register, self.id, socket.gethostname(), os.getpid(), self.clock.now()
                 )
@@ -202,6 +207,7 @@ class Daemon:
                 if options.once is not None:
                     await self._trigger_once(runtime, options.once)
                 tasks = self._start_loops(runtime, options)
+                tasks.append(self._loop("outbox", outbox.round, _OUTBOX_EVERY))
                 await self._stop.wait()
         finally:
             log.info("daemon_stopping", daemon=self.id)
@@ -221,6 +227,10 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if started:  # what the last changes caused: result files, alerts (`run --once` ends right after)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(outbox.round(), timeout=_CREATES_GRACE)
+            await outbox.aclose()
             await self._shutdown(runtime, started)
         if not started:
             store.close()

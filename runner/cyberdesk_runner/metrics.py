@@ -55,6 +55,22 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
             registry=r,
         )
+        self.alerts_sent = Counter(
+            "cyberdesk_runner_alerts_sent",
+            "Alerts this daemon delivered (2xx from the destination)",
+            registry=r,
+        )
+        self.alert_tries_failed = Counter(
+            "cyberdesk_runner_alert_tries_failed",
+            "Alert deliveries that failed and will be tried again",
+            registry=r,
+        )
+        self.alerts = Gauge(
+            "cyberdesk_runner_alerts",
+            "Alerts in the store's outbox by status (pending, sent, failed: given up after 24 h, digested)",
+            ["status"],
+            registry=r,
+        )
         self.loop_rounds = Counter(
             "cyberdesk_runner_loop_rounds", "Rounds the daemon's loops completed", ["loop"], registry=r
         )

@@ -120,6 +120,10 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[st
         document["attempt"] = next(a for a in document["attempts"] if a["id"] == ref.id)
     document["events"] = [event_json(e) for e in events.events]
     document["events_total"] = events.total
+    result_file = store.outbox.result_file(ref.fire_id)
+    document["fire"]["result_file"] = (
+        {"status": result_file[0], "path": result_file[1]} if result_file is not None else None
+    )
     return _masked(document, sensitive)
 
 
@@ -197,6 +201,7 @@ def _fire_block(document: dict[str, Any]) -> RenderableType:
         ("items", items_text(fire["items"])),
         ("reason", fire["reason"]),
         ("input overrides", _pairs(fire["input_overrides"])),
+        ("result file", _result_file(fire.get("result_file"))),
     ]
     if document["kind"] == "fire":
         pairs.append(("sensitive inputs", _pairs(dict.fromkeys(job["sensitive_inputs"], "***"))))
@@ -242,6 +247,16 @@ def _attempt_block(attempt: dict[str, Any]) -> RenderableType:
     if attempt["output"] is None:
         return block
     return Group(block, Text("output", style="dim"), _json(attempt["output"]))
+
+
+def _result_file(value: dict[str, Any] | None) -> str | None:
+    if value is None:
+        return None
+    return (
+        value["path"]
+        if value["status"] == "written"
+        else f"{value['status']}: {value['path'] or '(to be written)'}"
+    )
 
 
 def _pairs(values: dict[str, Any] | None) -> str:

@@ -312,6 +312,28 @@ class After(BaseModel):
     )
 
 
+def _check_results_path(path: str) -> str:
+    from cyberdesk_runner.results.paths import template_problem
+
+    problem = template_problem(path)
+    if problem is not None:
+        raise ValueError(problem)
+    return path
+
+
+class ResultsSpec(BaseModel):
+    """The result file written once when a fire ends."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Result file")
+
+    path: Annotated[str, AfterValidator(_check_results_path)] = Field(
+        description="File per fire, relative to the config file's folder; placeholders {job}, {fire} and "
+        "{fire_created:<strftime format>}.",
+        examples=["results/{job}/{fire_created:%Y-%m-%d_%H%M}_{fire}.csv"],
+    )
+    format: Literal["csv", "jsonl"] = Field("csv", description="csv (RFC 4180) or jsonl (JSON Lines).")
+
+
 class JobSpec(BaseModel):
     """One job: which workflow to run, on which desktops, with which inputs, and when."""
 
@@ -397,6 +419,14 @@ class JobSpec(BaseModel):
         "forbid",
         description="When a fire comes while the previous fire still has runs in flight: skip it (forbid), run "
         "both (allow), or cancel the previous runs (replace).",
+    )
+
+    results: ResultsSpec | None = Field(
+        None, title="Result file", description="Write the fire's results table to a file when it ends."
+    )
+    late_after: Duration = Field(
+        timedelta(minutes=5),
+        description="A scheduled fire with no run created this long after its slot raises a fire_late alert.",
     )
 
     @model_validator(mode="after")

@@ -3,9 +3,9 @@
 `Store` (store.py) opens one `StoreCore` and hands it to each aggregate (`store.jobs`, `store.fires`, ...). An
 aggregate module owns the transactions of one thing; the core owns how a transaction is run.
 
-Adding an aggregate module (say `outbox.py`):
+Adding an aggregate module (say `labels.py`):
 
-    class Outbox(Aggregate):
+    class Labels(Aggregate):
         '''What it owns; which rows it locks, in which order.'''
 
         def enqueue(self, ..., now: datetime) -> list[Transition]:
@@ -17,13 +17,14 @@ Adding an aggregate module (say `outbox.py`):
                 self.core.work_due(conn)               # NOTIFY the other daemons when this commits
             return transitions
 
-then give `Store.__init__` a line `self.outbox = Outbox(self.core)`. What an aggregate gets:
+then give `Store.__init__` a line `self.labels = Labels(self.core)`. What an aggregate gets:
 - `self.core.write()` / `self.core.read()`: a write transaction (committed when the block ends, rolled back on
   an exception) or a read-only one. Every public method of an `Aggregate` subclass is one transaction (or a loop
   of idempotent ones) and is run again on transient errors (deadlock, serialization failure, lost connection):
   `Aggregate.__init_subclass__` wraps them, so a new method needs nothing more. Names starting with `_` are not
   wrapped; a public method calling another public one nests the retries, as it always did.
-- `self.core.append_events(conn, now, transitions)`: the event log, in the caller's transaction.
+- `self.core.append_events(conn, now, transitions)`: the event log (and the outbox rows the transitions
+  cause), in the caller's transaction.
 - `self.core.work_due(conn)`: mark the transaction as one that makes work due; one NOTIFY is sent at commit.
 - `self.core.lock(query, skip_locked=..., of=...)`: row locks (PostgreSQL only; SQLite has one writer at a time).
 - `self.core.insert_or_nothing(table, index)`: INSERT .. ON CONFLICT DO NOTHING, for unique keys (exactly once).
@@ -59,6 +60,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from cyberdesk_runner.store.consequences import OutboxRules, record_consequences
 from cyberdesk_runner.store.engine import create_store_engine, is_transient
 from cyberdesk_runner.store.notify import CHANNEL
 from cyberdesk_runner.store.records import Transition
@@ -121,6 +123,8 @@ class StoreCore:
             contextlib.nullcontext() if self.is_postgres else threading.Lock()
         )
         self.sql = hot_statements(row_locks=self.is_postgres)
+        #: Which alerts and result files state changes record (`store.outbox.rules`); the daemon sets them.
+        self.outbox_rules = OutboxRules()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -158,7 +162,8 @@ class StoreCore:
         return dialect_insert(table).on_conflict_do_nothing(index_elements=index)
 
     def append_events(self, conn: Connection, now: datetime, transitions: Sequence[Transition]) -> None:
-        """Append `transitions` to the event log, in the caller's transaction."""
+        """Append `transitions` to the event log, and the alerts and result files they cause to the outbox
+        (consequences.py), in the caller's transaction: none is lost, none is invented."""
         if not transitions:
             return
         conn.execute(
@@ -177,6 +182,7 @@ class StoreCore:
                 for t in transitions
             ],
         )
+        record_consequences(conn, now, transitions, self.outbox_rules, self.insert_or_nothing)
 
 
 class Aggregate:

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from cyberdesk_runner.store.consequences import result_file_t
 from cyberdesk_runner.store.core import Aggregate
 from cyberdesk_runner.store.records import FINAL_FIRE_STATUSES
 from cyberdesk_runner.store.tables import (
@@ -71,6 +72,7 @@ class Retention(Aggregate):
             ids = list(conn.execute(self.core.lock(query, skip_locked=True, of=fire_t)).scalars())
             if ids:
                 conn.execute(sa.delete(event_t).where(event_t.c.fire_id.in_(ids)))
+                conn.execute(sa.delete(result_file_t).where(result_file_t.c.fire_id.in_(ids)))
                 conn.execute(sa.delete(attempt_t).where(attempt_t.c.fire_id.in_(ids)))
                 conn.execute(sa.delete(item_t).where(item_t.c.fire_id.in_(ids)))
                 conn.execute(sa.delete(fire_t).where(fire_t.c.id.in_(ids)))

@@ -10,6 +10,8 @@
     store.daemons    daemons.py     daemons, heartbeats, named leases
     store.lineage    lineage.py     `after:` jobs: upstream fires still waiting, their outputs, fires after fires
     store.queries    queries.py     the CLI's reads
+    store.results    results.py     what a fire produced, one row per item, streamed
+    store.outbox     outbox.py      alerts to send and result files to write (recorded by consequences.py)
 
 They share one `core.StoreCore` (engine, transactions, retries, NOTIFY, the event log; its docstring says how to
 add an aggregate); the rules of items, which several of them change, live in items.py. Each public method of an
@@ -33,7 +35,9 @@ from cyberdesk_runner.store.dispatch import Dispatch
 from cyberdesk_runner.store.fires import Fires
 from cyberdesk_runner.store.jobs import Jobs
 from cyberdesk_runner.store.lineage import Lineage
+from cyberdesk_runner.store.outbox import Outbox
 from cyberdesk_runner.store.queries import Queries
+from cyberdesk_runner.store.results import Results
 from cyberdesk_runner.store.retention import Retention
 from cyberdesk_runner.store.tables import job_t
 from cyberdesk_runner.store.tracking import Tracking
@@ -55,6 +59,8 @@ class Store:
         self.daemons = Daemons(self.core)
         self.lineage = Lineage(self.core)
         self.queries = Queries(self.core)
+        self.results = Results(self.core)
+        self.outbox = Outbox(self.core)
 
     @property
     def url(self) -> str:

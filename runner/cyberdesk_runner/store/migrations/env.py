@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+import cyberdesk_runner.store.consequences  # registers the outbox tables on SQLModel.metadata
 import cyberdesk_runner.store.tables  # noqa: F401 - registers the tables on SQLModel.metadata
 
 connection = context.config.attributes.get("connection")

@@ -1,0 +1,1 @@
+"""Alerts: events from the store's outbox, rendered (signed JSON or Slack) and sent by one daemon at a time."""

@@ -1,0 +1,71 @@
+"""The daemon's outbox round: keep the store's outbox rules in step with the config and job files, write the
+result files of fires that ended (one daemon at a time, by lease), send due alerts, count them for /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import httpx
+
+from cyberdesk_runner.alerts.sender import routes_of, send_round
+from cyberdesk_runner.config import Config
+from cyberdesk_runner.results.files import ResultFileRule, write_pending_result_files
+from cyberdesk_runner.store.consequences import OutboxRules
+
+if TYPE_CHECKING:
+    from cyberdesk_runner.runtime import Runtime
+
+_RESULTS_LEASE = timedelta(minutes=5)
+
+
+class Outbox:
+    def __init__(self, runtime: Runtime, config: Config, owner: str) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.owner = owner
+        self.destinations = {d.name: d for d in config.alerts}
+        self._routes = routes_of(config.alerts)
+        self._client: httpx.AsyncClient | None = None
+        #: Result files are relative to the config file's folder.
+        self.base = config.source.parent if config.source is not None else config.jobs.parent
+        self.rules: dict[str, ResultFileRule] = {}
+        self.refresh_rules()
+
+    def refresh_rules(self) -> None:
+        """Rebuild the store's outbox rules from the jobs as loaded now (cheap; run every round)."""
+        rules: dict[str, ResultFileRule] = {}
+        sensitive: dict[str, tuple[str, ...]] = {}
+        for name, job in self.runtime.catalog.jobs.items():
+            spec = job.loaded.spec
+            sensitive[name] = tuple(spec.sensitive_inputs)
+            if spec.results is not None:
+                rules[name] = ResultFileRule(spec.results.path, spec.results.format)
+        self.rules = rules
+        self.runtime.store.outbox.rules = OutboxRules(
+            self._routes, {n: r.format for n, r in rules.items()}, sensitive
+        )
+
+    async def round(self) -> None:
+        self.refresh_rules()
+        store, clock, metrics = self.runtime.store, self.runtime.clock, self.runtime.metrics
+        if self.rules:
+            leased = await asyncio.to_thread(
+                store.daemons.try_lease, "results", self.owner, clock.now(), _RESULTS_LEASE
+            )
+            if leased:
+                await asyncio.to_thread(write_pending_result_files, store, self.rules, self.base, clock.now())
+        if self.destinations:
+            if self._client is None:
+                self._client = httpx.AsyncClient()
+            result = await send_round(store, self.destinations, self._client, clock.now)
+            metrics.alerts_sent.inc(result.sent)
+            metrics.alert_tries_failed.inc(result.failed_tries)
+        counts = await asyncio.to_thread(store.outbox.alert_counts)
+        for status in ("pending", "sent", "failed", "digested"):
+            metrics.alerts.labels(status).set(counts.get(status, 0))
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()

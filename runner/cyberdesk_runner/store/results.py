@@ -1,0 +1,107 @@
+"""What a fire produced, one row per item, read as a stream (`results` command, result files).
+
+A fire of 100,000 items is never read whole: rows come from one query in item order, fetched `batch` at a time
+(a server-side cursor on PostgreSQL, SQLite's own stepping), and the caller writes each row out before the next
+batch is read. The final attempt of an item is the one numbered `item.attempts` (dispatch numbers attempts
+1, 2, ... and writes the number on the item in the same transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+
+from cyberdesk_runner.store.core import Aggregate
+from cyberdesk_runner.store.records import FINAL_FIRE_STATUSES
+from cyberdesk_runner.store.tables import attempt_t, fire_t, item_t
+
+#: Rows fetched per round trip while streaming results.
+RESULT_BATCH = 1000
+
+
+@attrs.frozen
+class StepOutput:
+    """The output of one run of an item's final attempt. `alias` is None for a single-run item; for a step of a
+    multi-step item it is the step's alias, or its number (from 1) when it has none."""
+
+    alias: str | None
+    output: Mapping[str, Any] | None
+
+
+@attrs.frozen
+class ResultRow:
+    item_id: str
+    seq: int
+    status: str
+    attempts: int
+    desktop: str | None
+    run_id: str | None
+    inputs: Mapping[str, Any]
+    outputs: tuple[StepOutput, ...]
+    error: str | None
+
+
+_COLUMNS = (
+    item_t.c.id,
+    item_t.c.seq,
+    item_t.c.status,
+    item_t.c.attempts,
+    item_t.c.inputs,
+    item_t.c.machine_id,
+    item_t.c.machine_name,
+    item_t.c.last_error,
+    attempt_t.c.run_id,
+    attempt_t.c.machine_id.label("run_machine_id"),
+    attempt_t.c.machine_name.label("run_machine_name"),
+    attempt_t.c.output,
+)
+
+
+class Results(Aggregate):
+    """Reads of what fires produced (`store.results`)."""
+
+    def result_rows(
+        self, fire_id: str, *, status: str | None = None, batch: int = RESULT_BATCH
+    ) -> Iterator[ResultRow]:
+        """The fire's items in order (only those in `status` when given), each with its final attempt.
+
+        A generator holding one read transaction open: consume it (or close it) promptly.
+        """
+        final = sa.and_(attempt_t.c.item_id == item_t.c.id, attempt_t.c.number == item_t.c.attempts)
+        query = (
+            sa.select(*_COLUMNS)
+            .select_from(item_t.outerjoin(attempt_t, final))
+            .where(item_t.c.fire_id == fire_id)
+            .order_by(item_t.c.seq, item_t.c.id)
+        )
+        if status is not None:
+            query = query.where(item_t.c.status == status)
+        with self.core.read() as conn:
+            rows = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+            for r in rows:
+                yield ResultRow(
+                    r.id,
+                    r.seq,
+                    r.status,
+                    r.attempts,
+                    r.run_machine_name or r.run_machine_id or r.machine_name or r.machine_id,
+                    r.run_id,
+                    r.inputs or {},
+                    (StepOutput(None, r.output),),
+                    r.last_error,
+                )
+
+    def latest_finished_fire(self, job_name: str) -> str | None:
+        """The job's fire that finished last and had items (a skipped slot has no results); None if none."""
+        with self.core.read() as conn:
+            return conn.execute(
+                sa.select(fire_t.c.id)
+                .where(fire_t.c.job_name == job_name)
+                .where(fire_t.c.status.in_(sorted(FINAL_FIRE_STATUSES - {"skipped"})))
+                .where(fire_t.c.items_total > 0)
+                .order_by(fire_t.c.finished_at.desc(), fire_t.c.id.desc())
+                .limit(1)
+            ).scalar()
