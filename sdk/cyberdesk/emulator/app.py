@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from cyberdesk.emulator.emulator import Emulator
@@ -80,6 +82,39 @@ async def _emulator_error(_: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 
+# Fields whose values may be secret or personal (file contents, sensitive inputs, keys): a 422 names them and
+# says what is wrong, but never echoes what was sent.
+_CONFIDENTIAL = frozenset(
+    {
+        "content",
+        "file_inputs",
+        "shared_file_inputs",
+        "sensitive_input_values",
+        "sensitive_inputs",
+        "shared_sensitive_inputs",
+        "machine_sensitive_parameters",
+        "pool_sensitive_parameters",
+        "api_key",
+    }
+)
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    """FastAPI's 422 body, minus `input` where it could carry a confidential value: under a confidential field,
+    or a whole object or list (a missing field's error carries the entire body)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        error = dict(error)
+        if _CONFIDENTIAL.intersection(str(part) for part in error.get("loc", ())) or isinstance(
+            error.get("input"), dict | list
+        ):
+            error.pop("input", None)
+            error.pop("ctx", None)
+        errors.append(error)
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
 def _fastapi(
     routers: Iterable[APIRouter],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
@@ -94,6 +129,7 @@ def _fastapi(
         openapi_url="/openapi.json" if docs else None,
     )
     api.add_exception_handler(EmulatorError, _emulator_error)
+    api.add_exception_handler(RequestValidationError, _validation_error)
     for router in routers:
         api.include_router(router)
     return api

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from cyberdesk.emulator import serializers as ser
-from cyberdesk.emulator.emulator import Emulator, FileUpload
+from cyberdesk.emulator.attachments import FileUpload
+from cyberdesk.emulator.emulator import Emulator
 from cyberdesk.emulator.errors import NotFound
 from cyberdesk.emulator.records import ACTIVE_STATUSES, Run
 from cyberdesk.emulator.routes.common import (
