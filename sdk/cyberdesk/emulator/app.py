@@ -21,8 +21,10 @@ from cyberdesk.emulator.routes import (
     connections,
     control,
     machines,
+    model_configurations,
     pools,
     runs,
+    tags,
     trajectories,
     usage,
     workflows,
@@ -48,7 +50,7 @@ def create_app(emulator: Emulator | None = None) -> EmulatorMiddleware:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    routers = {name: module.build(em) for name, module in _MODULES.items()}
+    routers = {name: build(em) for name, build in _BUILDERS.items()}
     # One small app per resource: FastAPI matches routes linearly and each test costs microseconds,
     # so dispatching on the path's resource segment first halves the routing cost of a request.
     # The fallback app serves /v1/health, /_emulator/* and 404s and runs the lifespan (the ticker).
@@ -58,22 +60,26 @@ def create_app(emulator: Emulator | None = None) -> EmulatorMiddleware:
 
     def docs() -> FastAPI:
         # Built on first use: re-including every route costs more than the rest of create_app.
-        return _fastapi([module.build(em) for module in _MODULES.values()], docs=True)
+        return _fastapi([build(em) for build in _BUILDERS.values()], docs=True)
 
     return EmulatorMiddleware(control_app, em, per_resource, docs, routes)
 
 
-_MODULES = {
-    "health": control,
-    "runs": runs,
-    "machines": machines,
-    "pools": pools,
-    "workflows": workflows,
-    "connections": connections,
-    "trajectories": trajectories,
-    "computer": computer,
-    "run-attachments": attachments,
-    "usage": usage,
+# The first path segment after /v1/ -> the routes of that resource.
+_BUILDERS: dict[str, Callable[[Emulator], APIRouter]] = {
+    "health": control.build,
+    "runs": runs.build,
+    "machines": machines.build,
+    "pools": pools.build,
+    "workflows": workflows.build,
+    "connections": connections.build,
+    "trajectories": trajectories.build,
+    "computer": computer.build,
+    "run-attachments": attachments.build,
+    "usage": usage.build,
+    "workflow-tags": tags.build_tags,
+    "workflow-tag-groups": tags.build_groups,
+    "model-configurations": model_configurations.build,
 }
 
 
