@@ -225,8 +225,12 @@ class _Routes:
 
 def build(em: Emulator) -> APIRouter:
     router = APIRouter()
-    # Literal paths (prompt-image, bulk/tags) before `/{workflow_id}`: routes match in order.
-    router.include_router(prompt_images.build(em))
-    router.include_router(tags.build_on_workflows(em))
-    router.include_router(make_router(_Routes(em), prefix="/v1/workflows", tags=["workflows"]))
+    # Literal paths (prompt-image, bulk/tags) before `/{workflow_id}`: routes match in order. The routes are
+    # copied, not included: an included router is one opaque route, which the per-route counters cannot name.
+    for part in (
+        prompt_images.build(em),
+        tags.build_on_workflows(em),
+        make_router(_Routes(em), prefix="/v1/workflows", tags=["workflows"]),
+    ):
+        router.routes.extend(part.routes)
     return router
