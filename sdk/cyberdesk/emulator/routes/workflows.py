@@ -172,6 +172,7 @@ class _Routes:
             run_duration=source.run_duration,
             failure_rate=source.failure_rate,
             fail_when=source.fail_when,
+            exports=source.exports,
             **{f: getattr(source, f) for f in _COPIED_FIELDS if f != "is_webhooks_enabled"},
         )
         copy.post_run_checks = [dict(c) for c in source.post_run_checks]
