@@ -5,9 +5,11 @@ usage.aggregate sums them. Driven through our SDK over the in-process app."""
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +24,7 @@ from cyberdesk import (
     UsageMode,
     WorkflowChainCreate,
 )
-from cyberdesk.emulator import Emulator, create_app
+from cyberdesk.emulator import Emulator, FixtureError, create_app, load_fixture
 
 from .conftest import CLAIM_INPUTS, START, wf
 
@@ -89,6 +91,33 @@ async def test_bad_file_inputs_are_422s_naming_the_field(
     assert em.stats_snapshot()["runs"]["created"] == 0
 
 
+async def test_a_422_never_echoes_file_contents_or_sensitive_values(em: Emulator) -> None:
+    secret = "SSN 123-45-6789 of Ann Lee!"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(em)),
+        base_url="http://emulator",
+        headers={"Authorization": f"Bearer {em.api_key}"},
+    ) as client:
+        bad_content = {"workflow_id": wf(em), "file_inputs": [{"filename": "a.pdf", "content": secret}]}
+        # A missing field's error would otherwise carry the whole body, file contents included.
+        missing_workflow = {"file_inputs": [{"filename": "a.pdf", "content": b64(secret.encode())}]}
+        bad_sensitive = {"workflow_id": wf(em), "sensitive_input_values": secret}
+        responses = [
+            await client.post("/v1/runs", json=body)
+            for body in (bad_content, missing_workflow, bad_sensitive)
+        ]
+    assert [r.status_code for r in responses] == [422, 422, 422]
+    for response in responses:
+        assert secret not in response.text and b64(secret.encode()) not in response.text
+    locs = [[e["loc"] for e in r.json()["detail"]] for r in responses]
+    assert locs == [
+        [["body", "file_inputs", 0, "content"]],
+        [["body", "workflow_id"]],
+        [["body", "sensitive_input_values"]],
+    ]
+    assert "base64" in responses[0].json()["detail"][0]["msg"]
+
+
 async def test_a_file_over_the_limit_is_refused(em: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("cyberdesk.emulator.schemas.MAX_FILE_INPUT_BYTES", 8)
     async with httpx.AsyncClient(
@@ -122,7 +151,7 @@ async def test_an_exporting_workflow_leaves_one_deterministic_csv_per_successful
     assert saved.size == out.size_bytes
     # A retry clears the outputs and exports again.
     (await sdk.runs.retry(run.id, RunRetry())).unwrap()
-    assert em.run(str(run.id)).output_attachment_ids is None and str(out.id) not in em.world.attachments
+    assert em.run(str(run.id)).output_attachment_ids is None and str(out.id) not in em.attachments.by_id
 
 
 async def test_fixture_exports_and_chain_shared_files(em: Emulator, sdk: CyberdeskClient) -> None:
@@ -141,10 +170,58 @@ async def test_fixture_exports_and_chain_shared_files(em: Emulator, sdk: Cyberde
     em.run_until_idle()
     run = em.run(str(run_id))
     [inp] = run.input_attachment_ids or []
-    assert em.world.attachments[inp].content == b"hi"
+    assert em.attachments.by_id[inp].content == b"hi"
     [out] = run.output_attachment_ids or []
-    assert em.world.attachments[out].filename == "invoice-7.txt"
-    assert em.world.attachments[out].content == f"invoice 7 of run {run_id}".encode()
+    assert em.attachments.by_id[out].filename == "invoice-7.txt"
+    assert em.attachments.by_id[out].content == f"invoice 7 of run {run_id}".encode()
+
+
+def test_a_fixture_sets_what_a_workflow_exports(make_emulator: Any) -> None:
+    fixture = {
+        "machines": [{"name": "d1"}],
+        "workflows": [
+            {
+                "name": "Invoice",
+                "prompt": "Find {invoice}",
+                "failure_rate": 0,
+                "exports": [{"filename": "invoice-{invoice}.txt", "content": "invoice {invoice} ({run_id})"}],
+            },
+            {"name": "Report", "prompt": "Report", "failure_rate": 0, "includes_file_exports": True},
+            {"name": "Plain", "prompt": "Plain", "failure_rate": 0},
+        ],
+    }
+    em = make_emulator(fixture=fixture)
+    runs = {
+        name: em.create_run(em.workflow(name).id, input_values={"invoice": "7"})
+        for name in ("Invoice", "Report", "Plain")
+    }
+    em.run_until_idle()
+    files = {
+        name: [em.attachments.get(a) for a in run.output_attachment_ids or ()] for name, run in runs.items()
+    }
+    [invoice] = files["Invoice"]
+    assert (invoice.filename, invoice.content) == (
+        "invoice-7.txt",
+        f"invoice 7 ({runs['Invoice'].id})".encode(),
+    )
+    [report] = files["Report"]
+    assert report.filename.endswith(".csv") and runs["Report"].id.encode() in report.content
+    assert files["Plain"] == []
+
+
+@pytest.mark.parametrize(
+    ("exports", "problem"),
+    [
+        ("report.csv", "must be a list"),
+        ([{"filename": "r.csv"}], "exports[0]: needs exactly `filename` and `content`"),
+        ([{"filename": "out/r.csv", "content": "x"}], "exports[0].filename: must be a plain file name"),
+    ],
+)
+def test_a_bad_fixture_export_is_refused_saying_where(exports: Any, problem: str) -> None:
+    fixture = {"workflows": [{"name": "W", "prompt": "p", "exports": exports}]}
+    with pytest.raises(FixtureError, match=re.escape(problem)) as raised:
+        load_fixture(fixture)
+    assert "workflows[0]" in str(raised.value)
 
 
 async def test_usage_metadata_per_run_and_the_aggregate(em: Emulator, sdk: CyberdeskClient) -> None:

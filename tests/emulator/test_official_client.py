@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from cyberdesk.emulator import Emulator, create_app
 
 OFFICIAL = "cyberdesk==2.2.69"
 DRIVER = Path(__file__).parent / "official" / "drive_official_client.py"
@@ -62,3 +65,30 @@ def test_the_official_client_works_against_the_emulator(
         ).stdout
     ), "the subprocess must import the official package, not ours"
     assert "checks passed" in result.stdout
+
+
+def test_the_emulator_serves_every_operation_of_the_files_tags_models_and_usage_apis(
+    official_wheel: Path,
+) -> None:
+    """Read from the official client's generated operations, so a route renamed on either side is caught."""
+    api = official_wheel / "openapi_client" / "cyberdesk_cloud_client" / "api"
+    operations: dict[str, set[tuple[str, str]]] = {}
+    for module in api.glob("*/*.py"):
+        found = re.search(r'"method": "(\w+)",\s*"url": "([^"]+)"', module.read_text())
+        if found:
+            template = re.sub(r"\{\w+\}", "{}", found.group(2))
+            operations.setdefault(module.parent.name, set()).add((found.group(1).upper(), template))
+    app = create_app(Emulator())
+    served = {
+        (method, re.sub(r"\{[\w:]+\}", "{}", route.path))
+        for route in app._routes
+        for method in getattr(route, "methods", ())
+    }
+    for group in ("workflow_tags", "workflow_tag_groups", "model_configurations", "run_attachments"):
+        assert operations[group] <= served, (group, operations[group] - served)
+    # The workflows group includes merge, the prompt images and the tags of a workflow.
+    assert operations["workflows"] <= served, operations["workflows"] - served
+    assert ("GET", "/v1/usage/aggregate") in served
+    assert {("GET", "/v1/runs/{}/image/signed-url"), ("POST", "/v1/runs/{}/generate-trajectory")} <= served
+    assert len(set().union(*operations.values())) == 142
+    assert len(served & set().union(*operations.values())) >= 83

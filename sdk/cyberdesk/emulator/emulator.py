@@ -6,26 +6,24 @@ theirs, so every public method takes `lock` (re-entrant; the request middleware 
 
 from __future__ import annotations
 
-import mimetypes
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from cyberdesk.emulator import serializers
+from cyberdesk.emulator import inspection, serializers
+from cyberdesk.emulator.attachments import Attachments, FileUpload
 from cyberdesk.emulator.clock import Clock, SystemClock, iso
 from cyberdesk.emulator.errors import Conflict, NotFound
 from cyberdesk.emulator.faults import FaultInjector
 from cyberdesk.emulator.fleet import Fleet, load_fixture
 from cyberdesk.emulator.idempotency import IdempotencyStore
 from cyberdesk.emulator.ids import IdFactory
+from cyberdesk.emulator.model_configurations import ModelConfigurations
 from cyberdesk.emulator.options import DurationRange, EmulatorOptions, FaultSettings, WebhookEndpoint
-from cyberdesk.emulator.outputs import exported_files, usage_metadata
 from cyberdesk.emulator.records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
-    Attachment,
     FailRule,
     Machine,
     Pool,
@@ -35,23 +33,12 @@ from cyberdesk.emulator.records import (
 from cyberdesk.emulator.simulation import Simulation
 from cyberdesk.emulator.state import World
 from cyberdesk.emulator.stats import Stats
+from cyberdesk.emulator.storage import PromptImages, Signer, message_history
+from cyberdesk.emulator.tags import Tags
+from cyberdesk.emulator.usage import usage_metadata
 from cyberdesk.emulator.webhooks import WebhookDispatcher
 
 _UNSET: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class FileUpload:
-    """A decoded `FileInput`: the bytes pushed to the desktop before the run."""
-
-    filename: str
-    content: bytes
-    target_path: str | None = None
-    cleanup: bool = False
-
-
-def _guess_type(filename: str) -> str:
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 class Emulator:
@@ -69,6 +56,11 @@ class Emulator:
         self.lock = threading.RLock()
         self.ids = IdFactory(self.options.seed)
         self.world = World(self.ids)
+        self.attachments = Attachments(self.ids)
+        self.tags = Tags(self.ids, self.world.workflows)
+        self.prompt_images = PromptImages(self.ids)
+        self.model_configurations = ModelConfigurations(self.ids, self.world, self.now())
+        self.signer = Signer(self.options.api_key)
         self.stats = Stats()
         self.faults = FaultInjector(self.options.faults, self.options.seed)
         self.idempotency = IdempotencyStore()
@@ -137,6 +129,8 @@ class Emulator:
                     failure_rate=w.failure_rate,
                     fail_when=w.fail_when,
                     output_schema=w.output_schema,
+                    includes_file_exports=w.includes_file_exports,
+                    exports=None if w.exports is None else list(w.exports),
                 )
 
     def add_pool(
@@ -295,65 +289,10 @@ class Emulator:
                 idempotency_key=idempotency_key,
             )
             self.world.add_run(run)
-            self.set_input_files(run, file_inputs)
+            self.attachments.replace_inputs(run, file_inputs, self.now())
             self.simulation.submit(run)
             self.stats.record_run_created(workflow_id, idempotency_key)
             return run
-
-    def attach(
-        self,
-        run: Run,
-        filename: str,
-        content: bytes,
-        content_type: str,
-        attachment_type: str,
-        target_path: str | None = None,
-        cleanup_imports_after_run: bool = False,
-        expires_at: float | None = None,
-    ) -> Attachment:
-        """Stores a file of the run and lists it in the run's input or output attachment ids."""
-        with self.lock:
-            attachment = Attachment(
-                self.ids.uuid(),
-                run.id,
-                filename,
-                content_type,
-                attachment_type,
-                content,
-                self.now(),
-                target_path,
-                cleanup_imports_after_run,
-                expires_at,
-            )
-            self.world.attachments[attachment.id] = attachment
-            if attachment_type == "input":
-                run.input_attachment_ids = [*(run.input_attachment_ids or ()), attachment.id]
-            else:
-                run.output_attachment_ids = [*(run.output_attachment_ids or ()), attachment.id]
-            return attachment
-
-    def set_input_files(self, run: Run, files: Iterable[FileUpload]) -> None:
-        """Replaces the run's input attachments (create, and retry with `file_inputs`)."""
-        with self.lock:
-            for attachment_id in run.input_attachment_ids or ():
-                self.world.attachments.pop(attachment_id, None)
-            run.input_attachment_ids = None
-            for f in files:
-                self.attach(
-                    run, f.filename, f.content, _guess_type(f.filename), "input", f.target_path, f.cleanup
-                )
-
-    def delete_attachment(self, attachment_id: str) -> None:
-        with self.lock:
-            attachment = self.world.attachments.pop(attachment_id, None)
-            if attachment is None:
-                raise NotFound("Attachment not found")
-            run = self.world.runs.get(attachment.run_id)
-            if run is not None:
-                for attr in ("input_attachment_ids", "output_attachment_ids"):
-                    listed = getattr(run, attr)
-                    if listed and attachment_id in listed:
-                        setattr(run, attr, [a for a in listed if a != attachment_id] or None)
 
     def check_refs(self, workflow_id: str | None, machine_id: str | None, pool_ids: list[str] | None) -> None:
         if workflow_id is not None and workflow_id not in self.world.workflows:
@@ -431,9 +370,8 @@ class Emulator:
             if release_session_after is not _UNSET:
                 run.release_session_after = release_session_after
             if file_inputs is not None:
-                self.set_input_files(run, file_inputs)
-            for attachment_id in run.output_attachment_ids or ():
-                self.world.attachments.pop(attachment_id, None)
+                self.attachments.replace_inputs(run, file_inputs, self.now())
+            self.attachments.clear_outputs(run)
             run.usage_metadata = None
             self.simulation.requeue(run)
             return run
@@ -442,6 +380,7 @@ class Emulator:
         with self.lock:
             run = self.run(run_id)
             self.world.vault_drop(run.sensitive_aliases)
+            self.attachments.forget_run(run)
             self.simulation.delete_run(run, self.now())
 
     # -- desktops ---------------------------------------------------------------------------------
@@ -517,9 +456,9 @@ class Emulator:
         workflow = self.world.workflows.get(run.workflow_id)
         if workflow is None:
             return
-        if run.status == "success" and workflow.includes_file_exports:
-            for filename, content, content_type in exported_files(run, workflow):
-                self.attach(run, filename, content, content_type, "output")
+        self.attachments.export(run, workflow, self.now())
+        if run.started_at is not None:
+            run.run_message_history = message_history(run, run.main_prompt or workflow.main_prompt)
         cached = any(t.is_generated for t in self.world.trajectories_of(workflow.id))
         run.usage_metadata = usage_metadata(run, self.options.speed, cached)
         if not workflow.is_webhooks_enabled or not self.webhooks.endpoints:
@@ -541,70 +480,13 @@ class Emulator:
     def timeline(self) -> list[dict[str, Any]]:
         """Every run with its desktop and timestamps, plus each stay on a desktop (retries add stays)."""
         with self.lock:
-            names = {m.id: m.name for m in self.world.machines.values()}
-            return [
-                {
-                    "id": r.id,
-                    "workflow_id": r.workflow_id,
-                    "machine_id": r.machine_id,
-                    "machine_name": names.get(r.machine_id or ""),
-                    "status": r.status,
-                    "is_priority": r.is_priority,
-                    "session_id": r.session_id,
-                    "created_at": iso(r.created_at),
-                    "started_at": None if r.started_at is None else iso(r.started_at),
-                    "ended_at": None if r.ended_at is None else iso(r.ended_at),
-                    "executions": [
-                        {
-                            "machine_id": e.machine_id,
-                            "machine_name": names.get(e.machine_id),
-                            "started_at": iso(e.started_at),
-                            "ended_at": None if e.ended_at is None else iso(e.ended_at),
-                            "status": e.status,
-                        }
-                        for e in r.executions
-                    ],
-                }
-                for r in self.world.runs.values()
-            ]
+            return inspection.timeline(self.world)
 
     def overlaps(self) -> list[dict[str, Any]]:
         """Pairs of runs that were on one desktop at the same time: must always be empty."""
         with self.lock:
-            stays: dict[str, list[tuple[float, float, str]]] = {}
-            for run in self.world.runs.values():
-                for e in run.executions:
-                    end = float("inf") if e.ended_at is None else e.ended_at
-                    stays.setdefault(e.machine_id, []).append((e.started_at, end, run.id))
-            found = []
-            for machine_id, spans in stays.items():
-                spans.sort()
-                for (_, end, first), (start, _, second) in zip(spans, spans[1:], strict=False):
-                    if start < end:
-                        found.append({"machine_id": machine_id, "runs": [first, second]})
-            return found
+            return inspection.overlaps(self.world)
 
     def stats_snapshot(self) -> dict[str, Any]:
         with self.lock:
-            machines = self.world.machines.values()
-            return {
-                "requests": self.stats.request_counts(),
-                "runs": {
-                    "created": self.stats.runs_created,
-                    "create_replays": self.stats.run_create_replays,
-                    "in_memory": len(self.world.runs),
-                    "by_status": {s: len(ids) for s, ids in sorted(self.world.runs_by_status.items())},
-                },
-                "machines": {
-                    "total": len(self.world.machines),
-                    "connected": sum(m.status == "connected" for m in machines),
-                    "busy": sum(m.current_run_id is not None for m in machines),
-                    "reserved": sum(m.reserved_session_id is not None for m in machines),
-                },
-                "webhooks": self.webhooks.counters(),
-                "idempotency": self.idempotency.counters(),
-                "faults": {**self.faults.counts, "settings": self.faults.settings.as_dict()},
-                "duplicates": self.stats.duplicates(),
-                "overlaps": len(self.overlaps()),
-                "clock": {"now": iso(self.now()), "speed": self.options.speed},
-            }
+            return inspection.snapshot(self)

@@ -52,6 +52,9 @@ class WorkflowSpec:
     fail_when: tuple[FailRule, ...] = ()
     # JSON text, as WorkflowCreate sends it; a fixture may write the schema as YAML.
     output_schema: str | None = None
+    includes_file_exports: bool = False
+    # (filename, text) templates over the run's inputs; None exports the emulator's default CSV.
+    exports: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -164,11 +167,18 @@ def _machine(item: Any, where: str) -> MachineSpec:
 
 
 def _workflow(item: Any, where: str) -> WorkflowSpec:
-    w = _fields(
-        item,
-        where,
-        {"prompt", "main_prompt", "webhooks", "run_duration", "failure_rate", "fail_when", "output_schema"},
-    )
+    allowed = {
+        "prompt",
+        "main_prompt",
+        "webhooks",
+        "run_duration",
+        "failure_rate",
+        "fail_when",
+        "output_schema",
+        "includes_file_exports",
+        "exports",
+    }
+    w = _fields(item, where, allowed)
     prompt = w.get("prompt", w.get("main_prompt"))
     if not isinstance(prompt, str):
         raise FixtureError(f"{where}: `prompt` (string) is required")
@@ -180,9 +190,39 @@ def _workflow(item: Any, where: str) -> WorkflowSpec:
     if rate is not None and not (isinstance(rate, int | float) and 0 <= rate <= 1):
         raise FixtureError(f"{where}: `failure_rate` must be a probability in [0, 1]")
     rules = tuple(_rule(r, f"{where}.fail_when[{i}]") for i, r in enumerate(w.get("fail_when") or []))
+    exports = None if w.get("exports") is None else _exports(w["exports"], f"{where}.exports")
+    exporting = w.get("includes_file_exports", exports is not None)
+    if not isinstance(exporting, bool):
+        raise FixtureError(f"{where}: `includes_file_exports` must be true or false")
     return WorkflowSpec(
-        w["name"], prompt, bool(w.get("webhooks", True)), duration, rate, rules, _output_schema(w, where)
+        w["name"],
+        prompt,
+        bool(w.get("webhooks", True)),
+        duration,
+        rate,
+        rules,
+        output_schema=_output_schema(w, where),
+        includes_file_exports=exporting,
+        exports=exports,
     )
+
+
+def _exports(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """`exports: [{filename: "invoice-{invoice}.csv", content: "..."}]`, both templates over the inputs."""
+    if not isinstance(value, list):
+        raise FixtureError(f"{where}: must be a list of {{filename, content}} mappings")
+    files = []
+    for i, item in enumerate(value):
+        if (
+            not isinstance(item, Mapping)
+            or set(item) != {"filename", "content"}
+            or not all(isinstance(v, str) for v in item.values())
+        ):
+            raise FixtureError(f"{where}[{i}]: needs exactly `filename` and `content`, both strings")
+        if not item["filename"].strip() or "/" in item["filename"] or "\\" in item["filename"]:
+            raise FixtureError(f"{where}[{i}].filename: must be a plain file name (no folders)")
+        files.append((item["filename"], item["content"]))
+    return tuple(files)
 
 
 def _output_schema(item: Mapping[str, Any], where: str) -> str | None:

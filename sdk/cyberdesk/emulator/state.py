@@ -8,15 +8,10 @@ from typing import Any
 from cyberdesk.emulator.ids import IdFactory
 from cyberdesk.emulator.records import (
     TERMINAL_STATUSES,
-    Attachment,
     Connection,
     Machine,
-    ModelConfiguration,
     Pool,
-    PromptImage,
     Run,
-    Tag,
-    TagGroup,
     Trajectory,
     Workflow,
 )
@@ -51,11 +46,6 @@ class World:
         self.runs: dict[str, Run] = {}
         self.connections: dict[str, Connection] = {}
         self.trajectories: dict[str, Trajectory] = {}
-        self.attachments: dict[str, Attachment] = {}
-        self.tags: dict[str, Tag] = {}
-        self.tag_groups: dict[str, TagGroup] = {}
-        self.model_configurations: dict[str, ModelConfiguration] = {}
-        self.prompt_images: dict[str, PromptImage] = {}
         # alias -> secret value: the only place secrets live; nothing serialises it.
         self.vault: dict[str, Any] = {}
         self.runs_by_status: _Index = {}
@@ -81,9 +71,6 @@ class World:
         _index_add(self.runs_by_session, run.session_id, run.id)
 
     def remove_run(self, run: Run) -> None:
-        """Forgets the run with its attachments (the real API deletes their files too)."""
-        for attachment_id in [*(run.input_attachment_ids or ()), *(run.output_attachment_ids or ())]:
-            self.attachments.pop(attachment_id, None)
         del self.runs[run.id]
         _index_remove(self.runs_by_status, run.status, run.id)
         _index_remove(self.runs_by_machine, run.machine_id, run.id)

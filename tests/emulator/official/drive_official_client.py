@@ -22,6 +22,8 @@ from cyberdesk import (
     TrajectoryUpdate,
     RunField,
     RunListSortMode,
+    ModelConfigurationCreate,
+    ModelConfigurationUpdate,
 )
 from openapi_client.cyberdesk_cloud_client import models as m
 
@@ -194,6 +196,83 @@ agg = check(
     c.usage.aggregate_sync(now - datetime.timedelta(days=1), now + datetime.timedelta(days=1)),
 )
 results.append(("usage counted", agg.runs_counted >= 1 and agg.total_agentic_steps > 0, "", str(agg)[:200]))
+# Tags and tag groups: a group's tags are exclusive on a workflow.
+grp = check("workflow_tag_groups.create", c.workflow_tag_groups.create_sync("official-group"))
+check("workflow_tag_groups.get", c.workflow_tag_groups.get_sync(grp.id))
+check("workflow_tag_groups.update", c.workflow_tag_groups.update_sync(grp.id, color="blue"))
+check("workflow_tag_groups.list", c.workflow_tag_groups.list_sync())
+check("workflow_tag_groups.reorder", c.workflow_tag_groups.reorder_sync([grp.id]))
+t_hi = check("workflow_tags.create", c.workflow_tags.create_sync("official-high", group_id=grp.id))
+t_lo = check("workflow_tags.create(group)", c.workflow_tags.create_sync("official-low", group_id=grp.id))
+check("workflow_tags.get", c.workflow_tags.get_sync(t_hi.id))
+check("workflow_tags.update", c.workflow_tags.update_sync(t_hi.id, emoji="!"))
+check("workflow_tags.add_to_workflow", c.workflow_tags.add_to_workflow_sync(str(wf.id), [t_hi.id]))
+on = check(
+    "workflow_tags.add_to_workflow(replace)", c.workflow_tags.add_to_workflow_sync(str(wf.id), [t_lo.id])
+)
+results.append(
+    ("a group's tag replaces the other", [t.name for t in on] == ["official-low"], "", str(on)[:200])
+)
+check("workflow_tags.get_for_workflow", c.workflow_tags.get_for_workflow_sync(str(wf.id)))
+check(
+    "workflow_tags.bulk_add_to_workflows",
+    c.workflow_tags.bulk_add_to_workflows_sync([str(wf.id), str(exp_wf.id)], [t_hi.id]),
+)
+tagged = c.workflows.list_sync(tag_ids=[str(t_hi.id)]).data
+results.append(("tag_ids filter", {w.id for w in tagged.items} == {wf.id, exp_wf.id}, "", ""))
+check("workflow_tags.archive", c.workflow_tags.archive_sync(t_lo.id))
+check("workflow_tags.unarchive", c.workflow_tags.unarchive_sync(t_lo.id))
+check("workflow_tags.reorder", c.workflow_tags.reorder_sync([t_lo.id, t_hi.id]))
+listed = check("workflow_tags.list", c.workflow_tags.list_sync(include_archived=True))
+results.append(
+    ("workflow_count", {t.name: t.workflow_count for t in listed}.get("official-high") == 2, "", "")
+)
+check("workflow_tags.remove_from_workflow", c.workflow_tags.remove_from_workflow_sync(str(wf.id), t_hi.id))
+check("workflow_tags.delete", c.workflow_tags.delete_sync(t_lo.id))
+gone = c.workflow_tags.get_sync(t_lo.id)
+results.append(
+    ("a deleted tag is gone", not isinstance(gone.data, m.WorkflowTagResponse), "", repr(gone)[:120])
+)
+check("workflow_tag_groups.delete", c.workflow_tag_groups.delete_sync(grp.id))
+# Merge, prompt images, model configurations, run screenshots, trajectory generation.
+src = c.workflows.create_sync(WorkflowCreate(main_prompt="Merged {x}", name="merge-source")).data
+check(
+    "workflows.merge",
+    c.workflows.merge_sync(str(src.id), target_workflow_id=new_wf.id, copy_trajectories=True),
+)
+results.append(
+    ("merge took the prompt", c.workflows.get_sync(new_wf.id).data.main_prompt == "Merged {x}", "", "")
+)
+png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+img = check(
+    "workflows.upload_prompt_image", c.workflows.upload_prompt_image_sync(file_content=png, filename="p.png")
+)
+imgs = check("workflows.list_prompt_images", c.workflows.list_prompt_images_sync())
+check("workflows.get_prompt_image_signed_url", c.workflows.get_prompt_image_signed_url_sync(imgs[0].path))
+check("workflows.delete_prompt_image", c.workflows.delete_prompt_image_sync(imgs[0].path))
+bad = c.workflows.upload_prompt_image_sync(file_content=b"%PDF-1", filename="x.pdf")
+results.append(("a non-image is refused", bad.data is None or bad.error is not None, "", repr(bad)[:120]))
+mcs = check("model_configurations.list", c.model_configurations.list_sync())
+mc = check(
+    "model_configurations.create",
+    c.model_configurations.create_sync(
+        ModelConfigurationCreate(name="official-model", provider="openai", model="gpt-4.1", api_key="sk-x")
+    ),
+)
+check("model_configurations.get", c.model_configurations.get_sync(str(mc.id)))
+check(
+    "model_configurations.update",
+    c.model_configurations.update_sync(str(mc.id), ModelConfigurationUpdate(temperature=0.5)),
+)
+check("model_configurations.delete", c.model_configurations.delete_sync(str(mc.id)))
+image_url = next(
+    b["image_url"]
+    for msg in c.runs.get_sync(frun.id).data.run_message_history
+    for b in msg.to_dict()["content"]
+    if b.get("image_url")
+)
+check("runs.get_image_signed_url", c.runs.get_image_signed_url_sync(str(frun.id), image_url=image_url))
+check("runs.generate_trajectory", c.runs.generate_trajectory_sync(str(run.id)))
 check("run_attachments.delete", c.run_attachments.delete_sync(str(inputs[0].id)))
 check("runs.delete", c.runs.delete_sync(sess.id))
 check("trajectories.delete", c.trajectories.delete_sync(traj.id))

@@ -10,7 +10,6 @@ from fastapi.responses import Response
 
 from cyberdesk.emulator import serializers as ser
 from cyberdesk.emulator.emulator import Emulator
-from cyberdesk.emulator.errors import NotFound
 from cyberdesk.emulator.records import Attachment
 from cyberdesk.emulator.routes.common import Limit, Skip, json_response, make_router, no_content, route
 from cyberdesk.emulator.schemas import AttachmentType, RunAttachmentCreate, RunAttachmentUpdate, decode_base64
@@ -19,13 +18,9 @@ from cyberdesk.emulator.schemas import AttachmentType, RunAttachmentCreate, RunA
 class _Routes:
     def __init__(self, em: Emulator) -> None:
         self.em = em
-        self.world = em.world
 
     def one(self, attachment_id: UUID) -> Attachment:
-        found = self.world.attachments.get(str(attachment_id))
-        if found is None:
-            raise NotFound("Attachment not found")
-        return found
+        return self.em.attachments.get(str(attachment_id))
 
     @route("GET", "")
     async def list_attachments(
@@ -37,7 +32,7 @@ class _Routes:
     ) -> Response:
         found = [
             a
-            for a in self.world.attachments.values()
+            for a in self.em.attachments
             if (run_id is None or a.run_id == str(run_id))
             and (attachment_type is None or a.attachment_type == attachment_type.value)
         ]
@@ -47,12 +42,13 @@ class _Routes:
     @route("POST", "", status_code=201)
     async def create_attachment(self, body: RunAttachmentCreate) -> Response:
         run = self.em.run(str(body.run_id))
-        attachment = self.em.attach(
+        attachment = self.em.attachments.attach(
             run,
             body.filename,
             decode_base64(body.content),
             body.content_type,
             body.attachment_type.value,
+            self.em.now(),
             body.target_path,
             body.cleanup_imports_after_run,
             None if body.expires_at is None else body.expires_at.timestamp(),
@@ -72,7 +68,7 @@ class _Routes:
 
     @route("DELETE", "/{attachment_id}", status_code=204)
     async def delete_attachment(self, attachment_id: UUID) -> Response:
-        self.em.delete_attachment(str(attachment_id))
+        self.em.attachments.delete(str(attachment_id), self.em.world.runs)
         return no_content()
 
     @route("GET", "/{attachment_id}/download")

@@ -6,8 +6,11 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from cyberdesk.emulator.emulator import Emulator
+from cyberdesk.emulator.errors import NotFound
+from cyberdesk.emulator.png import screenshot_png
 from cyberdesk.emulator.routes.common import json_response, make_router, route
 from cyberdesk.emulator.schemas import AdvanceRequest, FaultsUpdate, WebhookEndpointCreate
+from cyberdesk.emulator.storage import PROMPT_IMAGES, RUN_IMAGES, run_image_path
 
 SERVICE_VERSION = "cyberdesk-emulator/1"
 
@@ -62,6 +65,21 @@ class _Routes:
         except Exception as exc:  # svix rejects a malformed secret with various error types
             return json_response({"detail": f"Invalid webhook secret: {exc}"}, 400)
         return json_response({"endpoints": [e.url for e in self.em.webhooks.endpoints]}, 201)
+
+    @route("GET", "/_emulator/storage/{bucket}/{path:path}", tags=["emulator"])
+    async def signed_file(self, bucket: str, path: str, expires: int, signature: str) -> Response:
+        """What a signed URL serves: the image, without the API key, until the URL expires."""
+        if not self.em.signer.valid(bucket, path, expires, signature, self.em.now()):
+            return json_response({"detail": "Invalid or expired signed URL"}, 403)
+        if bucket == PROMPT_IMAGES:
+            image = self.em.prompt_images.get(path)
+            return Response(image.content, media_type=image.content_type)
+        run_id = path.split("/")[1] if path.count("/") >= 2 else ""
+        run = self.world.runs.get(run_id)
+        if bucket != RUN_IMAGES or run is None:
+            raise NotFound("File not found")
+        run_image_path(run, f"supabase://{RUN_IMAGES}/{path}")
+        return Response(screenshot_png(), media_type="image/png")
 
 
 def build(em: Emulator) -> APIRouter:

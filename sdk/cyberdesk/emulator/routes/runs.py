@@ -12,9 +12,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from cyberdesk.emulator import serializers as ser
-from cyberdesk.emulator.emulator import Emulator, FileUpload
+from cyberdesk.emulator.attachments import FileUpload
+from cyberdesk.emulator.emulator import Emulator
 from cyberdesk.emulator.errors import NotFound
-from cyberdesk.emulator.records import ACTIVE_STATUSES, Run
+from cyberdesk.emulator.records import ACTIVE_STATUSES, Run, Trajectory
 from cyberdesk.emulator.routes.common import (
     Limit,
     Skip,
@@ -36,6 +37,7 @@ from cyberdesk.emulator.schemas import (
     RunUpdate,
     WorkflowChainCreate,
 )
+from cyberdesk.emulator.storage import RUN_IMAGES, run_image_path
 
 
 def _ids(values: list[UUID] | None) -> list[str] | None:
@@ -314,8 +316,7 @@ class _Routes:
         )
         return json_response(ser.run(run))
 
-    @route("GET", "/{run_id}/trajectory")
-    async def run_trajectory(self, run_id: UUID) -> Response:
+    def latest_trajectory(self, run_id: UUID) -> Trajectory:
         run = self.em.run(str(run_id))
         latest = max(
             (t for t in self.world.trajectories.values() if t.run_id == run.id),
@@ -324,21 +325,31 @@ class _Routes:
         )
         if latest is None:
             raise NotFound("No trajectory found for this run")
-        return json_response(ser.trajectory(latest))
+        return latest
+
+    @route("GET", "/{run_id}/trajectory")
+    async def run_trajectory(self, run_id: UUID) -> Response:
+        return json_response(ser.trajectory(self.latest_trajectory(run_id)))
 
     @route("POST", "/{run_id}/generate-trajectory")
     async def generate_trajectory(self, run_id: UUID) -> Response:
-        run = self.em.run(str(run_id))
-        latest = max(
-            (t for t in self.world.trajectories.values() if t.run_id == run.id),
-            key=lambda t: t.updated_at,
-            default=None,
-        )
-        if latest is None:
-            raise NotFound("No trajectory found for this run")
+        latest = self.latest_trajectory(run_id)
         latest.is_generated = True
         latest.updated_at = self.em.now()
         return json_response(ser.trajectory(latest))
+
+    @route("GET", "/{run_id}/image/signed-url")
+    async def image_signed_url(
+        self,
+        run_id: UUID,
+        request: Request,
+        image_url: str = Query(min_length=1),
+        expires_in: int = Query(3600, ge=10, le=3600),
+    ) -> Response:
+        path = run_image_path(self.em.run(str(run_id)), image_url)
+        expires = int(self.em.now()) + expires_in
+        url = self.em.signer.url(str(request.base_url), RUN_IMAGES, path, expires)
+        return json_response({"supabase_url": image_url, "signed_url": url, "expires_in": expires_in})
 
 
 def build(em: Emulator) -> APIRouter:

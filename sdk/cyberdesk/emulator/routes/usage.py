@@ -9,9 +9,9 @@ from fastapi.responses import Response
 
 from cyberdesk.emulator.clock import epoch, iso
 from cyberdesk.emulator.emulator import Emulator
-from cyberdesk.emulator.outputs import aggregate
 from cyberdesk.emulator.routes.common import in_range, json_response, make_router, route
 from cyberdesk.emulator.schemas import UsageMode
+from cyberdesk.emulator.usage import aggregate
 
 
 class _Routes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,8 +14,9 @@ from fastapi.responses import Response
 from cyberdesk.emulator import serializers as ser
 from cyberdesk.emulator.clock import iso
 from cyberdesk.emulator.emulator import Emulator
-from cyberdesk.emulator.errors import NotFound
+from cyberdesk.emulator.errors import EmulatorError, NotFound
 from cyberdesk.emulator.records import ORGANIZATION_ID, Trajectory, Workflow
+from cyberdesk.emulator.routes import prompt_images, tags
 from cyberdesk.emulator.routes.common import (
     Limit,
     Skip,
@@ -26,7 +29,12 @@ from cyberdesk.emulator.routes.common import (
     route,
     window,
 )
-from cyberdesk.emulator.schemas import WorkflowCreate, WorkflowDuplicateRequest, WorkflowUpdate
+from cyberdesk.emulator.schemas import (
+    WorkflowCreate,
+    WorkflowDuplicateRequest,
+    WorkflowMergeRequest,
+    WorkflowUpdate,
+)
 
 _COPIED_FIELDS = (
     "input_schema",
@@ -61,7 +69,9 @@ class _Routes:
     def body_of(self, workflow: Workflow, include: set[str]) -> ser.JSON:
         body = ser.workflow(workflow)
         if "tags" in include:
-            body["tags"] = []
+            body["tags"] = [
+                ser.tag(t, self.em.tags.groups.get(t.group_id or "")) for t in self.em.tags.of(workflow)
+            ]
         if "post_run_checks" in include:
             body["post_run_checks"] = workflow.post_run_checks
         return body
@@ -81,11 +91,11 @@ class _Routes:
         limit: Limit = 100,
     ) -> Response:
         wanted = includes(include) if include is not None else ({"tags"} if include_tags else set())
+        required_tags = includes(tag_ids)
         found = [
             w
             for w in self.world.workflows.values()
-            # The emulator has no tags, so a tag filter matches nothing.
-            if not includes(tag_ids)
+            if self.em.tags.has_all(w, required_tags)
             and in_range(w.created_at, created_at_from, created_at_to)
             and in_range(w.updated_at, updated_at_from, updated_at_to)
             and contains(search, w.id, w.name)
@@ -162,30 +172,48 @@ class _Routes:
             run_duration=source.run_duration,
             failure_rate=source.failure_rate,
             fail_when=source.fail_when,
+            exports=source.exports,
             **{f: getattr(source, f) for f in _COPIED_FIELDS if f != "is_webhooks_enabled"},
         )
         copy.post_run_checks = [dict(c) for c in source.post_run_checks]
         if body is not None and body.include_trajectories:
-            now = self.em.now()
-            for t in [t for t in self.world.trajectories_of(source.id) if t.is_generated]:
-                clone = Trajectory(
-                    self.em.ids.uuid(),
-                    copy.id,
-                    list(t.trajectory_data),
-                    dict(t.dimensions),
-                    now,
-                    now,
-                    t.name,
-                    t.description,
-                    None,
-                    t.original_input_values,
-                    t.is_approved,
-                    t.has_been_approved,
-                    True,
-                    t.is_main,
-                )
-                self.world.trajectories[clone.id] = clone
+            # Only generated trajectories are copied, as documented.
+            self.copy_trajectories(source, copy, lambda t: t.is_generated)
         return json_response(ser.workflow(copy), 201)
+
+    def copy_trajectories(
+        self, source: Workflow, target: Workflow, which: Callable[[Trajectory], bool]
+    ) -> None:
+        now = self.em.now()
+        for t in [t for t in self.world.trajectories_of(source.id) if which(t)]:
+            clone = dataclasses.replace(t, id=self.em.ids.uuid(), workflow_id=target.id, run_id=None)
+            clone.trajectory_data, clone.dimensions = list(t.trajectory_data), dict(t.dimensions)
+            clone.created_at = clone.updated_at = now
+            self.world.trajectories[clone.id] = clone
+
+    @route("POST", "/{workflow_id}/merge")
+    async def merge_workflow(self, workflow_id: UUID, body: WorkflowMergeRequest) -> Response:
+        """The target takes the source's prompt and settings (its own version goes to its history), keeps its
+        id, name and tags; the source is deleted with its runs. Emulator choice: `copy_trajectories` copies
+        every trajectory of the source (generated or not)."""
+        source = self.em.workflow(str(workflow_id))
+        target = self.em.workflow(str(body.target_workflow_id))
+        if source.id == target.id:
+            raise EmulatorError("A workflow cannot be merged into itself")
+        now = self.em.now()
+        target.old_versions.append(
+            {"name": target.name, "main_prompt": target.main_prompt, "updated_at": iso(target.updated_at)}
+        )
+        target.main_prompt = source.main_prompt
+        for attr in _COPIED_FIELDS:
+            setattr(target, attr, getattr(source, attr))
+        target.post_run_checks = [dict(c) for c in source.post_run_checks]
+        target.exports = source.exports
+        if body.copy_trajectories:
+            self.copy_trajectories(source, target, lambda _: True)
+        target.updated_at = now
+        self.em.delete_workflow(source.id)
+        return json_response(ser.workflow(target))
 
     @route("GET", "/{workflow_id}/latest-trajectory", tags=["trajectories"])
     async def latest_trajectory(self, workflow_id: UUID) -> Response:
@@ -197,4 +225,13 @@ class _Routes:
 
 
 def build(em: Emulator) -> APIRouter:
-    return make_router(_Routes(em), prefix="/v1/workflows", tags=["workflows"])
+    router = APIRouter()
+    # Literal paths (prompt-image, bulk/tags) before `/{workflow_id}`: routes match in order. The routes are
+    # copied, not included: an included router is one opaque route, which the per-route counters cannot name.
+    for part in (
+        prompt_images.build(em),
+        tags.build_on_workflows(em),
+        make_router(_Routes(em), prefix="/v1/workflows", tags=["workflows"]),
+    ):
+        router.routes.extend(part.routes)
+    return router
