@@ -1,5 +1,4 @@
-"""The outbox: alerts to send (`alert`) and result files to write (`result_file`), one row per cause; desktops
-seen disconnected, since when (`desktop_down`, so a disconnection is alerted once).
+"""The outbox: alerts to send (`alert`) and result files to write (`result_file`), one row per cause.
 
 Revision ID: 0006
 Revises: 0005
@@ -52,14 +51,8 @@ def upgrade() -> None:
         sa.Column("error", sa.String(), nullable=True),
     )
     op.create_index("ix_result_file_status", "result_file", ["status"])
-    op.create_table(
-        "desktop_down",
-        sa.Column("machine_id", sa.String(36), primary_key=True),
-        _at("since"),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("desktop_down")
     op.drop_table("result_file")
     op.drop_table("alert")
