@@ -1,9 +1,12 @@
 """The daemon's outbox round: keep the store's outbox rules in step with the config and job files, write the
-result files of fires that ended (one daemon at a time, by lease), send due alerts, count them for /metrics."""
+result files of fires that ended (one daemon at a time, by lease), raise the alerts the daemon notices (late
+fires, desktops disconnected, daemons lost: `store.watch`, once each by id), send due alerts, count them for
+/metrics. On a clean stop, alerts claimed and not sent are given back at once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
     from cyberdesk_runner.runtime import Runtime
 
 _RESULTS_LEASE = timedelta(minutes=5)
+#: Another daemon silent this long, with no clean stop, is lost (twice what `status` calls silent).
+DAEMON_LOST_AFTER = timedelta(seconds=60)
 
 
 class Outbox:
@@ -28,6 +33,8 @@ class Outbox:
         self.destinations = {d.name: d for d in config.alerts}
         self._routes = routes_of(config.alerts)
         self._client: httpx.AsyncClient | None = None
+        #: Alerts this daemon claimed and has not settled yet (given back by `aclose`).
+        self._held: set[str] = set()
         #: Result files are relative to the config file's folder.
         self.base = config.source.parent if config.source is not None else config.jobs.parent
         self.rules: dict[str, ResultFileRule] = {}
@@ -57,15 +64,37 @@ class Outbox:
             if leased:
                 await asyncio.to_thread(write_pending_result_files, store, self.rules, self.base, clock.now())
         if self.destinations:
+            await self._watch()
             if self._client is None:
                 self._client = httpx.AsyncClient()
-            result = await send_round(store, self.destinations, self._client, clock.now)
+            result = await send_round(store, self.destinations, self._client, clock.now, self._held)
             metrics.alerts_sent.inc(result.sent)
             metrics.alert_tries_failed.inc(result.failed_tries)
         counts = await asyncio.to_thread(store.outbox.alert_counts)
         for status in ("pending", "sent", "failed", "digested"):
             metrics.alerts.labels(status).set(counts.get(status, 0))
 
+    async def _watch(self) -> None:
+        """Raise what the daemon notices; each alert once by id, however many daemons look."""
+        runtime = self.runtime
+        store, now = runtime.store, runtime.clock.now()
+        jobs = runtime.catalog.jobs
+        late_after = {n: j.loaded.spec.late_after for n, j in jobs.items() if j.loaded.spec.schedule}
+        await asyncio.to_thread(store.watch.raise_late_fires, late_after, now)
+        await asyncio.to_thread(store.watch.raise_lost_daemons, self.owner, DAEMON_LOST_AFTER, now)
+        if runtime.fleet_loaded:
+            targeted = {d.id: d for job in jobs.values() for d in runtime.fleet.select(job.target)}
+            down = {i: d.label for i, d in targeted.items() if not d.connected}
+            up = [i for i, d in targeted.items() if d.connected]
+            await asyncio.to_thread(store.watch.raise_disconnected, down, up, now)
+
     async def aclose(self) -> None:
+        """Give back alerts claimed and not sent (a stop mid-send), so another sender takes them at once."""
+        if self._held:
+            with contextlib.suppress(Exception):  # unreachable store: the claims lapse on their own
+                await asyncio.to_thread(
+                    self.runtime.store.outbox.release_claims, sorted(self._held), self.runtime.clock.now()
+                )
+            self._held.clear()
         if self._client is not None:
             await self._client.aclose()

@@ -46,31 +46,45 @@ async def send_round(
     destinations: Mapping[str, AlertDestination],
     client: httpx.AsyncClient,
     now: Callable[[], datetime],
+    held: set[str] | None = None,
 ) -> RoundResult:
-    """Send every alert due now; returns what happened."""
+    """Send every alert due now; returns what happened. `held` gets the ids claimed and not yet settled, so a
+    sender stopped mid-round can give them back (`store.outbox.release_claims`)."""
     result = RoundResult()
+    held = set() if held is None else held
     due = await asyncio.to_thread(store.outbox.claim_alerts, now(), CLAIM_HOLD)
+    held.update(a.id for a in due)
     for alert in due:
-        destination = destinations.get(alert.destination)
-        if destination is None:
-            await asyncio.to_thread(
-                store.outbox.alert_try_failed, alert.id, "no such destination in the config", now()
-            )
-            result.failed_tries += 1
-            continue
-        error, retry_after = await _post(client, destination, alert, now())
-        if error is None:
-            await asyncio.to_thread(store.outbox.alert_sent, alert.id, now())
-            result.sent += 1
-            log.info("alert_sent", alert=alert.id, type=alert.type, destination=alert.destination)
-            continue
-        status = await asyncio.to_thread(store.outbox.alert_try_failed, alert.id, error, now(), retry_after)
-        result.failed_tries += 1
-        result.given_up += status == "failed"
-        log.warning(
-            "alert_try_failed", alert=alert.id, destination=alert.destination, error=error, status=status
-        )
+        await _send_one(store, destinations, client, now, alert, result)
+        held.discard(alert.id)
     return result
+
+
+async def _send_one(
+    store: Store,
+    destinations: Mapping[str, AlertDestination],
+    client: httpx.AsyncClient,
+    now: Callable[[], datetime],
+    alert: DueAlert,
+    result: RoundResult,
+) -> None:
+    destination = destinations.get(alert.destination)
+    if destination is None:
+        await asyncio.to_thread(
+            store.outbox.alert_try_failed, alert.id, "no such destination in the config", now()
+        )
+        result.failed_tries += 1
+        return
+    error, retry_after = await _post(client, destination, alert, now())
+    if error is None:
+        await asyncio.to_thread(store.outbox.alert_sent, alert.id, now())
+        result.sent += 1
+        log.info("alert_sent", alert=alert.id, type=alert.type, destination=alert.destination)
+        return
+    status = await asyncio.to_thread(store.outbox.alert_try_failed, alert.id, error, now(), retry_after)
+    result.failed_tries += 1
+    result.given_up += status == "failed"
+    log.warning("alert_try_failed", alert=alert.id, destination=alert.destination, error=error, status=status)
 
 
 async def _post(

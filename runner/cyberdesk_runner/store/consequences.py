@@ -71,8 +71,20 @@ class ResultFileRow(SQLModel, table=True):
     error: str | None = None
 
 
+class DesktopDownRow(SQLModel, table=True):
+    """A desktop in some job's target seen disconnected, since when (one row per disconnection: deleted when it
+    is seen connected again). The first daemon to see it writes `since`; every daemon then names the
+    disconnection by it, so its alert has one id however many daemons watch."""
+
+    __tablename__ = "desktop_down"
+
+    machine_id: str = Field(primary_key=True, max_length=36)
+    since: datetime = Field(sa_type=UTCDateTime)
+
+
 alert_t = AlertRow.__table__  # type: ignore[attr-defined]
 result_file_t = ResultFileRow.__table__  # type: ignore[attr-defined]
+desktop_down_t = DesktopDownRow.__table__  # type: ignore[attr-defined]
 
 
 @attrs.frozen

@@ -142,6 +142,18 @@ class Outbox(Aggregate):
         )
         return [*taken, DueAlert(ident, destination, "digest", None, payload, now, 0)]
 
+    def release_claims(self, alerts: Sequence[str], now: datetime) -> None:
+        """Give back alerts claimed but not sent (a sender stopping cleanly): due again now, for any sender."""
+        if not alerts:
+            return
+        with self.core.write() as conn:
+            conn.execute(
+                sa.update(alert_t)
+                .where(alert_t.c.id.in_(sorted(alerts)), alert_t.c.status == "pending")
+                .where(alert_t.c.next_try_at > now)
+                .values(next_try_at=now)
+            )
+
     def alert_sent(self, alert: str, now: datetime) -> None:
         with self.core.write() as conn:
             conn.execute(

@@ -1,7 +1,7 @@
 """Retention: deleting history past its keep time (`store.retention`).
 
-Finished fires go with their items, attempts and events, a batch per transaction; then events of no fire, then
-daemons not seen since. Unfinished work is never touched.
+Finished fires go with their items, attempts, events and result-file records, a batch per transaction; then
+events of no fire, then daemons not seen since, then alerts sent (failed and pending ones stay, for `alerts` to show). Unfinished work is never touched.
 
 Locks: the fires of a batch (FOR UPDATE SKIP LOCKED, so a fire another transaction holds waits for the next
 run); their events, attempts and items are deleted after them. Run it under a lease
@@ -14,7 +14,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from cyberdesk_runner.store.consequences import result_file_t
+from cyberdesk_runner.store.consequences import alert_t, result_file_t
 from cyberdesk_runner.store.core import Aggregate
 from cyberdesk_runner.store.records import FINAL_FIRE_STATUSES
 from cyberdesk_runner.store.tables import (
@@ -34,7 +34,7 @@ class Retention(Aggregate):
 
         Fires finished before then go with their items, attempts and events, `batch` fires per transaction (so
         no transaction grows large and the daemons' own work interleaves); then events that belong to no fire
-        and daemons not seen since then. Unfinished work is never touched: a fire goes only when it is final
+        and daemons not seen since then, and alerts sent before then (failed ones stay visible). Unfinished work is never touched: a fire goes only when it is final
         and none of its items or attempts is still open.
         """
         total = 0
@@ -47,6 +47,14 @@ class Retention(Aggregate):
             pass
         with self.core.write() as conn:
             conn.execute(sa.delete(daemon_t).where(daemon_t.c.heartbeat_at < older_than))
+            conn.execute(
+                sa.delete(alert_t).where(
+                    sa.or_(  # a digested alert was told in its digest
+                        sa.and_(alert_t.c.status == "sent", alert_t.c.sent_at < older_than),
+                        sa.and_(alert_t.c.status == "digested", alert_t.c.created_at < older_than),
+                    )
+                )
+            )
         return total
 
     def _purge_fires(self, older_than: datetime, batch: int) -> int:

@@ -12,6 +12,7 @@
     store.queries    queries.py     the CLI's reads
     store.results    results.py     what a fire produced, one row per item, streamed
     store.outbox     outbox.py      alerts to send and result files to write (recorded by consequences.py)
+    store.watch      watch.py       alerts on what the daemon notices: late fires, desktops gone, daemons lost
 
 They share one `core.StoreCore` (engine, transactions, retries, NOTIFY, the event log; its docstring says how to
 add an aggregate); the rules of items, which several of them change, live in items.py. Each public method of an
@@ -41,6 +42,7 @@ from cyberdesk_runner.store.results import Results
 from cyberdesk_runner.store.retention import Retention
 from cyberdesk_runner.store.tables import job_t
 from cyberdesk_runner.store.tracking import Tracking
+from cyberdesk_runner.store.watch import Watch
 
 __all__ = ["Store"]
 
@@ -61,6 +63,7 @@ class Store:
         self.queries = Queries(self.core)
         self.results = Results(self.core)
         self.outbox = Outbox(self.core)
+        self.watch = Watch(self.core)
 
     @property
     def url(self) -> str:
