@@ -14,6 +14,7 @@ import httpx
 
 from cyberdesk_runner.alerts.sender import routes_of, send_round
 from cyberdesk_runner.config import Config
+from cyberdesk_runner.fleet import Desktop
 from cyberdesk_runner.results.files import ResultFileRule, write_pending_result_files
 from cyberdesk_runner.store.consequences import OutboxRules
 
@@ -83,10 +84,15 @@ class Outbox:
         await asyncio.to_thread(store.watch.raise_late_fires, late_after, now)
         await asyncio.to_thread(store.watch.raise_lost_daemons, self.owner, DAEMON_LOST_AFTER, now)
         if runtime.fleet_loaded:
-            targeted = {d.id: d for job in jobs.values() for d in runtime.fleet.select(job.target)}
+            targeted: dict[str, Desktop] = {}
+            jobs_of: dict[str, list[str]] = {}  # a desktop's alert goes to routes for the jobs that target it
+            for name, job in jobs.items():
+                for desktop in runtime.fleet.select(job.target):
+                    targeted[desktop.id] = desktop
+                    jobs_of.setdefault(desktop.id, []).append(name)
             down = {i: d.label for i, d in targeted.items() if not d.connected}
             up = [i for i, d in targeted.items() if d.connected]
-            await asyncio.to_thread(store.watch.raise_disconnected, down, up, now)
+            await asyncio.to_thread(store.watch.raise_disconnected, down, up, now, jobs_of)
 
     async def aclose(self) -> None:
         """Give back alerts claimed and not sent (a stop mid-send), so another sender takes them at once."""

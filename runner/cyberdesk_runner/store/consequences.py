@@ -12,7 +12,7 @@ The store never holds an alert's URL or secret: a row names its destination and 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,9 +25,9 @@ from cyberdesk_runner.store.records import Transition
 from cyberdesk_runner.store.tables import attempt_t, item_t
 from cyberdesk_runner.store.types import UTCDateTime
 
-#: Alert events that come from the store's own transitions (the others are raised by the daemon's watch).
+#: Alert events that come from the store's own transitions (the others, `store.watch`'s, are raised by the
+#: daemons; the config's `AlertEventName` lists them all).
 TRANSITION_EVENTS = frozenset({"item_failed", "fire_failed", "fire_succeeded", "fire_skipped"})
-ALERT_EVENTS = TRANSITION_EVENTS | {"fire_late", "desktop_disconnected", "daemon_lost"}
 #: A fire ending this way gets its result file.
 _FIRE_ENDS = frozenset({"fire_succeeded", "fire_failed", "fire_cancelled"})
 MASK = "***"
@@ -96,10 +96,12 @@ class AlertRoute:
     #: None: every job.
     jobs: frozenset[str] | None = None
 
-    def wants(self, event: str, job: str | None) -> bool:
+    def wants(self, event: str, jobs: Iterable[str] | None) -> bool:
+        """`jobs`: those the event concerns; None for an event that concerns no job (a lost daemon), which goes
+        to every route that asks for its type whatever its `jobs`."""
         if event not in self.on:
             return False
-        return self.jobs is None or job is None or job in self.jobs
+        return self.jobs is None or jobs is None or not self.jobs.isdisjoint(jobs)
 
 
 @attrs.frozen
@@ -126,6 +128,13 @@ class AlertEvent:
     error: str | None = None
     inputs: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    #: For an event of no one job: the jobs it concerns (a desktop: the jobs whose target includes it), for
+    #: routes with `jobs:`; None: it concerns no job in particular.
+    jobs: tuple[str, ...] | None = None
+
+    @property
+    def concerns(self) -> tuple[str, ...] | None:
+        return (self.job,) if self.job is not None else self.jobs
 
 
 def alert_id(destination: str, event_type: str, subject: str) -> str:
@@ -163,7 +172,7 @@ def insert_alerts(
     rows = []
     for event in events:
         for route in routes:
-            if route.wants(event.type, event.job):
+            if route.wants(event.type, event.concerns):
                 ident = alert_id(route.name, event.type, event.subject)
                 rows.append(
                     {
@@ -213,7 +222,8 @@ def record_consequences(
     wanted = [
         t
         for t in transitions
-        if t.kind in TRANSITION_EVENTS and any(r.wants(t.kind, t.job_name or None) for r in rules.routes)
+        if t.kind in TRANSITION_EVENTS
+        and any(r.wants(t.kind, (t.job_name,) if t.job_name else None) for r in rules.routes)
     ]
     if not wanted:
         return

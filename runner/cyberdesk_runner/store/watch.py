@@ -68,10 +68,16 @@ class Watch(Aggregate):
             return self._insert(conn, events, now)
 
     def raise_disconnected(
-        self, disconnected: Mapping[str, str], connected: Sequence[str], now: datetime
+        self,
+        disconnected: Mapping[str, str],
+        connected: Sequence[str],
+        now: datetime,
+        jobs_of: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
         """Record which desktops of some job's target are disconnected (id -> label) and which are connected;
-        desktop_disconnected for each disconnection older than DISCONNECTED_AFTER, once per disconnection."""
+        desktop_disconnected for each disconnection older than DISCONNECTED_AFTER, once per disconnection.
+        `jobs_of` (id -> the jobs whose target includes it) sends it only to routes whose `jobs:` name one of
+        them; a desktop missing from it concerns every route."""
         if not self._wanted("desktop_disconnected"):
             return 0
         with self.core.write() as conn:
@@ -90,16 +96,21 @@ class Watch(Aggregate):
                 .where(desktop_down_t.c.machine_id.in_(sorted(disconnected)))
                 .where(desktop_down_t.c.since <= now - DISCONNECTED_AFTER)
             ).all()
-            events = [
-                AlertEvent(
-                    "desktop_disconnected",
-                    f"{r.machine_id}@{r.since.isoformat()}",
-                    desktop=disconnected[r.machine_id],
-                    error=f"disconnected since {r.since.isoformat()}",
-                    extra={"machine_id": r.machine_id, "since": r.since.isoformat()},
+            jobs = jobs_of or {}
+            events = []
+            for r in rows:
+                concerned = tuple(sorted(jobs[r.machine_id])) if r.machine_id in jobs else None
+                events.append(
+                    AlertEvent(
+                        "desktop_disconnected",
+                        f"{r.machine_id}@{r.since.isoformat()}",
+                        desktop=disconnected[r.machine_id],
+                        error=f"disconnected since {r.since.isoformat()}",
+                        extra={"machine_id": r.machine_id, "since": r.since.isoformat()}
+                        | ({"jobs": list(concerned)} if concerned is not None else {}),
+                        jobs=concerned,
+                    )
                 )
-                for r in rows
-            ]
             return self._insert(conn, events, now)
 
     def raise_lost_daemons(self, me: str, lost_after: timedelta, now: datetime) -> int:

@@ -118,3 +118,26 @@ def test_unresolvable_secrets_are_warnings(
     assert output.splitlines()[-1] == (
         "warning: jobs/a.yaml:5:19: sensitive_inputs.password.env: environment variable NOT_SET_ANYWHERE is not set"
     )
+
+
+def test_a_bad_result_file_placeholder_is_shown_where_it_is(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config.yaml").write_text("jobs: jobs\n", encoding="utf-8")
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    base = "name: {name}\nworkflow: w\ntarget: {{pool: p}}\nresults:\n  format: csv\n  path: {path}\n"
+    (jobs / "a.yaml").write_text(base.format(name="a", path="out/{job}_{fire_date}.csv"))
+    (jobs / "b.yaml").write_text(base.format(name="b", path="out/{job}.csv"))
+    (jobs / "c.yaml").write_text(base.format(name="c", path="out/{fire}_{job.csv"))
+    (jobs / "ok.yaml").write_text(base.format(name="ok", path="out/{job}/{fire_created:%Y-%m-%d}_{fire}.csv"))
+    monkeypatch.chdir(tmp_path)
+    code, output = invoke(app)
+    assert code == 1
+    lines = output.splitlines()
+    assert lines[-1] == "Found 3 errors in 3 files"
+    assert lines[0].startswith("jobs/a.yaml:6:9: results.path: unknown placeholder {fire_date}: use {job}")
+    assert lines[1] == (
+        "jobs/b.yaml:6:9: results.path: the path must contain {fire}, so that every fire gets its own file"
+    )
+    assert lines[2].startswith("jobs/c.yaml:6:9: results.path: bad placeholder syntax")

@@ -64,6 +64,36 @@ def test_a_desktop_disconnected_over_five_minutes_is_alerted_once_per_disconnect
     assert sorted(a.payload["since"] for a in alerts) == [T0.isoformat(), at(800).isoformat()]
 
 
+def test_a_route_for_some_jobs_gets_the_desktops_of_those_jobs_and_every_lost_daemon(store: Store) -> None:
+    disconnected = frozenset({"desktop_disconnected", "daemon_lost"})
+    store.outbox.rules = OutboxRules(
+        (
+            AlertRoute("claims-team", disconnected, frozenset({"claims"})),
+            AlertRoute("everyone", disconnected),
+        )
+    )
+    down = {"m-1": "desk-1", "m-2": "desk-2", "m-3": "desk-3"}
+    # desk-1 serves claims (and records); desk-2 only records; desk-3 is not known to serve any job.
+    jobs_of = {"m-1": ["claims", "records"], "m-2": ["records"]}
+    store.watch.raise_disconnected(down, [], T0, jobs_of)
+    store.watch.raise_disconnected(down, [], at(300), jobs_of)
+    store.daemons.register("daemon_gone", "host-x", 4242, T0)
+    store.watch.raise_lost_daemons("daemon_me", timedelta(seconds=60), at(300))
+    due = store.outbox.claim_alerts(at(300), timedelta(seconds=30))
+    got = sorted((a.destination, a.type, a.payload.get("desktop")) for a in due)
+    assert got == [
+        ("claims-team", "daemon_lost", None),  # no job: every route asking for it
+        ("claims-team", "desktop_disconnected", "desk-1"),
+        ("claims-team", "desktop_disconnected", "desk-3"),  # no job known: every route asking for it
+        ("everyone", "daemon_lost", None),
+        ("everyone", "desktop_disconnected", "desk-1"),
+        ("everyone", "desktop_disconnected", "desk-2"),
+        ("everyone", "desktop_disconnected", "desk-3"),
+    ]
+    desk1 = next(a for a in due if a.payload.get("desktop") == "desk-1")
+    assert desk1.payload["jobs"] == ["claims", "records"]
+
+
 def test_a_lost_daemon_is_alerted_once_by_one_of_the_daemons_that_notice(
     open_store: Callable[[], Store],
 ) -> None:
