@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cyberdesk_runner.cli.show import collect, render
+from cyberdesk_runner.store.views import Ref
+
 from .harness import Harness
+from .test_after_jobs import render_text
 
 FIXTURE: dict[str, Any] = {
     "pools": [{"name": "clinic"}],
@@ -125,6 +129,28 @@ async def test_a_failing_middle_step_cancels_the_rest_and_the_item_is_retried_fr
             assert attempt["status"] == "task_failed"
             assert "step 2 (update: Update) ended task_failed" in attempt["error"][0]
         assert "step 2 (update: Update)" in (item["last_error"] or "")
+        # `show` of the attempt lists each step; `runs` says which step each attempt reached.
+        last = attempts[-1]
+        ref = Ref("attempt", last["id"], "update-patient", last["fire_id"], last["item_id"])
+        shown = collect(h.store, ref, datetime.now(UTC), None)
+        steps = shown["attempt"]["steps"]
+        assert [(s["workflow"], s["status"]) for s in steps] == [
+            ("Sign in", "success"),
+            ("Update", "task_failed"),
+            ("Sign out", "cancelled"),
+        ]
+        assert (
+            steps[0]["output"]["chart_id"] and steps[1]["error"] and shown["attempt"]["step"] == "2/3 Update"
+        )
+        text = render_text(render(shown))
+        assert "Steps of attempt 2" in text and steps[2]["run_id"] in text
+        # Log events name the step.
+        kinds = {
+            (e["kind"], (e["data"] or {}).get("step"))
+            for e in h.rows("event")
+            if e["attempt_id"] == last["id"]
+        }
+        assert {("step_success", 1), ("step_task_failed", 2)} <= kinds
 
 
 @pytest.mark.parametrize("call_made", [False, True])
