@@ -4,8 +4,8 @@
 - ux_step_run_attempt_index (attempt_id, step_index) UNIQUE: a chain's answer is recorded once per attempt.
 - ix_step_run_status: the open step runs (polls, cancels of the steps left after a failed one).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-05
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
