@@ -4,6 +4,8 @@
 2. Only then are the create calls made, each with its attempt's key as `Idempotency-Key`. Calls run side by side
    (at most `max_in_flight_requests` at once) and each answer is recorded as soon as it comes, through the
    tracking sink, so a run's creation is in the store before the news of its end is applied.
+   A multi-step job's attempt is one chain call (`POST /v1/runs/chain`) with the same key; its answer (a run per
+   step) is recorded with the attempt's creation.
 3. A create whose outcome is unknown (timeout, dropped connection, 5xx, crash) leaves the attempt in `creating`;
    it is repeated later with the same key, so the API replays the first answer instead of making a second run.
 """
@@ -18,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from cyberdesk import ApiError, CyberdeskClient, RunCreate
+from cyberdesk import UNSET, ApiError, ChainStep, CyberdeskClient, RunCreate, WorkflowChainCreate
 from cyberdesk_runner.catalog import ActiveJob, JobCatalog
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.fleet import Desktop, Fleet
@@ -33,6 +35,8 @@ from cyberdesk_runner.store.records import (
     DispatchView,
     FinishedAttempt,
     ItemOutcome,
+    NewStepRun,
+    RunObservation,
     Transition,
 )
 from cyberdesk_runner.tracking.news import CreatedRun, observation, unknown_statuses
@@ -251,6 +255,9 @@ class Dispatcher:
 
     async def _create(self, ref: AttemptRef, claimed_at: datetime) -> None:
         job = self._catalog.find(ref.job_name)
+        if job is not None and job.loaded.spec.steps is not None:
+            await self._create_chain(ref, job, claimed_at)
+            return
         try:
             sensitive = dict(resolve_sensitive_inputs(job.loaded)) if job is not None else {}
         except JobFileError as exc:
@@ -265,16 +272,52 @@ class Dispatcher:
             # A status the SDK does not know is recorded as scheduling (still in flight); warn once per value.
             unknown_statuses.is_known(response.data)
             await self._record_created([CreatedRun(ref.id, observation(response.data, "create"))])
-        elif response.error is not None and response.error.is_definite_failure:
-            await self._finish(AttemptVerdict(ref.id, "rejected", [_describe(response.error)], "create"))
         else:
-            self._metrics.api_errors.labels("runs.create").inc()
+            await self._unanswered(ref, response.error, answered, "runs.create")
+
+    async def _create_chain(self, ref: AttemptRef, job: ActiveJob, claimed_at: datetime) -> None:
+        """One chain call for the attempt (every step, in order, on its desktop's session), with its key."""
+        steps = job.loaded.spec.steps or ()
+        if len(job.workflow_ids) != len(steps):
+            error = job.workflow_error or f"job {job.name}: its steps' workflows are not resolved"
+            await self._finish(AttemptVerdict(ref.id, "rejected", [error], "dispatch"))
+            return
+        try:
+            sensitive = dict(resolve_sensitive_inputs(job.loaded))
+            step_sensitive = [dict(resolve_sensitive_inputs(job.loaded, step=i)) for i in range(len(steps))]
+        except JobFileError as exc:
+            await self._finish(AttemptVerdict(ref.id, "rejected", [str(exc)], "dispatch"))
+            return
+        body = _chain_create(ref, job, self._fleet(), sensitive, step_sensitive)
+        async with self._requests:
+            response = await self._client.runs.chain(body, idempotency_key=ref.idempotency_key)
+        answered = self._clock.now()
+        self._metrics.dispatch_lag.observe(max((answered - claimed_at).total_seconds(), 0.0))
+        if response.data is not None and len(response.data.run_ids) == len(steps):
+            run_ids = [str(r) for r in response.data.run_ids]
+            runs = tuple(
+                NewStepRun(i, step.alias, job.workflow_ids[i], step.workflow, run_id)
+                for i, (step, run_id) in enumerate(zip(steps, run_ids, strict=True))
+            )
+            first = RunObservation(run_ids[0], "scheduling", source="create")
+            await self._record_created([CreatedRun(ref.id, first, runs)])
+        else:
+            await self._unanswered(ref, response.error, answered, "runs.chain")
+
+    async def _unanswered(
+        self, ref: AttemptRef, error: ApiError | None, answered: datetime, call: str
+    ) -> None:
+        """A create or chain call without a run: refused for good (rejected), or repeated later with its key."""
+        if error is not None and error.is_definite_failure:
+            await self._finish(AttemptVerdict(ref.id, "rejected", [_describe(error)], "create"))
+        else:
+            self._metrics.api_errors.labels(call).inc()
             delay = min(timedelta(seconds=2 ** min(ref.create_tries, 6)), _MAX_SETTLE_DELAY)
             await asyncio.to_thread(
                 self._store.dispatch.defer_create,
                 ref.id,
                 answered + delay,
-                _describe(response.error),
+                _describe(error),
                 answered,
             )
 
@@ -304,6 +347,52 @@ def _run_create(ref: AttemptRef, sensitive: dict[str, str]) -> RunCreate:
     if sensitive:
         fields["sensitive_input_values"] = sensitive
     return RunCreate(**fields)
+
+
+def _chain_create(
+    ref: AttemptRef,
+    job: ActiveJob,
+    fleet: Fleet,
+    sensitive: dict[str, str],
+    step_sensitive: Sequence[dict[str, str]],
+) -> WorkflowChainCreate:
+    """The chain call of one attempt: the item's values are every step's shared inputs, each step adds its own
+    (static, or `{"$ref": "alias.outputs.path"}` read by the API from an earlier step). Built the same way on
+    every repeat of the attempt (same key, same body)."""
+    spec = job.loaded.spec
+    steps = [
+        ChainStep(
+            workflow_id=job.workflow_ids[i],
+            session_alias=step.alias if step.alias is not None else UNSET,
+            inputs=dict(step.inputs) if step.inputs else UNSET,
+            sensitive_inputs=step_sensitive[i] or UNSET,
+        )
+        for i, step in enumerate(spec.steps or ())
+    ]
+    fields: dict[str, Any] = {
+        "steps": steps,
+        "machine_id": ref.machine_id,
+        "shared_inputs": dict(ref.inputs),
+        "is_priority": ref.priority,
+        "keep_session_after_completion": spec.keep_session,
+    }
+    pool_ids = _pool_ids(fleet.get(ref.machine_id), job.target.pool)
+    if pool_ids:
+        fields["pool_ids"] = pool_ids
+    if sensitive:
+        fields["shared_sensitive_inputs"] = sensitive
+    return WorkflowChainCreate(**fields)
+
+
+def _pool_ids(desktop: Desktop | None, pool: str | None) -> list[str]:
+    """The target's pool as ids: given by id, or by name when the desktop is in one pool only."""
+    if desktop is None or pool is None:
+        return []
+    if pool in desktop.pool_ids:
+        return [pool]
+    if pool in desktop.pool_names and len(desktop.pool_ids) == 1:
+        return list(desktop.pool_ids)
+    return []
 
 
 def _describe(error: ApiError | None) -> str:

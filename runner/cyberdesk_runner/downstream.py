@@ -146,8 +146,8 @@ class DownstreamFirer:
             if spec.items_from_output is None:
                 items = build_items(job, fleet, None)
             else:
-                if job.workflow_error or job.loaded.spec.steps is not None:
-                    build_items(job, fleet, None)  # raises PlanningError saying why it cannot run
+                if job.workflow_error:
+                    raise PlanningError(job.workflow_error)
                 outputs = await asyncio.to_thread(self._store.lineage.succeeded_outputs, upstream_id)
                 items = items_from_outputs(job, outputs, fleet)
                 if not items:

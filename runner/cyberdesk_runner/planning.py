@@ -40,11 +40,10 @@ def build_items(job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | Non
     """The items of a new fire of `job`, or PlanningError saying why it cannot run."""
     if job.workflow_error:
         raise PlanningError(job.workflow_error)
-    if job.loaded.spec.steps is not None:
-        # Never a single run of the first step in place of the chain: the fire fails, saying why.
-        raise PlanningError(f"job {job.name}: multi-step jobs (steps:) are validated but not run yet")
     if job.workflow_id is None:
-        raise PlanningError(f"job {job.name}: its workflow {job.loaded.spec.workflow!r} is not resolved yet")
+        raise PlanningError(
+            f"job {job.name}: its workflows {list(job.loaded.spec.workflows)!r} are not resolved yet"
+        )
     try:
         input_sets = load_items(job.loaded)
     except JobFileError as exc:

@@ -406,7 +406,7 @@ def test_shipped_example_config_and_its_jobs_load() -> None:
     assert config.tracking.poll_interval == timedelta(seconds=15) and config.tracking.webhook is None
     assert config.log.format == "console"
     result = load_jobs(config.jobs)
-    assert result.errors == [] and len(result.jobs) == 6
+    assert result.errors == [] and len(result.jobs) == 7
 
 
 def test_shipped_example_commented_settings_are_valid(tmp_path: Path) -> None:

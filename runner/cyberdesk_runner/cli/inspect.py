@@ -10,7 +10,7 @@ import typer
 from cyberdesk_runner.cli.access import open_store, parse_since, require_job, require_ref
 from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, fail
 from cyberdesk_runner.cli.render import UTC_CAPTION, print_listing
-from cyberdesk_runner.cli.shapes import FIRE_COLUMNS, RUN_COLUMNS, attempt_json, fire_json
+from cyberdesk_runner.cli.shapes import FIRE_COLUMNS, RUN_COLUMNS, attempt_json, fire_json, with_steps
 from cyberdesk_runner.store.views import ATTEMPT_STATUS_GROUPS, ATTEMPT_STATUSES, AttemptQuery
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON list (stable shape) for scripts.")]
@@ -112,7 +112,9 @@ def runs(
         if fire is not None and require_ref(store, fire).kind != "fire":
             fail(f"{fire!r} is not a fire id (try `runs` without --fire, or `show {fire}`)", ExitCode.USAGE)
         views = store.queries.attempt_views(query)
-    rows = [attempt_json(v, now) for v in views]
+    rows = with_steps(
+        [attempt_json(v, now) for v in views], store.steps.of_attempts([v.id for v in views]), now
+    )
     print_listing(
         rows,
         RUN_COLUMNS,

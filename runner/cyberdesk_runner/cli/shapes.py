@@ -41,6 +41,29 @@ def fire_json(fire: FireView) -> dict[str, Any]:
     }
 
 
+def with_steps(
+    rows: list[dict[str, Any]], steps: dict[str, list[dict[str, Any]]], now: datetime
+) -> list[dict[str, Any]]:
+    """Attempt rows with their step runs (multi-step jobs): `step` says where the chain is ("2/3 Update"),
+    `steps` lists each step run; single-run attempts have neither (`step` None, `steps` [])."""
+    for row in rows:
+        chain = steps.get(row["id"], [])
+        row["steps"] = [
+            {
+                **s,
+                "started_at": iso(s["started_at"]),
+                "ended_at": iso(s["ended_at"]),
+                "duration_s": seconds_between(s["started_at"], s["ended_at"] or now)
+                if s["started_at"]
+                else None,
+            }
+            for s in chain
+        ]
+        current = next((s for s in chain if s["status"] != "success"), chain[-1] if chain else None)
+        row["step"] = f"{current['step']}/{len(chain)} {current['workflow']}" if current else None
+    return rows
+
+
 def attempt_json(attempt: AttemptView, now: datetime, *, with_output: bool = False) -> dict[str, Any]:
     data = {
         "id": attempt.id,
@@ -144,6 +167,7 @@ RUN_COLUMNS = [
     Column("attempt", justify="right"),
     Column("desktop"),
     Column("run_id", is_id=True),
+    Column("step"),
     Column("status", style_by_value=True),
     Column("created_at", when),
     Column("duration_s", span, justify="right"),

@@ -21,10 +21,12 @@ from cyberdesk_runner.cli.access import open_store, require_ref
 from cyberdesk_runner.cli.common import ConfigOption, config_or_exit
 from cyberdesk_runner.cli.render import (
     UTC_CAPTION,
+    Column,
     details,
     iso,
     partial_caption,
     print_json,
+    short,
     show,
     span,
     table,
@@ -41,6 +43,7 @@ from cyberdesk_runner.cli.shapes import (
     item_json,
     items_text,
     mask,
+    with_steps,
 )
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.views import AttemptQuery, Ref
@@ -115,7 +118,11 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[st
             events = store.queries.event_page(attempt_id=ref.id, limit=limit)
         else:
             events = store.queries.event_page(item_id=ref.item_id, limit=limit)
-    document["attempts"] = [attempt_json(a, now, with_output=True) for a in reversed(attempts)]
+    document["attempts"] = with_steps(
+        [attempt_json(a, now, with_output=True) for a in reversed(attempts)],
+        store.steps.of_attempts([a.id for a in attempts]),
+        now,
+    )
     if ref.kind == "attempt":
         document["attempt"] = next(a for a in document["attempts"] if a["id"] == ref.id)
     document["events"] = [event_json(e) for e in events.events]
@@ -133,6 +140,8 @@ def _masked(document: dict[str, Any], sensitive: Collection[str]) -> dict[str, A
         return document
     for attempt in document["attempts"]:
         attempt["output"] = mask(attempt["output"], sensitive)
+        for step in attempt["steps"]:
+            step["output"] = mask(step["output"], sensitive)
     for event in document["events"]:
         event["data"] = mask(event["data"], sensitive)
     if document["fire"]["input_overrides"]:
@@ -164,6 +173,11 @@ def render(document: dict[str, Any]) -> RenderableType:
     if len(document["attempts"]) > (1 if document["kind"] == "attempt" else 0):
         title = "Runs" if document["kind"] == "fire" else "Runs of this item"
         parts += [Text(), table(document["attempts"], RUN_COLUMNS, title=title, caption=UTC_CAPTION)]
+    if document["kind"] != "fire":
+        for run in document["attempts"]:
+            if run["steps"] and (document["attempt"] is None or run is document["attempt"]):
+                title = f"Steps of attempt {run['attempt']} ({run['id']})"
+                parts += [Text(), table(run["steps"], STEP_COLUMNS, title=title, caption=UTC_CAPTION)]
     if document["kind"] == "item":
         for run in document["attempts"]:
             if run["output"] is not None:
@@ -224,6 +238,18 @@ def _item_block(item: dict[str, Any]) -> RenderableType:
             ("inputs", _pairs(item["inputs"])),
         ],
     )
+
+
+STEP_COLUMNS = [
+    Column("step", justify="right"),
+    Column("alias"),
+    Column("workflow"),
+    Column("run_id", is_id=True),
+    Column("status", style_by_value=True),
+    Column("duration_s", span, justify="right"),
+    Column("output", lambda v: short(80)(json.dumps(v)) if v is not None else ""),
+    Column("error", lambda v: short(80)("; ".join(v)) if v else ""),
+]
 
 
 def _attempt_block(attempt: dict[str, Any]) -> RenderableType:

@@ -23,8 +23,11 @@ class SensitiveValues(dict[str, str]):
     __str__ = __repr__
 
 
-def resolve_sensitive_inputs(job: LoadedJob, environ: Mapping[str, str] | None = None) -> SensitiveValues:
-    """Read every sensitive input of `job` from its environment variable or file.
+def resolve_sensitive_inputs(
+    job: LoadedJob, environ: Mapping[str, str] | None = None, *, step: int | None = None
+) -> SensitiveValues:
+    """Read every sensitive input of `job` (or of its step number `step`, 0-based) from its environment
+    variable or file.
 
     Raises JobFileError listing every input that cannot be resolved; messages name the input and the
     variable or path, never a value. A file's single trailing newline is dropped.
@@ -32,11 +35,13 @@ def resolve_sensitive_inputs(job: LoadedJob, environ: Mapping[str, str] | None =
     env = os.environ if environ is None else environ
     values = SensitiveValues()
     errors: list[SpecError] = []
-    for name, ref in job.spec.sensitive_inputs.items():
+    refs = job.spec.sensitive_inputs if step is None else (job.spec.steps or ())[step].sensitive_inputs
+    where: tuple[str | int, ...] = () if step is None else ("steps", step)
+    for name, ref in refs.items():
         value, problem = _read(job, ref, env)
         if problem is not None:
             key = "env" if ref.env is not None else "file"
-            errors.append(job.error_at(("sensitive_inputs", name, key), problem))
+            errors.append(job.error_at((*where, "sensitive_inputs", name, key), problem))
         elif value is not None:
             values[name] = value
     if errors:

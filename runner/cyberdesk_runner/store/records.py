@@ -283,3 +283,30 @@ class FireSummary:
     skip_reason: str | None
     error: str | None
     items_total: int
+
+
+@attrs.frozen
+class NewStepRun:
+    """One run of a chain call's answer: step `index` (0-based) of an attempt of a multi-step job."""
+
+    index: int
+    alias: str | None
+    workflow_id: str
+    #: The step's workflow as the job file names it.
+    workflow: str
+    run_id: str
+
+
+@attrs.frozen
+class OpenStepRun:
+    """A step run not final yet: watched by polls while its attempt is in flight, cancelled once it is final."""
+
+    attempt_id: str
+    job_name: str
+    index: int
+    run_id: str
+    workflow_id: str
+    status: str
+    created_at: datetime
+    deadline_at: datetime
+    cancel_requested: bool

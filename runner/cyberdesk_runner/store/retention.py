@@ -25,6 +25,7 @@ from cyberdesk_runner.store.tables import (
     event_t,
     fire_t,
     item_t,
+    step_run_t,
 )
 
 
@@ -81,6 +82,8 @@ class Retention(Aggregate):
             if ids:
                 conn.execute(sa.delete(event_t).where(event_t.c.fire_id.in_(ids)))
                 conn.execute(sa.delete(result_file_t).where(result_file_t.c.fire_id.in_(ids)))
+                attempts = sa.select(attempt_t.c.id).where(attempt_t.c.fire_id.in_(ids))
+                conn.execute(sa.delete(step_run_t).where(step_run_t.c.attempt_id.in_(attempts)))
                 conn.execute(sa.delete(attempt_t).where(attempt_t.c.fire_id.in_(ids)))
                 conn.execute(sa.delete(item_t).where(item_t.c.fire_id.in_(ids)))
                 conn.execute(sa.delete(fire_t).where(fire_t.c.id.in_(ids)))

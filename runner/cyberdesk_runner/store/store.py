@@ -8,6 +8,7 @@
     store.counts     counts.py      the daemon's own bookkeeping counts
     store.retention  retention.py   deleting old history
     store.daemons    daemons.py     daemons, heartbeats, named leases
+    store.steps      steps.py       step runs of multi-step attempts (one chain each): open ones, closing, views
     store.lineage    lineage.py     `after:` jobs: upstream fires still waiting, their outputs, fires after fires
     store.queries    queries.py     the CLI's reads
     store.results    results.py     what a fire produced, one row per item, streamed
@@ -40,6 +41,7 @@ from cyberdesk_runner.store.outbox import Outbox
 from cyberdesk_runner.store.queries import Queries
 from cyberdesk_runner.store.results import Results
 from cyberdesk_runner.store.retention import Retention
+from cyberdesk_runner.store.steps import Steps
 from cyberdesk_runner.store.tables import job_t
 from cyberdesk_runner.store.tracking import Tracking
 from cyberdesk_runner.store.watch import Watch
@@ -60,6 +62,7 @@ class Store:
         self.retention = Retention(self.core)
         self.daemons = Daemons(self.core)
         self.lineage = Lineage(self.core)
+        self.steps = Steps(self.core)
         self.queries = Queries(self.core)
         self.results = Results(self.core)
         self.outbox = Outbox(self.core)

@@ -206,6 +206,35 @@ class LeaseRow(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class StepRunRow(SQLModel, table=True):
+    """One step run of a multi-step (`steps:`) attempt: written with the chain call's answer, in the transaction
+    that records the attempt's creation, and moved by news about its run like an attempt by its own."""
+
+    __tablename__ = "step_run"
+    __table_args__ = (
+        sa.Index("ux_step_run_attempt_index", "attempt_id", "step_index", unique=True),
+        # Open step runs (polls, cancels of the steps left after a failed one).
+        sa.Index("ix_step_run_status", "status"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    attempt_id: str = Field(max_length=40)
+    step_index: int
+    alias: str | None = Field(default=None, max_length=64)
+    workflow_id: str = Field(max_length=36)
+    #: The step's workflow as the job file names it.
+    workflow: str
+    run_id: str = Field(max_length=36, sa_column_kwargs={"unique": True})
+    #: scheduling | running | running_checks | success | task_failed | error | cancelled
+    status: str = Field(max_length=16)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    output: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+
+
 # SQLAlchemy Core handles of the tables, for the store's queries (one definition, shared by store and queries).
 job_t = JobRow.__table__  # type: ignore[attr-defined]
 fire_t = FireRow.__table__  # type: ignore[attr-defined]
@@ -214,3 +243,4 @@ attempt_t = AttemptRow.__table__  # type: ignore[attr-defined]
 event_t = EventRow.__table__  # type: ignore[attr-defined]
 daemon_t = DaemonRow.__table__  # type: ignore[attr-defined]
 lease_t = LeaseRow.__table__  # type: ignore[attr-defined]
+step_run_t = StepRunRow.__table__  # type: ignore[attr-defined]

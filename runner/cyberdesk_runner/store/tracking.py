@@ -28,11 +28,13 @@ from cyberdesk_runner.store.records import (
     FinishedAttempt,
     InFlightAttempt,
     ItemOutcome,
+    NewStepRun,
     RecordedNews,
     RunObservation,
     Transition,
     timed_out_error,
 )
+from cyberdesk_runner.store.steps import apply_step_news, insert_step_runs
 from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t
 
 __all__ = ["OutcomePolicy", "Tracking"]
@@ -56,14 +58,17 @@ class Tracking(Aggregate):
         observations: Sequence[RunObservation],
         now: datetime,
         outcome: OutcomePolicy,
+        steps: Mapping[str, Sequence[NewStepRun]] | None = None,
     ) -> RecordedNews:
         """Record create calls' answers (attempt id, run), then news about runs, in one transaction.
 
+        A chain call's answer also gives its step runs (`steps`, attempt id -> runs in step order): they are
+        recorded with the attempt's creation (the attempt's run is the first step's).
         News about a run that is not (yet) ours changes nothing and is handed back: a fast run's webhook can
         beat its create call's answer, and the caller decides when such news is really about a stranger.
         """
         with self.core.write() as conn:
-            transitions = _record_created(self.core, conn, created, now, outcome)
+            transitions = _record_created(self.core, conn, created, now, outcome, steps or {})
             applied, unknown = _apply_observations(self.core, conn, observations, now, outcome)
             transitions += applied
             self.core.append_events(conn, now, transitions)
@@ -158,6 +163,7 @@ def _record_created(
     created: Sequence[tuple[str, RunObservation]],
     now: datetime,
     outcome: OutcomePolicy,
+    steps: Mapping[str, Sequence[NewStepRun]],
 ) -> list[Transition]:
     transitions: list[Transition] = []
     runs = dict(created)
@@ -193,6 +199,9 @@ def _record_created(
         )
     if recorded:
         conn.execute(core.sql.attempt_created, recorded)
+        insert_step_runs(
+            core, conn, {r["b_id"]: steps[r["b_id"]] for r in recorded if r["b_id"] in steps}, now
+        )
     final = [run for _, run in created if run.status in FINAL_ATTEMPT_STATUSES]
     if final:
         transitions += _apply_observations(core, conn, final, now, outcome)[0]
@@ -202,8 +211,10 @@ def _record_created(
 def _apply_observations(
     core: StoreCore, conn: Connection, runs: Sequence[RunObservation], now: datetime, outcome: OutcomePolicy
 ) -> tuple[list[Transition], list[RunObservation]]:
-    """Apply news about our runs; returns the transitions and the news about runs that are not ours."""
-    transitions: list[Transition] = []
+    """Apply news about our runs; returns the transitions and the news about runs that are not ours.
+
+    News about step runs moves their rows first, and becomes news about their attempts (`steps.py`)."""
+    runs, transitions = apply_step_news(core, conn, runs, now)
     by_run = {r.run_id: r for r in runs}
     if not by_run:
         return transitions, []

@@ -9,17 +9,19 @@ import attrs
 
 from cyberdesk import RunResponse, UnknownValue
 from cyberdesk_runner.logs import get_logger
-from cyberdesk_runner.store.records import RunObservation
+from cyberdesk_runner.store.records import NewStepRun, RunObservation
 
 log = get_logger(__name__)
 
 
 @attrs.frozen
 class CreatedRun:
-    """A create call's answer: the run the API made for one of our attempts."""
+    """A create call's answer: the run the API made for one of our attempts (for a chain: its first step's run,
+    and every step's run in `steps`)."""
 
     attempt_id: str
     run: RunObservation
+    steps: tuple[NewStepRun, ...] = ()
 
 
 News = CreatedRun | RunObservation

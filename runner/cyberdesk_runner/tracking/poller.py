@@ -39,7 +39,24 @@ class Poller:
 
     async def poll_once(self) -> int:
         """Hand on every run in flight whose status moved; returns the number of API requests made."""
-        in_flight = [a for a in await asyncio.to_thread(self._store.tracking.in_flight) if a.run_id]
+        attempts = await asyncio.to_thread(self._store.tracking.in_flight)
+        # A multi-step attempt is watched through its open step runs, each against its own workflow.
+        steps = await asyncio.to_thread(self._store.steps.in_flight)
+        chained = {s.attempt_id for s in steps}
+        in_flight = [a for a in attempts if a.run_id and a.id not in chained] + [
+            InFlightAttempt(
+                s.attempt_id,
+                s.job_name,
+                s.run_id,
+                s.workflow_id,
+                "",
+                s.status,
+                s.created_at,
+                s.deadline_at,
+                s.cancel_requested,
+            )
+            for s in steps
+        ]
         requests = 0
         observations: list[RunObservation] = []
         if len(in_flight) <= _GET_EACH_UP_TO:

@@ -96,6 +96,7 @@ class ObservationSink:
 
     async def flush(self, batch: Sequence[News]) -> None:
         created = [(n.attempt_id, n.run) for n in batch if isinstance(n, CreatedRun)]
+        steps = {n.attempt_id: n.steps for n in batch if isinstance(n, CreatedRun) and n.steps}
         observations = [n for n in batch if isinstance(n, RunObservation)]
         now = self._clock.now()
         # Parked news rides along now and then: another daemon may have recorded its run meanwhile. First in the
@@ -104,7 +105,7 @@ class ObservationSink:
         retry = [run for run in self._due_for_retry() if run.run_id not in fresh]
         self._metrics.news_batches.observe(len(batch))
         recorded = await asyncio.to_thread(
-            self._store.tracking.record_news, created, retry + observations, now, self._outcome(now)
+            self._store.tracking.record_news, created, retry + observations, now, self._outcome(now), steps
         )
         self._unpark_applied(retry, recorded)
         for run in recorded.unknown:
@@ -114,7 +115,8 @@ class ObservationSink:
         while len(self._early) > _EARLY_NEWS_KEPT:
             self._overflow.append(self._early.popitem(last=False)[1][0])
         self._on_transitions(recorded.transitions)
-        early = [self._early.pop(run.run_id)[0] for _, run in created if run.run_id in self._early]
+        run_ids = [run.run_id for _, run in created] + [s.run_id for runs in steps.values() for s in runs]
+        early = [self._early.pop(run_id)[0] for run_id in run_ids if run_id in self._early]
         if early:
             await self.flush(early)
 

@@ -32,6 +32,8 @@ RUN_KEYS = {
     "item_id",
     "attempt",
     "run_id",
+    "step",
+    "steps",
     "desktop",
     "desktop_id",
     "status",

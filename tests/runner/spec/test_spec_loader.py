@@ -211,6 +211,7 @@ def test_shipped_examples_load_without_errors() -> None:
         "reconcile-invoices",
         "submit-claims",
         "submit-extracted-claims",
+        "update-patient-charts",
         "update-patient-records",
     ]
     claims = result.jobs["submit-claims"]

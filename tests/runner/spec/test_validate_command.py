@@ -40,14 +40,15 @@ def test_shipped_config_and_examples(app: typer.Typer, monkeypatch: pytest.Monke
         lines[0]
         == f"Config config.example.yaml: embedded emulator, store sqlite:///{REPO}/cyberdesk-runner.sqlite"
     )
-    assert lines[1] == "6 jobs OK in jobs"
+    assert lines[1] == "7 jobs OK in jobs"
     assert lines[2:] == [
-        "  desktop-health-check     Nightly desktop health check  match site=boston    cron 30 2 * * * (America/New_York)",
-        "  extract-claims           Extract pending claims        pool claims-team     manual only",
-        "  reconcile-invoices       Reconcile invoices            pool billing         every 1h",
-        "  submit-claims            Submit insurance claim        pool claims-team     cron 0 6 * * 1-5 (America/New_York)",
-        "  submit-extracted-claims  Submit insurance claim        pool claims-team     after extract-claims (succeeded)",
-        "  update-patient-records   Update patient record         match site=new-york  manual only",
+        "  desktop-health-check     Nightly desktop health check             match site=boston    cron 30 2 * * * (America/New_York)",
+        "  extract-claims           Extract pending claims                   pool claims-team     manual only",
+        "  reconcile-invoices       Reconcile invoices                       pool billing         every 1h",
+        "  submit-claims            Submit insurance claim                   pool claims-team     cron 0 6 * * 1-5 (America/New_York)",
+        "  submit-extracted-claims  Submit insurance claim                   pool claims-team     after extract-claims (succeeded)",
+        "  update-patient-charts    Sign in to EHR -> Update patient record  match site=chicago   manual only",
+        "  update-patient-records   Update patient record                    match site=new-york  manual only",
     ]
 
 

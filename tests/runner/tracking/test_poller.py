@@ -52,9 +52,17 @@ class FakeStore:
     def __init__(self, attempts: list[InFlightAttempt]) -> None:
         self.attempts = attempts
         self.tracking = self  # the poller asks `store.tracking.in_flight()`
+        self.steps = _NoSteps()
 
     def in_flight(self) -> list[InFlightAttempt]:
         return self.attempts
+
+
+class _NoSteps:
+    """No multi-step attempts in flight (`store.steps.in_flight()`)."""
+
+    def in_flight(self) -> list[object]:
+        return []
 
 
 class FakeSink:
