@@ -81,6 +81,10 @@ class UnknownJobs(Exception):
     pass
 
 
+class UnprotectedServer(Exception):
+    """The HTTP server would listen beyond this host without `server.auth`: the daemon refuses to start."""
+
+
 class StoreUnusable(Exception):
     """The store refuses the daemon for good (a bad URL or credentials, no such database), or could not be read
     at exit; an unreachable store at start is waited for instead."""
@@ -162,6 +166,9 @@ class Daemon:
 
     async def run(self, options: RunOptions | None = None) -> RunResult:
         options = options or RunOptions()
+        exposure = self.config.unprotected_exposure()
+        if exposure is not None:
+            raise UnprotectedServer(exposure)
         self._event_loop = asyncio.get_running_loop()
         # Store calls run in worker threads; a few are enough (SQLite has one writer, PostgreSQL work is short),
         # and each extra thread can grow its own malloc arena: memory, not speed.
@@ -464,7 +471,13 @@ class Daemon:
         if listen is None and webhook is None:
             return []
         host, port = (listen.host, listen.port) if listen is not None else ("127.0.0.1", 0)
-        app = build_app(metrics=runtime.metrics, health=self._health, webhook=webhook, webhook_path=path)
+        app = build_app(
+            metrics=runtime.metrics,
+            health=self._health,
+            webhook=webhook,
+            webhook_path=path,
+            auth=self.config.server.auth,
+        )
         try:
             sock = bind(host, port)
         except OSError as exc:
