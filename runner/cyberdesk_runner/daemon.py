@@ -8,7 +8,8 @@ Loops (each survives API and store outages: a failed round is logged and tried a
 - sink:      commit news about runs (webhooks, polls) in batches;
 - poll:      reconcile in-flight runs (lease-protected, so one daemon polls for all);
 - reap:      cancel runs past their timeout or cancelled by a user (lease-protected);
-- heartbeat: record this daemon's health for `status`.
+- heartbeat: record this daemon's health for `status`;
+- watchdog:  under systemd (`Type=notify`), pet its watchdog while the other loops are healthy.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from cyberdesk_runner.store import Store, new_id
 from cyberdesk_runner.store.engine import describe_error, is_database_error, is_transient
 from cyberdesk_runner.store.notify import listen_for_work
 from cyberdesk_runner.store.records import JobSummary
+from cyberdesk_runner.systemd import SystemdNotifier
 from cyberdesk_runner.tracking.webhooks import WebhookReceiver
 
 log = get_logger("cyberdesk_runner.daemon")
@@ -98,8 +100,10 @@ class Daemon:
         clock: Clock | None = None,
         client: CyberdeskClient | None = None,
         rng: random.Random | None = None,
+        notifier: SystemdNotifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier or SystemdNotifier()
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.id = new_id("daemon")
@@ -112,6 +116,8 @@ class Daemon:
         self._loops_alive: dict[str, datetime] = {}
         self._last_errors: list[dict[str, str]] = []
         self.webhook_url: str | None = None
+        #: Where the HTTP server (page, /healthz, /metrics) listens, once it does.
+        self.http_url: str | None = None
         self.started_at = self.clock.now()
         self.runtime: Runtime | None = None
 
@@ -215,9 +221,11 @@ class Daemon:
                     await self._trigger_once(runtime, options.once)
                 tasks = self._start_loops(runtime, options)
                 tasks.append(self._loop("outbox", outbox.round, _OUTBOX_EVERY))
+                self.notifier.ready(self._status_line(runtime))
                 await self._stop.wait()
         finally:
             log.info("daemon_stopping", daemon=self.id)
+            self.notifier.stopping()
             loops = [t for t in tasks if t.get_name() != "sink"]
             for task in loops:
                 task.cancel()
@@ -291,6 +299,7 @@ class Daemon:
                     raise StoreUnusable(
                         f"cannot use the store {self.config.store_display}: {describe_error(exc)}"
                     ) from None
+                self.notifier.status(f"waiting for the store: {describe_error(exc)}")
                 log.warning(
                     "store_unreachable_at_start",
                     store=self.config.store_display,
@@ -329,7 +338,20 @@ class Daemon:
         ]
         if options.until_idle or options.once is not None:
             tasks.append(asyncio.create_task(self._stop_when_idle(runtime), name="idle"))
+        watchdog = self.notifier.watchdog_interval
+        if self.notifier.enabled and watchdog is not None:
+            tasks.append(self._loop("watchdog", self._pet_watchdog, watchdog.total_seconds()))
         return tasks
+
+    async def _pet_watchdog(self) -> None:
+        """Pet systemd's watchdog only while every loop is completing rounds: a stuck daemon gets restarted."""
+        alive, _ = self._health()
+        if alive:
+            self.notifier.watchdog()
+
+    def _status_line(self, runtime: Runtime) -> str:
+        where = f", page and health on {self.http_url}" if self.http_url else ""
+        return f"running: {len(runtime.catalog.jobs)} jobs{where}"
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -491,6 +513,7 @@ class Daemon:
         task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         base = f"http://{bound_host}:{bound_port}"
         self.webhook_url = base + path if webhook is not None else None
+        self.http_url = base
         log.info("http_listening", url=base, webhook=self.webhook_url)
         if webhook is not None and self._emulator is not None and webhook_settings is None:
             self._emulator.add_webhook_endpoint(self.webhook_url, secret)
