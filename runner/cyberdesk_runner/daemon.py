@@ -1,4 +1,4 @@
-"""The daemon: the Runtime's steps in loops, plus HTTP (webhooks, health, metrics), signals and the embedded emulator.
+"""The daemon: the Runtime's steps in loops, plus HTTP (webhooks, health, metrics, status page), signals and the embedded emulator.
 
 Loops (each survives API and store outages: a failed round is logged and tried again with backoff):
 - jobs:      reload job files every 2s, record them, resolve workflows;
@@ -43,6 +43,8 @@ from cyberdesk_runner.store.notify import listen_for_work
 from cyberdesk_runner.store.records import JobSummary
 from cyberdesk_runner.systemd import SystemdNotifier
 from cyberdesk_runner.tracking.webhooks import WebhookReceiver
+from cyberdesk_runner.web.page import StatusPage
+from cyberdesk_runner.web.routes import page_routes
 
 log = get_logger("cyberdesk_runner.daemon")
 
@@ -499,6 +501,9 @@ class Daemon:
             webhook=webhook,
             webhook_path=path,
             auth=self.config.server.auth,
+            page_routes=page_routes(
+                StatusPage(runtime.store, fleet=lambda: runtime.fleet if runtime.fleet_loaded else None)
+            ),
         )
         try:
             sock = bind(host, port)
