@@ -1,10 +1,12 @@
-"""A real daemon on the embedded emulator serving the status page, for the page tests (httpx) and the browser tests
-(Chromium): jobs with a schedule, a sensitive input, an item that fails, and runs slow enough to watch."""
+"""A real daemon on the embedded emulator serving the status page, for the page tests (httpx), the browser tests
+(Chromium) and the README's screenshot (make_screenshot.py): jobs with a schedule, a sensitive input, an item that
+fails, and runs slow enough to watch."""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,7 +83,13 @@ class LivePage:
 
 @pytest.fixture(scope="module")
 def live_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePage]:
-    folder = tmp_path_factory.mktemp("page")
+    with serve_page(tmp_path_factory.mktemp("page")) as live:
+        yield live
+
+
+@contextmanager
+def serve_page(folder: Path) -> Iterator[LivePage]:
+    """A daemon serving the page on a free port, with the jobs and fleet above, until the block ends."""
     (folder / "jobs").mkdir()
     for name, text in JOBS.items():
         (folder / "jobs" / f"{name}.yaml").write_text(textwrap.dedent(text))
