@@ -1,6 +1,6 @@
 """The questions of the daemon's status page that `StoreQueries` does not already answer, as a mixin of `Store`.
 
-The page also asks existing questions by name (`jobs`, `last_fire_by_job`, `in_flight_by_job`, `attempt_views`,
+The page also asks existing questions by name (`job`, `last_fire_by_job`, `in_flight_by_job`, `attempt_views`,
 `daemon_views`, `fire_views`, `resolve`); only what it alone needs is here. Every query is bounded by an index:
 fires by status (ix_fire_status), attempts holding a desktop by status (ix_attempt_status_created).
 """
@@ -16,7 +16,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, fire_t
+from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, fire_t, job_t
 from cyberdesk_runner.store.views import FireView
 
 #: Fire statuses of fires not finished: planned or about to be.
@@ -29,6 +29,15 @@ class FiresInFlight:
 
     fires: list[FireView]
     total: int
+
+
+@attrs.frozen
+class JobHeader:
+    """A job without its definition (which the page reads once per definition hash)."""
+
+    name: str
+    definition_hash: str
+    paused: bool
 
 
 @attrs.frozen
@@ -52,6 +61,16 @@ class StorePage:
         _read: Callable[[], AbstractContextManager[Connection]]
 
         def _with_counts(self, conn: Connection, rows: Sequence[Any]) -> list[FireView]: ...
+
+    def job_headers(self) -> list[JobHeader]:
+        """Every job not removed, by name: no definitions, so 1,000 jobs read in a few milliseconds."""
+        query = (
+            sa.select(job_t.c.name, job_t.c.definition_hash, job_t.c.paused)
+            .where(job_t.c.removed_at.is_(None))
+            .order_by(job_t.c.name)
+        )
+        with self._read() as conn:
+            return [JobHeader(*row) for row in conn.execute(query)]
 
     def fires_in_flight(self, *, limit: int = 50) -> FiresInFlight:
         """Fires requested or running, newest first (the first `limit`), with item counts."""

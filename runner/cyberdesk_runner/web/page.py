@@ -26,7 +26,8 @@ from cyberdesk_runner.scheduling.describe import describe_entry
 from cyberdesk_runner.scheduling.slots import Schedule
 from cyberdesk_runner.spec import JobSpec
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import FireSummary, JobState
+from cyberdesk_runner.store.page import JobHeader
+from cyberdesk_runner.store.records import FireSummary
 from cyberdesk_runner.store.views import ATTEMPT_STATUS_GROUPS, AttemptQuery, RefKind
 
 __all__ = ["StatusPage"]
@@ -85,30 +86,26 @@ class StatusPage:
         }
 
     def jobs(self, now: datetime, only: str | None = None) -> list[dict[str, Any]]:
-        states = [s for s in self.store.jobs() if only is None or s.name == only]
+        headers = [h for h in self.store.job_headers() if only is None or h.name == only]
         last_fires = self.store.last_fire_by_job()
         in_flight = self.store.in_flight_by_job()
-        return [
-            self._job(state, last_fires.get(state.name), in_flight.get(state.name, 0), now)
-            for state in states
-        ]
+        return [self._job(job, last_fires.get(job.name), in_flight.get(job.name, 0), now) for job in headers]
 
-    def _job(
-        self, state: JobState, last: FireSummary | None, in_flight: int, now: datetime
-    ) -> dict[str, Any]:
-        parsed = self._schedule_of(state)
+    def _job(self, job: JobHeader, last: FireSummary | None, in_flight: int, now: datetime) -> dict[str, Any]:
+        parsed = self._schedule_of(job)
         upcoming = parsed.schedule.next_after(now) if parsed.schedule else None
         return {
-            "name": state.name,
+            "name": job.name,
             "workflow": parsed.workflow,
             "schedule": parsed.descriptions,
             "next_fire_at": iso(upcoming.at) if upcoming else None,
+            "next_fire_utc": f"{upcoming.at:%Y-%m-%d %H:%M} UTC" if upcoming else None,
             "next_fire_local": upcoming.at.astimezone(ZoneInfo(upcoming.timezone)).strftime(
                 "%Y-%m-%d %H:%M %Z"
             )
             if upcoming
             else None,
-            "paused": state.paused,
+            "paused": job.paused,
             "in_flight": in_flight,
             "sensitive_inputs": parsed.sensitive,
             "last_fire": None
@@ -123,12 +120,13 @@ class StatusPage:
             },
         }
 
-    def _schedule_of(self, state: JobState) -> _JobSchedule:
-        known = self._schedules.get(state.definition_hash)
+    def _schedule_of(self, job: JobHeader) -> _JobSchedule:
+        known = self._schedules.get(job.definition_hash)
         if known is not None:
             return known
+        state = self.store.job(job.name)
         try:
-            spec: JobSpec | None = JobSpec.model_validate(dict(state.definition))
+            spec = JobSpec.model_validate(dict(state.definition)) if state is not None else None
         except ValidationError:  # a definition of another version of the runner: show what can be shown
             spec = None
         made = _JobSchedule(
@@ -137,7 +135,7 @@ class StatusPage:
             workflow=spec.workflow if spec else None,
             sensitive=sorted(spec.sensitive_inputs) if spec else [],
         )
-        self._schedules[state.definition_hash] = made
+        self._schedules[job.definition_hash] = made
         return made
 
     def desktops(self, now: datetime) -> list[dict[str, Any]]:

@@ -69,9 +69,24 @@ def page_routes(page: StatusPage, now: Callable[[], datetime] = utc_now) -> list
     def not_found(request: Request, what: str) -> Response:
         return render(request, "missing.html", status=404, what=what)
 
+    rendered: dict[bool, tuple[object, str]] = {}
+
+    def overview_html(fragment: bool) -> str:
+        # Browsers polling together share the overview (a one-second cache) and so its HTML too.
+        document = page.overview(now())
+        last = rendered.get(fragment)
+        if last is not None and last[0] is document:
+            return last[1]
+        html = templates.get_template("overview.html").render(
+            fragment=fragment, refresh_ms=REFRESH_MS, page=document
+        )
+        rendered[fragment] = (document, html)
+        return html
+
     async def overview(request: Request) -> Response:
-        document = await asyncio.to_thread(page.overview, now())
-        return render(request, "overview.html", page=document)
+        # Asked and rendered in a worker thread: a big page must not hold up webhooks on the event loop.
+        html = await asyncio.to_thread(overview_html, request.headers.get("x-live") == "1")
+        return HTMLResponse(html, headers=_HEADERS)
 
     async def job(request: Request) -> Response:
         name = request.path_params["name"]
