@@ -112,7 +112,6 @@ def main() -> None:
             [str(Path(sys.executable).parent / "cyberdesk-runner"), "run", "--config", str(config)],
             stdout=url_file.open("w"),
             stderr=subprocess.STDOUT,
-            env={**os.environ, "CYBERDESK_RUNNER_LOG": "warning"},
         )
         try:
             store = Store(f"sqlite:///{folder / 'store.sqlite'}")
@@ -125,7 +124,7 @@ def main() -> None:
                 store.insert_fire(
                     NewFire(job.name, "manual", None), [NewItem({"n": n}) for n in range(per_job)], now
                 )
-            # The daemon's address: from the health of its heartbeat.
+            # The daemon's address (port 0: a free one): its webhook URL, recorded with its heartbeat.
             base = wait_for(
                 lambda: next(
                     (
