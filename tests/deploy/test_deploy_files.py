@@ -130,6 +130,9 @@ def test_the_dockerfile_builds_from_what_the_repository_holds() -> None:
     entrypoint = json.loads(next(args for k, args in steps if k == "ENTRYPOINT"))
     command = json.loads(next(args for k, args in steps if k == "CMD"))
     assert entrypoint == [_console_script()] and _is_command(command)
+    # Installed from the lock (hashes checked), then the project alone.
+    runs = " ".join(args for k, args in steps if k == "RUN")
+    assert "--require-hashes -r requirements.lock" in runs and "--no-deps ." in runs
 
 
 def test_the_image_config_is_valid_and_protected(tmp_path: Path) -> None:
