@@ -1,6 +1,6 @@
 """The status page under load: 1,000 jobs and 10,000 items in flight.
 
-    python bench/page_bench.py [--jobs 1000] [--items 10000] [--browsers 5] [--hold 30]
+    python bench/page_bench.py [--jobs 1000] [--items 10000] [--browsers 5] [--hold 30] [--json PATH]
 
 A daemon (`cyberdesk-runner run`, its own process, embedded emulator) serves the page from an SQLite store holding
 `--jobs` jobs (a third with cron schedules) and one running fire per job, `--items` items in all, pending: the
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--browsers", type=int, default=5)
     parser.add_argument("--hold", type=float, default=30.0)
     parser.add_argument("--requests", type=int, default=10)
+    parser.add_argument("--json", metavar="PATH", default="-", help="where to write the figures (- : stdout)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,12 +117,12 @@ def main() -> None:
         try:
             store = Store(f"sqlite:///{folder / 'store.sqlite'}")
             wait_for(
-                lambda: store.is_initialised() and len(store.jobs()) == args.jobs, 120, "the jobs to load"
+                lambda: store.is_initialised() and len(store.jobs.all()) == args.jobs, 120, "the jobs to load"
             )
             per_job = args.items // args.jobs
             now = datetime.now(UTC)
-            for job in store.jobs():
-                store.insert_fire(
+            for job in store.jobs.all():
+                store.fires.insert(
                     NewFire(job.name, "manual", None), [NewItem({"n": n}) for n in range(per_job)], now
                 )
             # The daemon's address (port 0: a free one): its webhook URL, recorded with its heartbeat.
@@ -129,7 +130,7 @@ def main() -> None:
                 lambda: next(
                     (
                         str(d.health.get("webhook_url") or "").rsplit("/webhooks", 1)[0]
-                        for d in store.daemon_views()
+                        for d in store.queries.daemon_views()
                         if d.health and d.health.get("webhook_url")
                     ),
                     None,
@@ -137,7 +138,7 @@ def main() -> None:
                 60,
                 "the daemon's heartbeat",
             )
-            counts = store.work_counts()
+            counts = store.counts.work()
             store.close()
             result: dict[str, object] = {
                 "jobs": args.jobs,
@@ -167,7 +168,11 @@ def main() -> None:
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
-    print(json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2)
+    if args.json == "-":
+        print(text)
+    else:
+        Path(args.json).write_text(text + "\n")
 
 
 def browser_figures(base: str, args: argparse.Namespace, pid: int) -> dict[str, object]:

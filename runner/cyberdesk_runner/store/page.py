@@ -1,21 +1,19 @@
-"""The questions of the daemon's status page that `StoreQueries` does not already answer, as a mixin of `Store`.
+"""The questions of the daemon's status page that no other aggregate answers: `store.page`.
 
-The page also asks existing questions by name (`job`, `last_fire_by_job`, `in_flight_by_job`, `attempt_views`,
-`daemon_views`, `fire_views`, `resolve`); only what it alone needs is here. Every query is bounded by an index:
+The page also asks existing questions by name (`store.jobs.get`, `store.fires.last_by_job`,
+`store.tracking.in_flight_by_job`, `store.queries.*`); only what it alone needs is here. Every query is bounded by an index:
 fires by status (ix_fire_status), attempts holding a desktop by status (ix_attempt_status_created).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
+from cyberdesk_runner.store.core import Aggregate, StoreCore
+from cyberdesk_runner.store.queries import Queries
 from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, fire_t, job_t
 from cyberdesk_runner.store.views import FireView
 
@@ -54,13 +52,13 @@ class BusyDesktop:
     since: datetime
 
 
-class StorePage:
-    """Read-only questions of the status page; `Store` provides the read transaction."""
+class Page(Aggregate):
+    """Read-only questions of the status page; each one read transaction."""
 
-    if TYPE_CHECKING:
-        _read: Callable[[], AbstractContextManager[Connection]]
-
-        def _with_counts(self, conn: Connection, rows: Sequence[Any]) -> list[FireView]: ...
+    def __init__(self, core: StoreCore) -> None:
+        super().__init__(core)
+        # Fires come with their item counts exactly as the CLI's listings count them.
+        self._queries = Queries(core)
 
     def job_headers(self) -> list[JobHeader]:
         """Every job not removed, by name: no definitions, so 1,000 jobs read in a few milliseconds."""
@@ -69,13 +67,13 @@ class StorePage:
             .where(job_t.c.removed_at.is_(None))
             .order_by(job_t.c.name)
         )
-        with self._read() as conn:
+        with self.core.read() as conn:
             return [JobHeader(*row) for row in conn.execute(query)]
 
     def fires_in_flight(self, *, limit: int = 50) -> FiresInFlight:
         """Fires requested or running, newest first (the first `limit`), with item counts."""
         open_fire = fire_t.c.status.in_(OPEN_FIRE_STATUSES)
-        with self._read() as conn:
+        with self.core.read() as conn:
             rows = conn.execute(
                 sa.select(fire_t)
                 .where(open_fire)
@@ -87,7 +85,7 @@ class StorePage:
                 total = conn.execute(
                     sa.select(sa.func.count()).select_from(fire_t).where(open_fire)
                 ).scalar_one()
-            return FiresInFlight(self._with_counts(conn, rows), total)
+            return FiresInFlight(self._queries._with_counts(conn, rows), total)
 
     def busy_desktops(self) -> list[BusyDesktop]:
         """Every desktop our runs hold, with the job, fire, item and attempt holding it."""
@@ -101,5 +99,5 @@ class StorePage:
             attempt_t.c.status,
             sa.func.coalesce(attempt_t.c.started_at, attempt_t.c.created_at).label("since"),
         ).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
-        with self._read() as conn:
+        with self.core.read() as conn:
             return [BusyDesktop(*row) for row in conn.execute(query)]

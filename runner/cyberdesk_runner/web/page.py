@@ -71,8 +71,8 @@ class StatusPage:
             return document
 
     def _make_overview(self, now: datetime) -> dict[str, Any]:
-        in_flight = self.store.fires_in_flight(limit=FIRES_SHOWN)
-        failures = self.store.attempt_views(
+        in_flight = self.store.page.fires_in_flight(limit=FIRES_SHOWN)
+        failures = self.store.queries.attempt_views(
             AttemptQuery(statuses=ATTEMPT_STATUS_GROUPS["failed"], limit=FAILURES_SHOWN)
         )
         return {
@@ -86,9 +86,9 @@ class StatusPage:
         }
 
     def jobs(self, now: datetime, only: str | None = None) -> list[dict[str, Any]]:
-        headers = [h for h in self.store.job_headers() if only is None or h.name == only]
-        last_fires = self.store.last_fire_by_job()
-        in_flight = self.store.in_flight_by_job()
+        headers = [h for h in self.store.page.job_headers() if only is None or h.name == only]
+        last_fires = self.store.fires.last_by_job()
+        in_flight = self.store.tracking.in_flight_by_job()
         return [self._job(job, last_fires.get(job.name), in_flight.get(job.name, 0), now) for job in headers]
 
     def _job(self, job: JobHeader, last: FireSummary | None, in_flight: int, now: datetime) -> dict[str, Any]:
@@ -124,7 +124,7 @@ class StatusPage:
         known = self._schedules.get(job.definition_hash)
         if known is not None:
             return known
-        state = self.store.job(job.name)
+        state = self.store.jobs.get(job.name)
         try:
             spec = JobSpec.model_validate(dict(state.definition)) if state is not None else None
         except ValidationError:  # a definition of another version of the runner: show what can be shown
@@ -140,7 +140,7 @@ class StatusPage:
 
     def desktops(self, now: datetime) -> list[dict[str, Any]]:
         """Every desktop of the fleet and every desktop our runs hold: busy (with what), idle or disconnected."""
-        busy = {b.machine_id: b for b in self.store.busy_desktops()}
+        busy = {b.machine_id: b for b in self.store.page.busy_desktops()}
         fleet = self.fleet()
         known = fleet.desktops if fleet is not None else {}
         rows = []
@@ -163,7 +163,7 @@ class StatusPage:
 
     def daemons(self, now: datetime) -> list[dict[str, Any]]:
         rows = []
-        for daemon in self.store.daemon_views(limit=10):
+        for daemon in self.store.queries.daemon_views(limit=10):
             age = seconds_between(daemon.heartbeat_at, now)
             stale = age is not None and age > FRESH_WITHIN.total_seconds()
             health: Mapping[str, Any] = daemon.health or {}
@@ -185,7 +185,7 @@ class StatusPage:
 
     def show(self, kind: RefKind, ref_id: str, now: datetime) -> dict[str, Any] | None:
         """What `cyberdesk-runner show` prints about a fire or item; None if there is no such one."""
-        ref = self.store.resolve(ref_id)
+        ref = self.store.queries.resolve(ref_id)
         if ref is None or ref.kind != kind:
             return None
         return show_document(self.store, ref, now, DEEP_LINK_LIMIT)
@@ -195,7 +195,7 @@ class StatusPage:
         found = self.jobs(now, only=name)
         if not found:
             return None
-        fires = self.store.fire_views(job=name, limit=FIRES_SHOWN)
+        fires = self.store.queries.fire_views(job=name, limit=FIRES_SHOWN)
         return found[0] | {"fires": [fire_json(f) for f in fires]}
 
 

@@ -15,8 +15,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from browser_support import launch  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
-
-from conftest import serve_page  # noqa: E402
+from web_support import serve_page  # noqa: E402
 
 
 def main(target: Path) -> None:

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import pytest
 from browser_support import launch
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-
-from conftest import FAILURE, SECRET, LivePage
+from web_support import FAILURE, SECRET, LivePage
 
 pytestmark = pytest.mark.browser
 

@@ -7,8 +7,7 @@ import re
 
 import httpx
 from daemon_support import eventually
-
-from conftest import FAILURE, SECRET, LivePage
+from web_support import FAILURE, SECRET, LivePage
 
 
 def _get(live: LivePage, path: str, **headers: str) -> httpx.Response:
@@ -18,7 +17,7 @@ def _get(live: LivePage, path: str, **headers: str) -> httpx.Response:
 def _fire_done(live: LivePage, fire_id: str) -> bool:
     store = live.store()
     try:
-        view = store.fire_view(fire_id)
+        view = store.queries.fire_view(fire_id)
     finally:
         store.close()
     return view is not None and view.finished_at is not None
@@ -73,7 +72,7 @@ def test_unknown_ids_are_404_pages_that_repeat_nothing_unsafe(live_page: LivePag
     # An item id under /fires/ is not a fire.
     store = live_page.store()
     try:
-        item_id = store.item_views(store.fire_views(limit=1)[0].id)[0].id
+        item_id = store.queries.item_views(store.queries.fire_views(limit=1)[0].id)[0].id
     finally:
         store.close()
     assert _get(live_page, f"/fires/{item_id}").status_code == 404
