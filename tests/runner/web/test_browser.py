@@ -43,7 +43,7 @@ def _not_reloaded(page: Page) -> bool:
 def test_the_jobs_appear(page: Page) -> None:
     expect(page.get_by_role("heading", name=re.compile("^Jobs"))).to_be_visible()
     jobs = page.locator("#jobs tbody tr")
-    expect(jobs).to_have_count(2)
+    expect(jobs).to_have_count(3)
     expect(page.locator('tr[data-job="claims"]')).to_contain_text(
         "at 06:00 on Monday to Friday, America/New_York"
     )

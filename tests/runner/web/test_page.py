@@ -60,6 +60,19 @@ def test_fires_and_items_link_to_what_show_shows_with_secrets_masked(live_page: 
     bad = [p for p in pages if "<code>claim_id = C-BAD</code>" in p]
     assert len(bad) == 1 and FAILURE in bad[0] and "token = ***" in bad[0]
     assert all(SECRET not in p for p in pages)
+
+    # The fire of the `after:` job it triggered, linked both ways.
+    def followup() -> str | None:
+        store = live_page.store()
+        try:
+            fires = store.queries.fire_views(job="followup", limit=50)
+        finally:
+            store.close()
+        return next((f.id for f in fires if f.upstream_fire_id == fire_id), None)
+
+    downstream = eventually(followup, what="the followup fire", timeout=30)
+    assert f'href="/fires/{downstream}"' in _get(live_page, f"/fires/{fire_id}").text
+    assert f'href="/fires/{fire_id}"' in _get(live_page, f"/fires/{downstream}").text
     job = _get(live_page, "/jobs/claims")
     assert job.status_code == 200 and fire_id in job.text and "token = ***" in job.text
 

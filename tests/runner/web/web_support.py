@@ -51,6 +51,14 @@ JOBS = {
         retry: {{max_attempts: 1}}
         schedule: {{cron: "0 6 * * 1-5", timezone: America/New_York}}
     """,
+    "followup": """
+        name: followup
+        workflow: Slow step
+        target: {machines: [slow-1]}
+        after: {job: claims, when: finished}
+        items: [{n: 0}]
+        retry: {max_attempts: 1}
+    """,
     "steps": """
         name: steps
         workflow: Slow step
