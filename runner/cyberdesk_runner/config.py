@@ -7,6 +7,7 @@ literal `${`). Relative paths are resolved against the config file's folder.
 from __future__ import annotations
 
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from cyberdesk_runner.durations import Duration
+from cyberdesk_runner.passwords import parse_password_hash
 from cyberdesk_runner.spec.diagnostics import describe, validation_errors
 from cyberdesk_runner.spec.errors import JobFileError, SpecError
 from cyberdesk_runner.spec.loader import read_source
@@ -46,6 +48,7 @@ __all__ = [
     "DispatchSettings",
     "HostPort",
     "LogSettings",
+    "ServerAuth",
     "ServerSettings",
     "TrackingSettings",
     "WebhookSettings",
@@ -56,7 +59,13 @@ __all__ = [
 
 CONFIG_ENV_VAR = "CYBERDESK_RUNNER_CONFIG"
 DEFAULT_STORE = "sqlite:///cyberdesk-runner.sqlite"
-_SECRET_PATHS: list[YamlPath] = [("cyberdesk", "api_key"), ("tracking", "webhook", "secret"), ("store",)]
+_SECRET_PATHS: list[YamlPath] = [
+    ("cyberdesk", "api_key"),
+    ("tracking", "webhook", "secret"),
+    ("store",),
+    ("server", "auth", "token"),
+    ("server", "auth", "password_hash"),
+]
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 _REFERENCE = re.compile(r"(?P<escaped>\$\$\{)|\$\{(?P<body>[^}]*)\}|(?P<unclosed>\$\{)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -155,12 +164,46 @@ class TrackingSettings(BaseModel):
     poll_interval: Duration = timedelta(seconds=15)
 
 
+class ServerAuth(BaseModel):
+    """Who may read the status page and /metrics: a bearer token, or one user with a password hash."""
+
+    model_config = _FROZEN
+
+    token: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
+    user: str | None = None
+    password_hash: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 16:
+            raise ValueError("too short: use at least 16 random characters (e.g. `openssl rand -hex 32`)")
+        return token
+
+    @field_validator("password_hash")
+    @classmethod
+    def _check_hash(cls, password_hash: SecretStr | None) -> SecretStr | None:
+        if password_hash is not None:
+            parse_password_hash(password_hash.get_secret_value())  # PasswordHashError is a ValueError
+        return password_hash
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ServerAuth:
+        has_user = self.user is not None or self.password_hash is not None
+        if self.token is not None and has_user:
+            raise ValueError("give either token, or user and password_hash, not both")
+        if self.token is None and not (self.user and self.password_hash is not None):
+            raise ValueError("give token, or both user and password_hash")
+        return self
+
+
 class ServerSettings(BaseModel):
-    """The HTTP server for /healthz and /metrics."""
+    """The HTTP server: the status page, /healthz and /metrics (and the webhook receiver when configured)."""
 
     model_config = _FROZEN
 
     listen: Annotated[ListenAddress | None, BeforeValidator(_empty_to_none)] = HostPort("127.0.0.1", 8790)
+    auth: ServerAuth | None = None
 
 
 class LogSettings(BaseModel):
@@ -277,6 +320,25 @@ class Config(BaseModel):
         return self._source
 
     @property
+    def http_listen(self) -> HostPort | None:
+        """Where the daemon's HTTP server listens: the webhook receiver's address when webhooks are configured
+        (one server serves both), else `server.listen`."""
+        webhook = self.tracking.webhook
+        return webhook.listen if webhook is not None else self.server.listen
+
+    def unprotected_exposure(self) -> str | None:
+        """Why the daemon must not start: its page and metrics would be open beyond this host. None if fine."""
+        listen = self.http_listen
+        if listen is None or self.server.auth is not None or is_loopback(listen.host):
+            return None
+        key = "tracking.webhook.listen" if self.tracking.webhook is not None else "server.listen"
+        return (
+            f"{key} is {listen}, not a loopback address, and server.auth is not set: the status page and "
+            "/metrics would be open to anyone who can reach it. Set server.auth (a token, or a user and "
+            "password_hash from `cyberdesk-runner hash-password`), or listen on 127.0.0.1"
+        )
+
+    @property
     def store_display(self) -> str:
         """The store URL with any password masked, for logs and status output."""
         return make_url(self.store).render_as_string(hide_password=True)
@@ -312,6 +374,15 @@ class Config(BaseModel):
             return store
         path = _base_dir(info) / Path(database).expanduser()
         return url.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def default_config(base_dir: Path | None = None) -> Config:

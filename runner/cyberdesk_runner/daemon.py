@@ -1,4 +1,4 @@
-"""The daemon: the Runtime's steps in loops, plus HTTP (webhooks, health, metrics), signals and the embedded emulator.
+"""The daemon: the Runtime's steps in loops, plus HTTP (webhooks, health, metrics, status page), signals and the embedded emulator.
 
 Loops (each survives API and store outages: a failed round is logged and tried again with backoff):
 - jobs:      reload job files every 2s, record them, resolve workflows;
@@ -8,7 +8,8 @@ Loops (each survives API and store outages: a failed round is logged and tried a
 - sink:      commit news about runs (webhooks, polls) in batches;
 - poll:      reconcile in-flight runs (lease-protected, so one daemon polls for all);
 - reap:      cancel runs past their timeout or cancelled by a user (lease-protected);
-- heartbeat: record this daemon's health for `status`.
+- heartbeat: record this daemon's health for `status`;
+- watchdog:  under systemd (`Type=notify`), pet its watchdog while the other loops are healthy.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ from cyberdesk_runner.store import Store, new_id
 from cyberdesk_runner.store.engine import describe_error, is_database_error, is_transient
 from cyberdesk_runner.store.notify import listen_for_work
 from cyberdesk_runner.store.records import JobSummary
+from cyberdesk_runner.systemd import SystemdNotifier
 from cyberdesk_runner.tracking.webhooks import WebhookReceiver
+from cyberdesk_runner.web.page import StatusPage
+from cyberdesk_runner.web.routes import page_routes
 
 log = get_logger("cyberdesk_runner.daemon")
 
@@ -81,6 +85,10 @@ class UnknownJobs(Exception):
     pass
 
 
+class UnprotectedServer(Exception):
+    """The HTTP server would listen beyond this host without `server.auth`: the daemon refuses to start."""
+
+
 class StoreUnusable(Exception):
     """The store refuses the daemon for good (a bad URL or credentials, no such database), or could not be read
     at exit; an unreachable store at start is waited for instead."""
@@ -94,8 +102,10 @@ class Daemon:
         clock: Clock | None = None,
         client: CyberdeskClient | None = None,
         rng: random.Random | None = None,
+        notifier: SystemdNotifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier or SystemdNotifier()
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.id = new_id("daemon")
@@ -108,6 +118,8 @@ class Daemon:
         self._loops_alive: dict[str, datetime] = {}
         self._last_errors: list[dict[str, str]] = []
         self.webhook_url: str | None = None
+        #: Where the HTTP server (page, /healthz, /metrics) listens, once it does.
+        self.http_url: str | None = None
         self.started_at = self.clock.now()
         self.runtime: Runtime | None = None
 
@@ -162,6 +174,9 @@ class Daemon:
 
     async def run(self, options: RunOptions | None = None) -> RunResult:
         options = options or RunOptions()
+        exposure = self.config.unprotected_exposure()
+        if exposure is not None:
+            raise UnprotectedServer(exposure)
         self._event_loop = asyncio.get_running_loop()
         # Store calls run in worker threads; a few are enough (SQLite has one writer, PostgreSQL work is short),
         # and each extra thread can grow its own malloc arena: memory, not speed.
@@ -208,9 +223,11 @@ class Daemon:
                     await self._trigger_once(runtime, options.once)
                 tasks = self._start_loops(runtime, options)
                 tasks.append(self._loop("outbox", outbox.round, _OUTBOX_EVERY))
+                self.notifier.ready(self._status_line(runtime))
                 await self._stop.wait()
         finally:
             log.info("daemon_stopping", daemon=self.id)
+            self.notifier.stopping()
             loops = [t for t in tasks if t.get_name() != "sink"]
             for task in loops:
                 task.cancel()
@@ -284,6 +301,7 @@ class Daemon:
                     raise StoreUnusable(
                         f"cannot use the store {self.config.store_display}: {describe_error(exc)}"
                     ) from None
+                self.notifier.status(f"waiting for the store: {describe_error(exc)}")
                 log.warning(
                     "store_unreachable_at_start",
                     store=self.config.store_display,
@@ -322,7 +340,20 @@ class Daemon:
         ]
         if options.until_idle or options.once is not None:
             tasks.append(asyncio.create_task(self._stop_when_idle(runtime), name="idle"))
+        watchdog = self.notifier.watchdog_interval
+        if self.notifier.enabled and watchdog is not None:
+            tasks.append(self._loop("watchdog", self._pet_watchdog, watchdog.total_seconds()))
         return tasks
+
+    async def _pet_watchdog(self) -> None:
+        """Pet systemd's watchdog only while every loop is completing rounds: a stuck daemon gets restarted."""
+        alive, _ = self._health()
+        if alive:
+            self.notifier.watchdog()
+
+    def _status_line(self, runtime: Runtime) -> str:
+        where = f", page and health on {self.http_url}" if self.http_url else ""
+        return f"running: {len(runtime.catalog.jobs)} jobs{where}"
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -464,7 +495,16 @@ class Daemon:
         if listen is None and webhook is None:
             return []
         host, port = (listen.host, listen.port) if listen is not None else ("127.0.0.1", 0)
-        app = build_app(metrics=runtime.metrics, health=self._health, webhook=webhook, webhook_path=path)
+        app = build_app(
+            metrics=runtime.metrics,
+            health=self._health,
+            webhook=webhook,
+            webhook_path=path,
+            auth=self.config.server.auth,
+            page_routes=page_routes(
+                StatusPage(runtime.store, fleet=lambda: runtime.fleet if runtime.fleet_loaded else None)
+            ),
+        )
         try:
             sock = bind(host, port)
         except OSError as exc:
@@ -478,6 +518,7 @@ class Daemon:
         task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         base = f"http://{bound_host}:{bound_port}"
         self.webhook_url = base + path if webhook is not None else None
+        self.http_url = base
         log.info("http_listening", url=base, webhook=self.webhook_url)
         if webhook is not None and self._emulator is not None and webhook_settings is None:
             self._emulator.add_webhook_endpoint(self.webhook_url, secret)

@@ -1,10 +1,13 @@
-"""The daemon's HTTP endpoint: the Cyberdesk webhook, `GET /healthz` and Prometheus `GET /metrics`."""
+"""The daemon's HTTP endpoint: the Cyberdesk webhook, `GET /healthz`, Prometheus `GET /metrics` and the status page.
+
+With `server.auth` set, everything but `/healthz` and the webhook (which carries its own signature) needs it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import uvicorn
@@ -12,11 +15,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cyberdesk_runner.config import ServerAuth
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.tracking.webhooks import WebhookReceiver
+from cyberdesk_runner.web.auth import AuthGate
 
 
 def build_app(
@@ -25,6 +30,8 @@ def build_app(
     health: Callable[[], tuple[bool, dict[str, Any]]],
     webhook: WebhookReceiver | None,
     webhook_path: str,
+    auth: ServerAuth | None = None,
+    page_routes: Sequence[BaseRoute] = (),
 ) -> ASGIApp:
     async def healthz(_request: Request) -> Response:
         alive, details = health()
@@ -33,7 +40,11 @@ def build_app(
     async def metrics_endpoint(_request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app = Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_endpoint)])
+    app: ASGIApp = Starlette(
+        routes=[Route("/healthz", healthz), Route("/metrics", metrics_endpoint), *page_routes]
+    )
+    if auth is not None:
+        app = AuthGate(app, auth, open_paths=frozenset({"/healthz"}))
     if webhook is None:
         return app
     receiver = webhook

@@ -415,9 +415,9 @@ def test_shipped_example_commented_settings_are_valid(tmp_path: Path) -> None:
     for line in (REPO / "config.example.yaml").read_text(encoding="utf-8").splitlines():
         stripped = line.lstrip()
         uncommented = line.replace("# ", "", 1)
-        if stripped.startswith(("# api_key: ${CYBERDESK_API_KEY}", "# store: postgresql", "# webhook:")) or (
-            stripped.startswith("#   ") and ":" in stripped
-        ):
+        if stripped.startswith(
+            ("# api_key: ${CYBERDESK_API_KEY}", "# store: postgresql", "# webhook:", "# auth: {token")
+        ) or (stripped.startswith("#   ") and ":" in stripped):
             lines.append(uncommented if not stripped.startswith("#   ") else line.replace("#   ", "  ", 1))
         elif stripped.startswith("store: sqlite"):
             continue
@@ -428,8 +428,10 @@ def test_shipped_example_commented_settings_are_valid(tmp_path: Path) -> None:
         "CYBERDESK_API_KEY": "ck_test",
         "PGPASSWORD": "pw",
         "CYBERDESK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CYBERDESK_RUNNER_TOKEN": "0123456789abcdef0123",
     }
     config = load_config(path, environ)
+    assert config.server.auth is not None and config.unprotected_exposure() is None
     assert not config.uses_emulator
     assert config.store == "postgresql+psycopg://runner:pw@db.internal:5432/cyberdesk_runner"
     assert config.tracking.webhook is not None and config.tracking.webhook.listen == HostPort("0.0.0.0", 8791)

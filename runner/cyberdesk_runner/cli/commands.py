@@ -12,6 +12,7 @@ def register_all(app: typer.Typer) -> None:
     from cyberdesk_runner.cli.emulator import register as register_emulator
     from cyberdesk_runner.cli.inspect import register as register_inspect
     from cyberdesk_runner.cli.jobs import register as register_jobs
+    from cyberdesk_runner.cli.password import register as register_password
     from cyberdesk_runner.cli.results import register as register_results
     from cyberdesk_runner.cli.run import register as register_run
     from cyberdesk_runner.cli.show import register as register_show
@@ -32,5 +33,6 @@ def register_all(app: typer.Typer) -> None:
         register_control,
         register_emulator,
         register_db,
+        register_password,
     ):
         register(app)

@@ -22,7 +22,14 @@ from cyberdesk_runner.cli.common import (
 from cyberdesk_runner.cli.render import print_json, show
 from cyberdesk_runner.cli.shapes import fire_json
 from cyberdesk_runner.cli.waiting import TimeoutOption, WaitOption, report, wait_for_fire
-from cyberdesk_runner.daemon import Daemon, RunOptions, RunResult, StoreUnusable, UnknownJobs
+from cyberdesk_runner.daemon import (
+    Daemon,
+    RunOptions,
+    RunResult,
+    StoreUnusable,
+    UnknownJobs,
+    UnprotectedServer,
+)
 from cyberdesk_runner.logs import configure
 from cyberdesk_runner.process import tune_daemon_process
 from cyberdesk_runner.store import Store
@@ -66,7 +73,7 @@ def run(
         result = asyncio.run(main())
     except UnknownJobs as exc:
         fail(str(exc), ExitCode.NOT_FOUND)
-    except StoreUnusable as exc:
+    except (StoreUnusable, UnprotectedServer) as exc:
         fail(str(exc), ExitCode.CONFIG)
     if until_idle or once:
         _print_summary(result)

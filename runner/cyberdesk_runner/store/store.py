@@ -14,6 +14,7 @@
     store.results    results.py     what a fire produced, one row per item, streamed
     store.outbox     outbox.py      alerts to send and result files to write (recorded by consequences.py)
     store.watch      watch.py       alerts on what the daemon notices: late fires, desktops gone, daemons lost
+    store.page       page.py        the status page's own reads (job headers, fires in flight, busy desktops)
 
 They share one `core.StoreCore` (engine, transactions, retries, NOTIFY, the event log; its docstring says how to
 add an aggregate); the rules of items, which several of them change, live in items.py. Each public method of an
@@ -38,6 +39,7 @@ from cyberdesk_runner.store.fires import Fires
 from cyberdesk_runner.store.jobs import Jobs
 from cyberdesk_runner.store.lineage import Lineage
 from cyberdesk_runner.store.outbox import Outbox
+from cyberdesk_runner.store.page import Page
 from cyberdesk_runner.store.queries import Queries
 from cyberdesk_runner.store.results import Results
 from cyberdesk_runner.store.retention import Retention
@@ -67,6 +69,7 @@ class Store:
         self.results = Results(self.core)
         self.outbox = Outbox(self.core)
         self.watch = Watch(self.core)
+        self.page = Page(self.core)
 
     @property
     def url(self) -> str:
