@@ -6,9 +6,14 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import yaml
 from typer.testing import CliRunner
 
+from cyberdesk_runner.catalog import ActiveJob
 from cyberdesk_runner.cli import build_app
+from cyberdesk_runner.config import load_config
+from cyberdesk_runner.fleet import Desktop, Fleet
+from cyberdesk_runner.spec import load_items, load_jobs
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -97,3 +102,34 @@ def test_run_with_a_store_that_cannot_be_opened_says_so_and_exits_4(tmp_path: Pa
     assert f"cannot use the store sqlite:///{missing}" in result.output
     assert "unable to open database file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_quick_start_ends_in_failure_with_negligible_probability() -> None:
+    """The quick start (`run --once` of the example jobs on the demo fleet at the example config's failure rate)
+    must end 0: every example job retries both kinds of failure often enough that an item failing for good is
+    a one-in-many-thousands event. Counted from the real files, so lowering a retry or adding items shows here."""
+    settings = load_config(REPO / "config.example.yaml")
+    demo = yaml.safe_load((REPO / "sdk/cyberdesk/emulator/demo.yaml").read_text(encoding="utf-8"))
+    fleet = Fleet(
+        Desktop(
+            id=m["name"],
+            name=m["name"],
+            params=m.get("machine_parameters", {}),
+            pool_ids=frozenset(),
+            pool_names=frozenset(m.get("pools", [])),
+            connected=True,
+        )
+        for m in demo["machines"]
+    )
+    rate = settings.emulator.failure_rate
+    assert rate > 0  # the demo shows retries
+    chance_of_a_final_failure = 0.0
+    result = load_jobs(REPO / "jobs")
+    for loaded in result.jobs.values():
+        job = ActiveJob(loaded)
+        assert set(loaded.spec.retry.on) == {"error", "task_failed"}, job.name
+        items = len(load_items(loaded)) * (
+            len(fleet.select(job.target)) if loaded.spec.fan_out == "machines" else 1
+        )
+        chance_of_a_final_failure += items * rate**loaded.spec.retry.max_attempts
+    assert chance_of_a_final_failure < 1e-4
