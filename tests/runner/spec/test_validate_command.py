@@ -142,3 +142,21 @@ def test_a_bad_result_file_placeholder_is_shown_where_it_is(
         "jobs/b.yaml:6:9: results.path: the path must contain {fire}, so that every fire gets its own file"
     )
     assert lines[2].startswith("jobs/c.yaml:6:9: results.path: bad placeholder syntax")
+
+
+def test_a_cron_that_never_matches_is_an_error_with_its_line(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "feb.yaml").write_text(
+        "name: feb\nworkflow: w\ntarget: {pool: p}\nschedule:\n  cron: '0 0 30 2 *'\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CYBERDESK_RUNNER_CONFIG", raising=False)
+    code, output = invoke(app)
+    assert code == 1
+    first, summary = output.splitlines()
+    assert first.startswith("jobs/feb.yaml:5:9: schedule.cron: cron expression '0 0 30 2 *' never matches"), (
+        first
+    )
+    assert summary == "Found 1 error in 1 file"
