@@ -10,6 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from cyberdesk_runner.api_access import ApiKeyRefused
 from cyberdesk_runner.cli.common import (
     ConfigOption,
     ExitCode,
@@ -73,7 +74,7 @@ def run(
         result = asyncio.run(main())
     except UnknownJobs as exc:
         fail(str(exc), ExitCode.NOT_FOUND)
-    except (StoreUnusable, UnprotectedServer) as exc:
+    except (StoreUnusable, UnprotectedServer, ApiKeyRefused) as exc:
         fail(str(exc), ExitCode.CONFIG)
     if until_idle or once:
         _print_summary(result)

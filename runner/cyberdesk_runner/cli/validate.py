@@ -1,17 +1,32 @@
-"""`cyberdesk-runner validate`: check the config file and every job file without starting anything."""
+"""`cyberdesk-runner validate`: check the config file and every job file without starting anything.
+
+Unless `--offline`, it also asks the API (the embedded emulator when no key is configured) for its workflows,
+pools and desktops, and reports every name a job gives that the API does not have. An API that does not answer
+is a warning (the files may still be right); one that refuses the key is a config error.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import httpx
 import typer
 
+from cyberdesk import CyberdeskClient, CyberdeskError, RetryConfig
+from cyberdesk_runner.api_access import is_key_refused, key_refused_message, status_of
+from cyberdesk_runner.cli.common import ExitCode, fail
 from cyberdesk_runner.config import Config, ConfigError, find_config_path, load_config
+from cyberdesk_runner.references import ApiNames, fetch_api_names, unknown_references
 from cyberdesk_runner.spec import JobFileError, LoadedJob, SpecError, load_jobs, resolve_sensitive_inputs
 from cyberdesk_runner.spec.errors import display_path
 
 __all__ = ["register", "validate"]
+
+#: Seconds to wait for the API's answer: validate is run by people and CI, who should not wait long.
+_API_TIMEOUT = 10.0
+_EMULATOR_URL = "http://embedded-emulator"
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +44,13 @@ def validate(
             dir_okay=False,
         ),
     ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Check the files only: do not ask the API whether the workflows, pools and desktops exist.",
+        ),
+    ] = False,
 ) -> None:
     """Check the config file and every job file; print each problem as file:line:col: field: message."""
     try:
@@ -36,12 +58,19 @@ def validate(
     except ConfigError as exc:
         _fail(exc.errors)
     result = load_jobs(settings.jobs)
-    if result.errors:
-        _fail(result.errors)
-    typer.echo(_config_line(settings))
     jobs = sorted(result.jobs.values(), key=lambda job: job.name)
+    names, names_note = (None, "names not checked (--offline)") if offline else _ask_api(settings)
+    errors = list(result.errors)
+    if names is not None:
+        errors += [error for job in jobs for error in unknown_references(job, names)]
+    if errors:
+        if names is None and not offline:
+            typer.echo(f"warning: {names_note}")
+        _fail(sorted(errors, key=lambda e: (str(e.file), e.line or 0, e.column or 0)))
+    typer.echo(_config_line(settings))
     typer.echo(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} OK in {display_path(settings.jobs)}")
     _print_table([_job_row(job) for job in jobs])
+    typer.echo(f"{'warning: ' if names is None and not offline else ''}{names_note}")
     for job in jobs:
         # Secrets are read at dispatch time, so a missing one is not an error of the files; say it anyway.
         try:
@@ -49,6 +78,43 @@ def validate(
         except JobFileError as exc:
             for error in exc.errors:
                 typer.echo(f"warning: {error}")
+
+
+def _ask_api(settings: Config) -> tuple[ApiNames | None, str]:
+    """The API's names and a line saying where they came from, or None and why they could not be had.
+
+    Exits with the config error code when the API refuses the key.
+    """
+    where = "the embedded emulator" if settings.uses_emulator else str(settings.cyberdesk.base_url)
+
+    async def fetch() -> ApiNames:
+        async with _client(settings) as client:
+            return await fetch_api_names(client)
+
+    try:
+        names = asyncio.run(fetch())
+    except CyberdeskError as exc:
+        if is_key_refused(exc):
+            fail(key_refused_message(where, status_of(exc)), ExitCode.CONFIG)
+        return None, f"names not checked: {where} did not answer ({exc})"
+    counts = f"{len(names.workflows)} workflows, {len(names.pools)} pools, {len(names.machines)} desktops"
+    return names, f"names checked against {where} ({counts})"
+
+
+def _client(settings: Config) -> CyberdeskClient:
+    retry = RetryConfig(max_retries=2, max_delay_seconds=2.0)
+    if settings.cyberdesk.api_key is not None:
+        return CyberdeskClient(
+            settings.cyberdesk.api_key.get_secret_value(),
+            base_url=str(settings.cyberdesk.base_url),
+            timeout=_API_TIMEOUT,
+            retry=retry,
+        )
+    from cyberdesk.emulator import create_app
+
+    emulator = settings.emulator.build()  # in-process: nothing listens, nothing runs
+    transport = httpx.ASGITransport(app=create_app(emulator))
+    return CyberdeskClient(emulator.api_key, base_url=_EMULATOR_URL, retry=retry, async_transport=transport)
 
 
 def _fail(errors: list[SpecError]) -> NoReturn:

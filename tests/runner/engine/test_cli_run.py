@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
+from daemon_support import ThreadedDaemon, eventually
 from typer.testing import CliRunner
 
+from cyberdesk.emulator.pytest_plugin import EmulatorHandle
 from cyberdesk_runner.catalog import ActiveJob
 from cyberdesk_runner.cli import build_app
 from cyberdesk_runner.config import load_config
+from cyberdesk_runner.daemon import Daemon, RunOptions
 from cyberdesk_runner.fleet import Desktop, Fleet
 from cyberdesk_runner.spec import load_items, load_jobs
 
@@ -133,3 +138,55 @@ def test_the_quick_start_ends_in_failure_with_negligible_probability() -> None:
         )
         chance_of_a_final_failure += items * rate**loaded.spec.retry.max_attempts
     assert chance_of_a_final_failure < 1e-4
+
+
+WRONG_KEY = "cd_wrong_key_5f2e9a"
+
+
+def _refused_key_config(tmp_path: Path, emulator: EmulatorHandle) -> Path:
+    config = _config(tmp_path)
+    config.write_text(
+        config.read_text() + f"cyberdesk: {{api_key: {WRONG_KEY}, base_url: '{emulator.base_url}'}}\n"
+    )
+    return config
+
+
+@pytest.mark.parametrize("mode", ["--once", "--until-idle"])
+def test_a_refused_key_ends_a_one_shot_run_with_one_line_and_exit_4(
+    tmp_path: Path, cyberdesk_emulator: EmulatorHandle, mode: str
+) -> None:
+    config = _refused_key_config(tmp_path, cyberdesk_emulator)
+    result = CliRunner().invoke(build_app(), ["run", mode, "--config", str(config)])
+    assert result.exit_code == 4, result.output
+    assert (
+        f"error: the Cyberdesk API at {cyberdesk_emulator.base_url} refused the API key (401 Unauthorized)"
+        in result.stderr
+    )
+    assert "api_unreachable" not in result.output and "Traceback" not in result.output
+    assert WRONG_KEY not in result.output
+    assert cyberdesk_emulator.emulator.world.runs == {}
+
+
+def test_a_long_running_daemon_with_a_refused_key_keeps_trying_and_says_so(
+    tmp_path: Path, cyberdesk_emulator: EmulatorHandle
+) -> None:
+    config = _refused_key_config(tmp_path, cyberdesk_emulator)
+    running = ThreadedDaemon(Daemon(load_config(config)), RunOptions())
+    try:
+        health = eventually(
+            lambda: running.daemon._health()[1]["api"] == "API key refused" and running.daemon._health()[1],
+            what="the daemon's health to say the key is refused",
+        )
+        assert health["api_ok"] is False
+
+        def status() -> dict[str, object] | None:
+            result = CliRunner().invoke(build_app(), ["status", "--json", "--config", str(config)])
+            daemons = json.loads(result.stdout)["daemons"] if result.exit_code == 0 else []
+            return daemons[0] if daemons and daemons[0]["api"] else None
+
+        daemon = eventually(status, what="status to show the daemon's API state")
+        assert daemon["api"] == "API key refused"
+        table = CliRunner().invoke(build_app(), ["status", "--config", str(config)])
+        assert "API key refused" in table.stdout and WRONG_KEY not in table.output
+    finally:
+        running.stop()
