@@ -127,19 +127,23 @@ class JobCatalog:
         """
         changed = []
         for name, job in self.jobs.items():
-            refs = job.loaded.spec.workflows
-            resolved = [resolve_workflow(ref, workflows) for ref in refs]
-            errors = [error for _, error in resolved if error is not None]
-            if len(refs) > 1:
-                errors = [
-                    f"step {i + 1}: {error}" for i, (_, error) in enumerate(resolved) if error is not None
-                ]
-            error = "; ".join(errors) or None
-            ids = () if error else tuple(str(wf_id) for wf_id, _ in resolved)
-            workflow_id = ids[0] if ids else None
-            if (workflow_id, error, ids) != (job.workflow_id, job.workflow_error, job.workflow_ids):
-                self.jobs[name] = attrs.evolve(
-                    job, workflow_id=workflow_id, workflow_error=error, workflow_ids=ids
-                )
+            resolved = resolved_job(job, workflows)
+            if resolved != job:
+                self.jobs[name] = resolved
                 changed.append(name)
         return changed
+
+
+def resolved_job(job: ActiveJob, workflows: Mapping[str, str | None]) -> ActiveJob:
+    """`job` with its workflow (or each step's) resolved against `workflows` (id -> name), or the reason why not."""
+    refs = job.loaded.spec.workflows
+    resolved = [resolve_workflow(ref, workflows) for ref in refs]
+    errors = [error for _, error in resolved if error is not None]
+    if len(refs) > 1:
+        errors = [f"step {i + 1}: {error}" for i, (_, error) in enumerate(resolved) if error is not None]
+    error = "; ".join(errors) or None
+    ids = () if error else tuple(str(wf_id) for wf_id, _ in resolved)
+    workflow_id = ids[0] if ids else None
+    if (workflow_id, error, ids) == (job.workflow_id, job.workflow_error, job.workflow_ids):
+        return job
+    return attrs.evolve(job, workflow_id=workflow_id, workflow_error=error, workflow_ids=ids)

@@ -17,7 +17,8 @@ from cyberdesk_runner.catalog import CatalogChange, JobCatalog
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.dispatch import Dispatcher
 from cyberdesk_runner.downstream import DownstreamFirer
-from cyberdesk_runner.fleet import Desktop, Fleet
+from cyberdesk_runner.fleet import Fleet
+from cyberdesk_runner.fleet_listing import list_fleet
 from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.outcome import make_outcome_policy
@@ -219,55 +220,18 @@ class Runtime:
     async def refresh_fleet(self) -> None:
         """List the desktops (and which pools they are in), then resolve workflows: one refresh of the API's view."""
         try:
-            all_pools, pools_of = await self._pools()
-            # Desktops in the same pools share one pair of sets: 10,000 desktops in a few pools hold a few sets.
-            pool_sets: dict[tuple[tuple[str, str], ...], tuple[frozenset[str], frozenset[str]]] = {}
-            desktops: list[Desktop] = []
-            async for machine in self.client.machines.iter():
-                machine_id = str(machine.id)
-                pools = tuple(pools_of.get(machine_id, ()))
-                if pools not in pool_sets:
-                    pool_sets[pools] = (frozenset(i for i, _ in pools), frozenset(n for _, n in pools))
-                pool_ids, pool_names = pool_sets[pools]
-                params = machine.machine_parameters if isinstance(machine.machine_parameters, dict) else {}
-                desktops.append(
-                    Desktop(
-                        id=machine_id,
-                        name=machine.name if isinstance(machine.name, str) else None,
-                        params=params,
-                        pool_ids=pool_ids,
-                        pool_names=pool_names,
-                        connected=str(machine.status) == "connected",
-                    )
-                )
+            pool_members = any(job.loaded.spec.target.pool for job in self.catalog.jobs.values())
+            listing = await list_fleet(self.client, pool_members=pool_members)
             await self.resolve_workflows()
         except Exception as exc:
             self._api_failed(exc)
             raise
-        self.fleet = Fleet(desktops)
+        self.fleet = listing.fleet
         self.fleet_loaded = True
-        self.api_names = ApiNames(
-            workflows=self._workflow_names, pools=all_pools, machines={d.id: d.name for d in desktops}
-        )
+        machines = {d.id: d.name for d in listing.fleet.desktops.values()}
+        self.api_names = ApiNames(workflows=self._workflow_names, pools=listing.pools, machines=machines)
         self._check_references()
         self._on_wake()
-
-    async def _pools(self) -> tuple[dict[str, str | None], dict[str, list[tuple[str, str]]]]:
-        """Every pool (id -> name), and machine id -> [(pool id, pool name)] from each pool's machines when a job
-        targets a pool (few pools, many desktops)."""
-        pools: dict[str, str | None] = {}
-        members: dict[str, list[tuple[str, str]]] = {}
-        with_members = any(job.loaded.spec.target.pool for job in self.catalog.jobs.values())
-        async for pool in self.client.pools.iter():
-            pools[str(pool.id)] = pool.name if isinstance(pool.name, str) else None
-            if not with_members:
-                continue
-            detail = (await self.client.pools.get(pool.id, include=["machines"])).unwrap()
-            machine_ids = {str(m.id) for m in detail.machines or []}
-            machine_ids |= {str(r.id) for r in detail.included or [] if r.type == "machine"}
-            for machine_id in machine_ids:
-                members.setdefault(machine_id, []).append((str(pool.id), pool.name))
-        return pools, members
 
     def _check_references(self) -> None:
         """Log, once each, the jobs' references the API does not know (as `validate` reports them)."""

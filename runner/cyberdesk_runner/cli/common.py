@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -55,6 +56,18 @@ def standalone_process() -> bool:
 def fail(message: str, code: ExitCode) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
     raise typer.Exit(int(code))
+
+
+def refuse_sensitive_inputs(job: str, overrides: Mapping[str, str], sensitive: Collection[str]) -> None:
+    """Exit (USAGE) when --input names a sensitive input: a secret on the command line would be stored in the
+    clear with the fire, and shown."""
+    secret = sorted(overrides.keys() & set(sensitive))
+    if secret:
+        fail(
+            f"--input {', '.join(secret)}: sensitive input(s) of {job}; their values come from the job's "
+            "sensitive_inputs references, never from the command line",
+            ExitCode.USAGE,
+        )
 
 
 def config_or_exit(path: Path | None) -> Config:

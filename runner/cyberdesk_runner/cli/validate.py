@@ -7,26 +7,19 @@ is a warning (the files may still be right); one that refuses the key is a confi
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import httpx
 import typer
 
-from cyberdesk import CyberdeskClient, CyberdeskError, RetryConfig
-from cyberdesk_runner.api_access import is_key_refused, key_refused_message, status_of
-from cyberdesk_runner.cli.common import ExitCode, fail
+from cyberdesk import CyberdeskError
+from cyberdesk_runner.cli.api import ask_api, where
 from cyberdesk_runner.config import Config, ConfigError, find_config_path, load_config
 from cyberdesk_runner.references import ApiNames, fetch_api_names, unknown_references
 from cyberdesk_runner.spec import JobFileError, LoadedJob, SpecError, load_jobs, resolve_sensitive_inputs
 from cyberdesk_runner.spec.errors import display_path
 
 __all__ = ["register", "validate"]
-
-#: Seconds to wait for the API's answer: validate is run by people and CI, who should not wait long.
-_API_TIMEOUT = 10.0
-_EMULATOR_URL = "http://embedded-emulator"
 
 
 def register(app: typer.Typer) -> None:
@@ -85,36 +78,12 @@ def _ask_api(settings: Config) -> tuple[ApiNames | None, str]:
 
     Exits with the config error code when the API refuses the key.
     """
-    where = "the embedded emulator" if settings.uses_emulator else str(settings.cyberdesk.base_url)
-
-    async def fetch() -> ApiNames:
-        async with _client(settings) as client:
-            return await fetch_api_names(client)
-
     try:
-        names = asyncio.run(fetch())
+        names = ask_api(settings, fetch_api_names)
     except CyberdeskError as exc:
-        if is_key_refused(exc):
-            fail(key_refused_message(where, status_of(exc)), ExitCode.CONFIG)
-        return None, f"names not checked: {where} did not answer ({exc})"
+        return None, f"names not checked: {where(settings)} did not answer ({exc})"
     counts = f"{len(names.workflows)} workflows, {len(names.pools)} pools, {len(names.machines)} desktops"
-    return names, f"names checked against {where} ({counts})"
-
-
-def _client(settings: Config) -> CyberdeskClient:
-    retry = RetryConfig(max_retries=2, max_delay_seconds=2.0)
-    if settings.cyberdesk.api_key is not None:
-        return CyberdeskClient(
-            settings.cyberdesk.api_key.get_secret_value(),
-            base_url=str(settings.cyberdesk.base_url),
-            timeout=_API_TIMEOUT,
-            retry=retry,
-        )
-    from cyberdesk.emulator import create_app
-
-    emulator = settings.emulator.build()  # in-process: nothing listens, nothing runs
-    transport = httpx.ASGITransport(app=create_app(emulator))
-    return CyberdeskClient(emulator.api_key, base_url=_EMULATOR_URL, retry=retry, async_transport=transport)
+    return names, f"names checked against {where(settings)} ({counts})"
 
 
 def _fail(errors: list[SpecError]) -> NoReturn:
