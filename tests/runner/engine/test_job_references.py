@@ -1,6 +1,6 @@
 """The daemon reports a job's unknown workflow, pool or desktop names as `validate` does (file:line:col, did you
 mean), once per problem, when it loads the job and whenever the API's view changes; and a refused API key is said
-to be one, not an outage."""
+to be one, not an outage, and fails no run."""
 
 from __future__ import annotations
 
@@ -92,3 +92,39 @@ async def test_a_refused_key_is_told_apart_from_an_outage(tmp_path: Path) -> Non
     assert event["event"] == "api_key_refused_at_start"
     assert "http://emulator.test refused the API key (401 Unauthorized)" in event["error"]
     assert "not-the-emulators-key" not in str(logs)
+
+
+class _Refusing(httpx.AsyncBaseTransport):
+    """The API, answering 401 to everything while `refuse` is set (a key being rotated)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.refuse = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.refuse:
+            return httpx.Response(401, json={"detail": "Invalid or missing API key"})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_create_refused_for_the_key_is_repeated_later_not_failed(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, {"good": GOOD}, fixture=FLEET, run_duration="5-5")
+    transport = _Refusing(httpx.ASGITransport(app=create_app(harness.emulator)))
+    harness.client = CyberdeskClient(
+        harness.emulator.api_key,
+        base_url="http://emulator.test",
+        async_transport=transport,
+        retry=RetryConfig(max_retries=0),
+    )
+    harness.runtime = harness.new_runtime()
+    async with harness:
+        fire_id = await harness.trigger("good")
+        transport.refuse = True
+        await harness.cycle()
+        [attempt] = harness.rows("attempt")
+        assert attempt["status"] == "creating"  # not rejected: the key, not the run, was refused
+        transport.refuse = False
+        await harness.run_until_idle()
+    [fire] = [f for f in harness.store.job_fires("good") if f.id == fire_id]
+    assert fire.status == "succeeded"
+    assert len(harness.emulator.world.runs) == 1
