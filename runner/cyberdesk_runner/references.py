@@ -15,7 +15,7 @@ from cyberdesk import CyberdeskClient
 from cyberdesk_runner.spec import LoadedJob, SpecError
 from cyberdesk_runner.spec.diagnostics import suggest
 
-__all__ = ["ApiNames", "fetch_api_names", "resolve_workflow", "unknown_references"]
+__all__ = ["ApiNames", "fetch_api_names", "list_workflows", "resolve_workflow", "unknown_references"]
 
 #: Known names listed in a message when none is close to the one written.
 _LISTED = 10
@@ -30,9 +30,14 @@ class ApiNames:
     machines: Mapping[str, str | None]
 
 
+async def list_workflows(client: CyberdeskClient) -> dict[str, str | None]:
+    """Every workflow, id -> name (raises CyberdeskError when a page fails)."""
+    return {str(w.id): _text(w.name) async for w in client.workflows.iter()}
+
+
 async def fetch_api_names(client: CyberdeskClient) -> ApiNames:
     """List every workflow, pool and desktop (raises CyberdeskError when a page fails)."""
-    workflows = {str(w.id): _text(w.name) async for w in client.workflows.iter()}
+    workflows = await list_workflows(client)
     pools = {str(p.id): _text(p.name) async for p in client.pools.iter()}
     machines = {str(m.id): _text(m.name) async for m in client.machines.iter()}
     return ApiNames(workflows, pools, machines)

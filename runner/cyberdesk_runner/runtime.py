@@ -11,6 +11,8 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+import attrs
+
 from cyberdesk import CyberdeskClient
 from cyberdesk_runner.api_access import is_key_refused, key_refused_message, status_of
 from cyberdesk_runner.catalog import CatalogChange, JobCatalog
@@ -23,7 +25,7 @@ from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.outcome import make_outcome_policy
 from cyberdesk_runner.planning import PlanningError, build_items
-from cyberdesk_runner.references import ApiNames, unknown_references
+from cyberdesk_runner.references import ApiNames, list_workflows, unknown_references
 from cyberdesk_runner.scheduling import Scheduler
 from cyberdesk_runner.spec import SpecError
 from cyberdesk_runner.store import Store
@@ -183,8 +185,6 @@ class Runtime:
         change = self.catalog.reload()
         for error in change.errors:
             log.error("job_file_error", error=str(error))
-        if change:
-            self._check_references()
         if change or force:
             await asyncio.to_thread(self.store.jobs.sync, self.catalog.definitions(), self.clock.now())
             for name in change.removed:
@@ -200,17 +200,18 @@ class Runtime:
                 job.workflow_id is None and job.workflow_error is None for job in self.catalog.jobs.values()
             ):
                 await self.resolve_workflows()
+            self._check_references()
         return change
 
     async def resolve_workflows(self) -> None:
-        workflows: dict[str, str | None] = {}
         try:
-            async for wf in self.client.workflows.iter():
-                workflows[str(wf.id)] = wf.name if isinstance(wf.name, str) else None
+            workflows = await list_workflows(self.client)
         except Exception as exc:
             self._api_failed(exc)
             raise
         self._workflow_names = workflows
+        if self.api_names is not None:
+            self.api_names = attrs.evolve(self.api_names, workflows=workflows)
         for name in self.catalog.resolve_workflows(workflows):
             job = self.catalog.jobs[name]
             if job.workflow_id and not job.workflow_error:

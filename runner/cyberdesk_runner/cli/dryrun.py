@@ -23,6 +23,7 @@ from cyberdesk_runner.config import Config
 from cyberdesk_runner.fleet import Desktop
 from cyberdesk_runner.fleet_listing import FleetListing, list_fleet
 from cyberdesk_runner.planning import PlanningError, build_items
+from cyberdesk_runner.references import list_workflows
 from cyberdesk_runner.spec import LoadedJob, load_jobs
 from cyberdesk_runner.spec.errors import display_path
 
@@ -39,10 +40,7 @@ def dry_run(settings: Config, job_name: str, overrides: Mapping[str, str], *, as
 
     async def question(client: CyberdeskClient) -> tuple[FleetListing, dict[str, str | None]]:
         listing = await list_fleet(client, pool_members=loaded.spec.target.pool is not None)
-        workflows = {
-            str(w.id): w.name if isinstance(w.name, str) else None async for w in client.workflows.iter()
-        }
-        return listing, workflows
+        return listing, await list_workflows(client)
 
     try:
         listing, workflows = ask_api(settings, question)
