@@ -20,14 +20,16 @@ class ExitCode(enum.IntEnum):
     #: Success; for `cancel`, `pause` and `resume` also when there was nothing left to change (idempotent).
     OK = 0
     #: Work failed: an item finally failed, a fire did not succeed (`run --once`, `trigger --wait`,
-    #: `retry --wait`, also when --timeout ran out first), a job file is invalid; `status`: no daemon has a
-    #: fresh heartbeat; `retry`: nothing failed to retry.
+    #: `retry --wait`, also when --timeout ran out first), a job file is invalid or names what the API does not
+    #: have; `trigger --dry-run`: nothing would run; `status`: no daemon has a fresh heartbeat; `retry`: nothing
+    #: failed to retry.
     FAILED = 1
     #: Bad usage: unknown option, bad argument value (Typer's own code), a sensitive input given to --input.
     USAGE = 2
     #: The job, fire, item, attempt or run named does not exist.
     NOT_FOUND = 3
-    #: The config cannot be loaded, or the store cannot be reached or has not been created by a daemon yet.
+    #: The config cannot be loaded, or the store cannot be reached or has not been created by a daemon yet, or
+    #: the API refused the API key (`validate`, `run --once`, `run --until-idle`, `trigger --dry-run`).
     CONFIG = 4
 
 

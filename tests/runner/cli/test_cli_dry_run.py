@@ -161,3 +161,13 @@ def test_without_a_key_it_plans_against_the_embedded_emulator() -> None:
         *(f"bos-desk-0{i}" for i in range(1, 5)),
         *(f"nyc-desk-0{i}" for i in range(1, 5)),
     }
+
+
+def test_a_refused_key_is_a_config_error(cloud: tuple[Env, Emulator]) -> None:
+    env, emulator = cloud
+    env.config.write_text(env.config.read_text().replace(emulator.api_key, "cd_not_this_one"))
+    result = env.cli("trigger", "claims", "--dry-run")
+    assert result.exit_code == ExitCode.CONFIG
+    assert (
+        "refused the API key (401 Unauthorized)" in result.stderr and "cd_not_this_one" not in result.output
+    )
