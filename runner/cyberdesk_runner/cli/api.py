@@ -55,8 +55,11 @@ def _client(settings: Config) -> CyberdeskClient:
             timeout=_TIMEOUT,
             retry=retry,
         )
-    from cyberdesk.emulator import create_app
+    from cyberdesk.emulator import FixtureError, create_app
 
-    emulator = settings.emulator.build()
+    try:
+        emulator = settings.emulator.build()
+    except FixtureError as exc:
+        fail(f"emulator.fixture: {exc}", ExitCode.CONFIG)
     transport = httpx.ASGITransport(app=create_app(emulator))
     return CyberdeskClient(emulator.api_key, base_url=_EMULATOR_URL, retry=retry, async_transport=transport)

@@ -272,3 +272,14 @@ def test_a_refused_key_is_a_config_error_that_names_the_api_not_the_key(
         "check cyberdesk.api_key (or unset it to use the embedded emulator)"
     ]
     assert "cd_wrong_key_0123" not in result.output
+
+
+def test_a_missing_emulator_fixture_is_a_config_error(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config.yaml").write_text("emulator: {fixture: nope.yaml}\n", encoding="utf-8")
+    (tmp_path / "jobs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["validate"])
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert result.stderr.startswith("error: emulator.fixture: ") and "nope.yaml" in result.stderr
