@@ -136,6 +136,8 @@ def test_the_quick_start_ends_in_failure_with_negligible_probability() -> None:
         items = len(load_items(loaded)) * (
             len(fleet.select(job.target)) if loaded.spec.fan_out == "machines" else 1
         )
+        if loaded.spec.items_from_output is not None:
+            items = 50  # items come from the upstream job's outputs: a generous bound
         chance_of_a_final_failure += items * rate**loaded.spec.retry.max_attempts
     assert chance_of_a_final_failure < 1e-4
 
