@@ -125,6 +125,6 @@ async def test_a_create_refused_for_the_key_is_repeated_later_not_failed(tmp_pat
         assert attempt["status"] == "creating"  # not rejected: the key, not the run, was refused
         transport.refuse = False
         await harness.run_until_idle()
-    [fire] = [f for f in harness.store.job_fires("good") if f.id == fire_id]
+    [fire] = [f for f in harness.store.fires.of_job("good") if f.id == fire_id]
     assert fire.status == "succeeded"
     assert len(harness.emulator.world.runs) == 1

@@ -164,7 +164,7 @@ def test_overlap_forbid_holds_when_two_daemons_record_different_slots_at_the_sam
         try:
             fire = NewFire("ten", "scheduled", slot, None)
             barrier.wait()
-            stores[index].start_fire(fire, [NewItem({"n": index})], harness.clock.now(), rule)
+            stores[index].fires.start(fire, [NewItem({"n": index})], harness.clock.now(), rule)
         except BaseException as exc:  # reported below
             errors.append(exc)
 
