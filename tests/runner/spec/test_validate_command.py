@@ -137,7 +137,7 @@ def test_a_bad_result_file_placeholder_is_shown_where_it_is(
     (jobs / "c.yaml").write_text(base.format(name="c", path="out/{fire}_{job.csv"))
     (jobs / "ok.yaml").write_text(base.format(name="ok", path="out/{job}/{fire_created:%Y-%m-%d}_{fire}.csv"))
     monkeypatch.chdir(tmp_path)
-    code, output = invoke(app)
+    code, output = invoke(app, "--offline")
     assert code == 1
     lines = output.splitlines()
     assert lines[-1] == "Found 3 errors in 3 files"
