@@ -138,7 +138,9 @@ def test_the_quick_start_ends_in_failure_with_negligible_probability() -> None:
         )
         if loaded.spec.items_from_output is not None:
             items = 50  # items come from the upstream job's outputs: a generous bound
-        chance_of_a_final_failure += items * rate**loaded.spec.retry.max_attempts
+        # An attempt of a multi-step job is a chain: it fails when any of its runs does.
+        attempt_fails = 1 - (1 - rate) ** len(loaded.spec.workflows)
+        chance_of_a_final_failure += items * attempt_fails**loaded.spec.retry.max_attempts
     assert chance_of_a_final_failure < 1e-4
 
 
