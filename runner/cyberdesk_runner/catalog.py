@@ -6,15 +6,14 @@ a removed job is retired: nothing new starts, but its retry policy stays known w
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
 
 from cyberdesk_runner.fleet import TargetSpec
 from cyberdesk_runner.outcome import RetryPolicy
+from cyberdesk_runner.references import resolve_workflow
 from cyberdesk_runner.spec import LoadedJob, SpecError, load_jobs
 from cyberdesk_runner.store.records import JobDefinition
 
@@ -121,55 +120,30 @@ class JobCatalog:
     def definitions(self) -> list[JobDefinition]:
         return [job.definition() for job in self.jobs.values()]
 
-    def resolve_workflows(self, workflows: Mapping[str, Any]) -> list[str]:
+    def resolve_workflows(self, workflows: Mapping[str, str | None]) -> list[str]:
         """Resolve each job's `workflow` (a name or an id) against `workflows` (id -> name).
 
         Returns the names of jobs whose resolution changed, so callers can record it.
         """
-        by_name: dict[str, list[str]] = {}
-        for wf_id, wf_name in workflows.items():
-            if wf_name:
-                by_name.setdefault(str(wf_name), []).append(wf_id)
         changed = []
         for name, job in self.jobs.items():
-            refs = job.loaded.spec.workflows
-            resolved = [_resolve(ref, workflows, by_name) for ref in refs]
-            errors = [error for _, error in resolved if error is not None]
-            if len(refs) > 1:
-                errors = [
-                    f"step {i + 1}: {error}" for i, (_, error) in enumerate(resolved) if error is not None
-                ]
-            error = "; ".join(errors) or None
-            ids = () if error else tuple(str(wf_id) for wf_id, _ in resolved)
-            workflow_id = ids[0] if ids else None
-            if (workflow_id, error, ids) != (job.workflow_id, job.workflow_error, job.workflow_ids):
-                self.jobs[name] = attrs.evolve(
-                    job, workflow_id=workflow_id, workflow_error=error, workflow_ids=ids
-                )
+            resolved = resolved_job(job, workflows)
+            if resolved != job:
+                self.jobs[name] = resolved
                 changed.append(name)
         return changed
 
 
-def _resolve(
-    ref: str, workflows: Mapping[str, Any], by_name: Mapping[str, list[str]]
-) -> tuple[str | None, str | None]:
-    if _is_uuid(ref):
-        key = str(uuid.UUID(ref))
-        if key in workflows:
-            return key, None
-        return None, f"workflow {ref} does not exist in Cyberdesk"
-    ids = by_name.get(ref, [])
-    if len(ids) == 1:
-        return ids[0], None
-    if not ids:
-        known = ", ".join(sorted(repr(n) for n in by_name)[:10]) or "none"
-        return None, f"no workflow is named {ref!r} in Cyberdesk (known: {known})"
-    return None, f"{len(ids)} workflows are named {ref!r}; give the workflow's id instead"
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+def resolved_job(job: ActiveJob, workflows: Mapping[str, str | None]) -> ActiveJob:
+    """`job` with its workflow (or each step's) resolved against `workflows` (id -> name), or the reason why not."""
+    refs = job.loaded.spec.workflows
+    resolved = [resolve_workflow(ref, workflows) for ref in refs]
+    errors = [error for _, error in resolved if error is not None]
+    if len(refs) > 1:
+        errors = [f"step {i + 1}: {error}" for i, (_, error) in enumerate(resolved) if error is not None]
+    error = "; ".join(errors) or None
+    ids = () if error else tuple(str(wf_id) for wf_id, _ in resolved)
+    workflow_id = ids[0] if ids else None
+    if (workflow_id, error, ids) == (job.workflow_id, job.workflow_error, job.workflow_ids):
+        return job
+    return attrs.evolve(job, workflow_id=workflow_id, workflow_error=error, workflow_ids=ids)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -39,6 +39,9 @@ from cyberdesk_runner.spec.diagnostics import describe, validation_errors
 from cyberdesk_runner.spec.errors import JobFileError, SpecError
 from cyberdesk_runner.spec.loader import read_source
 from cyberdesk_runner.spec.yamlpos import YamlDocument, YamlPath, format_path, parse_yaml
+
+if TYPE_CHECKING:
+    from cyberdesk.emulator import Emulator
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -244,6 +247,21 @@ class EmulatorSettings(BaseModel):
     @classmethod
     def _resolve_fixture(cls, fixture: Path | None, info: ValidationInfo) -> Path | None:
         return None if fixture is None else _base_dir(info) / fixture.expanduser()
+
+    def build(self) -> Emulator:
+        """An emulator with these settings (the embedded one of the daemon, and the one `validate` asks)."""
+        from cyberdesk.emulator import Emulator, EmulatorOptions
+
+        return Emulator(
+            EmulatorOptions.build(
+                speed=self.speed,
+                run_duration=self.run_duration,
+                failure_rate=self.failure_rate,
+                fixture=str(self.fixture) if self.fixture else None,
+                seed=self.seed,
+                webhook_rate=self.webhook_rate,
+            )
+        )
 
 
 AlertEventName = Literal[

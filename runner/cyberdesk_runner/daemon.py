@@ -30,6 +30,13 @@ from typing import Any
 import attrs
 
 from cyberdesk import CyberdeskClient, RetryConfig
+from cyberdesk_runner.api_access import (
+    API_KEY_REFUSED,
+    ApiKeyRefused,
+    is_key_refused,
+    key_refused_message,
+    status_of,
+)
 from cyberdesk_runner.catalog import JobCatalog
 from cyberdesk_runner.clock import Clock, SystemClock
 from cyberdesk_runner.config import Config
@@ -134,19 +141,10 @@ class Daemon:
             api_key = settings.api_key.get_secret_value()
             register_secret(api_key)
             return CyberdeskClient(api_key, base_url=str(settings.base_url), retry=retry)
-        from cyberdesk.emulator import Emulator, EmulatorOptions, EmulatorServer
+        from cyberdesk.emulator import EmulatorServer
 
         emu = self.config.emulator
-        self._emulator = Emulator(
-            EmulatorOptions.build(
-                speed=emu.speed,
-                run_duration=emu.run_duration,
-                failure_rate=emu.failure_rate,
-                fixture=str(emu.fixture) if emu.fixture else None,
-                seed=emu.seed,
-                webhook_rate=emu.webhook_rate,
-            )
-        )
+        self._emulator = emu.build()
         self._emulator_server = EmulatorServer(self._emulator, host="127.0.0.1", port=0).start()
         log.info(
             "embedded_emulator_started",
@@ -213,6 +211,9 @@ class Daemon:
         started = False
         try:
             started = await self._start_runtime(runtime)
+            if started and runtime.api_key_refused and (options.once is not None or options.until_idle):
+                # A one-shot run would wait for nothing: a refused key is an answer, not an outage.
+                raise ApiKeyRefused(runtime.client.base_url, runtime.api_refusal)
             if started:  # else asked to stop while the store was still out of reach
                 outbox.refresh_rules()  # the jobs are loaded: what they cause is recorded from now on
                 await asyncio.to_thread(
@@ -440,7 +441,18 @@ class Daemon:
 
     def _note_error(self, where: str, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"
-        log.error("loop_error", loop=where, error=message)
+        if is_key_refused(exc):
+            message = key_refused_message(
+                str(self.runtime.client.base_url) if self.runtime else "", status_of(exc)
+            )
+            log.warning(
+                "api_key_refused",
+                loop=where,
+                error=message,
+                effect="will keep trying, in case the key is being rotated",
+            )
+        else:
+            log.error("loop_error", loop=where, error=message)
         self._last_errors = [
             *self._last_errors[-9:],
             {"loop": where, "error": message, "at": self.clock.now().isoformat()},
@@ -534,9 +546,21 @@ class Daemon:
             "loops": {name: at.isoformat() for name, at in self._loops_alive.items()},
             "stale_loops": stale,
             "api_ok": runtime.api_ok if runtime else None,
+            "api": _api_state(runtime),
             "webhook_url": self.webhook_url,
             "last_poll_at": last_poll.isoformat() if last_poll else None,
             "last_errors": self._last_errors,
-            "job_file_errors": [str(e) for e in runtime.catalog.errors] if runtime else [],
+            "job_file_errors": (
+                [str(e) for e in [*runtime.catalog.errors, *runtime.reference_errors]] if runtime else []
+            ),
         }
         return (not stale and not self._stop.is_set()), details
+
+
+def _api_state(runtime: Runtime | None) -> str | None:
+    """How the API answered lately, in words for /healthz and `status`; None before the first answer."""
+    if runtime is None or runtime.api_ok is None:
+        return None
+    if runtime.api_ok:
+        return "ok"
+    return API_KEY_REFUSED if runtime.api_key_refused else "unreachable"

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from cyberdesk import UNSET, ApiError, ChainStep, CyberdeskClient, RunCreate, WorkflowChainCreate
+from cyberdesk_runner.api_access import is_key_refused
 from cyberdesk_runner.catalog import ActiveJob, JobCatalog
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.fleet import Desktop, Fleet
@@ -308,7 +309,9 @@ class Dispatcher:
         self, ref: AttemptRef, error: ApiError | None, answered: datetime, call: str
     ) -> None:
         """A create or chain call without a run: refused for good (rejected), or repeated later with its key."""
-        if error is not None and error.is_definite_failure:
+        # A refused key says nothing about the run (perhaps the key is being rotated): not created, so the same
+        # call is repeated later like one with an unknown outcome, instead of failing the attempt.
+        if error is not None and error.is_definite_failure and not is_key_refused(error):
             await self._finish(AttemptVerdict(ref.id, "rejected", [_describe(error)], "create"))
         else:
             self._metrics.api_errors.labels(call).inc()

@@ -10,19 +10,24 @@ import asyncio
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+
+import attrs
 
 from cyberdesk import CyberdeskClient
+from cyberdesk_runner.api_access import is_key_refused, key_refused_message, status_of
 from cyberdesk_runner.catalog import CatalogChange, JobCatalog
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.dispatch import Dispatcher
 from cyberdesk_runner.downstream import DownstreamFirer
-from cyberdesk_runner.fleet import Desktop, Fleet
+from cyberdesk_runner.fleet import Fleet
+from cyberdesk_runner.fleet_listing import list_fleet
 from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.outcome import make_outcome_policy
 from cyberdesk_runner.planning import PlanningError, build_items
+from cyberdesk_runner.references import ApiNames, list_workflows, unknown_references
 from cyberdesk_runner.scheduling import Scheduler
+from cyberdesk_runner.spec import SpecError
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import FinishedAttempt, ItemOutcome, NewFire, Transition
 from cyberdesk_runner.tracking.poller import Poller
@@ -64,7 +69,14 @@ class Runtime:
         #: False until the first successful listing of desktops: until then no fire is planned.
         self.fleet_loaded = False
         self.api_ok: bool | None = None
+        #: 401 or 403 when the API refused the key at its last request (wrong, revoked, or being rotated).
+        self.api_refusal: int | None = None
+        #: What the API knows by name, from the last refresh; None until then.
+        self.api_names: ApiNames | None = None
+        #: The jobs' references (workflow, pool, desktops) the API does not know, from the last check.
+        self.reference_errors: list[SpecError] = []
         self._on_wake = on_wake
+        self._workflow_names: dict[str, str | None] = {}
         self.sink = ObservationSink(
             store=store,
             clock=clock,
@@ -149,10 +161,25 @@ class Runtime:
             await self.reload_jobs(force=True)
             await self.refresh_fleet()
         except Exception as exc:
-            self.api_ok = False
-            log.warning(
-                "api_unreachable_at_start", error=str(exc), effect="will keep trying; nothing is lost"
-            )
+            self._api_failed(exc)
+            if self.api_key_refused:
+                log.warning(
+                    "api_key_refused_at_start",
+                    error=key_refused_message(self.client.base_url, status_of(exc)),
+                    effect="will keep trying, in case the key is being rotated; nothing is dispatched meanwhile",
+                )
+            else:
+                log.warning(
+                    "api_unreachable_at_start", error=str(exc), effect="will keep trying; nothing is lost"
+                )
+
+    @property
+    def api_key_refused(self) -> bool:
+        return self.api_refusal is not None
+
+    def _api_failed(self, exc: BaseException) -> None:
+        self.api_ok = False
+        self.api_refusal = status_of(exc) if is_key_refused(exc) else None
 
     async def reload_jobs(self, *, force: bool = False) -> CatalogChange:
         change = self.catalog.reload()
@@ -173,64 +200,50 @@ class Runtime:
                 job.workflow_id is None and job.workflow_error is None for job in self.catalog.jobs.values()
             ):
                 await self.resolve_workflows()
+            self._check_references()
         return change
 
     async def resolve_workflows(self) -> None:
-        workflows: dict[str, Any] = {}
-        async for wf in self.client.workflows.iter():
-            workflows[str(wf.id)] = wf.name if isinstance(wf.name, str) else None
+        try:
+            workflows = await list_workflows(self.client)
+        except Exception as exc:
+            self._api_failed(exc)
+            raise
+        self._workflow_names = workflows
+        if self.api_names is not None:
+            self.api_names = attrs.evolve(self.api_names, workflows=workflows)
         for name in self.catalog.resolve_workflows(workflows):
             job = self.catalog.jobs[name]
-            if job.workflow_error:
-                log.error("workflow_unresolved", job=name, error=job.workflow_error)
-            elif job.workflow_id:
+            if job.workflow_id and not job.workflow_error:
                 await asyncio.to_thread(self.store.jobs.set_workflow, name, job.workflow_id)
-        self.api_ok = True
+        self.api_ok, self.api_refusal = True, None
 
     async def refresh_fleet(self) -> None:
         """List the desktops (and which pools they are in), then resolve workflows: one refresh of the API's view."""
         try:
-            pools_of = await self._pool_membership()
-            # Desktops in the same pools share one pair of sets: 10,000 desktops in a few pools hold a few sets.
-            pool_sets: dict[tuple[tuple[str, str], ...], tuple[frozenset[str], frozenset[str]]] = {}
-            desktops: list[Desktop] = []
-            async for machine in self.client.machines.iter():
-                machine_id = str(machine.id)
-                pools = tuple(pools_of.get(machine_id, ()))
-                if pools not in pool_sets:
-                    pool_sets[pools] = (frozenset(i for i, _ in pools), frozenset(n for _, n in pools))
-                pool_ids, pool_names = pool_sets[pools]
-                params = machine.machine_parameters if isinstance(machine.machine_parameters, dict) else {}
-                desktops.append(
-                    Desktop(
-                        id=machine_id,
-                        name=machine.name if isinstance(machine.name, str) else None,
-                        params=params,
-                        pool_ids=pool_ids,
-                        pool_names=pool_names,
-                        connected=str(machine.status) == "connected",
-                    )
-                )
+            pool_members = any(job.loaded.spec.target.pool for job in self.catalog.jobs.values())
+            listing = await list_fleet(self.client, pool_members=pool_members)
             await self.resolve_workflows()
-        except Exception:
-            self.api_ok = False
+        except Exception as exc:
+            self._api_failed(exc)
             raise
-        self.fleet = Fleet(desktops)
+        self.fleet = listing.fleet
         self.fleet_loaded = True
+        machines = {d.id: d.name for d in listing.fleet.desktops.values()}
+        self.api_names = ApiNames(workflows=self._workflow_names, pools=listing.pools, machines=machines)
+        self._check_references()
         self._on_wake()
 
-    async def _pool_membership(self) -> dict[str, list[tuple[str, str]]]:
-        """machine id -> [(pool id, pool name)], from each pool's machines (few pools, many desktops)."""
-        if not any(job.loaded.spec.target.pool for job in self.catalog.jobs.values()):
-            return {}
-        members: dict[str, list[tuple[str, str]]] = {}
-        async for pool in self.client.pools.iter():
-            detail = (await self.client.pools.get(pool.id, include=["machines"])).unwrap()
-            machine_ids = {str(m.id) for m in detail.machines or []}
-            machine_ids |= {str(r.id) for r in detail.included or [] if r.type == "machine"}
-            for machine_id in machine_ids:
-                members.setdefault(machine_id, []).append((str(pool.id), pool.name))
-        return members
+    def _check_references(self) -> None:
+        """Log, once each, the jobs' references the API does not know (as `validate` reports them)."""
+        if self.api_names is None:
+            return
+        names = self.api_names
+        errors = [e for job in self.catalog.jobs.values() for e in unknown_references(job.loaded, names)]
+        for error in errors:
+            if error not in self.reference_errors:
+                log.error("job_reference_error", error=str(error))
+        self.reference_errors = errors
 
     async def plan_requested_fires(self) -> int:
         """Give fires requested from the CLI (manual triggers) their items.

@@ -70,9 +70,13 @@ def bind(host: str, port: int) -> socket.socket:
     """Bind before serving so the port is known (port 0 picks a free one) and taken before anyone is told it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()  # a port in use must not leak the socket (the caller may fall back to another port)
+        raise
     sock.setblocking(False)
     return sock
 

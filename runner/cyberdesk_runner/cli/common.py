@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -19,14 +20,16 @@ class ExitCode(enum.IntEnum):
     #: Success; for `cancel`, `pause` and `resume` also when there was nothing left to change (idempotent).
     OK = 0
     #: Work failed: an item finally failed, a fire did not succeed (`run --once`, `trigger --wait`,
-    #: `retry --wait`, also when --timeout ran out first), a job file is invalid; `status`: no daemon has a
-    #: fresh heartbeat; `retry`: nothing failed to retry.
+    #: `retry --wait`, also when --timeout ran out first), a job file is invalid or names what the API does not
+    #: have; `trigger --dry-run`: nothing would run; `status`: no daemon has a fresh heartbeat; `retry`: nothing
+    #: failed to retry.
     FAILED = 1
     #: Bad usage: unknown option, bad argument value (Typer's own code), a sensitive input given to --input.
     USAGE = 2
     #: The job, fire, item, attempt or run named does not exist.
     NOT_FOUND = 3
-    #: The config cannot be loaded, or the store cannot be reached or has not been created by a daemon yet.
+    #: The config cannot be loaded, or the store cannot be reached or has not been created by a daemon yet, or
+    #: the API refused the API key (`validate`, `run --once`, `run --until-idle`, `trigger --dry-run`).
     CONFIG = 4
 
 
@@ -55,6 +58,18 @@ def standalone_process() -> bool:
 def fail(message: str, code: ExitCode) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
     raise typer.Exit(int(code))
+
+
+def refuse_sensitive_inputs(job: str, overrides: Mapping[str, str], sensitive: Collection[str]) -> None:
+    """Exit (USAGE) when --input names a sensitive input: a secret on the command line would be stored in the
+    clear with the fire, and shown."""
+    secret = sorted(overrides.keys() & set(sensitive))
+    if secret:
+        fail(
+            f"--input {', '.join(secret)}: sensitive input(s) of {job}; their values come from the job's "
+            "sensitive_inputs references, never from the command line",
+            ExitCode.USAGE,
+        )
 
 
 def config_or_exit(path: Path | None) -> Config:

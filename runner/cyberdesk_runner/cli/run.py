@@ -10,6 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from cyberdesk_runner.api_access import ApiKeyRefused
 from cyberdesk_runner.cli.common import (
     ConfigOption,
     ExitCode,
@@ -17,8 +18,10 @@ from cyberdesk_runner.cli.common import (
     err,
     fail,
     out,
+    refuse_sensitive_inputs,
     standalone_process,
 )
+from cyberdesk_runner.cli.dryrun import dry_run as dry_run_plan
 from cyberdesk_runner.cli.render import print_json, show
 from cyberdesk_runner.cli.shapes import fire_json
 from cyberdesk_runner.cli.waiting import TimeoutOption, WaitOption, report, wait_for_fire
@@ -73,7 +76,7 @@ def run(
         result = asyncio.run(main())
     except UnknownJobs as exc:
         fail(str(exc), ExitCode.NOT_FOUND)
-    except (StoreUnusable, UnprotectedServer) as exc:
+    except (StoreUnusable, UnprotectedServer, ApiKeyRefused) as exc:
         fail(str(exc), ExitCode.CONFIG)
     if until_idle or once:
         _print_summary(result)
@@ -119,10 +122,23 @@ def trigger(
     wait: WaitOption = False,
     timeout: TimeoutOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fire as JSON.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan (items, inputs, eligible desktops now) from the job file and the API; "
+            "record and create nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Record a manual fire of JOB; the running daemon (or the next one started) runs it."""
     overrides = _parse_inputs(input or [])
     settings = config_or_exit(config)
+    if dry_run:
+        if wait:
+            fail("--dry-run records nothing to --wait for", ExitCode.USAGE)
+        dry_run_plan(settings, job, overrides, as_json=as_json)
+        return
     store = Store(settings.store)
     try:
         store.upgrade()
@@ -131,13 +147,7 @@ def trigger(
             known = ", ".join(j.name for j in store.jobs.all()) or "none recorded yet (start the daemon once)"
             fail(f"no job named {job!r} (known: {known})", ExitCode.NOT_FOUND)
         # A secret given on the command line would be stored in the clear with the fire: refuse it.
-        secret = sorted(overrides.keys() & (state.definition.get("sensitive_inputs") or {}).keys())
-        if secret:
-            fail(
-                f"--input {', '.join(secret)}: sensitive input(s) of {job}; their values come from the job's "
-                "sensitive_inputs references, never from the command line",
-                ExitCode.USAGE,
-            )
+        refuse_sensitive_inputs(job, overrides, (state.definition.get("sensitive_inputs") or {}).keys())
         fire_id = store.fires.request(
             NewFire(job, "manual", None, input_overrides=overrides or None), datetime.now(UTC)
         )

@@ -16,6 +16,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
+from cyberdesk_runner.api_access import API_KEY_REFUSED
 from cyberdesk_runner.cli.access import NO_STORE_HINT, store_file_missing
 from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit
 from cyberdesk_runner.cli.render import (
@@ -45,7 +46,7 @@ DAEMON_COLUMNS = [
     Column("pid", justify="right"),
     Column("state", style_by_value=True),
     Column("heartbeat_age_s", ago, justify="right"),
-    Column("api_ok", lambda v: {True: "ok", False: "DOWN", None: "?"}[v]),
+    Column("api", lambda v: v or "?"),
     Column("webhook_url"),
     Column("webhook_up", lambda v: {True: "up", False: "DOWN", None: ""}[v]),
     Column("last_poll_at", when),
@@ -146,6 +147,7 @@ def _daemon_json(daemon: DaemonView, now: datetime, probe: bool) -> dict[str, An
         "heartbeat_age_s": seconds_between(daemon.heartbeat_at, now),
         "stopped_at": iso(daemon.stopped_at),
         "api_ok": health.get("api_ok"),
+        "api": _api_state(health),
         "webhook_url": webhook_url,
         "webhook_up": _probe(webhook_url) if probe and state == "running" and webhook_url else None,
         "last_poll_at": _iso_text(health.get("last_poll_at")),
@@ -153,6 +155,14 @@ def _daemon_json(daemon: DaemonView, now: datetime, probe: bool) -> dict[str, An
         "last_errors": list(health.get("last_errors") or []),
         "job_file_errors": list(health.get("job_file_errors") or []),
     }
+
+
+def _api_state(health: Mapping[str, Any]) -> str | None:
+    """ "ok", "unreachable" or "API key refused" (None before the daemon's first API call)."""
+    if isinstance(health.get("api"), str):
+        return str(health["api"])
+    ok = health.get("api_ok")  # a daemon of an older version says only this
+    return None if ok is None else ("ok" if ok else "unreachable")
 
 
 def _iso_text(value: Any) -> str | None:
@@ -215,7 +225,9 @@ def _problems(daemons: list[dict[str, Any]]) -> list[tuple[str, Any]]:
             problems.append((f"{daemon['id']} job file", error))
         if daemon["stale_loops"]:
             problems.append((f"{daemon['id']} stalled", ", ".join(daemon["stale_loops"])))
-        if daemon["api_ok"] is False:
+        if daemon["api"] == API_KEY_REFUSED:
+            problems.append((f"{daemon['id']} api", "API key refused: the Cyberdesk API answered 401/403"))
+        elif daemon["api_ok"] is False:
             problems.append((f"{daemon['id']} api", "the Cyberdesk API did not answer its last request"))
         if daemon["webhook_up"] is False:
             problems.append((f"{daemon['id']} webhook", f"{daemon['webhook_url']} does not answer"))

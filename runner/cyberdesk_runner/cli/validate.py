@@ -1,4 +1,9 @@
-"""`cyberdesk-runner validate`: check the config file and every job file without starting anything."""
+"""`cyberdesk-runner validate`: check the config file and every job file without starting anything.
+
+Unless `--offline`, it also asks the API (the embedded emulator when no key is configured) for its workflows,
+pools and desktops, and reports every name a job gives that the API does not have. An API that does not answer
+is a warning (the files may still be right); one that refuses the key is a config error.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from cyberdesk import CyberdeskError
+from cyberdesk_runner.cli.api import ask_api, where
 from cyberdesk_runner.config import Config, ConfigError, find_config_path, load_config
+from cyberdesk_runner.references import ApiNames, fetch_api_names, unknown_references
 from cyberdesk_runner.spec import JobFileError, LoadedJob, SpecError, load_jobs, resolve_sensitive_inputs
 from cyberdesk_runner.spec.errors import display_path
 
@@ -29,6 +37,13 @@ def validate(
             dir_okay=False,
         ),
     ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Check the files only: do not ask the API whether the workflows, pools and desktops exist.",
+        ),
+    ] = False,
 ) -> None:
     """Check the config file and every job file; print each problem as file:line:col: field: message."""
     try:
@@ -36,12 +51,19 @@ def validate(
     except ConfigError as exc:
         _fail(exc.errors)
     result = load_jobs(settings.jobs)
-    if result.errors:
-        _fail(result.errors)
-    typer.echo(_config_line(settings))
     jobs = sorted(result.jobs.values(), key=lambda job: job.name)
+    names, names_note = (None, "names not checked (--offline)") if offline else _ask_api(settings)
+    errors = list(result.errors)
+    if names is not None:
+        errors += [error for job in jobs for error in unknown_references(job, names)]
+    if errors:
+        if names is None and not offline:
+            typer.echo(f"warning: {names_note}")
+        _fail(sorted(errors, key=lambda e: (str(e.file), e.line or 0, e.column or 0)))
+    typer.echo(_config_line(settings))
     typer.echo(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} OK in {display_path(settings.jobs)}")
     _print_table([_job_row(job) for job in jobs])
+    typer.echo(f"{'warning: ' if names is None and not offline else ''}{names_note}")
     for job in jobs:
         # Secrets are read at dispatch time, so a missing one is not an error of the files; say it anyway.
         try:
@@ -49,6 +71,19 @@ def validate(
         except JobFileError as exc:
             for error in exc.errors:
                 typer.echo(f"warning: {error}")
+
+
+def _ask_api(settings: Config) -> tuple[ApiNames | None, str]:
+    """The API's names and a line saying where they came from, or None and why they could not be had.
+
+    Exits with the config error code when the API refuses the key.
+    """
+    try:
+        names = ask_api(settings, fetch_api_names)
+    except CyberdeskError as exc:
+        return None, f"names not checked: {where(settings)} did not answer ({exc})"
+    counts = f"{len(names.workflows)} workflows, {len(names.pools)} pools, {len(names.machines)} desktops"
+    return names, f"names checked against {where(settings)} ({counts})"
 
 
 def _fail(errors: list[SpecError]) -> NoReturn:

@@ -69,10 +69,13 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def suggest(word: str, choices: Collection[str]) -> str:
-    """`"; did you mean 'retry'?"` when a choice is close to `word`, else an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+def suggest(word: str, choices: Collection[str], n: int = 1) -> str:
+    """`"; did you mean 'retry'?"` (or `'a', 'b' or 'c'` with n=3) when choices are close to `word`, else ''."""
+    close = [repr(choice) for choice in difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)]
+    if not close:
+        return ""
+    listed = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+    return f"; did you mean {listed}?"
 
 
 def _convert(

@@ -3,13 +3,15 @@ reload of job files (edited schedules, removed jobs, broken files)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+from datetime import datetime, timedelta
 
-from sched_helpers import WORKFLOW_ID, Harness, utc
+from sched_helpers import WORKFLOW_ID, Harness, by_status, utc
 
 from cyberdesk_runner.catalog import JobCatalog
+from cyberdesk_runner.scheduling.policy import overlap_skip_reason
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import Assignment, DispatchView
+from cyberdesk_runner.store.records import Assignment, DispatchView, NewFire, NewItem, OverlapRule
 
 TEN = {"cron": "*/10 * * * *"}
 
@@ -98,6 +100,92 @@ def test_overlap_forbid_with_catchup_all_runs_the_first_and_skips_the_rest(harne
     harness.clock.set(utc(2026, 6, 1, 12, 35))
     harness.tick()
     assert [f.status for f in harness.fires("ten")] == ["running", "skipped", "skipped"]
+
+
+def test_overlap_forbid_holds_across_two_daemons_racing_the_same_slots(
+    harness: Harness, store_url: str
+) -> None:
+    """Two daemons (own store connections, own catalog) tick at the same instant while several slots of one
+    job are due at once: whichever records which slot, exactly one fire starts per round, never two at once.
+    (Here both usually meet on the first slot; the next test forces them onto different slots.)"""
+    _start(harness, overlap="forbid", catchup="all", max_delay="1d")
+    harness.finish_all("ten")
+    other_store = Store(store_url)  # its own engine and connections, like another process
+    other_catalog = JobCatalog(harness.folder)
+    harness.reload(other_catalog)
+    daemons = [
+        harness.new_scheduler(seed=1),
+        harness.new_scheduler(seed=2, store=other_store, catalog=other_catalog),
+    ]
+    for daemon in daemons:
+        daemon.tick()
+    errors: list[BaseException] = []
+
+    def tick(index: int, barrier: threading.Barrier) -> None:
+        try:
+            barrier.wait()
+            daemons[index].tick()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    try:
+        for round_ in range(8):
+            harness.advance(minutes=35)  # three slots due at once, for both daemons
+            barrier = threading.Barrier(2)
+            threads = [threading.Thread(target=tick, args=(i, barrier)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert errors == []
+            fires = harness.fires("ten")
+            running = [f for f in fires if f.status == "running"]
+            assert len(running) == 1, (round_, [(f.scheduled_for, f.status) for f in fires])
+            assert len({f.scheduled_for for f in fires}) == len(fires)  # and no slot recorded twice
+            harness.finish_all("ten")  # the fire ends: the next round may start one
+        assert by_status(harness.fires("ten"))["skipped"] >= 8 * 2
+    finally:
+        other_store.close()
+
+
+def test_overlap_forbid_holds_when_two_daemons_record_different_slots_at_the_same_moment(
+    harness: Harness, store_url: str
+) -> None:
+    """The worst interleaving, forced: each daemon (its own store connections) records a *different* slot of one
+    `forbid` job at the same instant, so neither sees the other's fire when it looks. The job lock taken where
+    the fire is recorded makes them take turns: one starts, the other is skipped, in every round."""
+    harness.clock.set(utc(2026, 6, 1, 12, 0))
+    harness.add_job("ten", None, overlap="forbid")
+    stores = [harness.store, Store(store_url)]
+    rule = OverlapRule("forbid", skip_reason=overlap_skip_reason)
+    errors: list[BaseException] = []
+
+    def record(index: int, slot: datetime, barrier: threading.Barrier) -> None:
+        try:
+            fire = NewFire("ten", "scheduled", slot, None)
+            barrier.wait()
+            stores[index].fires.start(fire, [NewItem({"n": index})], harness.clock.now(), rule)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    try:
+        for round_ in range(20):
+            first = utc(2026, 6, 1, 13, 0) + timedelta(hours=round_)
+            barrier = threading.Barrier(2)
+            threads = [
+                threading.Thread(target=record, args=(i, first + timedelta(minutes=10 * i), barrier))
+                for i in range(2)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert errors == []
+            fires = [f for f in harness.fires("ten") if f.scheduled_for and f.scheduled_for >= first]
+            assert sorted(f.status for f in fires) == ["running", "skipped"], round_
+            harness.finish_all("ten")
+    finally:
+        stores[1].close()
 
 
 # -- pause and resume ------------------------------------------------------------------------------------

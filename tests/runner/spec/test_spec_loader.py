@@ -218,7 +218,7 @@ def test_shipped_examples_load_without_errors() -> None:
     assert claims.spec.workflow == "Submit insurance claim"
     assert claims.spec.target.pool == "claims-team"
     assert claims.spec.concurrency == 4 and claims.spec.timeout == timedelta(minutes=30)
-    assert claims.spec.retry.max_attempts == 3 and claims.spec.retry.backoff == timedelta(seconds=5)
+    assert claims.spec.retry.max_attempts == 5 and claims.spec.retry.backoff == timedelta(seconds=2)
     assert [(e.cron, e.timezone) for e in claims.spec.schedule] == [("0 6 * * 1-5", "America/New_York")]
     items = load_items(claims)
     assert len(items) == 12 and set(items[0]) == {"claim_id", "patient_name", "amount"}
