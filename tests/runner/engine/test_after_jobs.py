@@ -163,7 +163,8 @@ async def test_a_multi_step_upstream_job_is_read_by_step_alias_or_its_last_step(
             attempt = next(a for a in h.rows("attempt") if a["id"] == step["attempt_id"])
             upstream_steps.setdefault(items[attempt["item_id"]]["seq"], []).append(step)
         by_step = [
-            {s["step_index"]: s["output"]["claims"] for s in upstream_steps[seq]} for seq in sorted(upstream_steps)
+            {s["step_index"]: s["output"]["claims"] for s in upstream_steps[seq]}
+            for seq in sorted(upstream_steps)
         ]
         [aliased] = _fires(h, "by-alias")
         [last] = _fires(h, "last-step")
