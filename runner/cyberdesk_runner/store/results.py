@@ -97,7 +97,9 @@ class Results(Aggregate):
                 if r.step_index is None:
                     outputs: tuple[StepOutput, ...] = (StepOutput(None, r.output),)
                 else:
-                    outputs = tuple(StepOutput(s.alias or str(s.step_index + 1), s.step_output) for s in steps)
+                    outputs = tuple(
+                        StepOutput(s.alias or str(s.step_index + 1), s.step_output) for s in steps
+                    )
                 yield ResultRow(
                     r.id,
                     r.seq,

@@ -93,6 +93,9 @@ def test_every_step_succeeding_ends_the_attempt_with_the_last_steps_output(store
         ("update", {"updated": True}),
     ]
     assert store.steps.in_flight() == [] and store.steps.open_after_end() == []
+    # The exit summary counts every step's run (one chain of three).
+    [summary] = store.counts.summary_since(T0)
+    assert (summary.items_succeeded, summary.runs_created) == (1, 3)
 
 
 def test_a_failed_step_ends_the_attempt_once_the_steps_before_it_are_heard(store: Store) -> None:
