@@ -5,7 +5,8 @@ and have no fire of this job after them; each gets exactly one downstream fire (
 - without `items_from_output`: the job's own items, as a manual fire would have;
 - with it: one item per element of the list at that path in the output of each succeeded upstream item (a
   mapping element's keys become inputs, a scalar goes under `value`; a mapping gives one item), ordered by
-  upstream item then element, merged over the job's `inputs`; no element at all records a skipped fire.
+  upstream item then element, merged over the job's `inputs`; no element at all records a skipped fire. For a
+  multi-step upstream job a path starting with a step alias reads that step's output, any other the last step's.
 Exactly once comes from the store (one fire per (upstream fire, job), see store/lineage.py): this follow-up is
 idempotent, so it runs on every daemon, after restarts and crashes, and the second to record finds it done.
 Only upstream fires that ended within the job's `max_delay` are followed, as late slots of schedules are not.
@@ -66,7 +67,7 @@ def items_from_outputs(job: ActiveJob, outputs: list[UpstreamOutput], fleet: Fle
     spec = job.loaded.spec
     path = spec.items_from_output
     assert path is not None
-    sets = [element for out in outputs for element in elements_at(out.output, path)]
+    sets = [element for out in outputs for element in elements_at(out.output, path, out.by_alias)]
     inputs = copy.deepcopy(spec.inputs)
     desktops = [d for d in fleet.select(job.target) if d.connected]
     return plan_items(

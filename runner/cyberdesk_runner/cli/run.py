@@ -36,7 +36,7 @@ from cyberdesk_runner.daemon import (
 from cyberdesk_runner.logs import configure
 from cyberdesk_runner.process import tune_daemon_process
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import NewFire
+from cyberdesk_runner.store.records import JobSummary, NewFire
 
 
 def register(app: typer.Typer) -> None:
@@ -89,6 +89,7 @@ def _print_summary(result: RunResult) -> None:
     table.add_column("job", no_wrap=True)
     for column in ("succeeded", "failed", "cancelled", "retried", "runs", "unplanned"):
         table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
     for s in result.summaries:
         table.add_row(
             s.job_name,
@@ -98,13 +99,22 @@ def _print_summary(result: RunResult) -> None:
             str(s.items_retried),
             str(s.runs_created),
             str(s.fires_failed),
+            _kind(s),
         )
     show(table)
     out.print(
-        "items: succeeded, failed, cancelled, retried (needed more than one run); runs: runs created; "
-        "unplanned: fires that could not start (unknown workflow, no desktop)",
+        "items: succeeded, failed, cancelled, retried (needed more than one run); runs: runs created (each "
+        "step of a chain counts); unplanned: fires that could not start (unknown workflow, no desktop); "
+        "kind: steps per item (one chain each), or the job whose fires it follows",
         style="dim",
     )
+
+
+def _kind(summary: JobSummary) -> str:
+    kinds = [f"{summary.steps} steps"] if summary.steps else []
+    if summary.after:
+        kinds.append(f"after {summary.after}")
+    return ", ".join(kinds)
 
 
 def trigger(

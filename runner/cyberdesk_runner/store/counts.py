@@ -18,6 +18,8 @@ from cyberdesk_runner.store.tables import (
     attempt_t,
     fire_t,
     item_t,
+    job_t,
+    step_run_t,
 )
 
 
@@ -66,6 +68,14 @@ class Counts(Aggregate):
                     .group_by(attempt_t.c.job_name)
                 ).all()
             )
+            # A chain's attempt holds its first step's run; its other steps are runs too.
+            for name, more in conn.execute(
+                sa.select(attempt_t.c.job_name, sa.func.count())
+                .select_from(attempt_t.join(step_run_t, step_run_t.c.attempt_id == attempt_t.c.id))
+                .where(attempt_t.c.created_at >= since, step_run_t.c.step_index > 0)
+                .group_by(attempt_t.c.job_name)
+            ):
+                runs[name] = runs.get(name, 0) + more
             failed_fires: dict[str, int] = dict(
                 conn.execute(
                     sa.select(fire_t.c.job_name, sa.func.count())
@@ -75,6 +85,14 @@ class Counts(Aggregate):
                     .group_by(fire_t.c.job_name)
                 ).all()
             )
+            definitions = {
+                r.name: r.definition or {}
+                for r in conn.execute(
+                    sa.select(job_t.c.name, job_t.c.definition).where(
+                        job_t.c.name.in_(sorted({r.job_name for r in items} | set(failed_fires)))
+                    )
+                )
+            }
         per_job: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for name in failed_fires:
             per_job[name]
@@ -91,6 +109,8 @@ class Counts(Aggregate):
                 c["retried"],
                 runs.get(name, 0),
                 failed_fires.get(name, 0),
+                len(definitions.get(name, {}).get("steps") or ()),
+                (definitions.get(name, {}).get("after") or {}).get("job"),
             )
             for name, c in sorted(per_job.items())
         ]

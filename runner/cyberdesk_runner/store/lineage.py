@@ -8,15 +8,15 @@ the key taken, and an upstream fire that ended while no daemon ran is found here
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
 
-from cyberdesk_runner.store.core import Aggregate
-from cyberdesk_runner.store.tables import attempt_t, fire_t, item_t
+from cyberdesk_runner.store.core import Aggregate, chunks
+from cyberdesk_runner.store.tables import attempt_t, fire_t, item_t, step_run_t
 
 __all__ = ["Lineage", "UpstreamFire", "UpstreamOutput"]
 
@@ -30,11 +30,13 @@ class UpstreamFire:
 
 @attrs.frozen
 class UpstreamOutput:
-    """The output of one succeeded item of an upstream fire (its succeeded attempt's), in item order."""
+    """The output of one succeeded item of an upstream fire (its succeeded attempt's), in item order. For a
+    multi-step item, `output` is the last step's and `by_alias` holds each aliased step's output."""
 
     item_id: str
     seq: int
     output: Any
+    by_alias: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 class Lineage(Aggregate):
@@ -68,20 +70,33 @@ class Lineage(Aggregate):
             return [UpstreamFire(r.id, r.status, r.finished_at) for r in conn.execute(query)]
 
     def succeeded_outputs(self, fire_id: str) -> list[UpstreamOutput]:
-        """The output of each succeeded item of a fire (its succeeded attempt's), in item order."""
+        """The output of each succeeded item of a fire (its succeeded attempt's), in item order, with the outputs
+        of its aliased steps when it has steps."""
         query = (
-            sa.select(item_t.c.id, item_t.c.seq, attempt_t.c.output)
+            sa.select(item_t.c.id, item_t.c.seq, attempt_t.c.id.label("attempt_id"), attempt_t.c.output)
             .join(attempt_t, attempt_t.c.item_id == item_t.c.id)
             .where(
                 item_t.c.fire_id == fire_id, item_t.c.status == "succeeded", attempt_t.c.status == "success"
             )
             .order_by(item_t.c.seq, attempt_t.c.number.desc())
         )
-        outputs: dict[str, UpstreamOutput] = {}
+        found: dict[str, tuple[int, str, Any]] = {}
+        by_alias: dict[str, dict[str, Any]] = {}
         with self.core.read() as conn:
             for row in conn.execute(query):
-                outputs.setdefault(row.id, UpstreamOutput(row.id, row.seq, row.output))
-        return list(outputs.values())
+                found.setdefault(row.id, (row.seq, row.attempt_id, row.output))
+            for chunk in chunks([attempt_id for _seq, attempt_id, _output in found.values()]):
+                steps = conn.execute(
+                    sa.select(step_run_t.c.attempt_id, step_run_t.c.alias, step_run_t.c.output).where(
+                        step_run_t.c.attempt_id.in_(list(chunk)), step_run_t.c.alias.is_not(None)
+                    )
+                )
+                for step in steps:
+                    by_alias.setdefault(step.attempt_id, {})[step.alias] = step.output
+        return [
+            UpstreamOutput(item_id, seq, output, by_alias.get(attempt_id, {}))
+            for item_id, (seq, attempt_id, output) in found.items()
+        ]
 
     def downstream_fires(self, fire_id: str) -> list[tuple[str, str, str]]:
         """(fire id, job, status) of the fires made after `fire_id`."""

@@ -264,9 +264,14 @@ class JobSummary:
     items_failed: int
     items_cancelled: int
     items_retried: int
+    #: Cyberdesk runs created: each step of a multi-step item's chain counts.
     runs_created: int
     #: Fires that could not run at all (unknown workflow, no desktop selected, unreadable items file).
     fires_failed: int = 0
+    #: Steps per item of a multi-step job (0 for a single workflow).
+    steps: int = 0
+    #: The job it runs after (`after.job`), if any.
+    after: str | None = None
 
 
 @attrs.frozen

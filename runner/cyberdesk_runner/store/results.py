@@ -3,11 +3,13 @@
 A fire of 100,000 items is never read whole: rows come from one query in item order, fetched `batch` at a time
 (a server-side cursor on PostgreSQL, SQLite's own stepping), and the caller writes each row out before the next
 batch is read. The final attempt of an item is the one numbered `item.attempts` (dispatch numbers attempts
-1, 2, ... and writes the number on the item in the same transaction).
+1, 2, ... and writes the number on the item in the same transaction). The step runs of a multi-step attempt come
+in the same query (one database row per step, in step order, grouped back into one result row as they stream).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 
 from cyberdesk_runner.store.core import Aggregate
 from cyberdesk_runner.store.records import FINAL_FIRE_STATUSES
-from cyberdesk_runner.store.tables import attempt_t, fire_t, item_t
+from cyberdesk_runner.store.tables import attempt_t, fire_t, item_t, step_run_t
 
 #: Rows fetched per round trip while streaming results.
 RESULT_BATCH = 1000
@@ -57,6 +59,9 @@ _COLUMNS = (
     attempt_t.c.machine_id.label("run_machine_id"),
     attempt_t.c.machine_name.label("run_machine_name"),
     attempt_t.c.output,
+    step_run_t.c.step_index,
+    step_run_t.c.alias,
+    step_run_t.c.output.label("step_output"),
 )
 
 
@@ -66,22 +71,35 @@ class Results(Aggregate):
     def result_rows(
         self, fire_id: str, *, status: str | None = None, batch: int = RESULT_BATCH
     ) -> Iterator[ResultRow]:
-        """The fire's items in order (only those in `status` when given), each with its final attempt.
+        """The fire's items in order (only those in `status` when given), each with its final attempt: its run's
+        output, or for a multi-step attempt each step's output under its alias (or number).
 
         A generator holding one read transaction open: consume it (or close it) promptly.
         """
         final = sa.and_(attempt_t.c.item_id == item_t.c.id, attempt_t.c.number == item_t.c.attempts)
         query = (
             sa.select(*_COLUMNS)
-            .select_from(item_t.outerjoin(attempt_t, final))
+            .select_from(
+                item_t.outerjoin(attempt_t, final).outerjoin(
+                    step_run_t, step_run_t.c.attempt_id == attempt_t.c.id
+                )
+            )
             .where(item_t.c.fire_id == fire_id)
-            .order_by(item_t.c.seq, item_t.c.id)
+            .order_by(item_t.c.seq, item_t.c.id, step_run_t.c.step_index)
         )
         if status is not None:
             query = query.where(item_t.c.status == status)
         with self.core.read() as conn:
             rows = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
-            for r in rows:
+            for _item, group in itertools.groupby(rows, key=lambda r: r.id):
+                steps = list(group)  # one row per step run (one row for a single-run item)
+                r = steps[0]
+                if r.step_index is None:
+                    outputs: tuple[StepOutput, ...] = (StepOutput(None, r.output),)
+                else:
+                    outputs = tuple(
+                        StepOutput(s.alias or str(s.step_index + 1), s.step_output) for s in steps
+                    )
                 yield ResultRow(
                     r.id,
                     r.seq,
@@ -90,8 +108,9 @@ class Results(Aggregate):
                     r.run_machine_name or r.run_machine_id or r.machine_name or r.machine_id,
                     r.run_id,
                     r.inputs or {},
-                    (StepOutput(None, r.output),),
-                    r.last_error,
+                    outputs,
+                    # A retried item that succeeded keeps its earlier attempt's error on the item; not its result.
+                    None if r.status == "succeeded" else r.last_error,
                 )
 
     def latest_finished_fire(self, job_name: str) -> str | None:

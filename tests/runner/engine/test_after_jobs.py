@@ -115,6 +115,72 @@ async def test_three_upstream_items_of_four_elements_make_one_fire_of_twelve(tmp
         assert await h.runtime.downstream.fire_once() == 0  # once only
 
 
+STEPS_FIXTURE: dict[str, Any] = {
+    **FIXTURE,
+    "workflows": [
+        *FIXTURE["workflows"],
+        {
+            "name": "Summarise",
+            "prompt": "Summarise {batch}",
+            "output_schema": {
+                "type": "object",
+                "properties": {
+                    "claims": {
+                        "type": "array",
+                        "minItems": 2,
+                        "items": {"type": "object", "properties": {"claim_id": {"type": "string"}}},
+                    }
+                },
+            },
+        },
+    ],
+}
+
+EXTRACT_IN_STEPS = """\
+name: extract
+target: {pool: team}
+retry: {max_attempts: 1}
+items: [{batch: a}, {batch: b}]
+steps:
+  - workflow: Extract
+    alias: listing
+  - workflow: Summarise
+"""
+
+
+async def test_a_multi_step_upstream_job_is_read_by_step_alias_or_its_last_step(tmp_path: Path) -> None:
+    jobs = {
+        "extract": EXTRACT_IN_STEPS,
+        "by-alias": _after("by-alias", "extract", path="listing.claims"),
+        "last-step": _after("last-step", "extract", path="claims"),
+    }
+    async with Harness(tmp_path, jobs, fixture=STEPS_FIXTURE, failure_rate=0.0) as h:
+        await h.trigger("extract")
+        await h.run_until_idle()
+        items = {i["id"]: i for i in h.rows("item")}
+        upstream_steps: dict[int, list[dict[str, Any]]] = {}
+        for step in h.rows("step_run"):
+            attempt = next(a for a in h.rows("attempt") if a["id"] == step["attempt_id"])
+            upstream_steps.setdefault(items[attempt["item_id"]]["seq"], []).append(step)
+        by_step = [
+            {s["step_index"]: s["output"]["claims"] for s in upstream_steps[seq]}
+            for seq in sorted(upstream_steps)
+        ]
+        [aliased] = _fires(h, "by-alias")
+        [last] = _fires(h, "last-step")
+        # `listing.claims`: the first step's list (4 elements per upstream item), in upstream item order.
+        assert [i["inputs"] for i in _items(h, aliased["id"])] == [
+            {"portal": "main", **c} for claims in by_step for c in claims[0]
+        ]
+        assert len(_items(h, aliased["id"])) == 8
+        # `claims` with no alias: the last step's list (2 elements each).
+        assert [i["inputs"] for i in _items(h, last["id"])] == [
+            {"portal": "main", **c} for claims in by_step for c in claims[1]
+        ]
+        assert len(_items(h, last["id"])) == 4
+        assert {aliased["status"], last["status"]} == {"succeeded"}
+
+
 async def test_when_failed_and_finished(tmp_path: Path) -> None:
     jobs = {
         "extract": EXTRACT.replace("{batch: c}", "{batch: bad}"),

@@ -50,7 +50,14 @@ def test_run_once_runs_every_example_job_and_prints_a_summary(tmp_path: Path) ->
     assert "Summary" in result.output
     # The pipeline: the dispatcher's fire ends, then its after-job runs one item per extracted claim.
     summary = result.output[result.output.index("Summary") :]
-    assert "extract-claims" in summary and "submit-extracted-claims" in summary
+    rows = {line.split()[0]: line.split() for line in summary.splitlines() if line.strip()[:1].isalpha()}
+    assert rows["submit-extracted-claims"][-2:] == ["after", "extract-claims"]
+    assert "extract-claims" in rows
+    # The multi-step job: its kind, and every step of each item's chain counted as a run.
+    charts = rows["update-patient-charts"]
+    assert charts[-2:] == ["2", "steps"]
+    succeeded, runs = int(charts[1]), int(charts[5])
+    assert succeeded >= 1 and runs == 2 * succeeded
 
 
 def test_run_once_exits_1_when_an_item_finally_fails(tmp_path: Path) -> None:
