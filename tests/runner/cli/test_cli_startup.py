@@ -3,11 +3,15 @@ the emulator) or svix before printing; `--help` and an unknown command still see
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import subprocess
 import sys
 
 import pytest
+import typer
 
+import cyberdesk_runner.cli as cli
 from cyberdesk_runner.cli.commands import COMMAND_MODULES
 
 _PROGRAM = """
@@ -48,3 +52,17 @@ def test_an_unknown_command_is_refused_with_every_command_known() -> None:
     result = _cli("nosuch")
     assert result.returncode == 2
     assert "No such command 'nosuch'" in result.stderr
+
+
+def test_every_command_module_is_mapped_by_the_commands_it_registers() -> None:
+    """A command module missing from COMMAND_MODULES would be missing from the CLI altogether."""
+    registered: dict[str, str] = {}
+    for info in pkgutil.iter_modules(cli.__path__):
+        module = importlib.import_module(f"cyberdesk_runner.cli.{info.name}")
+        if info.name == "commands" or not callable(getattr(module, "register", None)):
+            continue
+        app = typer.Typer()
+        module.register(app)
+        names = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+        registered |= {str(name): info.name for name in names}
+    assert registered == COMMAND_MODULES
