@@ -1,4 +1,4 @@
-"""Benchmark: how late does the scheduler record fires? (target: p99 < 250 ms)
+"""Benchmark: how late does the scheduler record fires? (target, issue 18: p99 <= 50 ms with 60 jobs on SQLite)
 
 A few dozen jobs on every-second crons (`* * * * * *`) and a real `Scheduler` ticking in a loop like the daemon
 does (sleep until the time `tick()` returns, at most 1 s) against a real store (SQLite file by default). The
@@ -136,6 +136,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         store.close()
 
     lateness_ms = [v * 1000 for v in store.lateness]
+    if not lateness_ms:
+        # Nothing to take percentiles of: say why instead of failing on an empty list.
+        raise SystemExit(
+            f"no scheduled fire was recorded in {args.seconds:g}s after the warm-up ({len(tick_times)} ticks); "
+            "is the store reachable and are the jobs' schedules due (every second)?"
+        )
     busy_ticks = sorted(tick_times)[-len(tick_times) // 2 :]
     print(f"store: {'SQLite file' if args.store is None else store.url.split('@')[-1]}")
     print(f"jobs: {args.jobs} every-second crons; measured {args.seconds:.0f}s; fires: {len(lateness_ms)}")
@@ -148,8 +154,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         f"tick duration (ms): median of busy half {statistics.median(busy_ticks) * 1000:.1f}  "
         f"max {max(tick_times) * 1000:.1f}  ticks: {len(tick_times)}"
     )
-    verdict = "OK" if percentile(lateness_ms, 0.99) < 250 else "ABOVE TARGET"
-    print(f"target p99 < 250 ms: {verdict}")
+    verdict = "OK" if percentile(lateness_ms, 0.99) <= 50 else "ABOVE TARGET"
+    print(f"target p99 <= 50 ms: {verdict}")
     return {
         "fires": len(lateness_ms),
         "lateness_p50_ms": statistics.median(lateness_ms),

@@ -36,6 +36,12 @@ from cyberdesk_runner.tracking.sink import ObservationSink
 
 log = get_logger("cyberdesk_runner")
 
+#: A daemon round that claimed fewer than this many attempts makes the next one wait DISPATCH_GATHER seconds first:
+#: when desktops free up one by one (slow news), a round per freed desktop costs a store transaction each; a short
+#: wait lets a few share one. Busy rounds (a burst of freed desktops, a backlog) never wait.
+SMALL_ROUND = 16
+DISPATCH_GATHER = 0.025
+
 _FIRE_OUTCOMES = frozenset(
     {"fire_started", "fire_succeeded", "fire_failed", "fire_cancelled", "fire_skipped"}
 )
@@ -77,6 +83,8 @@ class Runtime:
         self.reference_errors: list[SpecError] = []
         self._on_wake = on_wake
         self._workflow_names: dict[str, str | None] = {}
+        #: Attempts the last daemon round claimed (see SMALL_ROUND).
+        self._last_claimed = SMALL_ROUND
         self.sink = ObservationSink(
             store=store,
             clock=clock,
@@ -287,6 +295,8 @@ class Runtime:
         in tests); the daemon's loop does not wait: answers are recorded as they come, and a round ends when
         enough calls are waiting.
         """
+        if not wait and self._last_claimed < SMALL_ROUND:
+            await asyncio.sleep(DISPATCH_GATHER)  # freed desktops trickle in: gather a few per round
         await self.plan_requested_fires()
         if self.fleet_loaded:
             await self.downstream.fire_once()  # upstream fires that ended: their `after:` jobs' fires
@@ -299,9 +309,10 @@ class Runtime:
             # Desktops freed meanwhile wake the next round; only a full batch says more is due right now.
             if not self.dispatcher.more_due or self.dispatcher.throttled:
                 break
-        await self.dispatcher.settle_once()
+        settled = await self.dispatcher.settle_once()
         if wait:
             await self.dispatcher.drain()
+        self._last_claimed = started + settled
         return started
 
     async def refresh_gauges(self) -> None:

@@ -21,10 +21,11 @@ import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-from svix.webhooks import Webhook
+if TYPE_CHECKING:
+    from svix.webhooks import Webhook
 
 from .models import DownedMachinesEvent, ModelError, RunCompletedEvent, UnknownWebhookEvent
 
@@ -63,7 +64,11 @@ class WebhookVerificationError(Exception):
         self.reason = reason
 
 
-def _webhook(secret: str) -> Webhook:
+def _webhook(secret: str) -> "Webhook":
+    # Imported on first use: svix's package imports its whole API client (over a second on a loaded machine),
+    # which every `import cyberdesk` (and so every CLI command) would otherwise pay.
+    from svix.webhooks import Webhook
+
     try:
         if not secret.removeprefix("whsec_"):
             raise ValueError("empty")  # svix 2.x refuses it too; svix 1.x would accept an empty key

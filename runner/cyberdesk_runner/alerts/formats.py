@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from svix.webhooks import Webhook
-
 from cyberdesk_runner.config import AlertDestination
 
 _TITLES = {
@@ -37,6 +35,9 @@ def request_for(
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     headers = {"content-type": "application/json", "webhook-id": alert_id}
     if destination.secret is not None:
+        # Imported on first use: svix's package is slow to import (see cyberdesk.webhooks).
+        from svix.webhooks import Webhook
+
         signature = Webhook(destination.secret.get_secret_value()).sign(alert_id, now, body)
         headers |= {"webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
     return body.encode(), headers

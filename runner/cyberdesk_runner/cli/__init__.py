@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+
 import typer
 
 app = typer.Typer(
@@ -13,11 +16,19 @@ app = typer.Typer(
 )
 
 
-def build_app() -> typer.Typer:
+@app.callback()
+def _group() -> None:
+    # A group even when only one command is registered (see build_app): `cyberdesk-runner show F` must not be
+    # read as a single-command app's arguments.
+    pass
+
+
+def build_app(argv: Sequence[str] | None = None) -> typer.Typer:
+    """The app with every command, or with `argv` (a command line) only the command it names (commands.py)."""
     from cyberdesk_runner.cli.commands import register_all
 
-    if not app.registered_commands:
-        register_all(app)
+    if not app.registered_commands and not app.registered_groups:
+        register_all(app, argv)
     return app
 
 
@@ -26,4 +37,4 @@ def main() -> None:
     from cyberdesk_runner.cli import common
 
     common.STANDALONE = True
-    build_app()()
+    build_app(sys.argv[1:])()

@@ -1,38 +1,47 @@
-"""Every command of the CLI, registered on the one Typer app."""
+"""Every command of the CLI, registered on the one Typer app: all of them, or only the one being run.
+
+A command's module imports what it needs (`run` the daemon, uvicorn and the emulator; `alerts` its HTTP
+client); registering only the command named on the command line keeps `fires` or `show F` from paying for the
+others' imports before printing anything.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
+
 import typer
 
+#: Command (or group) name -> the module under cyberdesk_runner.cli that registers it; in help order.
+COMMAND_MODULES: dict[str, str] = {
+    "run": "run",
+    "trigger": "run",
+    "validate": "validate",
+    "jobs": "jobs",
+    "fires": "inspect",
+    "runs": "inspect",
+    "show": "show",
+    "results": "results",
+    "alerts": "alerts",
+    "watch": "watch",
+    "status": "status",
+    "pause": "control",
+    "resume": "control",
+    "cancel": "control",
+    "retry": "control",
+    "emulator": "emulator",
+    "db": "db",
+    "hash-password": "password",
+}
 
-def register_all(app: typer.Typer) -> None:
-    from cyberdesk_runner.cli.alerts import register as register_alerts
-    from cyberdesk_runner.cli.control import register as register_control
-    from cyberdesk_runner.cli.db import register as register_db
-    from cyberdesk_runner.cli.emulator import register as register_emulator
-    from cyberdesk_runner.cli.inspect import register as register_inspect
-    from cyberdesk_runner.cli.jobs import register as register_jobs
-    from cyberdesk_runner.cli.password import register as register_password
-    from cyberdesk_runner.cli.results import register as register_results
-    from cyberdesk_runner.cli.run import register as register_run
-    from cyberdesk_runner.cli.show import register as register_show
-    from cyberdesk_runner.cli.status import register as register_status
-    from cyberdesk_runner.cli.validate import register as register_validate
-    from cyberdesk_runner.cli.watch import register as register_watch
 
-    for register in (
-        register_run,
-        register_validate,
-        register_jobs,
-        register_inspect,
-        register_show,
-        register_results,
-        register_alerts,
-        register_watch,
-        register_status,
-        register_control,
-        register_emulator,
-        register_db,
-        register_password,
-    ):
-        register(app)
+def register_all(app: typer.Typer, argv: Sequence[str] | None = None) -> None:
+    """Register every command; with `argv` (the command line's arguments) only the named command's module,
+    if it names one (anything else, such as `--help`, gets them all)."""
+    named = next((arg for arg in argv or () if not arg.startswith("-")), None)
+    if named in COMMAND_MODULES:
+        modules = [COMMAND_MODULES[named]]
+    else:
+        modules = list(dict.fromkeys(COMMAND_MODULES.values()))
+    for module in modules:
+        importlib.import_module(f"cyberdesk_runner.cli.{module}").register(app)

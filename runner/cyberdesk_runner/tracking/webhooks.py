@@ -6,6 +6,7 @@ middleware and request objects cost more than the signature check does.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -32,6 +33,9 @@ class WebhookReceiver:
         self._secret = secret
         self._sink = sink
         self._metrics = metrics
+        # cyberdesk.webhooks imports svix on first use (slow: it loads svix's whole API client); the daemon
+        # pays for it now rather than in its first delivery's latency.
+        importlib.import_module("svix.webhooks")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
