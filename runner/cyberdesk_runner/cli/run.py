@@ -10,6 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from cyberdesk.emulator import FixtureError
 from cyberdesk_runner.api_access import ApiKeyRefused
 from cyberdesk_runner.cli.common import (
     ConfigOption,
@@ -78,6 +79,8 @@ def run(
         fail(str(exc), ExitCode.NOT_FOUND)
     except (StoreUnusable, UnprotectedServer, ApiKeyRefused) as exc:
         fail(str(exc), ExitCode.CONFIG)
+    except FixtureError as exc:  # the embedded emulator's fleet fixture (missing, unreadable or malformed)
+        fail(f"emulator.fixture: {exc}", ExitCode.CONFIG)
     if until_idle or once:
         _print_summary(result)
         if result.failed:

@@ -1,4 +1,5 @@
-"""Exit codes (unknown job or id: 3; bad usage: 2; no store: 4) and masking of sensitive inputs."""
+"""Exit codes (unknown job or id: 3; bad usage: 2; no store or a bad emulator fixture: 4) and masking of sensitive
+inputs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from cli_support import SECRET, Env
+from typer.testing import CliRunner
 
+from cyberdesk_runner.cli import build_app
 from cyberdesk_runner.cli.common import ExitCode
 
 
@@ -119,3 +122,20 @@ def test_json_is_plain_json_on_stdout(history: Env) -> None:
         result = history.cli(*args, "--json")
         assert result.exit_code == 0
         json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("fixture", ["nope.yaml", "broken.yaml"])
+def test_the_daemon_with_a_missing_or_broken_emulator_fixture_exits_with_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixture: str
+) -> None:
+    (tmp_path / "broken.yaml").write_text("pools: 12\n", encoding="utf-8")
+    store = tmp_path / "store.sqlite"
+    (tmp_path / "config.yaml").write_text(
+        f"store: sqlite:///{store}\nemulator: {{fixture: {fixture}}}\n", encoding="utf-8"
+    )
+    (tmp_path / "jobs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(build_app(), ["run", "--once"])
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert result.stderr.startswith("error: emulator.fixture: ") and fixture in result.stderr
+    assert "Traceback" not in result.output
