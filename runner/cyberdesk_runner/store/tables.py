@@ -153,6 +153,11 @@ class AttemptRow(SQLModel, table=True):
     cancel_requested: bool = False
     error: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     output: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    #: The run's `usage_metadata` as the API sent it (free-form), and the two figures the runner sums from it
+    #: (None when the run did not say): tokens and billed seconds (`store.usage`).
+    usage: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON(none_as_null=True)))
+    tokens: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    billed_seconds: float | None = Field(default=None)
 
 
 class EventRow(SQLModel, table=True):
