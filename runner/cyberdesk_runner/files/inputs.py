@@ -8,8 +8,8 @@ the record fails the attempt clearly instead of sending other bytes under the sa
 
 A file missing at the first call fails that item before any create call; the fire's other items go on.
 
-Chains (multi-step jobs) take the same list as `shared_file_inputs`: `attach_files` returns SDK `FileInput`s
-and knows nothing of the body they go in.
+Chains (multi-step jobs) send the same list once, as `shared_file_inputs`: `attach_files` returns SDK
+`FileInput`s and knows nothing of the body they go in (dispatch.py puts them there).
 """
 
 from __future__ import annotations

@@ -149,3 +149,36 @@ async def test_a_file_changed_between_record_and_repeat_fails_the_attempt_instea
         [attempt] = h.rows("attempt")
         assert attempt["status"] == "rejected"
         assert "changed since this attempt's first create call" in attempt["error"][0]
+
+
+async def test_a_multi_step_job_sends_its_files_once_as_the_chains_shared_files(tmp_path: Path) -> None:
+    fixture = {
+        "pools": [{"name": "clinic"}],
+        "machines": [{"name": f"desk-{i}", "pools": ["clinic"]} for i in range(1, 3)],
+        "workflows": [
+            {"name": "Upload", "prompt": "Upload {claim_id}"},
+            {"name": "Submit", "prompt": "Submit"},
+        ],
+    }
+    job = """
+        name: claims
+        target: {pool: clinic}
+        items: [{claim_id: C-1}, {claim_id: C-2}]
+        files: [{path: "data/claims/{claim_id}.pdf"}]
+        steps:
+          - workflow: Upload
+          - workflow: Submit
+    """
+    async with Harness(tmp_path, {"claims": job}, fixture=fixture) as h:
+        files = _write_claims(h, "C-1")
+        await h.trigger("claims")
+        await h.run_until_idle()
+        runs = h.emulator_runs()
+        assert len(runs) == 2 and {r.input_values["claim_id"] for r in runs} == {
+            "C-1"
+        }  # one chain of 2 steps
+        for run in runs:  # the emulator hands the chain's shared files to each of its runs
+            assert [a.content for a in _inputs_of(h, run)] == [files["C-1"]]
+        items = {i["inputs"]["claim_id"]: i for i in h.rows("item")}
+        assert items["C-1"]["status"] == "succeeded"
+        assert items["C-2"]["status"] == "failed" and "file not found" in items["C-2"]["last_error"]
