@@ -52,3 +52,33 @@ async def test_a_fire_over_its_budget_creates_no_more_runs(tmp_path: Path) -> No
         assert statuses == ["failed"] * 4 + ["succeeded"] * 2
         kinds = [e["kind"] for e in h.rows("event")]
         assert kinds.count("fire_over_budget") == 1
+
+
+async def test_a_multi_step_attempt_costs_what_its_steps_cost(tmp_path: Path) -> None:
+    fixture = {
+        "pools": [{"name": "clinic"}],
+        "machines": [{"name": "desk-1", "pools": ["clinic"]}],
+        "workflows": [
+            {"name": "Sign in", "prompt": "Sign in {p}"},
+            {"name": "Update", "prompt": "Update {p}"},
+        ],
+    }
+    job = """
+        name: chart
+        target: {pool: clinic}
+        items: [{p: p-1}]
+        steps:
+          - workflow: Sign in
+          - workflow: Update
+    """
+    async with Harness(tmp_path, {"chart": job}, fixture=fixture) as h:
+        fire_id = await h.trigger("chart")
+        await h.run_until_idle()
+        runs = h.emulator_runs()
+        assert len(runs) == 2
+        tokens = sum(r.usage_metadata["total_tokens"] for r in runs)
+        seconds = sum(r.usage_metadata["billed_seconds"] for r in runs)
+        [usage] = h.store.usage.by_fire([fire_id]).values()
+        assert (usage.runs, usage.tokens, usage.billed_seconds) == (1, tokens, seconds)
+        [attempt] = h.rows("attempt")
+        assert attempt["usage"]["steps"] == [r.usage_metadata for r in runs]

@@ -2,6 +2,7 @@
 
 - attempt.usage (JSON): the run's `usage_metadata` as sent; attempt.tokens, attempt.billed_seconds: the figures
   the runner sums from it (`store.usage`).
+- step_run.usage (JSON): a step run's usage_metadata (a chain's attempt sums its steps').
 - attempt_file: what each attempt attached to its run (path, size, sha256; never the bytes), first record wins.
 - output_file: output attachments to download, one per (attempt, attachment, folder), claimed like result files.
 
@@ -32,6 +33,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("usage", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("tokens", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("billed_seconds", sa.Float(), nullable=True))
+    with op.batch_alter_table("step_run") as batch:
+        batch.add_column(sa.Column("usage", sa.JSON(), nullable=True))
     op.create_table(
         "attempt_file",
         sa.Column("attempt_id", sa.String(40), primary_key=True),
@@ -75,6 +78,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("output_file")
     op.drop_table("attempt_file")
+    with op.batch_alter_table("step_run") as batch:
+        batch.drop_column("usage")
     with op.batch_alter_table("attempt") as batch:
         batch.drop_column("billed_seconds")
         batch.drop_column("tokens")
