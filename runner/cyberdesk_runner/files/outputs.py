@@ -26,7 +26,14 @@ from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.files import NewOutputFile, OutputFile
 
-__all__ = ["DownloadRound", "download_round", "note_fire_outputs", "output_relative_path", "planned_paths"]
+__all__ = [
+    "DownloadRound",
+    "OutputListingError",
+    "download_round",
+    "note_fire_outputs",
+    "output_relative_path",
+    "planned_paths",
+]
 
 log = get_logger(__name__)
 
