@@ -13,18 +13,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-from cyberdesk import UNSET, ApiError, ChainStep, CyberdeskClient, RunCreate, WorkflowChainCreate
+from cyberdesk import UNSET, ApiError, ChainStep, CyberdeskClient, FileInput, RunCreate, WorkflowChainCreate
 from cyberdesk_runner.api_access import is_key_refused
 from cyberdesk_runner.catalog import ActiveJob, JobCatalog
 from cyberdesk_runner.clock import Clock
+from cyberdesk_runner.files.inputs import FileInputError, attach_files
 from cyberdesk_runner.fleet import Desktop, Fleet
 from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.metrics import Metrics
@@ -45,6 +47,11 @@ from cyberdesk_runner.tracking.news import CreatedRun, observation, unknown_stat
 
 log = get_logger(__name__)
 
+_R = TypeVar("_R")
+
+#: Most create calls carrying files at once: each holds its files' bytes several times over (base64, JSON body),
+#: so a job of large files is bounded in memory by this, not by max_in_flight_requests (bench/files_bench.py).
+_MOST_FILE_BODIES = 8
 #: Longest wait before repeating a create call whose outcome is unknown.
 _MAX_SETTLE_DELAY = timedelta(seconds=60)
 
@@ -86,6 +93,7 @@ class Dispatcher:
         self._record_created = record_created
         self._on_room = on_room
         self._requests = asyncio.Semaphore(max_in_flight_requests)
+        self._file_bodies = asyncio.Semaphore(_MOST_FILE_BODIES)
         #: Attempts claimed but not yet answered, at most: twice the calls in flight keeps the pipe full.
         self._most_claimed = 2 * max_in_flight_requests
         self._lease = lease
@@ -270,9 +278,16 @@ class Dispatcher:
         except JobFileError as exc:
             await self._finish(AttemptVerdict(ref.id, "rejected", [str(exc)], "dispatch"))
             return
-        body = _run_create(ref, sensitive)
-        async with self._requests:
-            response = await self._client.runs.create(body, idempotency_key=ref.idempotency_key)
+        response = await self._with_files(
+            ref,
+            job,
+            lambda files: self._client.runs.create(
+                _run_create(ref, sensitive, files), idempotency_key=ref.idempotency_key
+            ),
+        )
+        if isinstance(response, FileInputError):
+            await self._finish(AttemptVerdict(ref.id, "rejected", [str(response)], "files"))
+            return
         answered = self._clock.now()
         self._metrics.dispatch_lag.observe(max((answered - claimed_at).total_seconds(), 0.0))
         if response.data is not None:
@@ -295,9 +310,18 @@ class Dispatcher:
         except JobFileError as exc:
             await self._finish(AttemptVerdict(ref.id, "rejected", [str(exc)], "dispatch"))
             return
-        body = _chain_create(ref, job, self._fleet(), sensitive, step_sensitive)
-        async with self._requests:
-            response = await self._client.runs.chain(body, idempotency_key=ref.idempotency_key)
+        fleet = self._fleet()
+        response = await self._with_files(
+            ref,
+            job,
+            lambda files: self._client.runs.chain(
+                _chain_create(ref, job, fleet, sensitive, step_sensitive, files),
+                idempotency_key=ref.idempotency_key,
+            ),
+        )
+        if isinstance(response, FileInputError):
+            await self._finish(AttemptVerdict(ref.id, "rejected", [str(response)], "files"))
+            return
         answered = self._clock.now()
         self._metrics.dispatch_lag.observe(max((answered - claimed_at).total_seconds(), 0.0))
         if response.data is not None and len(response.data.run_ids) == len(steps):
@@ -310,6 +334,24 @@ class Dispatcher:
             await self._record_created([CreatedRun(ref.id, first, runs)])
         else:
             await self._unanswered(ref, response.error, answered, "runs.chain")
+
+    async def _with_files(
+        self, ref: AttemptRef, job: ActiveJob | None, call: Callable[[list[FileInput]], Awaitable[_R]]
+    ) -> _R | FileInputError:
+        """Make `call` with the attempt's files (`files/inputs.py`) inside the in-flight limits, or hand back
+        why the files cannot go (then no call is made).
+
+        Files are read only once the call may go, off the event loop, and on a repeat checked against the first
+        read; calls carrying files have a limit of their own, as each holds its files several times over."""
+        carries_files = job is None or bool(job.loaded.spec.files)  # no job: a repeat may still have files
+        async with self._file_bodies if carries_files else contextlib.nullcontext(), self._requests:
+            try:
+                files = await asyncio.to_thread(
+                    attach_files, self._store, job.loaded if job is not None else None, ref
+                )
+            except FileInputError as exc:
+                return exc
+            return await call(files)
 
     async def _unanswered(
         self, ref: AttemptRef, error: ApiError | None, answered: datetime, call: str
@@ -345,7 +387,7 @@ def _group(reasons: dict[str, str]) -> dict[str, list[str]]:
     return grouped
 
 
-def _run_create(ref: AttemptRef, sensitive: dict[str, str]) -> RunCreate:
+def _run_create(ref: AttemptRef, sensitive: dict[str, str], files: list[FileInput]) -> RunCreate:
     # The body must be the same on every repeat of one attempt: the API refuses a known key with another body.
     fields: dict[str, Any] = {
         "workflow_id": ref.workflow_id,
@@ -355,6 +397,8 @@ def _run_create(ref: AttemptRef, sensitive: dict[str, str]) -> RunCreate:
     }
     if sensitive:
         fields["sensitive_input_values"] = sensitive
+    if files:
+        fields["file_inputs"] = files
     return RunCreate(**fields)
 
 
@@ -364,6 +408,7 @@ def _chain_create(
     fleet: Fleet,
     sensitive: dict[str, str],
     step_sensitive: Sequence[dict[str, str]],
+    files: list[FileInput],
 ) -> WorkflowChainCreate:
     """The chain call of one attempt: the item's values are every step's shared inputs, each step adds its own
     (static, or `{"$ref": "alias.outputs.path"}` read by the API from an earlier step). Built the same way on
@@ -390,6 +435,8 @@ def _chain_create(
         fields["pool_ids"] = pool_ids
     if sensitive:
         fields["shared_sensitive_inputs"] = sensitive
+    if files:  # the job's files go to the session once, for every step
+        fields["shared_file_inputs"] = files
     return WorkflowChainCreate(**fields)
 
 

@@ -39,6 +39,18 @@ class Metrics:
             ["job", "outcome"],
             registry=r,
         )
+        self.tokens = Counter(
+            "cyberdesk_runner_tokens",
+            "Tokens used by ended runs, as their usage_metadata says",
+            ["job"],
+            registry=r,
+        )
+        self.billed_seconds = Counter(
+            "cyberdesk_runner_billed_seconds",
+            "Billed seconds of ended runs, as their usage_metadata says",
+            ["job"],
+            registry=r,
+        )
         self.dispatch_lag = Histogram(
             "cyberdesk_runner_dispatch_lag_seconds",
             "From an attempt's claim to its create call's answer",

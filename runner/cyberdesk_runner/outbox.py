@@ -14,12 +14,21 @@ import httpx
 
 from cyberdesk_runner.alerts.sender import routes_of, send_round
 from cyberdesk_runner.config import Config
+from cyberdesk_runner.files.outputs import OutputListingError, download_round, note_fire_outputs
 from cyberdesk_runner.fleet import Desktop
-from cyberdesk_runner.results.files import ResultFileRule, write_pending_result_files
+from cyberdesk_runner.logs import get_logger
+from cyberdesk_runner.results.files import (
+    ResultFileRule,
+    outputs_folder,
+    result_file_path,
+    write_pending_result_files,
+)
 from cyberdesk_runner.store.consequences import OutboxRules
 
 if TYPE_CHECKING:
     from cyberdesk_runner.runtime import Runtime
+
+log = get_logger(__name__)
 
 _RESULTS_LEASE = timedelta(minutes=5)
 #: Another daemon silent this long, with no clean stop, is lost (twice what `status` calls silent).
@@ -63,7 +72,12 @@ class Outbox:
                 store.daemons.try_lease, "results", self.owner, clock.now(), _RESULTS_LEASE
             )
             if leased:
-                await asyncio.to_thread(write_pending_result_files, store, self.rules, self.base, clock.now())
+                not_yet = await self._note_outputs()
+                await asyncio.to_thread(
+                    write_pending_result_files, store, self.rules, self.base, clock.now(), not_yet=not_yet
+                )
+            # Any daemon downloads: each attachment is claimed by one at a time (store.files).
+            await download_round(store, self.runtime.client, clock.now())
         if self.destinations:
             await self._watch()
             if self._client is None:
@@ -74,6 +88,32 @@ class Outbox:
         counts = await asyncio.to_thread(store.outbox.alert_counts)
         for status in ("pending", "sent", "failed", "digested"):
             metrics.alerts.labels(status).set(counts.get(status, 0))
+
+    async def _note_outputs(self) -> set[str]:
+        """Record the output attachments of fires whose result file is due, before the file names them;
+        returns the fires to leave for a later round (the API did not list their attachments)."""
+        store = self.runtime.store
+        not_yet: set[str] = set()
+        for fire_id, job_name, _ in await asyncio.to_thread(store.outbox.pending_result_files):
+            rule = self.rules.get(job_name)
+            job = self.runtime.catalog.get(job_name)
+            if rule is None or (
+                job is not None
+                and job.workflow_ids
+                and set(job.workflow_ids) <= self.runtime.workflows_without_exports
+            ):
+                continue  # a workflow that exports nothing: no list call per item
+            path = await asyncio.to_thread(
+                result_file_path, store, fire_id, job_name, rule.template, self.base
+            )
+            if path is None:
+                continue
+            try:
+                await note_fire_outputs(store, self.runtime.client, fire_id, job_name, outputs_folder(path))
+            except OutputListingError as exc:
+                log.warning("output_files_not_listed", fire=fire_id, job=job_name, error=str(exc))
+                not_yet.add(fire_id)
+        return not_yet
 
     async def _watch(self) -> None:
         """Raise what the daemon notices; each alert once by id, however many daemons look."""

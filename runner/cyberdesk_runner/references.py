@@ -30,9 +30,17 @@ class ApiNames:
     machines: Mapping[str, str | None]
 
 
-async def list_workflows(client: CyberdeskClient) -> dict[str, str | None]:
-    """Every workflow, id -> name (raises CyberdeskError when a page fails)."""
-    return {str(w.id): _text(w.name) async for w in client.workflows.iter()}
+async def list_workflows(
+    client: CyberdeskClient, *, without_exports: set[str] | None = None
+) -> dict[str, str | None]:
+    """Every workflow, id -> name (raises CyberdeskError when a page fails); `without_exports`, when given, gets
+    the ids of those the API says export no files (their runs' attachments are not listed: files/outputs.py)."""
+    names: dict[str, str | None] = {}
+    async for w in client.workflows.iter():
+        names[str(w.id)] = _text(w.name)
+        if without_exports is not None and w.includes_file_exports is False:
+            without_exports.add(str(w.id))
+    return names
 
 
 async def fetch_api_names(client: CyberdeskClient) -> ApiNames:

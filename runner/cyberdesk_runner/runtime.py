@@ -65,6 +65,8 @@ class Runtime:
     ) -> None:
         self.store = store
         self.client = client
+        #: Workflows the API says export no files: their runs' output attachments are not listed (files/outputs.py).
+        self.workflows_without_exports: frozenset[str] = frozenset()
         self.catalog = catalog
         self.clock = clock
         self.owner = owner
@@ -148,6 +150,11 @@ class Runtime:
                 self.metrics.runs_created.labels(t.job_name).inc()
             elif t.kind.startswith("attempt_") and t.kind != "attempt_created":
                 self.metrics.runs_finished.labels(t.job_name, t.kind.removeprefix("attempt_")).inc()
+                # Counted once per run: the store finishes an attempt once, whichever daemon hears of it.
+                if t.data.get("tokens"):
+                    self.metrics.tokens.labels(t.job_name).inc(t.data["tokens"])
+                if t.data.get("billed_seconds"):
+                    self.metrics.billed_seconds.labels(t.job_name).inc(t.data["billed_seconds"])
             elif t.kind == "item_retry_scheduled":
                 self.metrics.retries.labels(t.job_name).inc()
             elif t.kind in _FIRE_OUTCOMES:
@@ -212,12 +219,14 @@ class Runtime:
         return change
 
     async def resolve_workflows(self) -> None:
+        quiet: set[str] = set()
         try:
-            workflows = await list_workflows(self.client)
+            workflows = await list_workflows(self.client, without_exports=quiet)
         except Exception as exc:
             self._api_failed(exc)
             raise
         self._workflow_names = workflows
+        self.workflows_without_exports = frozenset(quiet)
         if self.api_names is not None:
             self.api_names = attrs.evolve(self.api_names, workflows=workflows)
         for name in self.catalog.resolve_workflows(workflows):

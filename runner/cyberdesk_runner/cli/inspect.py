@@ -41,14 +41,15 @@ def fires(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List fires, newest first: trigger, slot, items by status, and why a fire was skipped or failed."""
+    """List fires, newest first: trigger, slot, items by status, usage, and why a fire was skipped or failed."""
     settings = config_or_exit(config)
     start = parse_since(since, datetime.now(UTC))
     with open_store(settings) as store:
         if job is not None:
             require_job(store, job, removed_ok=True)
         views = store.queries.fire_views(job=job, since=start, limit=limit)
-    rows = [fire_json(v) for v in views]
+        usage = store.usage.by_fire([v.id for v in views])
+    rows = [fire_json(v, usage.get(v.id)) for v in views]
     print_listing(
         rows,
         FIRE_COLUMNS,

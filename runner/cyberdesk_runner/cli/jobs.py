@@ -1,5 +1,6 @@
-"""`cyberdesk-runner jobs`: every job with its schedule in words, next fire, pause state, last fire and runs in
-flight. Reads the job files and the store only, so it works whether or not a daemon runs.
+"""`cyberdesk-runner jobs`: every job with its schedule in words, next fire, pause state, last fire, runs in
+flight and usage (tokens, billed minutes). Reads the job files and the store only, so it works whether or not a
+daemon runs.
 
 A job whose file is broken is shown with its errors and, when the store knows it, with the last good version
 the daemon keeps running.
@@ -21,12 +22,14 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, err, fail, out
+from cyberdesk_runner.cli.shapes import usage_json, usage_text
 from cyberdesk_runner.config import Config
 from cyberdesk_runner.scheduling.describe import describe_entry, entry_expression, entry_kind
 from cyberdesk_runner.scheduling.slots import Schedule
 from cyberdesk_runner.spec import JobSpec, SpecError, load_jobs
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import FireSummary, JobState
+from cyberdesk_runner.store.usage import UsageSum
 
 __all__ = ["JobListing", "collect", "register"]
 
@@ -76,6 +79,9 @@ class JobListing:
     last_fire: FireSummary | None
     in_flight: int
     errors: list[str]
+    #: What the job's runs cost, over the history the store keeps, and over its last fire.
+    usage: UsageSum | None = None
+    last_fire_usage: UsageSum | None = None
 
     def as_json(self) -> dict[str, Any]:
         entries = self.spec.schedule if self.spec is not None else ()
@@ -103,8 +109,10 @@ class JobListing:
                 "trigger": last.trigger,
                 "scheduled_for": _iso_utc(last.scheduled_for),
                 "finished_at": _iso_utc(last.finished_at),
+                "usage": usage_json(self.last_fire_usage),
             },
             "in_flight": self.in_flight,
+            "usage": usage_json(self.usage),
             "errors": self.errors,
         }
 
@@ -126,6 +134,10 @@ class JobListing:
             lines.append("  next fire  none (the schedule has ended)")
         lines.append(f"  state      {'PAUSED' if self.paused else 'active'}")
         lines.append(f"  last fire  {_describe_fire(self.last_fire)}")
+        if last_usage := usage_text(usage_json(self.last_fire_usage)):
+            lines.append(f"             used {last_usage}")
+        if total := usage_text(usage_json(self.usage)):
+            lines.append(f"  usage      {total} (all fires kept)")
         lines.append(f"  in flight  {self.in_flight} run{'s' if self.in_flight != 1 else ''}")
         lines += [f"  error      {error}" for error in self.errors]
         return lines
@@ -138,7 +150,7 @@ class JobListing:
 def collect(settings: Config, now: datetime) -> tuple[list[JobListing], list[SpecError]]:
     """The listing of every job, by name, and the errors of files that belong to no known job."""
     result = load_jobs(settings.jobs)
-    states, last_fires, in_flight = _read_store(settings.store)
+    states, last_fires, in_flight, usage = _read_store(settings.store)
     errors_by_file: dict[Path, list[SpecError]] = {}
     for error in result.errors:
         errors_by_file.setdefault(error.file.resolve(), []).append(error)
@@ -170,24 +182,36 @@ def collect(settings: Config, now: datetime) -> tuple[list[JobListing], list[Spe
                 last_fire=last_fires.get(name),
                 in_flight=in_flight.get(name, 0),
                 errors=errors.get(name, []),
+                usage=usage.jobs.get(name),
+                last_fire_usage=usage.fires.get(last.id) if (last := last_fires.get(name)) else None,
             )
         )
     return listings, stray
 
 
-def _read_store(url: str) -> tuple[dict[str, JobState], Mapping[str, FireSummary], Mapping[str, int]]:
+@attrs.frozen
+class _Usage:
+    jobs: Mapping[str, UsageSum] = attrs.field(factory=dict)
+    fires: Mapping[str, UsageSum] = attrs.field(factory=dict)
+
+
+def _read_store(
+    url: str,
+) -> tuple[dict[str, JobState], Mapping[str, FireSummary], Mapping[str, int], _Usage]:
     """What the store knows; nothing when no daemon has created it yet (never creates a store file)."""
     parsed = sa.make_url(url)
     database = parsed.database or ""
     on_disk = database not in ("", ":memory:") and not database.startswith("file:")
     if parsed.get_backend_name() == "sqlite" and on_disk and not Path(database).exists():
-        return {}, {}, {}
+        return {}, {}, {}, _Usage()
     store = Store(url)
     try:
         if not store.is_initialised():
-            return {}, {}, {}
+            return {}, {}, {}, _Usage()
         states = {s.name: s for s in store.jobs.all()}
-        return states, store.fires.last_by_job(), store.tracking.in_flight_by_job()
+        last = store.fires.last_by_job()
+        usage = _Usage(store.usage.by_job(), store.usage.by_fire([f.id for f in last.values()]))
+        return states, last, store.tracking.in_flight_by_job(), usage
     finally:
         store.close()
 

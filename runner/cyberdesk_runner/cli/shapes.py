@@ -11,12 +11,25 @@ from datetime import datetime
 from typing import Any
 
 from cyberdesk_runner.cli.render import Column, ago, iso, plain, seconds_between, short, span, when
+from cyberdesk_runner.store.usage import UsageSum
 from cyberdesk_runner.store.views import AttemptView, EventView, FireView, ItemView
 
 MASK = "***"
 
 
-def fire_json(fire: FireView) -> dict[str, Any]:
+def usage_json(usage: UsageSum | None) -> dict[str, Any]:
+    """What runs cost, as `jobs`, `fires` and `show` print it: runs that reported usage, tokens, billed minutes."""
+    usage = usage or UsageSum()
+    return {"runs": usage.runs, "tokens": usage.tokens, "billed_minutes": round(usage.billed_minutes, 2)}
+
+
+def usage_text(usage: Any) -> str:
+    if not usage or not usage.get("runs"):
+        return ""
+    return f"{usage['tokens']:,} tokens, {usage['billed_minutes']:g} billed min"
+
+
+def fire_json(fire: FireView, usage: UsageSum | None = None) -> dict[str, Any]:
     counts = fire.counts
     return {
         "id": fire.id,
@@ -38,6 +51,7 @@ def fire_json(fire: FireView) -> dict[str, Any]:
         },
         # Why the fire was skipped or failed: its own reason, else the error of one of its failed items.
         "reason": fire.skip_reason or fire.error or fire.item_error,
+        "usage": usage_json(usage),
     }
 
 
@@ -89,6 +103,7 @@ def attempt_json(attempt: AttemptView, now: datetime, *, with_output: bool = Fal
         data["deadline_at"] = iso(attempt.deadline_at)
         data["create_tries"] = attempt.create_tries
         data["output"] = dict(attempt.output) if attempt.output is not None else None
+        data["usage"] = dict(attempt.usage) if attempt.usage is not None else None
     return data
 
 
@@ -158,6 +173,7 @@ FIRE_COLUMNS = [
     Column("items", items_text),
     Column("retry_of", is_id=True),
     Column("after_fire", is_id=True),
+    Column("usage", usage_text),
     Column("reason", short(80)),
 ]
 

@@ -43,6 +43,7 @@ from cyberdesk_runner.cli.shapes import (
     item_json,
     items_text,
     mask,
+    usage_text,
     with_steps,
 )
 from cyberdesk_runner.store import Store
@@ -84,7 +85,7 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[st
     sensitive = sorted((job.definition.get("sensitive_inputs") or {}) if job is not None else {})
     fire = store.queries.fire_view(ref.fire_id)
     assert fire is not None  # an item or attempt always has its fire
-    fire_data = fire_json(fire) | {
+    fire_data = fire_json(fire, store.usage.by_fire([fire.id]).get(fire.id)) | {
         "planned_at": iso(fire.planned_at),
         "input_overrides": inputs_json(fire.input_overrides, ()) if fire.input_overrides else None,
         # `after:` jobs, both ways: the fire this one ran after, and the fires it triggered.
@@ -216,6 +217,7 @@ def _fire_block(document: dict[str, Any]) -> RenderableType:
         ("reason", fire["reason"]),
         ("input overrides", _pairs(fire["input_overrides"])),
         ("result file", _result_file(fire.get("result_file"))),
+        ("usage", usage_text(fire.get("usage")) or None),
     ]
     if document["kind"] == "fire":
         pairs.append(("sensitive inputs", _pairs(dict.fromkeys(job["sensitive_inputs"], "***"))))
@@ -268,6 +270,7 @@ def _attempt_block(attempt: dict[str, Any]) -> RenderableType:
             ("create tries", attempt["create_tries"] or None),
             ("cancel requested", attempt["cancel_requested"] or None),
             ("errors", "\n".join(attempt["errors"])),
+            ("usage", _pairs(attempt.get("usage"))),
         ],
     )
     if attempt["output"] is None:

@@ -46,6 +46,8 @@ def _csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):  # the files column: relative paths, which never hold a ';' we made
+        return ";".join(map(str, value))
     return value
 
 

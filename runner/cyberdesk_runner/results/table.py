@@ -2,7 +2,9 @@
 
 Columns: `item`, `seq`, `status`, `attempts`, `desktop`, `run_id`; each input (sensitive ones by name, valued
 `***`); `output.<key>` per top-level key of the final run's output (`output.<alias>.<key>` for the steps of a
-multi-step item); `error`. Nested output values are JSON text.
+multi-step item); `tokens` and `billed_seconds` (the item's runs, every attempt counted); `files`: the paths of
+the item's output attachments, relative to the result file's folder (`files/outputs.py`; `;`-separated in CSV, a
+list in JSON); `error`. Nested output values are JSON text.
 
 The columns are planned by a first pass over the rows (keys only, in the order first seen, which is item order
 then the outputs' own key order), so the table is written by a second pass one row at a time: a 100,000-item
@@ -12,7 +14,7 @@ fire never sits in memory.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -21,7 +23,7 @@ from cyberdesk_runner.store.results import ResultRow, StepOutput
 
 MASK = "***"
 LEADING_COLUMNS = ("item", "seq", "status", "attempts", "desktop", "run_id")
-TRAILING_COLUMNS = ("error",)
+TRAILING_COLUMNS = ("tokens", "billed_seconds", "files", "error")
 
 
 def output_values(outputs: Iterable[StepOutput], sensitive: Collection[str] = ()) -> dict[str, Any]:
@@ -55,10 +57,17 @@ class ResultTable:
     sensitive: tuple[str, ...]
     input_names: dict[str, None] = attrs.field(factory=dict)
     output_columns: dict[str, None] = attrs.field(factory=dict)
+    #: item id -> relative paths of its output files (`files/outputs.py`).
+    files: Mapping[str, Sequence[str]] = attrs.field(factory=dict)
 
     @classmethod
-    def plan(cls, rows: Iterable[ResultRow], sensitive: Collection[str]) -> ResultTable:
-        table = cls(tuple(sorted(sensitive)))
+    def plan(
+        cls,
+        rows: Iterable[ResultRow],
+        sensitive: Collection[str],
+        files: Mapping[str, Sequence[str]] | None = None,
+    ) -> ResultTable:
+        table = cls(tuple(sorted(sensitive)), files=files or {})
         for row in rows:
             for name in row.inputs:
                 if name not in table.sensitive:
@@ -89,5 +98,8 @@ class ResultTable:
         outputs = output_values(row.outputs, self.sensitive)
         for column in self.output_columns:
             values[column] = outputs.get(column)
+        values["tokens"] = row.tokens
+        values["billed_seconds"] = row.billed_seconds
+        values["files"] = list(self.files[row.item_id]) if row.item_id in self.files else None
         values["error"] = row.error
         return values

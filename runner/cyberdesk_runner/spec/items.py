@@ -165,3 +165,17 @@ def _read_json_lines(path: Path, text: str) -> tuple[list[dict[str, Any]], list[
         else:
             rows.append(value)
     return rows, errors
+
+
+def input_columns(job: LoadedJob) -> set[str] | None:
+    """The input names every item of the job has (its `inputs`, plus the keys all its items or data rows share);
+    None when they are known only at fire time (items from an upstream job's output)."""
+    spec = job.spec
+    if spec.items_from_output is not None:
+        return None
+    if job.items_path is not None:
+        rows: list[dict[str, Any]] = read_data_file(job.items_path, job)[0]
+    else:
+        rows = [dict(item) for item in spec.items or ({},)]
+    shared = set.intersection(*(set(row) for row in rows)) if rows else set()
+    return set(spec.inputs) | shared

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from cyberdesk_runner.spec.diagnostics import describe, validation_errors
 from cyberdesk_runner.spec.errors import JobFileError, SpecError, display_path
-from cyberdesk_runner.spec.items import check_data_file
+from cyberdesk_runner.spec.files import template_names
+from cyberdesk_runner.spec.items import check_data_file, input_columns
 from cyberdesk_runner.spec.job import LoadedJob
 from cyberdesk_runner.spec.models import JobSpec
 from cyberdesk_runner.spec.yamlpos import parse_yaml
@@ -140,7 +141,30 @@ def load_job_file(path: Path) -> LoadedJob:
     items_hash = ""
     if job.items_path is not None:
         items_hash = check_data_file(job.items_path, job)  # errors now rather than at the first fire
+    if spec.files:
+        _check_file_templates(job)
     return replace(job, definition_hash=_definition_hash(spec, items_hash))
+
+
+def _check_file_templates(job: LoadedJob) -> None:
+    """Every name a `files:` path uses is an input each item has (`validate` and the daemon say so at load)."""
+    columns = input_columns(job)
+    if columns is None:
+        return
+    errors = []
+    for index, file in enumerate(job.spec.files):
+        missing = [name for name in template_names(file.path) if name not in columns]
+        if missing:
+            known = ", ".join(sorted(columns)) or "none"
+            source = "the items file's columns" if job.items_path is not None else "the inputs of every item"
+            errors.append(
+                job.error_at(
+                    ("files", index, "path"),
+                    f"{', '.join(f'{{{m}}}' for m in missing)} is not among {source} (known: {known})",
+                )
+            )
+    if errors:
+        raise JobFileError(errors)
 
 
 def read_source(path: Path) -> str:

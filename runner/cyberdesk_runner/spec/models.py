@@ -20,7 +20,9 @@ from pydantic import (
 )
 
 from cyberdesk_runner.durations import Duration, format_duration
+from cyberdesk_runner.spec.budget import Budget
 from cyberdesk_runner.spec.diagnostics import describe, field_error
+from cyberdesk_runner.spec.files import FileInputSpec
 from cyberdesk_runner.spec.schedule import ScheduleEntry
 
 __all__ = [
@@ -427,6 +429,12 @@ class JobSpec(BaseModel):
     late_after: Duration = Field(
         timedelta(minutes=5),
         description="A scheduled fire with no run created this long after its slot raises a fire_late alert.",
+    )
+    files: tuple[FileInputSpec, ...] = Field(
+        (), description="Files attached to each run, read when it is created (not copied into the store)."
+    )
+    budget: Budget | None = Field(
+        None, title="Budget", description="What one fire may spend before it stops creating runs."
     )
 
     @model_validator(mode="after")

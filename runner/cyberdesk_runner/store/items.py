@@ -198,5 +198,7 @@ def settle_fires(
         else:
             status = "succeeded"
         conn.execute(sql.fire_finished, {"b_fire": fire.id, "b_status": status, "b_now": now})
-        transitions.append(Transition(f"fire_{status}", fire.job_name, fire_id=fire.id, data=counts))
+        # Why the fire stopped early (a budget), for the fire_failed alert and the log.
+        data: dict[str, Any] = {**counts, "reason": fire.error} if fire.error else dict(counts)
+        transitions.append(Transition(f"fire_{status}", fire.job_name, fire_id=fire.id, data=data))
     return transitions

@@ -316,6 +316,7 @@ def _attempt_view(row: Any) -> AttemptView:
         create_tries=row.create_tries,
         error=row.error,
         output=row.output,
+        usage=getattr(row, "usage", None),
     )
 
 

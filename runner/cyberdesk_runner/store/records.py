@@ -167,6 +167,8 @@ class RunObservation:
     error: list[str] | None = None
     output: Mapping[str, Any] | None = None
     source: str = "poll"
+    #: The run's `usage_metadata` (free-form: keys differ between the API and the emulator, any may be missing).
+    usage: Mapping[str, Any] | None = None
 
 
 @attrs.frozen

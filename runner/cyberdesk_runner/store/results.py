@@ -44,7 +44,22 @@ class ResultRow:
     inputs: Mapping[str, Any]
     outputs: tuple[StepOutput, ...]
     error: str | None
+    #: What the item's runs cost, every attempt counted (None when none of its runs reported usage).
+    tokens: int | None = None
+    billed_seconds: float | None = None
 
+
+_spent = attempt_t.alias("spent")
+_COST = (
+    sa.select(sa.func.sum(_spent.c.tokens))
+    .where(_spent.c.item_id == item_t.c.id)
+    .scalar_subquery()
+    .label("tokens"),
+    sa.select(sa.func.sum(_spent.c.billed_seconds))
+    .where(_spent.c.item_id == item_t.c.id)
+    .scalar_subquery()
+    .label("billed_seconds"),
+)
 
 _COLUMNS = (
     item_t.c.id,
@@ -78,7 +93,7 @@ class Results(Aggregate):
         """
         final = sa.and_(attempt_t.c.item_id == item_t.c.id, attempt_t.c.number == item_t.c.attempts)
         query = (
-            sa.select(*_COLUMNS)
+            sa.select(*_COLUMNS, *_COST)
             .select_from(
                 item_t.outerjoin(attempt_t, final).outerjoin(
                     step_run_t, step_run_t.c.attempt_id == attempt_t.c.id
@@ -111,6 +126,8 @@ class Results(Aggregate):
                     outputs,
                     # A retried item that succeeded keeps its earlier attempt's error on the item; not its result.
                     None if r.status == "succeeded" else r.last_error,
+                    int(r.tokens) if r.tokens is not None else None,
+                    float(r.billed_seconds) if r.billed_seconds is not None else None,
                 )
 
     def latest_finished_fire(self, job_name: str) -> str | None:

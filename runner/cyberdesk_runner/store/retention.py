@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from cyberdesk_runner.store.consequences import alert_t, result_file_t
 from cyberdesk_runner.store.core import Aggregate
+from cyberdesk_runner.store.files import attempt_file_t, output_file_t
 from cyberdesk_runner.store.records import FINAL_FIRE_STATUSES
 from cyberdesk_runner.store.tables import (
     ACTIVE_ATTEMPT_STATUSES,
@@ -84,6 +85,8 @@ class Retention(Aggregate):
                 conn.execute(sa.delete(result_file_t).where(result_file_t.c.fire_id.in_(ids)))
                 attempts = sa.select(attempt_t.c.id).where(attempt_t.c.fire_id.in_(ids))
                 conn.execute(sa.delete(step_run_t).where(step_run_t.c.attempt_id.in_(attempts)))
+                conn.execute(sa.delete(attempt_file_t).where(attempt_file_t.c.fire_id.in_(ids)))
+                conn.execute(sa.delete(output_file_t).where(output_file_t.c.fire_id.in_(ids)))
                 conn.execute(sa.delete(attempt_t).where(attempt_t.c.fire_id.in_(ids)))
                 conn.execute(sa.delete(item_t).where(item_t.c.fire_id.in_(ids)))
                 conn.execute(sa.delete(fire_t).where(fire_t.c.id.in_(ids)))

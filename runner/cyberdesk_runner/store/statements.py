@@ -81,7 +81,7 @@ class HotStatements:
         started_at=sa.bindparam("b_started"),
         updated_at=sa.bindparam("b_now"),
     )
-    #: A final attempt: b_id, b_status, b_started, b_ended, b_error, b_output, b_now.
+    #: A final attempt: b_id, b_status, b_started, b_ended, b_error, b_output, b_usage, b_tokens, b_billed, b_now.
     attempt_finished: sa.Update = _update_by_id(
         attempt_t,
         status=sa.bindparam("b_status"),
@@ -89,6 +89,9 @@ class HotStatements:
         ended_at=sa.bindparam("b_ended"),
         error=sa.bindparam("b_error"),
         output=sa.bindparam("b_output"),
+        usage=sa.bindparam("b_usage"),
+        tokens=sa.bindparam("b_tokens"),
+        billed_seconds=sa.bindparam("b_billed"),
         retry_create_at=None,
         owner=None,
         updated_at=sa.bindparam("b_now"),
@@ -137,7 +140,7 @@ def hot_statements(*, row_locks: bool) -> HotStatements:
         ),
         items_by_id=locked(sa.select(*ITEM_STATE).where(item_t.c.id.in_(_IDS)).order_by(item_t.c.id)),
         running_fires=locked(
-            sa.select(fire_t.c.id, fire_t.c.job_name)
+            sa.select(fire_t.c.id, fire_t.c.job_name, fire_t.c.error)
             .where(fire_t.c.id.in_(_IDS))
             .where(fire_t.c.status == "running")
             .order_by(fire_t.c.id)

@@ -5,7 +5,7 @@ attempt's creation, in one transaction (`insert_step_runs`, called by `tracking`
 the first step's. News about a step run moves its row (`apply_step_news`) and then the attempt, by what the
 steps say together (`chain_status`): the first step that ended other than `success`, once every step before it
 is heard, ends the attempt with its status and an error naming it; every step succeeded -> success, with the
-last step's output. Steps left open when their attempt is final (the steps after a failed one, a timed-out
+last step's output; either way with the usage of the steps that ran, summed (`chain_usage`). Steps left open when their attempt is final (the steps after a failed one, a timed-out
 chain) are cancelled by the reaper (`open_after_end`, `close`).
 
 Locks: `apply_step_news` locks the attempts first (`attempts_by_id`), then their step rows: the one order
@@ -30,6 +30,7 @@ from cyberdesk_runner.store.records import (
     Transition,
 )
 from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, step_run_t
+from cyberdesk_runner.store.usage import usage_figures
 
 __all__ = ["Steps", "apply_step_news", "chain_status", "insert_step_runs", "step_label"]
 
@@ -211,6 +212,7 @@ def apply_step_news(
             ended_at=(news.ended_at or now) if final else None,
             error=list(news.error) if final and news.error else None,
             output=dict(news.output) if final and news.output is not None else None,
+            usage=dict(news.usage) if final and news.usage is not None else None,
         )
         updates.append(
             {
@@ -220,6 +222,7 @@ def apply_step_news(
                 "b_ended": step["ended_at"],
                 "b_error": step["error"],
                 "b_output": step["output"],
+                "b_usage": step["usage"],
                 "b_now": now,
             }
         )
@@ -267,11 +270,36 @@ def chain_status(steps: Sequence[Mapping[str, Any]], run_id: str, source: str) -
         if status != "success":
             label = step_label(index, step.get("alias"), step.get("workflow", ""))
             error = [f"{label} ended {status}", *(step.get("error") or [])]
-            return RunObservation(run_id, status, started, step.get("ended_at"), error, source=source)
+            usage = chain_usage(steps[: index + 1])
+            return RunObservation(
+                run_id, status, started, step.get("ended_at"), error, source=source, usage=usage
+            )
     last = steps[-1]
     return RunObservation(
-        run_id, "success", started, last.get("ended_at"), None, last.get("output"), source=source
+        run_id,
+        "success",
+        started,
+        last.get("ended_at"),
+        None,
+        last.get("output"),
+        source=source,
+        usage=chain_usage(steps),
     )
+
+
+def chain_usage(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """What a chain's ended steps cost, as one usage for its attempt: their tokens and billed seconds summed
+    (`store.usage` reads these keys), each step's own usage_metadata kept under `steps`."""
+    said = [s["usage"] for s in steps if s.get("usage")]
+    if not said:
+        return None
+    figures = [usage_figures(u) for u in said]
+    usage: dict[str, Any] = {"steps": said}
+    if any(t is not None for t, _ in figures):
+        usage["total_tokens"] = sum(t for t, _ in figures if t is not None)
+    if any(b is not None for _, b in figures):
+        usage["billed_seconds"] = sum(b for _, b in figures if b is not None)
+    return usage
 
 
 def _source(steps: Sequence[Mapping[str, Any]], by_run: Mapping[str, RunObservation]) -> str:
@@ -287,6 +315,7 @@ _UPDATE_STEP = (
         ended_at=sa.bindparam("b_ended"),
         error=sa.bindparam("b_error"),
         output=sa.bindparam("b_output"),
+        usage=sa.bindparam("b_usage"),
         updated_at=sa.bindparam("b_now"),
     )
 )

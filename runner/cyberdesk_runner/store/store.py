@@ -15,6 +15,8 @@
     store.outbox     outbox.py      alerts to send and result files to write (recorded by consequences.py)
     store.watch      watch.py       alerts on what the daemon notices: late fires, desktops gone, daemons lost
     store.page       page.py        the status page's own reads (job headers, fires in flight, busy desktops)
+    store.files      files.py       files attached to runs (path, size, sha256); output attachments to download
+    store.usage      usage.py       what runs cost (tokens, billed seconds) per fire and job; the budget stop
 
 They share one `core.StoreCore` (engine, transactions, retries, NOTIFY, the event log; its docstring says how to
 add an aggregate); the rules of items, which several of them change, live in items.py. Each public method of an
@@ -35,6 +37,7 @@ from cyberdesk_runner.store.core import StoreCore, retry_transient
 from cyberdesk_runner.store.counts import Counts
 from cyberdesk_runner.store.daemons import Daemons
 from cyberdesk_runner.store.dispatch import Dispatch
+from cyberdesk_runner.store.files import Files
 from cyberdesk_runner.store.fires import Fires
 from cyberdesk_runner.store.jobs import Jobs
 from cyberdesk_runner.store.lineage import Lineage
@@ -46,6 +49,7 @@ from cyberdesk_runner.store.retention import Retention
 from cyberdesk_runner.store.steps import Steps
 from cyberdesk_runner.store.tables import job_t
 from cyberdesk_runner.store.tracking import Tracking
+from cyberdesk_runner.store.usage import Usage
 from cyberdesk_runner.store.watch import Watch
 
 __all__ = ["Store"]
@@ -70,6 +74,8 @@ class Store:
         self.outbox = Outbox(self.core)
         self.watch = Watch(self.core)
         self.page = Page(self.core)
+        self.usage = Usage(self.core)
+        self.files = Files(self.core)
 
     @property
     def url(self) -> str:

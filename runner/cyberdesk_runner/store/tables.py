@@ -153,6 +153,11 @@ class AttemptRow(SQLModel, table=True):
     cancel_requested: bool = False
     error: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     output: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    #: The run's `usage_metadata` as the API sent it (free-form), and the two figures the runner sums from it
+    #: (None when the run did not say): tokens and billed seconds (`store.usage`).
+    usage: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON(none_as_null=True)))
+    tokens: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    billed_seconds: float | None = Field(default=None)
 
 
 class EventRow(SQLModel, table=True):
@@ -233,6 +238,8 @@ class StepRunRow(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: list[str] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     output: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    #: The step run's usage_metadata once it ended (the attempt's usage sums its steps': steps.chain_usage).
+    usage: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON(none_as_null=True)))
 
 
 # SQLAlchemy Core handles of the tables, for the store's queries (one definition, shared by store and queries).

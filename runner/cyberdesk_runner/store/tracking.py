@@ -36,6 +36,7 @@ from cyberdesk_runner.store.records import (
 )
 from cyberdesk_runner.store.steps import apply_step_news, insert_step_runs
 from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t
+from cyberdesk_runner.store.usage import stop_fires_over_budget, usage_figures
 
 __all__ = ["OutcomePolicy", "Tracking"]
 
@@ -107,6 +108,7 @@ class Tracking(Aggregate):
                     by_attempt[row.id].error,
                     None,
                     by_attempt[row.id].source,
+                    None,
                 )
                 for row in rows
                 if row.status not in FINAL_ATTEMPT_STATUSES
@@ -155,6 +157,7 @@ class _Finish:
     error: list[str] | None
     output: Mapping[str, Any] | None
     source: str
+    usage: Mapping[str, Any] | None
 
 
 def _record_created(
@@ -235,7 +238,7 @@ def _apply_observations(
                 # or after it died: a timeout, retried by the job's policy, not a cancel meant by someone.
                 status, error = "timed_out", timed_out_error(row.deadline_at - row.created_at)
             finishing.append(
-                _Finish(row, status, run.started_at, run.ended_at, error, run.output, run.source)
+                _Finish(row, status, run.started_at, run.ended_at, error, run.output, run.source, run.usage)
             )
         elif _progresses(row.status, run.status):
             progressed.append(
@@ -275,6 +278,7 @@ def _finish_attempts(
     if not finishing:
         return []
     core.work_due(conn)  # their desktops are free again: any daemon may dispatch there now
+    figures = {f.row.id: usage_figures(f.usage) for f in finishing}
     conn.execute(
         core.sql.attempt_finished,
         [
@@ -285,6 +289,9 @@ def _finish_attempts(
                 "b_ended": f.ended_at or now,
                 "b_error": list(f.error) if f.error else None,
                 "b_output": dict(f.output) if f.output is not None else None,
+                "b_usage": dict(f.usage) if f.usage is not None else None,
+                "b_tokens": figures[f.row.id][0],
+                "b_billed": figures[f.row.id][1],
                 "b_now": now,
             }
             for f in finishing
@@ -301,6 +308,8 @@ def _finish_attempts(
     settle: set[str] = set()
     for f in finishing:
         row = f.row
+        tokens, billed = figures[row.id]
+        cost = {k: v for k, v in (("tokens", tokens), ("billed_seconds", billed)) if v is not None}
         transitions.append(
             Transition(
                 f"attempt_{f.status}",
@@ -309,7 +318,7 @@ def _finish_attempts(
                 row.item_id,
                 row.id,
                 row.run_id,
-                data={"number": row.number, "error": f.error, "source": f.source},
+                data={"number": row.number, "error": f.error, "source": f.source, **cost},
             )
         )
         item = items.pop(row.item_id, None)  # popped: one outcome per item, even if two attempts end at once
@@ -327,6 +336,8 @@ def _finish_attempts(
             settle.add(item.fire_id)
     if item_updates:
         conn.execute(core.sql.item_outcome, item_updates)
+    costly = {f.row.fire_id for f in finishing if figures[f.row.id][0]}
+    transitions += stop_fires_over_budget(core, conn, costly, now, settle)
     return transitions + settle_fires(core, conn, settle, now)
 
 

@@ -104,6 +104,8 @@ class AttemptView:
     create_tries: int
     error: list[str] | None
     output: Mapping[str, Any] | None
+    #: The run's usage_metadata as sent (None until it ended, or when it said nothing).
+    usage: Mapping[str, Any] | None = None
 
 
 @attrs.frozen

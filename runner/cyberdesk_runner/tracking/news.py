@@ -73,6 +73,7 @@ def observation(run: RunResponse, source: str) -> RunObservation:
     """What a RunResponse (from any call or webhook) says, in the store's terms."""
     error = run.error if isinstance(run.error, list) else None
     output = run.output_data if isinstance(run.output_data, dict) else None
+    usage = run.usage_metadata if isinstance(run.usage_metadata, dict) else None
     return RunObservation(
         run_id=str(run.id),
         status=status_of(run),
@@ -81,4 +82,5 @@ def observation(run: RunResponse, source: str) -> RunObservation:
         error=[str(e) for e in error] if error else None,
         output=output,
         source=source,
+        usage=usage,
     )

@@ -23,7 +23,13 @@ _GET_EACH_UP_TO = 3
 _PAGE = 100
 #: Runs are listed from a little before the oldest in-flight run was created (clock skew with the API).
 _SKEW = timedelta(minutes=2)
-_FIELDS = [RunField.STARTED_AT, RunField.ENDED_AT, RunField.ERROR, RunField.OUTPUT_DATA]
+_FIELDS = [
+    RunField.STARTED_AT,
+    RunField.ENDED_AT,
+    RunField.ERROR,
+    RunField.OUTPUT_DATA,
+    RunField.USAGE_METADATA,
+]
 
 
 class Poller:

@@ -23,6 +23,7 @@ FIRE_KEYS = {
     "after_fire",
     "items",
     "reason",
+    "usage",
 }
 ITEM_COUNT_KEYS = {"total", "succeeded", "failed", "running", "pending", "cancelled"}
 RUN_KEYS = {

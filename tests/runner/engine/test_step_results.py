@@ -109,6 +109,9 @@ async def test_results_of_multi_step_items_name_each_steps_output_by_alias_or_nu
         header = next(csv.reader(io.StringIO(text, newline="")))
         assert header == ["item", "seq", "status", "attempts", "desktop", "run_id", "patient_id"] + [
             *OUTPUT_COLUMNS,
+            "tokens",
+            "billed_seconds",
+            "files",
             "error",
         ]
         rows = {r["patient_id"]: r for r in csv.DictReader(io.StringIO(text, newline=""))}

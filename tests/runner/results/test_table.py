@@ -36,6 +36,9 @@ def test_columns_are_stable_and_every_row_has_every_column() -> None:
         "output.b",
         "output.a",
         "output.c",
+        "tokens",
+        "billed_seconds",
+        "files",
         "error",
     ]
     out = io.StringIO(newline="")

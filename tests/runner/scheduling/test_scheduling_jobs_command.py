@@ -83,6 +83,7 @@ def test_without_a_store_lists_the_files_and_creates_nothing(
         "paused": False,
         "last_fire": None,
         "in_flight": 0,
+        "usage": {"runs": 0, "tokens": 0, "billed_minutes": 0.0},
         "errors": [],
     }
     assert not (project / "store.sqlite").exists() and not list(project.glob("*.sqlite"))
@@ -128,7 +129,7 @@ def test_json_shape_with_a_store(app: typer.Typer, project: Path, store: Store) 
     ]
     assert invoices["next_fire_at"] == "2026-06-01T12:15:00Z"
     last = invoices["last_fire"]
-    assert set(last) == {"id", "status", "trigger", "scheduled_for", "finished_at"}
+    assert set(last) == {"id", "status", "trigger", "scheduled_for", "finished_at", "usage"}
     # 11:30 ran; 11:45 was skipped because 11:30 was still in flight (overlap: forbid, the default).
     assert (last["status"], last["trigger"], last["scheduled_for"]) == (
         "skipped",

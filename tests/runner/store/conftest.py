@@ -20,7 +20,10 @@ from pg_support import pg_url_for
 
 from cyberdesk_runner.store import Store
 
-_TABLES = "job, fire, item, attempt, event, daemon, lease, alert, result_file, desktop_down, step_run"
+_TABLES = (
+    "job, fire, item, attempt, event, daemon, lease, alert, result_file, desktop_down, step_run, attempt_file, "
+    "output_file"
+)
 
 
 @pytest.fixture(scope="session")
