@@ -22,8 +22,6 @@ import asyncio
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -36,7 +34,6 @@ from typing import Any
 import sqlalchemy as sa
 from report import add_json_option, tables_to_stderr, write_json
 from runner_bench import (
-    _EMULATOR_PROGRAM,
     API_KEY,
     Emulator,
     Store,
@@ -45,6 +42,8 @@ from runner_bench import (
     _start_daemons,
     _stop,
     _wait_ready,
+    farm,
+    serve_emulator,
 )
 
 WORKFLOW = "Bench work"
@@ -53,49 +52,14 @@ EXPORTER = "Bench export"
 
 @contextmanager
 def emulator(work: Path, desktops: int, size_mb: float) -> Iterator[Emulator]:
-    fixture = work / "fleet.json"
-    fixture.write_text(
-        json.dumps(
-            {
-                "pools": [{"name": "farm"}],
-                "machines": [{"name": f"farm-{n:05d}", "pools": ["farm"]} for n in range(desktops)],
-                "workflows": [
-                    {"name": WORKFLOW, "prompt": "Process one record."},
-                    {
-                        "name": EXPORTER,
-                        "prompt": "Export one record.",
-                        "exports": [
-                            {"filename": "export-{n}.txt", "content": "{n}\n" + "x" * int(size_mb * 1e6)}
-                        ],
-                    },
-                ],
-            }
-        )
-    )
-    options = {
-        "api_key": API_KEY,
-        "fixture": str(fixture),
-        "speed": 1000.0,
-        "run_duration": "1-2",
-        "seed": 1,
-        "fast_webhooks": True,
-        "webhook_rate": None,
+    exporter = {
+        "name": EXPORTER,
+        "prompt": "Export one record.",
+        "exports": [{"filename": "export-{n}.txt", "content": "{n}\n" + "x" * int(size_mb * 1e6)}],
     }
-    process = subprocess.Popen(
-        [sys.executable, "-c", _EMULATOR_PROGRAM, json.dumps(options)],
-        stdout=subprocess.PIPE,
-        text=True,
-        stderr=(work / "emulator.log").open("a"),
-    )
-    assert process.stdout is not None
-    base_url = process.stdout.readline().strip()
-    if not base_url.startswith("http"):
-        _stop(process)
-        raise RuntimeError(f"the emulator did not start (see {work / 'emulator.log'})")
-    try:
-        yield Emulator(process, base_url)
-    finally:
-        _stop(process)
+    fixture = farm(desktops, [{"name": WORKFLOW, "prompt": "Process one record."}, exporter])
+    with serve_emulator(work, fixture, speed=1000.0, run_duration="1-2", webhook_rate=None) as emu:
+        yield emu
 
 
 def _jobs(work: Path, name: str, items: int, workflow: str, files_mb: float | None) -> Path:

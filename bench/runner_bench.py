@@ -225,33 +225,11 @@ class Emulator:
 
 
 @contextmanager
-def emulator(
-    work: Path,
-    desktops: int,
-    speed: float,
-    run_duration: str,
-    fast_webhooks: bool,
-    webhook_rate: float | None = None,
-) -> Iterator[Emulator]:
-    fixture = work / f"fleet-{desktops}.json"
-    fixture.write_text(
-        json.dumps(
-            {
-                "pools": [{"name": "farm"}],
-                "machines": [{"name": f"farm-{n:05d}", "pools": ["farm"]} for n in range(desktops)],
-                "workflows": [{"name": WORKFLOW, "prompt": "Process one record."}],
-            }
-        )
-    )
-    options = {
-        "api_key": API_KEY,
-        "fixture": str(fixture),
-        "speed": speed,
-        "run_duration": run_duration,
-        "seed": 1,
-        "fast_webhooks": fast_webhooks,
-        "webhook_rate": webhook_rate,
-    }
+def serve_emulator(work: Path, fixture: dict[str, Any], **options: Any) -> Iterator[Emulator]:
+    """An emulator in its own process with this fleet fixture and these EmulatorOptions (every bench's)."""
+    path = work / "fleet.json"
+    path.write_text(json.dumps(fixture))
+    options = {"api_key": API_KEY, "fixture": str(path), "seed": 1, "fast_webhooks": True, **options}
     process = subprocess.Popen(
         [sys.executable, "-c", _EMULATOR_PROGRAM, json.dumps(options)],
         stdout=subprocess.PIPE,
@@ -267,6 +245,33 @@ def emulator(
         yield Emulator(process, base_url)
     finally:
         _stop(process)
+
+
+def farm(desktops: int, workflows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A fixture of one pool, `farm`, of `desktops` desktops, and these workflows."""
+    machines = [{"name": f"farm-{n:05d}", "pools": ["farm"]} for n in range(desktops)]
+    return {"pools": [{"name": "farm"}], "machines": machines, "workflows": workflows}
+
+
+@contextmanager
+def emulator(
+    work: Path,
+    desktops: int,
+    speed: float,
+    run_duration: str,
+    fast_webhooks: bool,
+    webhook_rate: float | None = None,
+) -> Iterator[Emulator]:
+    fixture = farm(desktops, [{"name": WORKFLOW, "prompt": "Process one record."}])
+    with serve_emulator(
+        work,
+        fixture,
+        speed=speed,
+        run_duration=run_duration,
+        fast_webhooks=fast_webhooks,
+        webhook_rate=webhook_rate,
+    ) as emu:
+        yield emu
 
 
 # -- the emulator alone --------------------------------------------------------------------------------------

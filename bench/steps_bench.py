@@ -42,8 +42,6 @@ from typing import Any
 import sqlalchemy as sa
 from report import add_json_option, tables_to_stderr, write_json
 from runner_bench import (
-    _EMULATOR_PROGRAM,
-    API_KEY,
     Emulator,
     Store,
     _cpu_seconds,
@@ -51,6 +49,8 @@ from runner_bench import (
     _percentile,
     _start_daemons,
     _stop,
+    farm,
+    serve_emulator,
 )
 
 from cyberdesk_runner.store import Store as RunnerStore
@@ -73,10 +73,9 @@ def _fixture(desktops: int) -> dict[str, Any]:
             }
         },
     }
-    return {
-        "pools": [{"name": "farm"}],
-        "machines": [{"name": f"farm-{n:05d}", "pools": ["farm"]} for n in range(desktops)],
-        "workflows": [
+    return farm(
+        desktops,
+        [
             {
                 "name": "Sign in",
                 "prompt": "Sign in for record {n}.",
@@ -87,7 +86,7 @@ def _fixture(desktops: int) -> dict[str, Any]:
             {"name": "Extract", "prompt": "Extract batch {batch}.", "output_schema": claims},
             {"name": "Submit", "prompt": "Submit claim {claim_id}."},
         ],
-    }
+    )
 
 
 def _write_jobs(work: Path, items: int, desktops: int) -> Path:
@@ -132,32 +131,9 @@ def _write_jobs(work: Path, items: int, desktops: int) -> Path:
 
 @contextmanager
 def _emulator(work: Path, desktops: int, speed: float, run_duration: str) -> Iterator[Emulator]:
-    fixture = work / "fleet.json"
-    fixture.write_text(json.dumps(_fixture(desktops)))
-    options = {
-        "api_key": API_KEY,
-        "fixture": str(fixture),
-        "speed": speed,
-        "run_duration": run_duration,
-        "seed": 1,
-        "failure_rate": 0.0,
-        "fast_webhooks": True,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-c", _EMULATOR_PROGRAM, json.dumps(options)],
-        stdout=subprocess.PIPE,
-        text=True,
-        stderr=(work / "emulator.log").open("a"),
-    )
-    assert process.stdout is not None
-    base_url = process.stdout.readline().strip()
-    if not base_url.startswith("http"):
-        _stop(process)
-        raise RuntimeError(f"the emulator did not start (see {work / 'emulator.log'})")
-    try:
-        yield Emulator(process, base_url)
-    finally:
-        _stop(process)
+    fixture = _fixture(desktops)
+    with serve_emulator(work, fixture, speed=speed, run_duration=run_duration, failure_rate=0.0) as emu:
+        yield emu
 
 
 def _requests(emu: Emulator) -> Counter[str]:
