@@ -1,28 +1,24 @@
 """The daemon's config file -> `Config`, with file:line:col errors like job files.
 
 `${VAR}` and `${VAR:-default}` in string values are replaced from the environment (`$${` writes a
-literal `${`). Relative paths are resolved against the config file's folder.
+literal `${`). Relative paths are resolved against the config file's folder. The settings sections are here;
+the value types they are made of (listen addresses, URLs, secrets) and their checks are in config_values.py.
 """
 
 from __future__ import annotations
 
-import binascii
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Self
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
     PrivateAttr,
     SecretStr,
     ValidationError,
@@ -33,6 +29,17 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from cyberdesk_runner.config_values import (
+    FROZEN,
+    HostPort,
+    HttpUrl,
+    ListenAddress,
+    check_alert_url,
+    check_optional_secret,
+    check_webhook_secret,
+    empty_to_none,
+    is_loopback,
+)
 from cyberdesk_runner.durations import Duration
 from cyberdesk_runner.passwords import parse_password_hash
 from cyberdesk_runner.spec.diagnostics import describe, validation_errors
@@ -49,7 +56,6 @@ __all__ = [
     "ConfigError",
     "CyberdeskSettings",
     "DispatchSettings",
-    "HostPort",
     "LogSettings",
     "ServerAuth",
     "ServerSettings",
@@ -69,7 +75,6 @@ _SECRET_PATHS: list[YamlPath] = [
     ("server", "auth", "token"),
     ("server", "auth", "password_hash"),
 ]
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
 _REFERENCE = re.compile(r"(?P<escaped>\$\$\{)|\$\{(?P<body>[^}]*)\}|(?P<unclosed>\$\{)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -78,77 +83,24 @@ class ConfigError(JobFileError):
     """The config file could not be loaded; `errors` holds every problem found."""
 
 
-class HostPort(NamedTuple):
-    """A listen address, written `host:port` (`[::1]:8790` for IPv6)."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def _parse_host_port(value: Any) -> Any:
-    if isinstance(value, HostPort):
-        return value
-    example = "expected host:port like 127.0.0.1:8790"
-    if not isinstance(value, str):
-        raise ValueError(f"{example}, got {describe(value)}")
-    host, _, port = value.strip().rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    # Port 0 asks the OS for a free port (tests, several daemons on one host).
-    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"{example} (0.0.0.0:8790 for every interface), got {value!r}")
-    return HostPort(host, int(port))
-
-
-def _empty_to_none(value: Any) -> Any:
-    # `${VAR:-}` gives "" for an unset variable: read it as "not given".
-    return None if value == "" else value
-
-
-def _check_http_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"expected an http(s) URL like https://api.cyberdesk.io, got {url!r}")
-    return url.rstrip("/")
-
-
-def _check_webhook_secret(secret: SecretStr) -> SecretStr:
-    # Never quote the value: it is a secret.
-    problem = "expected a Svix signing secret like whsec_<base64> (from the Cyberdesk webhook settings)"
-    text = secret.get_secret_value()
-    if not text.startswith("whsec_") or len(text) == len("whsec_"):
-        raise ValueError(problem)
-    try:
-        binascii.a2b_base64(text.removeprefix("whsec_"), strict_mode=True)
-    except binascii.Error:
-        raise ValueError(f"{problem}; the part after whsec_ is not base64") from None
-    return secret
-
-
-HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
-ListenAddress = Annotated[HostPort, BeforeValidator(_parse_host_port), PlainSerializer(str, return_type=str)]
-
-
 class CyberdeskSettings(BaseModel):
     """The Cyberdesk API. Without an api_key the daemon starts the embedded emulator instead."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    api_key: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
+    api_key: Annotated[SecretStr | None, BeforeValidator(empty_to_none)] = None
     base_url: HttpUrl = "https://api.cyberdesk.io"
 
 
 class WebhookSettings(BaseModel):
     """Where Cyberdesk's run-completed webhooks (signed by Svix) are received."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     listen: ListenAddress
     path: str = "/webhooks/cyberdesk"
-    secret: Annotated[SecretStr, AfterValidator(_check_webhook_secret)]
-    public_url: Annotated[HttpUrl | None, BeforeValidator(_empty_to_none)] = None
+    secret: Annotated[SecretStr, AfterValidator(check_webhook_secret)]
+    public_url: Annotated[HttpUrl | None, BeforeValidator(empty_to_none)] = None
 
     @field_validator("path")
     @classmethod
@@ -161,7 +113,7 @@ class WebhookSettings(BaseModel):
 class TrackingSettings(BaseModel):
     """How run statuses are followed: polling always; webhooks too when configured (they are hints)."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     webhook: WebhookSettings | None = None
     poll_interval: Duration = timedelta(seconds=15)
@@ -170,11 +122,11 @@ class TrackingSettings(BaseModel):
 class ServerAuth(BaseModel):
     """Who may read the status page and /metrics: a bearer token, or one user with a password hash."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    token: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
+    token: Annotated[SecretStr | None, BeforeValidator(empty_to_none)] = None
     user: str | None = None
-    password_hash: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
+    password_hash: Annotated[SecretStr | None, BeforeValidator(empty_to_none)] = None
 
     @field_validator("token")
     @classmethod
@@ -203,14 +155,14 @@ class ServerAuth(BaseModel):
 class ServerSettings(BaseModel):
     """The HTTP server: the status page, /healthz and /metrics (and the webhook receiver when configured)."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    listen: Annotated[ListenAddress | None, BeforeValidator(_empty_to_none)] = HostPort("127.0.0.1", 8790)
+    listen: Annotated[ListenAddress | None, BeforeValidator(empty_to_none)] = HostPort("127.0.0.1", 8790)
     auth: ServerAuth | None = None
 
 
 class LogSettings(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     format: Literal["console", "json"] = "console"
     level: Annotated[
@@ -220,7 +172,7 @@ class LogSettings(BaseModel):
 
 
 class DispatchSettings(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     max_in_flight_requests: int = Field(32, ge=1)
     lease: Duration = timedelta(seconds=30)
@@ -230,7 +182,7 @@ class DispatchSettings(BaseModel):
 class EmulatorSettings(BaseModel):
     """The embedded emulator, used when no api_key is configured (the demo and tests)."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     #: Simulated time runs this many times faster: at 20, a five-minute run takes 15 seconds.
     speed: float = Field(20.0, gt=0)
@@ -275,28 +227,16 @@ AlertEventName = Literal[
 ]
 
 
-def _check_alert_url(url: SecretStr) -> SecretStr:
-    # Never quote the value: a Slack hook URL is a secret.
-    parts = urlsplit(url.get_secret_value())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("expected an http(s) URL (the value is not shown: it may be a secret)")
-    return url
-
-
-def _check_optional_secret(secret: SecretStr | None) -> SecretStr | None:
-    return None if secret is None else _check_webhook_secret(secret)
-
-
 class AlertDestination(BaseModel):
     """Where alerts go. The URL and secret stay in memory: the store keeps only the destination's name."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    url: Annotated[SecretStr, AfterValidator(_check_alert_url)]
+    url: Annotated[SecretStr, AfterValidator(check_alert_url)]
     format: Literal["json", "slack"] = "json"
     secret: Annotated[
-        SecretStr | None, BeforeValidator(_empty_to_none), AfterValidator(_check_optional_secret)
+        SecretStr | None, BeforeValidator(empty_to_none), AfterValidator(check_optional_secret)
     ] = None
     on: tuple[AlertEventName, ...] = Field(
         ("item_failed", "fire_failed", "fire_late", "fire_skipped", "desktop_disconnected", "daemon_lost"),
@@ -314,7 +254,7 @@ class AlertDestination(BaseModel):
 class Config(BaseModel):
     """The daemon's settings. Build it with `load_config`; paths and the store URL are absolute."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     cyberdesk: CyberdeskSettings = CyberdeskSettings()
     store: str = Field(DEFAULT_STORE, validate_default=True, repr=False)  # may hold a password
@@ -392,15 +332,6 @@ class Config(BaseModel):
             return store
         path = _base_dir(info) / Path(database).expanduser()
         return url.set(database=str(path)).render_as_string(hide_password=False)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def default_config(base_dir: Path | None = None) -> Config:

@@ -1,4 +1,7 @@
-"""The daemon: the Runtime's steps in loops, plus HTTP (webhooks, health, metrics, status page), signals and the embedded emulator.
+"""The daemon: start and stop, the Runtime's steps in loops, signals, the embedded emulator and sd_notify.
+
+The loop machinery and health are in daemon_loops.py, the HTTP server (webhooks, health, metrics, status page)
+in daemon_http.py.
 
 Loops (each survives API and store outages: a failed round is logged and tried again with backoff):
 - jobs:      reload job files every 2s, record them, resolve workflows;
@@ -15,7 +18,6 @@ Loops (each survives API and store outages: a failed round is logged and tried a
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import contextlib
 import functools
@@ -23,35 +25,26 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import attrs
 
 from cyberdesk import CyberdeskClient, RetryConfig
-from cyberdesk_runner.api_access import (
-    API_KEY_REFUSED,
-    ApiKeyRefused,
-    is_key_refused,
-    key_refused_message,
-    status_of,
-)
+from cyberdesk_runner.api_access import ApiKeyRefused
 from cyberdesk_runner.catalog import JobCatalog
 from cyberdesk_runner.clock import Clock, SystemClock
 from cyberdesk_runner.config import Config
+from cyberdesk_runner.daemon_http import DaemonHttp, start_http
+from cyberdesk_runner.daemon_loops import DaemonLoops
 from cyberdesk_runner.logs import get_logger, register_secret
 from cyberdesk_runner.outbox import Outbox
 from cyberdesk_runner.runtime import Runtime
-from cyberdesk_runner.server import bind, build_app, make_server
 from cyberdesk_runner.store import Store, new_id
 from cyberdesk_runner.store.engine import describe_error, is_database_error, is_transient
 from cyberdesk_runner.store.notify import listen_for_work
 from cyberdesk_runner.store.records import JobSummary
 from cyberdesk_runner.systemd import SystemdNotifier
-from cyberdesk_runner.tracking.webhooks import WebhookReceiver
-from cyberdesk_runner.web.page import StatusPage
-from cyberdesk_runner.web.routes import page_routes
 
 log = get_logger("cyberdesk_runner.daemon")
 
@@ -67,8 +60,6 @@ _IDLE_CHECK_EVERY = 0.25
 _DISPATCH_EVERY = 1.0
 #: Result files and alerts: how often the outbox is looked at.
 _OUTBOX_EVERY = 1.0
-#: A loop that has not completed a round for this long makes /healthz answer 503.
-_STALE_AFTER = 120.0
 _RETENTION_EVERY = 3600.0
 
 
@@ -122,8 +113,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._wake_dispatch = asyncio.Event()
         self._event_loop: asyncio.AbstractEventLoop | None = None
-        self._loops_alive: dict[str, datetime] = {}
-        self._last_errors: list[dict[str, str]] = []
+        self._loops = DaemonLoops(self.clock, self._stop)
+        self._http: DaemonHttp | None = None
         self.webhook_url: str | None = None
         #: Where the HTTP server (page, /healthz, /metrics) listens, once it does.
         self.http_url: str | None = None
@@ -204,10 +195,9 @@ class Daemon:
             poll_interval=self.config.tracking.poll_interval,
             on_wake=self._wake,
         )
-        self.runtime = runtime
+        self.runtime = self._loops.runtime = runtime
         outbox = Outbox(runtime, self.config, self.id)
         tasks: list[asyncio.Task[Any]] = []
-        servers: list[Any] = []
         started = False
         try:
             started = await self._start_runtime(runtime)
@@ -219,11 +209,13 @@ class Daemon:
                 await asyncio.to_thread(
                     store.daemons.register, self.id, socket.gethostname(), os.getpid(), self.clock.now()
                 )
-                servers = await self._start_http(runtime)
+                self._http = await start_http(self.config, runtime, self._health, self._emulator)
+                if self._http is not None:
+                    self.http_url, self.webhook_url = self._http.url, self._http.webhook_url
                 if options.once is not None:
                     await self._trigger_once(runtime, options.once)
                 tasks = self._start_loops(runtime, options)
-                tasks.append(self._loop("outbox", outbox.round, _OUTBOX_EVERY))
+                tasks.append(self._loops.loop("outbox", outbox.round, _OUTBOX_EVERY))
                 self.notifier.ready(self._status_line(runtime))
                 await self._stop.wait()
         finally:
@@ -239,7 +231,8 @@ class Daemon:
             await runtime.dispatcher.aclose()
             # Webhooks being received are answered and their news committed before the sink stops: a sender
             # cut off mid-request would only send again, but the stop should be clean.
-            await self._stop_http(servers)
+            if self._http is not None:
+                await self._http.stop()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runtime.sink.drain(), timeout=_CREATES_GRACE)
             for task in tasks:
@@ -319,23 +312,23 @@ class Daemon:
         poll_every = self.config.tracking.poll_interval.total_seconds()
         tasks = [
             asyncio.create_task(runtime.sink.run(), name="sink"),
-            self._loop("jobs", runtime.reload_jobs, _JOB_RELOAD_EVERY),
-            self._loop("fleet", runtime.refresh_fleet, poll_every),
-            self._loop(
+            self._loops.loop("jobs", runtime.reload_jobs, _JOB_RELOAD_EVERY),
+            self._loops.loop("fleet", runtime.refresh_fleet, poll_every),
+            self._loops.loop(
                 "dispatch",
                 functools.partial(runtime.dispatch_round, wait=False),
                 _DISPATCH_EVERY,
                 wake=self._wake_dispatch,
             ),
-            self._schedule_loop(runtime),
-            self._loop("poll", runtime.poll_round, poll_every),
-            self._loop("reap", runtime.reap_round, min(poll_every, 2.0)),
-            self._loop(
+            self._loops.schedule_loop(runtime),
+            self._loops.loop("poll", runtime.poll_round, poll_every),
+            self._loops.loop("reap", runtime.reap_round, min(poll_every, 2.0)),
+            self._loops.loop(
                 "heartbeat",
                 self._heartbeat,
                 min(_HEARTBEAT_EVERY, self.config.dispatch.lease.total_seconds() / 3),
             ),
-            self._loop("retention", self._retention, _RETENTION_EVERY),
+            self._loops.loop("retention", self._retention, _RETENTION_EVERY),
             # Wake promptly when another daemon (or the CLI) makes work due; returns at once on SQLite.
             asyncio.create_task(listen_for_work(self.config.store, self._wake, self._stop), name="listen"),
         ]
@@ -343,7 +336,7 @@ class Daemon:
             tasks.append(asyncio.create_task(self._stop_when_idle(runtime), name="idle"))
         watchdog = self.notifier.watchdog_interval
         if self.notifier.enabled and watchdog is not None:
-            tasks.append(self._loop("watchdog", self._pet_watchdog, watchdog.total_seconds()))
+            tasks.append(self._loops.loop("watchdog", self._pet_watchdog, watchdog.total_seconds()))
         return tasks
 
     async def _pet_watchdog(self) -> None:
@@ -358,16 +351,6 @@ class Daemon:
 
     def request_stop(self) -> None:
         self._stop.set()
-
-    async def _stop_http(self, servers: list[Any]) -> None:
-        """Stop taking requests; those under way get up to 3 s to be answered."""
-        for server, task, sock in servers:
-            server.should_exit = True
-            try:
-                await asyncio.wait_for(task, timeout=3)
-            except (TimeoutError, asyncio.CancelledError):
-                task.cancel()
-            sock.close()
 
     async def _shutdown(self, runtime: Runtime, started: bool) -> None:
         """Hand back what this daemon holds, so other daemons (or the next start) take over at once; close."""
@@ -390,73 +373,6 @@ class Daemon:
             self._emulator_server.stop()
 
     # -- loops -----------------------------------------------------------------------------------------
-
-    def _loop(
-        self, name: str, step: Callable[[], Awaitable[Any]], every: float, wake: asyncio.Event | None = None
-    ) -> asyncio.Task[None]:
-        async def forever() -> None:
-            backoff = 1.0
-            while not self._stop.is_set():
-                try:
-                    await step()
-                    self._round_done(name)
-                    backoff, delay = 1.0, every
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # one bad round must not kill the loop
-                    self._note_error(name, exc)
-                    delay, backoff = backoff, min(backoff * 2, 30.0)
-                if wake is None:
-                    await asyncio.sleep(delay)
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=delay)
-                wake.clear()
-
-        return asyncio.create_task(forever(), name=name)
-
-    def _schedule_loop(self, runtime: Runtime) -> asyncio.Task[None]:
-        async def forever() -> None:
-            while not self._stop.is_set():
-                delay = 1.0
-                try:
-                    next_at = await asyncio.to_thread(runtime.schedule_tick)
-                    self._round_done("schedule")
-                    if next_at is not None:
-                        delay = min(max((next_at - self.clock.now()).total_seconds(), 0.0), 1.0)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    self._note_error("schedule", exc)
-                await asyncio.sleep(delay)
-
-        return asyncio.create_task(forever(), name="schedule")
-
-    def _round_done(self, loop: str) -> None:
-        assert self.runtime is not None  # loops start once the runtime exists
-        now = self.clock.now()
-        self._loops_alive[loop] = now
-        self.runtime.metrics.loop_rounds.labels(loop).inc()
-        self.runtime.metrics.loop_last_round.labels(loop).set(now.timestamp())
-
-    def _note_error(self, where: str, exc: BaseException) -> None:
-        message = f"{type(exc).__name__}: {exc}"
-        if is_key_refused(exc):
-            message = key_refused_message(
-                str(self.runtime.client.base_url) if self.runtime else "", status_of(exc)
-            )
-            log.warning(
-                "api_key_refused",
-                loop=where,
-                error=message,
-                effect="will keep trying, in case the key is being rotated",
-            )
-        else:
-            log.error("loop_error", loop=where, error=message)
-        self._last_errors = [
-            *self._last_errors[-9:],
-            {"loop": where, "error": message, "at": self.clock.now().isoformat()},
-        ]
 
     async def _heartbeat(self) -> None:
         assert self.runtime is not None
@@ -487,80 +403,5 @@ class Daemon:
                 return
             await asyncio.sleep(_IDLE_CHECK_EVERY)
 
-    # -- HTTP and health -------------------------------------------------------------------------------
-
-    async def _start_http(self, runtime: Runtime) -> list[Any]:
-        webhook_settings = self.config.tracking.webhook
-        webhook: WebhookReceiver | None = None
-        path = webhook_settings.path if webhook_settings else "/webhooks/cyberdesk"
-        listen = self.config.server.listen
-        secret = ""
-        if webhook_settings is not None:
-            secret = webhook_settings.secret.get_secret_value()
-            listen = webhook_settings.listen
-        elif self._emulator is not None:
-            # Embedded emulator: wire its webhooks to us, with a secret made for this run.
-            secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-        if secret:
-            register_secret(secret)
-            webhook = WebhookReceiver(secret=secret, sink=runtime.sink, metrics=runtime.metrics)
-        if listen is None and webhook is None:
-            return []
-        host, port = (listen.host, listen.port) if listen is not None else ("127.0.0.1", 0)
-        app = build_app(
-            metrics=runtime.metrics,
-            health=self._health,
-            webhook=webhook,
-            webhook_path=path,
-            auth=self.config.server.auth,
-            page_routes=page_routes(
-                StatusPage(runtime.store, fleet=lambda: runtime.fleet if runtime.fleet_loaded else None)
-            ),
-        )
-        try:
-            sock = bind(host, port)
-        except OSError as exc:
-            if webhook_settings is not None:
-                raise
-            # Health and metrics are not worth failing the daemon for (e.g. a second daemon on one host).
-            log.warning("http_port_in_use", listen=f"{host}:{port}", error=str(exc), fallback="a free port")
-            sock = bind(host, 0)
-        bound_host, bound_port = sock.getsockname()[:2]
-        server = make_server(app)
-        task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
-        base = f"http://{bound_host}:{bound_port}"
-        self.webhook_url = base + path if webhook is not None else None
-        self.http_url = base
-        log.info("http_listening", url=base, webhook=self.webhook_url)
-        if webhook is not None and self._emulator is not None and webhook_settings is None:
-            self._emulator.add_webhook_endpoint(self.webhook_url, secret)
-        return [(server, task, sock)]
-
     def _health(self) -> tuple[bool, dict[str, Any]]:
-        now = self.clock.now()
-        stale = [name for name, at in self._loops_alive.items() if (now - at).total_seconds() > _STALE_AFTER]
-        runtime = self.runtime
-        last_poll = runtime.poller.last_poll_at if runtime else None
-        details = {
-            "daemon": self.id,
-            "loops": {name: at.isoformat() for name, at in self._loops_alive.items()},
-            "stale_loops": stale,
-            "api_ok": runtime.api_ok if runtime else None,
-            "api": _api_state(runtime),
-            "webhook_url": self.webhook_url,
-            "last_poll_at": last_poll.isoformat() if last_poll else None,
-            "last_errors": self._last_errors,
-            "job_file_errors": (
-                [str(e) for e in [*runtime.catalog.errors, *runtime.reference_errors]] if runtime else []
-            ),
-        }
-        return (not stale and not self._stop.is_set()), details
-
-
-def _api_state(runtime: Runtime | None) -> str | None:
-    """How the API answered lately, in words for /healthz and `status`; None before the first answer."""
-    if runtime is None or runtime.api_ok is None:
-        return None
-    if runtime.api_ok:
-        return "ok"
-    return API_KEY_REFUSED if runtime.api_key_refused else "unreachable"
+        return self._loops.health(self.id, self.webhook_url)

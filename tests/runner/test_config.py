@@ -11,11 +11,11 @@ import pytest
 from cyberdesk_runner.config import (
     CONFIG_ENV_VAR,
     ConfigError,
-    HostPort,
     default_config,
     find_config_path,
     load_config,
 )
+from cyberdesk_runner.config_values import HostPort
 from cyberdesk_runner.spec import JobFileError, load_jobs
 
 REPO = Path(__file__).resolve().parents[2]
