@@ -1,4 +1,5 @@
-"""The status page's routes: `/` (the overview), `/jobs` (every job, paged), `/jobs/{name}`, `/fires/{id}`, `/items/{id}`, `/static/...`.
+"""The status page's routes: `/` (the overview), `/jobs` (every job, paged), `/jobs/{name}`, `/fires/{id}`,
+`/items/{id}`, `/static/...`.
 
 Pages are rendered on the server (Jinja2, autoescaped). The page's script asks for the same URL every 2 seconds
 with `X-Live: 1` and gets only the `<main>` part, whose changed sections it swaps in: live, with no reload and no
