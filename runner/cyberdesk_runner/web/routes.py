@@ -1,7 +1,9 @@
-"""The status page's routes: `/` (the overview), `/jobs/{name}`, `/fires/{id}`, `/items/{id}`, `/static/...`.
+"""The status page's routes: `/` (the overview), `/jobs` (every job, paged), `/jobs/{name}`, `/fires/{id}`,
+`/items/{id}`, `/static/...`.
 
 Pages are rendered on the server (Jinja2, autoescaped). The page's script asks for the same URL every 2 seconds
-with `X-Live: 1` and gets only the `<main>` part, which it swaps in: live, with no reload and no lost scroll.
+with `X-Live: 1` and gets only the `<main>` part, whose changed sections it swaps in: live, with no reload and no
+lost scroll.
 Every asset is package data: no CDN, no build step; the Content-Security-Policy allows nothing else.
 """
 
@@ -88,6 +90,15 @@ def page_routes(page: StatusPage, now: Callable[[], datetime] = utc_now) -> list
         html = await asyncio.to_thread(overview_html, request.headers.get("x-live") == "1")
         return HTMLResponse(html, headers=_HEADERS)
 
+    async def jobs(request: Request) -> Response:
+        number = request.query_params.get("page", "1")
+        listing = await asyncio.to_thread(page.jobs_listing, now(), int(number)) if number.isdigit() else None
+        if listing is None:
+            return not_found(
+                request, f"page {int(number)} of jobs" if number.isdigit() else "such page of jobs"
+            )
+        return render(request, "jobs.html", listing=listing)
+
     async def job(request: Request) -> Response:
         name = request.path_params["name"]
         document = await asyncio.to_thread(page.job, name, now())
@@ -109,6 +120,7 @@ def page_routes(page: StatusPage, now: Callable[[], datetime] = utc_now) -> list
 
     return [
         Route("/", overview),
+        Route("/jobs", jobs),
         Route("/jobs/{name}", job),
         Route("/fires/{id}", fire),
         Route("/items/{id}", item),

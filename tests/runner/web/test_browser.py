@@ -11,6 +11,8 @@ from browser_support import launch
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from web_support import FAILURE, SECRET, LivePage
 
+from cyberdesk_runner.web import page as page_module
+
 pytestmark = pytest.mark.browser
 
 #: Longest wait for something the daemon does to show on the page (runs take 1 to 2 s; the page polls every 2 s).
@@ -112,5 +114,28 @@ def test_readable_on_a_phone_and_dark_when_the_system_is(browser: Browser, live_
         background = phone.evaluate("getComputedStyle(document.body).backgroundColor")
         red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
         assert red + green + blue < 100, background
+    finally:
+        context.close()
+
+
+def test_a_long_jobs_table_is_cut_to_a_page_with_a_link_to_all_jobs(
+    browser: Browser, live_page: LivePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(page_module, "JOBS_SHOWN", 2)
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        tab.goto(live_page.url + "/")
+        # At the latest with the next live refresh (the overview is cached for a second).
+        more = tab.get_by_role("link", name="1 more job")
+        expect(more).to_be_visible(timeout=WAIT_MS)
+        expect(tab.locator("#jobs tbody tr")).to_have_count(2)
+        more.click()
+        expect(tab).to_have_url(re.compile(r"/jobs$"))
+        expect(tab.get_by_role("heading", level=1)).to_contain_text("Jobs")
+        expect(tab.locator("tbody tr[data-job]")).to_have_count(2)
+        tab.get_by_role("link", name="Next").click()
+        expect(tab).to_have_url(re.compile(r"/jobs\?page=2$"))
+        expect(tab.locator("tbody tr[data-job]")).to_have_count(1)
     finally:
         context.close()

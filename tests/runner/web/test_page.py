@@ -6,8 +6,12 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from daemon_support import eventually
 from web_support import FAILURE, SECRET, LivePage
+
+from cyberdesk_runner.store.views import FireView
+from cyberdesk_runner.web import page as page_module
 
 
 def _get(live: LivePage, path: str, **headers: str) -> httpx.Response:
@@ -102,3 +106,49 @@ def test_the_live_fragment_is_the_main_part_only(live_page: LivePage) -> None:
     assert assets and all(a.startswith("/") for a in assets)
     for asset in ("/static/page.css", "/static/live.js"):
         assert _get(live_page, asset).status_code == 200
+
+
+def _fires_of(live: LivePage, job: str) -> list[FireView]:
+    store = live.store()
+    try:
+        return store.queries.fire_views(job=job, limit=50)
+    finally:
+        store.close()
+
+
+def test_the_overview_lists_the_jobs_with_news_first_and_links_to_all(
+    live_page: LivePage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A page of two rows for three jobs: `steps` in flight, `claims` failed just now, `followup` nothing to say.
+    monkeypatch.setattr(page_module, "JOBS_SHOWN", 2)
+    claims = live_page.trigger("claims")
+    eventually(lambda: _fire_done(live_page, claims), what="the claims fire to finish", timeout=60)
+    followup = eventually(
+        lambda: next((f.id for f in _fires_of(live_page, "followup") if f.upstream_fire_id == claims), None),
+        what="the followup fire",
+        timeout=30,
+    )
+    eventually(lambda: _fire_done(live_page, followup), what="the followup fire to finish", timeout=60)
+    steps = live_page.trigger("steps")  # four items one at a time, several seconds in flight
+
+    def overview_rows() -> list[str] | None:
+        html = _get(live_page, "/").text
+        rows = re.findall(r'<tr data-job="([^"]+)">', html)
+        return rows if rows == ["steps", "claims"] else None
+
+    eventually(overview_rows, what="steps then claims on the overview", timeout=20)
+    assert not _fire_done(live_page, steps), "the steps fire ended before the overview was checked"
+    html = _get(live_page, "/").text
+    assert re.search(r'<a href="/jobs">1 more job</a>', html) and "Jobs <small>(3)</small>" in html
+
+    first = _get(live_page, "/jobs")
+    assert first.status_code == 200
+    assert re.findall(r'<tr data-job="([^"]+)">', first.text) == ["claims", "followup"]
+    assert 'rel="next" href="/jobs?page=2"' in first.text
+    second = _get(live_page, "/jobs?page=2")
+    assert re.findall(r'<tr data-job="([^"]+)">', second.text) == ["steps"]
+    assert 'rel="prev" href="/jobs?page=1"' in second.text and 'rel="next"' not in second.text
+    for path in ("/jobs?page=3", "/jobs?page=0", "/jobs?page=<b>"):
+        missing = _get(live_page, path)
+        assert missing.status_code == 404 and "<b>" not in missing.text
+    assert SECRET not in first.text + second.text
