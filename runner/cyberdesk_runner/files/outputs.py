@@ -178,9 +178,8 @@ async def _download(store: Store, client: CyberdeskClient, f: OutputFile, now: d
                 got = staging.stat().st_size
                 if f.size is not None and got != f.size:
                     raise OSError(f"got {got:,} bytes, the attachment has {f.size:,}")
-                os.replace(
-                    staging, target
-                )  # atomic: a reader (or another claimant) sees a whole file or none
+                # Atomic: a reader (or another claimant) sees a whole file or none.
+                os.replace(staging, target)
             finally:
                 staging.unlink(missing_ok=True)
             status = "downloaded"
