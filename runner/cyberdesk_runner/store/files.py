@@ -7,9 +7,13 @@ idempotency key (a crash, a timeout) reads the recorded paths and must find the 
 Files out: one `output_file` row per (attempt, attachment, folder) (unique), recorded when a run of a job with
 `results:` ends with output attachments (`note_outputs`), or asked for by `results --download`. Downloads are
 claimed like the outbox's result files: `claim_downloads` takes due rows with SKIP LOCKED and holds them for a
-lease, so two daemons never download one attachment at once, and a daemon that dies mid-download leaves a claim
-that lapses and is taken again (the file is written under a .part name and renamed at the end, so a half file is
-never taken for a whole one). `download_done` marks a row done once; a done row is never downloaded again.
+lease, so two daemons do not download one attachment at once, and a daemon that dies mid-download leaves a claim
+that lapses and is taken again. The lease is not renewed: a download that outlasts it may be claimed by a second
+daemon while the first still runs. That is safe because each claimant writes its own uniquely named staging file
+and renames it into place whole (`files.outputs`), and `download_done` settles the row once, by whichever
+claimant finishes first (a conditional UPDATE on `status = 'pending'`); a done row is never downloaded again.
+`download_failed` only touches the row while it is still the caller's claim, so a slow claimant's failure never
+clears the claim of the daemon that took the row over.
 
 Locks: output_file rows only (SKIP LOCKED when claiming); attempt_file rows are insert-or-nothing.
 """
@@ -25,7 +29,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from cyberdesk_runner.store.core import Aggregate
-from cyberdesk_runner.store.tables import attempt_t, item_t
+from cyberdesk_runner.store.tables import attempt_t, item_t, step_run_t
 from cyberdesk_runner.store.types import UTCDateTime
 
 __all__ = ["Files", "InputFile", "OutputFile", "attempt_file_t", "output_file_t"]
@@ -81,7 +85,8 @@ class OutputFileRow(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=40)
     claim_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     tries: int = 0
-    #: Relative to `folder`'s parent: `<stem>/<seq>-<item>/<filename>`, as the results table shows it.
+    #: Relative to `folder`'s parent: `<stem>/<seq>-<item>/[<step>/]<filename>`, as the results table shows it;
+    #: recorded when noted (NULL in rows noted by a runner before steps had folders: computed from the row).
     relative_path: str | None = None
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = None
@@ -124,10 +129,14 @@ class OutputFile:
 
 @attrs.frozen
 class FinalRun:
+    """A run of an item's final attempt: the attempt's own, or one step run of a multi-step attempt."""
+
     attempt_id: str
     item_id: str
     seq: int
     run_id: str
+    #: The step's folder name (its alias, else its number from 1); None for a single-run attempt.
+    step: str | None = None
 
 
 @attrs.frozen
@@ -141,6 +150,8 @@ class NewOutputFile:
     filename: str
     size: int | None
     folder: str
+    #: Where it goes, relative to `folder`'s parent (a multi-step attempt's files go under a per-step folder).
+    relative_path: str | None = None
 
 
 def _output(row: Any) -> OutputFile:
@@ -192,8 +203,8 @@ class Files(Aggregate):
     # -- files out -------------------------------------------------------------------------------------
 
     def note_outputs(self, files: Sequence[NewOutputFile]) -> int:
-        """Record attachments to download; one row per (attempt, attachment) whoever notes it. Returns how
-        many were new."""
+        """Record attachments to download (with the path each goes to); one row per (attempt, attachment,
+        folder) whoever notes it. Returns how many were new."""
         if not files:
             return 0
         with self.core.write() as conn:
@@ -232,13 +243,13 @@ class Files(Aggregate):
             return [_output(r) for r in rows]
 
     def download_done(self, file_id: int, relative_path: str, size: int, now: datetime) -> bool:
-        """Mark a claimed download done; False when it was no longer this store's claim (another took it)."""
+        """Mark a download done, whoever holds its claim now (the file is whole in place: the first claimant to
+        finish settles it); False when it was settled already."""
         with self.core.write() as conn:
             return bool(
                 conn.execute(
                     sa.update(output_file_t)
                     .where(output_file_t.c.id == file_id, output_file_t.c.status == "pending")
-                    .where(output_file_t.c.claimed_by == self.core.owner)
                     .values(
                         status="done",
                         relative_path=relative_path,
@@ -252,11 +263,13 @@ class Files(Aggregate):
             )
 
     def download_failed(self, file_id: int, error: str, retry_at: datetime) -> None:
-        """A download that failed: tried again at `retry_at`, or given up after MAX_DOWNLOAD_TRIES."""
+        """A download that failed: tried again at `retry_at`, or given up after MAX_DOWNLOAD_TRIES. A no-op when
+        the claim is no longer this store's (another daemon took the row over and is downloading it)."""
         with self.core.write() as conn:
             conn.execute(
                 sa.update(output_file_t)
                 .where(output_file_t.c.id == file_id, output_file_t.c.status == "pending")
+                .where(output_file_t.c.claimed_by == self.core.owner)
                 .values(
                     status=sa.case((output_file_t.c.tries >= MAX_DOWNLOAD_TRIES, "failed"), else_="pending"),
                     claimed_by=None,
@@ -266,16 +279,37 @@ class Files(Aggregate):
             )
 
     def final_runs_of_fire(self, fire_id: str) -> list[FinalRun]:
-        """The run of each item's final attempt (items with no run are left out), in item order."""
+        """The runs of each item's final attempt (items with no run are left out), in item order: the attempt's
+        run, or every step run of a multi-step attempt, in step order."""
         final = sa.and_(attempt_t.c.item_id == item_t.c.id, attempt_t.c.number == item_t.c.attempts)
         with self.core.read() as conn:
             rows = conn.execute(
-                sa.select(attempt_t.c.id, item_t.c.id.label("item_id"), item_t.c.seq, attempt_t.c.run_id)
-                .select_from(item_t.join(attempt_t, final))
+                sa.select(
+                    attempt_t.c.id,
+                    item_t.c.id.label("item_id"),
+                    item_t.c.seq,
+                    sa.func.coalesce(step_run_t.c.run_id, attempt_t.c.run_id).label("run_id"),
+                    step_run_t.c.step_index,
+                    step_run_t.c.alias,
+                )
+                .select_from(
+                    item_t.join(attempt_t, final).outerjoin(
+                        step_run_t, step_run_t.c.attempt_id == attempt_t.c.id
+                    )
+                )
                 .where(item_t.c.fire_id == fire_id, attempt_t.c.run_id.is_not(None))
-                .order_by(item_t.c.seq, item_t.c.id)
+                .order_by(item_t.c.seq, item_t.c.id, step_run_t.c.step_index)
             ).all()
-        return [FinalRun(r.id, r.item_id, r.seq, r.run_id) for r in rows]
+        return [
+            FinalRun(
+                r.id,
+                r.item_id,
+                r.seq,
+                r.run_id,
+                None if r.step_index is None else (r.alias or str(r.step_index + 1)),
+            )
+            for r in rows
+        ]
 
     def outputs_of_fire(self, fire_id: str) -> list[OutputFile]:
         """The fire's output attachments in item order (any status)."""

@@ -242,3 +242,95 @@ async def test_the_daemons_outbox_round_writes_the_result_file_and_downloads_its
         with claims_file.open(newline="") as text:
             assert [row["files"] for row in csv.DictReader(text)] == [""]
         await outbox.aclose()
+
+
+CHAIN_FIXTURE: dict[str, Any] = {
+    "pools": [{"name": "billing"}],
+    "machines": [{"name": "desk-1", "pools": ["billing"]}],
+    "workflows": [
+        {
+            "name": "Fetch invoice",
+            "prompt": "Fetch the invoice of {vendor}",
+            "exports": [{"filename": "report.csv", "content": "fetched,{vendor},{run_id}\n"}],
+        },
+        {
+            "name": "File invoice",
+            "prompt": "File the invoice of {vendor}",
+            "exports": [{"filename": "report.csv", "content": "filed,{vendor},{run_id}\n"}],
+        },
+    ],
+}
+CHAIN = """
+    name: invoices
+    target: {pool: billing}
+    items: [{vendor: acme}]
+    steps:
+      - workflow: Fetch invoice
+        alias: fetch
+      - workflow: File invoice
+        inputs: {vendor: acme}
+    results:
+      path: out/{job}_{fire}.csv
+"""
+
+
+async def test_every_step_of_a_chain_has_its_files_downloaded_into_its_own_folder(tmp_path: Path) -> None:
+    rules = {"invoices": ResultFileRule("out/{job}_{fire}.csv", "csv")}
+    async with Harness(tmp_path, {"invoices": CHAIN}, fixture=CHAIN_FIXTURE) as h:
+        h.store.outbox.rules = OutboxRules(result_files={"invoices": "csv"})
+        fire_id = await h.trigger("invoices")
+        await h.run_until_idle()
+        path = result_file_path(h.store, fire_id, "invoices", rules["invoices"].template, h.tmp_path)
+        assert path is not None
+        assert await note_fire_outputs(h.store, h.client, fire_id, "invoices", outputs_folder(path)) == 2
+        assert write_pending_result_files(h.store, rules, h.tmp_path, datetime.now(UTC)) == [
+            (fire_id, "written")
+        ]
+        with path.open(newline="") as text:
+            [row] = list(csv.DictReader(text))
+        # Both steps export report.csv: each goes under its step's folder (the alias, else the step number).
+        item_folder = f"{path.stem}/{row['seq']}-{row['item']}"
+        assert row["files"].split(";") == [f"{item_folder}/fetch/report.csv", f"{item_folder}/2/report.csv"]
+        done = await download_round(h.store, h.client, datetime.now(UTC))
+        assert (done.downloaded, done.failed) == (2, 0)
+        [step_runs] = h.store.steps.of_attempts([h.rows("attempt")[0]["id"]]).values()
+        fetch_run, file_run = (s["run_id"] for s in step_runs)
+        assert (
+            path.parent / item_folder / "fetch" / "report.csv"
+        ).read_text() == f"fetched,acme,{fetch_run}\n"
+        assert (path.parent / item_folder / "2" / "report.csv").read_text() == f"filed,acme,{file_run}\n"
+
+
+async def test_a_download_outlasting_its_claim_and_taken_over_is_still_settled_once(tmp_path: Path) -> None:
+    async with Harness(tmp_path, {"reconcile": RECONCILE}) as h:
+        _, path = await _ended_fire_with_outputs(h)
+        expected = _expected(h, path)
+        written_to: list[Path] = []
+        first_started, taken_over = asyncio.Event(), asyncio.Event()
+        real_download_to = h.client.run_attachments.download_to
+
+        async def slow_first_daemon(attachment_id: str, target: Path) -> Any:
+            written_to.append(target)
+            if len(written_to) <= 3:  # the first daemon's three downloads outlast their claims
+                if len(written_to) == 3:
+                    first_started.set()
+                await taken_over.wait()
+            return await real_download_to(attachment_id, target)
+
+        h.client.run_attachments.download_to = slow_first_daemon  # type: ignore[method-assign]
+        other = Store(h.store.url)
+        try:
+            now = datetime.now(UTC)
+            first = asyncio.create_task(download_round(h.store, h.client, now))
+            await asyncio.wait_for(first_started.wait(), 60)
+            # The second daemon's clock is past the first's lease: it takes every row over and downloads them.
+            second = await download_round(other, h.client, now + timedelta(minutes=11))
+            taken_over.set()
+            slow = await asyncio.wait_for(first, 60)
+        finally:
+            other.close()
+        assert (second.downloaded, second.failed) == (3, 0)
+        assert (slow.downloaded, slow.existed, slow.failed) == (0, 3, 0)  # settled already: counted once
+        assert len(set(written_to)) == 6 and not set(written_to) & set(expected)  # each its own staging file
+        assert {p: p.read_bytes() for p in expected} == expected
+        assert {p for p in path.parent.rglob("*") if p.is_file()} == {path, *expected}  # no leftovers

@@ -61,19 +61,32 @@ def test_two_daemons_never_claim_the_same_download(open_store: Callable[[], Stor
 def test_a_lapsed_claim_is_taken_over_and_a_done_download_is_never_handed_out(
     open_store: Callable[[], Store],
 ) -> None:
-    dead, alive = open_store(), open_store()
-    dead.files.note_outputs(_outputs(1))
-    [mine] = dead.files.claim_downloads(T0, HOLD)
+    slow, alive = open_store(), open_store()
+    slow.files.note_outputs(_outputs(1))
+    [mine] = slow.files.claim_downloads(T0, HOLD)
     assert alive.files.claim_downloads(at(60), HOLD) == []  # held
-    [taken] = alive.files.claim_downloads(T0 + HOLD, HOLD)  # lapsed
+    [taken] = alive.files.claim_downloads(T0 + HOLD, HOLD)  # lapsed (the lease is not renewed)
     assert taken.id == mine.id and taken.tries == 1
-    assert (
-        dead.files.download_done(mine.id, "claims_fire_1/0-item_0/f0.csv", 100, at(1)) is False
-    )  # not its claim
-    assert alive.files.download_done(taken.id, "claims_fire_1/0-item_0/f0.csv", 100, at(1)) is True
+    # The slow first claimant still finishes: its whole file is in place, so it settles the row, once.
+    assert slow.files.download_done(mine.id, "claims_fire_1/0-item_0/f0.csv", 100, at(1)) is True
+    assert alive.files.download_done(taken.id, "claims_fire_1/0-item_0/f0.csv", 100, at(2)) is False
     assert alive.files.claim_downloads(T0 + 10 * HOLD, HOLD) == []
     [done] = alive.files.outputs_of_fire("fire_1")
     assert (done.status, done.relative_path) == ("done", "claims_fire_1/0-item_0/f0.csv")
+
+
+def test_a_slow_claimants_failure_leaves_the_new_claimants_claim_alone(
+    open_store: Callable[[], Store],
+) -> None:
+    slow, alive, third = open_store(), open_store(), open_store()
+    slow.files.note_outputs(_outputs(1))
+    [mine] = slow.files.claim_downloads(T0, HOLD)
+    [taken] = alive.files.claim_downloads(T0 + HOLD, HOLD)
+    slow.files.download_failed(mine.id, "OSError: connection reset", T0 + HOLD)  # no longer its claim
+    assert third.files.claim_downloads(T0 + HOLD + timedelta(minutes=1), HOLD) == []  # still alive's
+    [row] = third.files.outputs_of_fire("fire_1")
+    assert row.status == "pending" and row.tries == 2
+    assert alive.files.download_done(taken.id, "claims_fire_1/0-item_0/f0.csv", 100, at(1)) is True
 
 
 def test_a_failing_download_is_retried_later_then_given_up(store: Store) -> None:
