@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 from pg_support import PG_URL, pg_url_for
+from receiver import Receiver
 from sqlalchemy.exc import OperationalError
 
 
@@ -44,3 +45,11 @@ def pg_schema(pg_admin: sa.Engine) -> Iterator[Callable[[], str]]:
     with pg_admin.begin() as conn:
         for schema in made:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback (alerts), closed after the test."""
+    found = Receiver()
+    yield found
+    found.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ from cyberdesk_runner.cli import build_app
 SECRET = "whsec_" + base64.b64encode(b"alerts-test-command-secret-01").decode()
 #: Parts of the URLs that are secrets (a Slack hook's path is its credential).
 HIDDEN = (SECRET, "ops-hook-secret", "T000/B000/slack-secret")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
 
 
 def _closed_port() -> int:

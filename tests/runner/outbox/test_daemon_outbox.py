@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,13 +49,6 @@ results:
   path: results/{job}/{fire_created:%Y-%m-%d_%H%M}_{fire}.csv
   format: csv
 """
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
 
 
 def _write(folder: Path, receiver: Receiver) -> Path:

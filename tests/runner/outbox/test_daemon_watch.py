@@ -9,7 +9,6 @@ import base64
 import json
 import textwrap
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,13 +47,6 @@ workflow: Submit claim
 target: {machines: [desk-2]}
 items: [{claim_id: C-2}]
 """
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
 
 
 def _config(folder: Path, receiver: Receiver) -> Path:

@@ -8,11 +8,9 @@ from __future__ import annotations
 import base64
 import json
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from daemon_support import ThreadedDaemon, eventually
 from receiver import Receiver
 from svix.webhooks import Webhook
@@ -39,13 +37,6 @@ target: {machines: [desk-1]}
 items: [{claim_id: C-BAD}]
 retry: {max_attempts: 1}
 """
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
 
 
 def test_an_alert_under_way_at_stop_is_sent_again_with_the_same_id(

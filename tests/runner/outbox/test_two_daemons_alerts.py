@@ -70,13 +70,6 @@ EXPECTED = {"ops": 7, "audit": 4}
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
-
-
-@pytest.fixture
 def emulator() -> Iterator[tuple[Emulator, str]]:
     cloud = Emulator(speed=2000, run_duration="5-40", seed=3, fixture=FLEET)
     server = EmulatorServer(cloud).start()
