@@ -56,6 +56,17 @@ class RunQueue:
             key = frozenset(run.pool_ids or ())
             heapq.heappush(self._pooled.setdefault(key, []), (rank(run), run.id, run.generation))
 
+    def bound_desktops(self) -> set[str] | None:
+        """The desktops the waiting runs are bound to (pinned runs, sessions with a desktop), or None when some
+        waiting run may go to any desktop that fits (pool-constrained runs, a session's first run). A free
+        desktop outside this set has nothing to take: with thousands of idle desktops, placement looks only
+        at these instead of at every free one."""
+        if self._pooled or any(s not in self._session_machines for s in self._sessions):
+            return None
+        bound = set(self._pinned)
+        bound.update(self._session_machines[s] for s in self._sessions)
+        return bound
+
     def best_for(self, machine: Machine) -> Run | None:
         """The run this free desktop should take now, or None."""
         if machine.reserved_session_id is not None:

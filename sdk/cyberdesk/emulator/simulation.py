@@ -109,9 +109,9 @@ class Simulation:
         if not self._free or not self.world.runs_by_status.get("scheduling"):
             return
         machines = self.world.machines
-        for machine in sorted(
-            (machines[m] for m in self._free), key=lambda m: (m.idle_since, m.name or "", m.id)
-        ):
+        bound = self.queue.bound_desktops()
+        free = self._free if bound is None else [m for m in bound if m in self._free]
+        for machine in sorted((machines[m] for m in free), key=lambda m: (m.idle_since, m.name or "", m.id)):
             run = self.queue.best_for(machine)
             if run is not None:
                 self._start(run, machine, now)
