@@ -5,7 +5,7 @@ insert-or-nothing, in the transaction that creates its items, so a second daemon
 that decides the same slot records nothing. The scheduled instant never includes jitter, so every daemon
 computes the same key.
 
-Never silently missed: each job's watermark (`JobState.last_slot_at`) says up to when its slots have been
+Never silently missed: each job's watermark (`JobMark.last_slot_at`) says up to when its slots have been
 considered. A tick looks at the slots in (watermark, now]; each due one is run, skipped (with its reason) or
 failed (when it cannot be planned), and the watermark moves forward (monotonically) in the same transaction.
 
@@ -56,8 +56,8 @@ from cyberdesk_runner.scheduling.policy import (
 from cyberdesk_runner.scheduling.slots import Schedule, Slot, SlotWindow
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import (
+    JobMark,
     JobSlots,
-    JobState,
     NewFire,
     OverlapRule,
     SlotFire,
@@ -145,7 +145,7 @@ class Scheduler:
         """Do all work due at `clock.now()`; return when the next slot is due (jitter included), or None."""
         tick = _Tick(self._clock.now(), self._fleet, through_before=dict(self._through))
         jobs = list(self._catalog.jobs.values())
-        states = {state.name: state for state in self._store.jobs.all()}
+        states = self._store.jobs.marks()
         hashes = dict(self._hashes)
         wake: datetime | None = None
         try:
@@ -206,7 +206,7 @@ class Scheduler:
             transitions, tick.transitions = tick.transitions, []
             self._on_transitions(transitions)
 
-    def _tick_or_wait(self, job: ActiveJob, state: JobState | None, tick: _Tick) -> datetime | None:
+    def _tick_or_wait(self, job: ActiveJob, state: JobMark | None, tick: _Tick) -> datetime | None:
         if state is None:
             return None  # not in the store yet: the daemon records new job files before ticking
         if job.workflow_id is None and job.workflow_error is None:
@@ -225,7 +225,7 @@ class Scheduler:
 
     # -- one job ---------------------------------------------------------------------------------------
 
-    def _tick_job(self, job: ActiveJob, state: JobState, tick: _Tick) -> datetime | None:
+    def _tick_job(self, job: ActiveJob, state: JobMark, tick: _Tick) -> datetime | None:
         name, definition_hash = job.name, job.loaded.definition_hash
         schedule = self._schedule(job)
         watermark = self._watermark(job, state, tick)
@@ -264,7 +264,7 @@ class Scheduler:
             fires += self._carry_out(job, decision, tick)
 
         through = pending[0].at - _TICK if pending else tick.now
-        nxt = pending[0].slot if pending else schedule.next_after(tick.now)
+        nxt = pending[0].slot if pending else window.following  # the first slot after now
         due_at = nxt.at + self._delay(name, schedule, nxt) if nxt is not None else None
         # Nothing below raises: the job's fires and its watermark are handed over together, or neither.
         if fires:
@@ -278,7 +278,7 @@ class Scheduler:
         self._upcoming[name] = _Upcoming(definition_hash, watermark, nxt.at if nxt else None, due_at)
         return due_at
 
-    def _watermark(self, job: ActiveJob, state: JobState, tick: _Tick) -> datetime:
+    def _watermark(self, job: ActiveJob, state: JobMark, tick: _Tick) -> datetime:
         name = job.name
         start = self._start_mark(job, state, tick)
         if start is None:
@@ -287,7 +287,7 @@ class Scheduler:
         tick.marks[name] = tick.start_marks[name] = start
         return start
 
-    def _start_mark(self, job: ActiveJob, state: JobState, tick: _Tick) -> datetime | None:
+    def _start_mark(self, job: ActiveJob, state: JobMark, tick: _Tick) -> datetime | None:
         """Where to start the job from when not at its stored watermark."""
         name = job.name
         resume = self._resume.pop(name, None)

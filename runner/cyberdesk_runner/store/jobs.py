@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cyberdesk_runner.store.core import Aggregate
-from cyberdesk_runner.store.records import JobDefinition, JobState, Transition
+from cyberdesk_runner.store.records import JobDefinition, JobMark, JobState, Transition
 from cyberdesk_runner.store.tables import job_t
 
 __all__ = ["Jobs", "move_last_slot"]
@@ -100,6 +100,14 @@ class Jobs(Aggregate):
             query = query.where(job_t.c.removed_at.is_(None))
         with self.core.read() as conn:
             return [_job_state(r) for r in conn.execute(query)]
+
+    def marks(self) -> dict[str, JobMark]:
+        """Each present job's paused flag and watermark, by name: what a scheduler tick reads every second."""
+        query = sa.select(job_t.c.name, job_t.c.paused, job_t.c.last_slot_at).where(
+            job_t.c.removed_at.is_(None)
+        )
+        with self.core.read() as conn:
+            return {r.name: JobMark(r.paused, r.last_slot_at) for r in conn.execute(query)}
 
     def get(self, name: str) -> JobState | None:
         with self.core.read() as conn:

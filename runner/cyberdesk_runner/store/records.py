@@ -42,6 +42,15 @@ class JobState:
 
 
 @attrs.frozen
+class JobMark:
+    """What a scheduler tick reads of a stored job: its paused flag and watermark (not its definition)."""
+
+    paused: bool
+    #: Up to when the job's slots have been considered (recorded, skipped or failed); None: never yet.
+    last_slot_at: datetime | None
+
+
+@attrs.frozen
 class NewItem:
     inputs: Mapping[str, Any]
     machine_id: str | None = None
