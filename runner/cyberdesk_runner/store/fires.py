@@ -293,6 +293,10 @@ def fire_data(fire: NewFire, items: int) -> dict[str, Any]:
     return data
 
 
+#: `_insert_fire_row`'s statement, per dialect (PostgreSQL or not).
+_INSERT_FIRE: dict[bool, Any] = {}
+
+
 def _insert_fire_row(core: StoreCore, conn: Connection, values: dict[str, Any]) -> bool:
     """Insert a fire unless its dedup key (the slot) is taken; True when this call inserted it.
 
@@ -306,10 +310,6 @@ def _insert_fire_row(core: StoreCore, conn: Connection, values: dict[str, Any]) 
         statement = core.insert_or_nothing(fire_t, ["dedup_key"]).returning(fire_t.c.id)
         _INSERT_FIRE[core.is_postgres] = statement
     return conn.execute(statement, values).first() is not None
-
-
-#: `_insert_fire_row`'s statement, per dialect (PostgreSQL or not).
-_INSERT_FIRE: dict[bool, Any] = {}
 
 
 def _record_running(
