@@ -5,10 +5,18 @@ insert-or-nothing, in the transaction that creates its items, so a second daemon
 that decides the same slot records nothing. The scheduled instant never includes jitter, so every daemon
 computes the same key.
 
-Never silently missed: each job's watermark (`JobState.last_slot_at`) says up to when its slots have been
+Never silently missed: each job's watermark (`JobMark.last_slot_at`) says up to when its slots have been
 considered. A tick looks at the slots in (watermark, now]; each due one is run, skipped (with its reason) or
-failed (when it cannot be planned), and only then is the watermark moved forward (monotonically, in the store).
-A crash in between makes the next tick decide those slots again, and the unique key makes that a no-op.
+failed (when it cannot be planned), and the watermark moves forward (monotonically) in the same transaction.
+
+One transaction per tick, not per fire (`store.fires.record_slots`; a commit per fire was most of a tick's
+time): the tick first decides and plans every job's slots, then records them all, each job's fires and
+watermark together, at most `FIRES_PER_TRANSACTION` fires a transaction. A crash before a commit leaves those
+jobs' slots unconsidered: the next tick (of any daemon) decides them again. A job whose records fail is rolled
+back alone; its slots stay unconsidered and this scheduler forgets what it noted of the job in the tick. The one
+exception is a `replace` run, recorded by itself (`store.fires.start`: it cancels the fires before it, which
+locks their attempts and items) as soon as it is planned; if the tick then fails before its watermark moves,
+the next tick finds the slot recorded.
 
 Watermark rules:
 - a job seen for the first time starts at now: no catch-up of slots from before it existed;
@@ -47,9 +55,20 @@ from cyberdesk_runner.scheduling.policy import (
 )
 from cyberdesk_runner.scheduling.slots import Schedule, Slot, SlotWindow
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import JobState, NewFire, OverlapRule, Transition
+from cyberdesk_runner.store.records import (
+    JobMark,
+    JobSlots,
+    NewFire,
+    OverlapRule,
+    SlotFire,
+    Transition,
+)
 
-__all__ = ["Scheduler"]
+__all__ = ["FIRES_PER_TRANSACTION", "Scheduler"]
+
+#: Most fires recorded in one transaction. SQLite has one writer at a time: a transaction of a few hundred
+#: fires would hold up dispatch and news for that long, and the first fires would wait for the last.
+FIRES_PER_TRANSACTION = 100
 
 _TICK = timedelta(microseconds=1)
 _log = get_logger("cyberdesk_runner.scheduling")
@@ -71,8 +90,15 @@ class _Tick:
     get_fleet: Callable[[], Fleet]
     fleet: Fleet | None = None
     transitions: list[Transition] = attrs.Factory(list)
-    #: New watermarks, written in one transaction at the end of the tick.
+    #: Decided slots not recorded yet, per job, with the job's overlap rule.
+    fires: dict[str, tuple[OverlapRule, list[SlotFire]]] = attrs.Factory(dict)
+    fire_count: int = 0
+    #: New watermarks not recorded yet; recorded with the job's fires.
     marks: dict[str, datetime] = attrs.Factory(dict)
+    #: Each job's `Scheduler._through` before this tick, to go back to when its records fail.
+    through_before: dict[str, datetime] = attrs.Factory(dict)
+    #: Watermarks this tick started jobs from that are not the stored ones (first seen, edited, added back).
+    start_marks: dict[str, datetime] = attrs.Factory(dict)
 
     def the_fleet(self) -> Fleet:
         if self.fleet is None:
@@ -111,39 +137,76 @@ class Scheduler:
         self._hashes: dict[str, str] = {}
         #: Per job, up to when this scheduler has considered its slots.
         self._through: dict[str, datetime] = {}
+        #: Jobs whose records failed: the watermark their failed tick started from, for the next tick to take.
+        self._resume: dict[str, datetime] = {}
         self._last_now: datetime | None = None
 
     def tick(self) -> datetime | None:
         """Do all work due at `clock.now()`; return when the next slot is due (jitter included), or None."""
-        tick = _Tick(self._clock.now(), self._fleet)
+        tick = _Tick(self._clock.now(), self._fleet, through_before=dict(self._through))
         jobs = list(self._catalog.jobs.values())
-        states = {state.name: state for state in self._store.jobs.all()}
+        states = self._store.jobs.marks()
         hashes = dict(self._hashes)
         wake: datetime | None = None
         try:
-            for job in jobs:
-                due_at = self._tick_or_wait(job, states.get(job.name), tick)
-                hashes[job.name] = job.loaded.definition_hash
-                if due_at is not None and (wake is None or due_at < wake):
-                    wake = due_at
-                self._report(tick)  # job by job, so the dispatcher can start on the first fires at once
+            try:
+                for job in jobs:
+                    due_at = self._tick_or_wait(job, states.get(job.name), tick)
+                    hashes[job.name] = job.loaded.definition_hash
+                    if due_at is not None and (wake is None or due_at < wake):
+                        wake = due_at
+                    if tick.fire_count >= FIRES_PER_TRANSACTION:
+                        self._record(tick)
+            finally:
+                self._record(tick)  # what was decided before a failure too (as it always was)
         finally:
             # Jobs not reached (the store failed) keep their previous hash, so an edit to them is still seen.
             self._hashes = {job.name: hashes[job.name] for job in jobs if job.name in hashes}
             self._forget({job.name for job in jobs})
             self._last_now = tick.now
-            try:
-                self._report(tick)
-            finally:
-                self._store.jobs.set_last_slots(tick.marks)
+            self._report(tick)
         return wake
+
+    def _record(self, tick: _Tick) -> None:
+        """Record the decided slots and watermarks of the tick so far, in one transaction."""
+        names = sorted(tick.fires.keys() | tick.marks.keys())
+        if not names:
+            return
+        allow = OverlapRule("allow")
+        jobs = [
+            JobSlots(name, *tick.fires.get(name, (allow, [])), last_slot_at=tick.marks.get(name))
+            for name in names
+        ]
+        tick.fires, tick.fire_count, tick.marks = {}, 0, {}
+        try:
+            recorded = self._store.fires.record_slots(jobs, tick.now)
+        except BaseException:
+            for name in names:
+                self._not_recorded(name, tick)
+            raise
+        tick.transitions += recorded.transitions
+        for name, error in recorded.failed.items():
+            _log.error("scheduling_failed", job=name, error=error)
+            self._not_recorded(name, tick)
+        self._report(tick)  # chunk by chunk, so the dispatcher can start on the first fires at once
+
+    def _not_recorded(self, name: str, tick: _Tick) -> None:
+        """Forget what this tick noted of a job whose records failed: its slots stay unconsidered, and the next
+        tick starts it where this one did."""
+        if name in tick.start_marks:
+            self._resume[name] = tick.start_marks[name]
+        self._upcoming.pop(name, None)
+        if name in tick.through_before:
+            self._through[name] = tick.through_before[name]
+        else:
+            self._through.pop(name, None)
 
     def _report(self, tick: _Tick) -> None:
         if tick.transitions:
             transitions, tick.transitions = tick.transitions, []
             self._on_transitions(transitions)
 
-    def _tick_or_wait(self, job: ActiveJob, state: JobState | None, tick: _Tick) -> datetime | None:
+    def _tick_or_wait(self, job: ActiveJob, state: JobMark | None, tick: _Tick) -> datetime | None:
         if state is None:
             return None  # not in the store yet: the daemon records new job files before ticking
         if job.workflow_id is None and job.workflow_error is None:
@@ -162,7 +225,7 @@ class Scheduler:
 
     # -- one job ---------------------------------------------------------------------------------------
 
-    def _tick_job(self, job: ActiveJob, state: JobState, tick: _Tick) -> datetime | None:
+    def _tick_job(self, job: ActiveJob, state: JobMark, tick: _Tick) -> datetime | None:
         name, definition_hash = job.name, job.loaded.definition_hash
         schedule = self._schedule(job)
         watermark = self._watermark(job, state, tick)
@@ -194,36 +257,51 @@ class Scheduler:
         )
         if spec.overlap == "replace":
             decisions = supersede_for_replace(decisions)
+        fires: list[SlotFire] = []
         if window.older_first is not None:
-            self._record_summary(job, window, state.paused, tick)
+            fires.append(self._summary(job, window, state.paused))
         for decision in decisions:
-            self._carry_out(job, decision, tick)
+            fires += self._carry_out(job, decision, tick)
 
         through = pending[0].at - _TICK if pending else tick.now
+        nxt = pending[0].slot if pending else window.following  # the first slot after now
+        due_at = nxt.at + self._delay(name, schedule, nxt) if nxt is not None else None
+        # Nothing below raises: the job's fires and its watermark are handed over together, or neither.
+        if fires:
+            tick.fires[name] = (OverlapRule(spec.overlap, skip_reason=overlap_skip_reason), fires)
+            tick.fire_count += len(fires)
         if window.slots and through > watermark:
             tick.marks[name] = through
-            watermark = max(watermark, through)
+            watermark = through
         self._through[name] = through
         self._prune_delays(name, through)
-        nxt = pending[0].slot if pending else schedule.next_after(tick.now)
-        due_at = nxt.at + self._delay(name, schedule, nxt) if nxt is not None else None
         self._upcoming[name] = _Upcoming(definition_hash, watermark, nxt.at if nxt else None, due_at)
         return due_at
 
-    def _watermark(self, job: ActiveJob, state: JobState, tick: _Tick) -> datetime:
+    def _watermark(self, job: ActiveJob, state: JobMark, tick: _Tick) -> datetime:
         name = job.name
+        start = self._start_mark(job, state, tick)
+        if start is None:
+            assert state.last_slot_at is not None
+            return state.last_slot_at
+        tick.marks[name] = tick.start_marks[name] = start
+        return start
+
+    def _start_mark(self, job: ActiveJob, state: JobMark, tick: _Tick) -> datetime | None:
+        """Where to start the job from when not at its stored watermark."""
+        name = job.name
+        resume = self._resume.pop(name, None)
+        if resume is not None and (state.last_slot_at is None or resume > state.last_slot_at):
+            return resume  # where the tick whose records failed started it
         if state.last_slot_at is None:
-            tick.marks[name] = tick.now  # first seen: no catch-up of slots from before the job existed
-            return tick.now
-        watermark = state.last_slot_at
+            return tick.now  # first seen: no catch-up of slots from before the job existed
         if self._last_now is not None and self._hashes.get(name) != job.loaded.definition_hash:
             # Added (back) or edited since our last tick: the previous definition, or no job at all, covered the
             # time up to then, so slots of the new definition before it are not "missed".
             through = self._through.get(name, self._last_now) if name in self._hashes else self._last_now
-            if through > watermark:
-                tick.marks[name] = through
+            if through > state.last_slot_at:
                 return through
-        return watermark
+        return None
 
     def _split(
         self, name: str, schedule: Schedule, slots: Sequence[Slot], now: datetime
@@ -249,9 +327,11 @@ class Scheduler:
             delays[slot.at] = draw_delay(slot, schedule.next_after(slot.at), self._rng)
         return delays[slot.at]
 
-    # -- recording -------------------------------------------------------------------------------------
+    # -- deciding what to record -----------------------------------------------------------------------
 
-    def _carry_out(self, job: ActiveJob, decision: Decision, tick: _Tick) -> None:
+    def _carry_out(self, job: ActiveJob, decision: Decision, tick: _Tick) -> list[SlotFire]:
+        """The slot's fire to record: skipped, failed (not planned), or run with its items. A `replace` run is
+        recorded here and now (see the module's docstring)."""
         fire = NewFire(
             job.name,
             decision.trigger,
@@ -260,25 +340,23 @@ class Scheduler:
             priority=job.loaded.spec.priority,
         )
         if isinstance(decision, Skip):
-            self._skip(fire, decision.reason, tick)
-            return
+            return [SlotFire(fire, skip_reason=decision.reason)]
         assert isinstance(decision, Run)
         overlap = job.loaded.spec.overlap
         in_flight = self._store.fires.in_flight(job.name) if overlap == "forbid" else []
         if in_flight:  # known before planning: skip without reading the items
-            self._skip(fire, overlap_skip_reason(in_flight), tick)
-            return
+            return [SlotFire(fire, skip_reason=overlap_skip_reason(in_flight))]
         try:
             items = build_items(job, tick.the_fleet(), None)
         except PlanningError as exc:
-            self._fail(fire, str(exc), tick)
-            return
+            return [SlotFire(fire, error=str(exc))]
         except Exception as exc:
             _log.exception("planning_crashed", job=job.name)
-            self._fail(fire, f"could not plan the fire: {exc!r}", tick)
-            return
-        # Overlap is judged again where the fire is recorded: another daemon may have started a slot of this job
-        # since the look above.
+            return [SlotFire(fire, error=f"could not plan the fire: {exc!r}")]
+        if overlap != "replace":
+            # Overlap is judged again where the fire is recorded: another daemon may have started a slot of this
+            # job since the look above.
+            return [SlotFire(fire, items)]
         rule = OverlapRule(
             overlap,
             skip_reason=overlap_skip_reason,
@@ -288,20 +366,10 @@ class Scheduler:
         # None: another daemon (or this one before a restart) recorded this slot first.
         if started is not None:
             tick.transitions += started.transitions
+        return []
 
-    def _skip(self, fire: NewFire, reason: str, tick: _Tick) -> None:
-        fire_id = self._store.fires.record_skipped(fire, reason, tick.now)
-        if fire_id is not None:
-            data = _fire_data(fire, items=0) | {"reason": reason}
-            tick.transitions.append(Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data))
-
-    def _fail(self, fire: NewFire, error: str, tick: _Tick) -> None:
-        fire_id = self._store.fires.insert_failed(fire, error, tick.now)
-        if fire_id is not None:
-            data = _fire_data(fire, items=0) | {"error": error}
-            tick.transitions.append(Transition("fire_failed", fire.job_name, fire_id=fire_id, data=data))
-
-    def _record_summary(self, job: ActiveJob, window: SlotWindow, paused: bool, tick: _Tick) -> None:
+    def _summary(self, job: ActiveJob, window: SlotWindow, paused: bool) -> SlotFire:
+        """The one skipped record standing for the slots too many to record one by one."""
         assert window.older_first is not None and window.slots
         reason = summary_reason(
             count=window.older_count,
@@ -319,7 +387,7 @@ class Scheduler:
             job.loaded.definition_hash,
             priority=job.loaded.spec.priority,
         )
-        self._skip(fire, reason, tick)
+        return SlotFire(fire, skip_reason=reason)
 
     # -- caches ----------------------------------------------------------------------------------------
 
@@ -340,13 +408,6 @@ class Scheduler:
 
     def _forget(self, present: set[str]) -> None:
         """Drop what we keep about jobs no longer in the catalog (a removed job stops scheduling)."""
-        for cache in (self._schedules, self._delays, self._upcoming, self._through):
+        for cache in (self._schedules, self._delays, self._upcoming, self._through, self._resume):
             for name in [name for name in cache if name not in present]:
                 del cache[name]
-
-
-def _fire_data(fire: NewFire, *, items: int) -> dict[str, object]:
-    data: dict[str, object] = {"trigger": fire.trigger, "items": items}
-    if fire.scheduled_for is not None:
-        data["scheduled_for"] = fire.scheduled_for.isoformat()
-    return data

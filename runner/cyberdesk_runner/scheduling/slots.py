@@ -169,6 +169,8 @@ class SlotWindow:
     #: How many slots did not fit (counted up to a cap; see `older_capped`).
     older_count: int = 0
     older_capped: bool = False
+    #: The first slot after the range, if any (the one the walk stopped at).
+    following: Slot | None = None
 
 
 class Schedule:
@@ -214,19 +216,23 @@ class Schedule:
             low = max(after, until - span)
             newest: deque[Slot] = deque(maxlen=limit)
             total = 0
-            for slot in self.between(low, until):
-                newest.append(slot)
+            following = self.next_after(low)
+            while following is not None and following.at <= until:  # `between`, keeping where it stopped
+                newest.append(following)
                 total += 1
+                following = self.next_after(following.at)
             if total >= limit or low == after:
                 break
             span *= 8
         slots = list(newest)
+        if low == after and total <= limit:
+            return SlotWindow(slots, following=following)  # every slot of the range is in `slots`
         first = self.next_after(after)
         if not slots or first is None or first.at >= slots[0].at:
-            return SlotWindow(slots)
+            return SlotWindow(slots, following=following)
         count = 0
         for _ in self.between(after, slots[0].at - _TICK):
             count += 1
             if count >= count_cap:
-                return SlotWindow(slots, first, count, older_capped=True)
-        return SlotWindow(slots, first, count)
+                return SlotWindow(slots, first, count, older_capped=True, following=following)
+        return SlotWindow(slots, first, count, following=following)

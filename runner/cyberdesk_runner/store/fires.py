@@ -5,27 +5,38 @@ settled by `items.settle_fires` when their last item is final. A scheduled slot 
 are unique on their dedup key "<job>@<slot>", so a second insert of the same slot (a restart, another daemon)
 is a no-op and creates no items.
 
+A scheduler tick records all its jobs' slots with `record_slots`: one transaction (not one per fire), each
+job's fires and watermark all or nothing.
+
 Locks: `start` under `forbid` or `replace` locks the job's row first, then (for `replace`) cancels the fires
-before it through `items.cancel_items` (attempts -> items -> fires, by id); `plan` locks the fire's row.
+before it through `items.cancel_items` (attempts -> items -> fires, by id); `record_slots` takes its jobs in
+name order, for each the job's row (under `forbid`), its fires, then its watermark (`jobs.move_last_slot`), and
+never cancels (it takes no `replace` runs); `plan` locks the fire's row.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cyberdesk_runner.store.core import Aggregate, StoreCore, new_id
+from cyberdesk_runner.store.engine import describe_error, is_transient
 from cyberdesk_runner.store.items import cancel_items, insert_items, settle_fires
+from cyberdesk_runner.store.jobs import move_last_slot
 from cyberdesk_runner.store.records import (
     FireRequest,
     FireSummary,
+    JobSlots,
     NewFire,
     NewItem,
     OverlapRule,
+    RecordedSlots,
+    SlotFire,
     StartedFire,
     Transition,
 )
@@ -81,6 +92,46 @@ class Fires(Aggregate):
             core.append_events(conn, now, transitions)
         return StartedFire(fire_id, skipped, transitions)
 
+    def record_slots(self, jobs: Sequence[JobSlots], now: datetime) -> RecordedSlots:
+        """Record the slots a scheduler tick decided for several jobs, and move their watermarks, in one
+        transaction (a commit per fire was most of a tick's time).
+
+        The rules are `start`'s, `record_skipped`'s and `insert_failed`'s: a slot already recorded (by another
+        daemon, or before a restart) is left as it is, and a `forbid` job's row is locked before its running
+        fires are judged against the fires in flight, which include those recorded just before in this call.
+        Each job is all or nothing, fires and watermark: a job whose records fail (say, items the database
+        refuses) is rolled back alone and named in `failed`, the others are committed.
+        """
+        for job in jobs:
+            if job.overlap.mode == "replace" and any(_runs(slot) for slot in job.fires):
+                raise ValueError(f"{job.job_name}: a replacing fire is recorded by start(), which cancels")
+        ordered = sorted(jobs, key=lambda j: j.job_name)  # the order of jobs.sync: daemons take turns
+        try:
+            return self._record_slots(ordered, now, isolate=False)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+        # One job's records failed: again, each job under a savepoint of its own (not paid when all is well).
+        return self._record_slots(ordered, now, isolate=True)
+
+    def _record_slots(self, jobs: Sequence[JobSlots], now: datetime, *, isolate: bool) -> RecordedSlots:
+        core = self.core
+        transitions: list[Transition] = []
+        failed: dict[str, str] = {}
+        with core.write() as conn:
+            for job in jobs:
+                try:
+                    with conn.begin_nested() if isolate else contextlib.nullcontext():
+                        recorded = _record_job_slots(core, conn, job, now)
+                except Exception as exc:
+                    if not isolate or is_transient(exc):
+                        raise
+                    failed[job.job_name] = describe_error(exc)
+                    continue
+                transitions += recorded
+            core.append_events(conn, now, transitions)
+        return RecordedSlots(transitions, failed)
+
     def record_skipped(self, fire: NewFire, reason: str, now: datetime) -> str | None:
         """Record that a slot was not run, and why. None when the slot was already recorded."""
         fire_id = new_id("fire")
@@ -96,14 +147,10 @@ class Fires(Aggregate):
         file) as a failed fire. None when the slot was already recorded."""
         fire_id = new_id("fire")
         with self.core.write() as conn:
-            values = fire_values(fire_id, fire, now, status="failed", items_total=0)
-            values.update(error=error, finished_at=now)
-            if not _insert_fire_row(self.core, conn, values):
+            transitions = _record_failed(self.core, conn, fire_id, fire, error, now)
+            if transitions is None:
                 return None
-            data = fire_data(fire, 0) | {"error": error}
-            self.core.append_events(
-                conn, now, [Transition("fire_failed", fire.job_name, fire_id=fire_id, data=data)]
-            )
+            self.core.append_events(conn, now, transitions)
         return fire_id
 
     def request(self, fire: NewFire, now: datetime) -> str:
@@ -246,16 +293,23 @@ def fire_data(fire: NewFire, items: int) -> dict[str, Any]:
     return data
 
 
+#: `_insert_fire_row`'s statement, per dialect (PostgreSQL or not).
+_INSERT_FIRE: dict[bool, Any] = {}
+
+
 def _insert_fire_row(core: StoreCore, conn: Connection, values: dict[str, Any]) -> bool:
     """Insert a fire unless its dedup key (the slot) is taken; True when this call inserted it.
 
     RETURNING says whether the row went in: `rowcount` of INSERT .. ON CONFLICT DO NOTHING is -1 through
     psycopg, which read as "inserted" gave a second daemon's fire of the same slot its own items.
     """
-    inserted = conn.execute(
-        core.insert_or_nothing(fire_t, ["dedup_key"]).values(**values).returning(fire_t.c.id)
-    ).first()
-    return inserted is not None
+    statement = _INSERT_FIRE.get(core.is_postgres)
+    if statement is None:
+        # Built once per dialect, the values bound at execution: building the statement with `.values()` and
+        # computing its cache key cost as much as running it (about half of a scheduler tick's time).
+        statement = core.insert_or_nothing(fire_t, ["dedup_key"]).returning(fire_t.c.id)
+        _INSERT_FIRE[core.is_postgres] = statement
+    return conn.execute(statement, values).first() is not None
 
 
 def _record_running(
@@ -279,12 +333,63 @@ def _record_skipped(
     core: StoreCore, conn: Connection, fire_id: str, fire: NewFire, reason: str, now: datetime
 ) -> list[Transition] | None:
     """Insert a skipped fire; None when its slot is taken. The caller appends the events."""
-    values = fire_values(fire_id, fire, now, status="skipped", items_total=0)
-    values.update(skip_reason=reason, finished_at=now)
+    return _record_without_items(core, conn, fire_id, fire, now, "skipped", reason)
+
+
+def _record_failed(
+    core: StoreCore, conn: Connection, fire_id: str, fire: NewFire, error: str, now: datetime
+) -> list[Transition] | None:
+    """Insert a fire that failed before it had items; None when its slot is taken. The caller appends the
+    events."""
+    return _record_without_items(core, conn, fire_id, fire, now, "failed", error)
+
+
+def _record_without_items(
+    core: StoreCore,
+    conn: Connection,
+    fire_id: str,
+    fire: NewFire,
+    now: datetime,
+    status: Literal["skipped", "failed"],
+    why: str,
+) -> list[Transition] | None:
+    """Insert a fire ended before it had items, `why` being the skip reason or the error."""
+    column, key = ("skip_reason", "reason") if status == "skipped" else ("error", "error")
+    values = fire_values(fire_id, fire, now, status=status, items_total=0)
+    values.update({column: why, "finished_at": now})
     if not _insert_fire_row(core, conn, values):
         return None
-    data = fire_data(fire, 0) | {"reason": reason}
-    return [Transition("fire_skipped", fire.job_name, fire_id=fire_id, data=data)]
+    data = fire_data(fire, 0) | {key: why}
+    return [Transition(f"fire_{status}", fire.job_name, fire_id=fire_id, data=data)]
+
+
+def _record_job_slots(core: StoreCore, conn: Connection, job: JobSlots, now: datetime) -> list[Transition]:
+    """One job's part of `record_slots`: its fires in slot order, then its watermark. The caller appends the
+    events."""
+    name, overlap = job.job_name, job.overlap
+    forbid = overlap.mode == "forbid"
+    if forbid and any(_runs(slot) for slot in job.fires):
+        # As in `start`: another daemon recording a slot of this job waits here, and then sees our fires.
+        conn.execute(core.lock(sa.select(job_t.c.name).where(job_t.c.name == name))).all()
+    transitions: list[Transition] = []
+    for slot in job.fires:
+        fire_id = new_id("fire")
+        if slot.error is not None:
+            recorded = _record_failed(core, conn, fire_id, slot.fire, slot.error, now)
+        elif slot.skip_reason is not None:
+            recorded = _record_skipped(core, conn, fire_id, slot.fire, slot.skip_reason, now)
+        elif in_flight := (_fires_in_flight(conn, name) if forbid else []):
+            recorded = _record_skipped(core, conn, fire_id, slot.fire, overlap.skip_reason(in_flight), now)
+        else:
+            recorded = _record_running(core, conn, fire_id, slot.fire, slot.items, now)
+        transitions += recorded or []
+    if job.last_slot_at is not None:
+        move_last_slot(conn, name, job.last_slot_at)
+    return transitions
+
+
+def _runs(slot: SlotFire) -> bool:
+    return slot.skip_reason is None and slot.error is None
 
 
 def _fires_in_flight(conn: Connection, job_name: str) -> list[str]:

@@ -1,7 +1,9 @@
 """Jobs: their definitions as loaded from the files, paused flags, and the schedule's last slots (`store.jobs`).
 
 Locks: job rows only, several of them in name order (`sync`, `set_last_slots`), so daemons starting together
-take turns instead of deadlocking. `fires.start` also locks its job's row (before any fire) to judge overlap.
+take turns instead of deadlocking. `fires.start` also locks its job's row (before any fire) to judge overlap;
+`fires.record_slots` takes a tick's jobs in name order, each job's row (overlap lock, then `move_last_slot`)
+before the next job's.
 """
 
 from __future__ import annotations
@@ -11,10 +13,22 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from cyberdesk_runner.store.core import Aggregate
-from cyberdesk_runner.store.records import JobDefinition, JobState, Transition
+from cyberdesk_runner.store.records import JobDefinition, JobMark, JobState, Transition
 from cyberdesk_runner.store.tables import job_t
+
+__all__ = ["Jobs", "move_last_slot"]
+
+_B_SLOT = sa.bindparam("b_slot", type_=job_t.c.last_slot_at.type)
+#: A job's watermark moved to b_slot, only forward (built once: see statements.py on building statements).
+_MOVE_LAST_SLOT = (
+    sa.update(job_t)
+    .where(job_t.c.name == sa.bindparam("b_name"))
+    .where(sa.or_(job_t.c.last_slot_at.is_(None), job_t.c.last_slot_at < _B_SLOT))
+    .values(last_slot_at=_B_SLOT)
+)
 
 
 class Jobs(Aggregate):
@@ -87,6 +101,14 @@ class Jobs(Aggregate):
         with self.core.read() as conn:
             return [_job_state(r) for r in conn.execute(query)]
 
+    def marks(self) -> dict[str, JobMark]:
+        """Each present job's paused flag and watermark, by name: what a scheduler tick reads every second."""
+        query = sa.select(job_t.c.name, job_t.c.paused, job_t.c.last_slot_at).where(
+            job_t.c.removed_at.is_(None)
+        )
+        with self.core.read() as conn:
+            return {r.name: JobMark(r.paused, r.last_slot_at) for r in conn.execute(query)}
+
     def get(self, name: str) -> JobState | None:
         with self.core.read() as conn:
             row = conn.execute(sa.select(job_t).where(job_t.c.name == name)).first()
@@ -94,12 +116,7 @@ class Jobs(Aggregate):
 
     def set_last_slot(self, name: str, slot: datetime) -> None:
         with self.core.write() as conn:
-            conn.execute(
-                sa.update(job_t)
-                .where(job_t.c.name == name)
-                .where(sa.or_(job_t.c.last_slot_at.is_(None), job_t.c.last_slot_at < slot))
-                .values(last_slot_at=slot)
-            )
+            move_last_slot(conn, name, slot)
 
     def set_last_slots(self, marks: Mapping[str, datetime]) -> None:
         """`set_last_slot` for several jobs in one transaction; each job's mark only moves forward."""
@@ -107,12 +124,12 @@ class Jobs(Aggregate):
             return
         with self.core.write() as conn:
             for name, slot in sorted(marks.items()):  # name order, as in sync: no deadlock between them
-                conn.execute(
-                    sa.update(job_t)
-                    .where(job_t.c.name == name)
-                    .where(sa.or_(job_t.c.last_slot_at.is_(None), job_t.c.last_slot_at < slot))
-                    .values(last_slot_at=slot)
-                )
+                move_last_slot(conn, name, slot)
+
+
+def move_last_slot(conn: Connection, name: str, slot: datetime) -> None:
+    """Move a job's watermark forward to `slot` (never back), in the caller's transaction."""
+    conn.execute(_MOVE_LAST_SLOT, {"b_name": name, "b_slot": slot})
 
 
 def _job_state(row: Any) -> JobState:

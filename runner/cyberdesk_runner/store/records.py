@@ -42,6 +42,15 @@ class JobState:
 
 
 @attrs.frozen
+class JobMark:
+    """What a scheduler tick reads of a stored job: its paused flag and watermark (not its definition)."""
+
+    paused: bool
+    #: Up to when the job's slots have been considered (recorded, skipped or failed); None: never yet.
+    last_slot_at: datetime | None
+
+
+@attrs.frozen
 class NewItem:
     inputs: Mapping[str, Any]
     machine_id: str | None = None
@@ -80,6 +89,40 @@ class StartedFire:
     fire_id: str
     skipped: bool
     transitions: list[Transition]
+
+
+@attrs.frozen
+class SlotFire:
+    """One decided slot of a job, for `store.fires.record_slots`: run with its items, skipped, or failed."""
+
+    fire: NewFire
+    items: Sequence[NewItem] = ()
+    #: Recorded as skipped, with this reason (paused, missed, summarised, known to overlap).
+    skip_reason: str | None = None
+    #: Recorded as failed, with this error (the fire could not be planned).
+    error: str | None = None
+
+
+@attrs.frozen
+class JobSlots:
+    """What one scheduler tick records for one job, all or nothing: its decided slots, in slot order, and the
+    watermark (`JobState.last_slot_at`) they move it to."""
+
+    job_name: str
+    #: Run slots of `forbid` jobs are judged against the fires in flight where they are recorded. `replace` is
+    #: not taken here (its cancels lock attempts and items): such fires are recorded by `start`, one each.
+    overlap: OverlapRule
+    fires: Sequence[SlotFire] = ()
+    last_slot_at: datetime | None = None
+
+
+@attrs.frozen
+class RecordedSlots:
+    """What `store.fires.record_slots` committed: the transitions of the jobs recorded, and the jobs that were
+    not (rolled back, watermark unmoved) with their error."""
+
+    transitions: list[Transition]
+    failed: Mapping[str, str]
 
 
 @attrs.frozen

@@ -1,7 +1,7 @@
 """The Store: one database, and an object per aggregate that asks it questions by name. No other module writes SQL.
 
     store.jobs       jobs.py        definitions, paused flags, last slots
-    store.fires      fires.py       insert, start (overlap), skip, fail, request and plan fires
+    store.fires      fires.py       insert, start (overlap), skip, fail, request and plan fires; a tick's slots
     store.dispatch   dispatch.py    due items assigned as attempts; claims on their create calls
     store.tracking   tracking.py    create answers, news about runs, verdicts; attempts in flight
     store.control    control.py     cancel, fail and retry work already recorded

@@ -12,6 +12,8 @@ from sched_helpers import Harness, by_status, utc
 
 from cyberdesk_runner.catalog import JobCatalog
 from cyberdesk_runner.store import Store
+from cyberdesk_runner.store import fires as fires_module
+from cyberdesk_runner.store.jobs import move_last_slot
 
 TEN = {"cron": "*/10 * * * *"}
 
@@ -163,18 +165,53 @@ def test_restart_just_around_a_slot_neither_loses_nor_doubles_it(harness: Harnes
     assert len(harness.fires("daily")) == 1
 
 
-def test_a_crash_between_the_fire_and_the_watermark_does_not_double_the_fire(
+def test_a_crash_while_recording_the_tick_leaves_the_slot_to_the_next_tick_which_fires_it_once(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The tick's fires and watermarks are one transaction: killed between the fire's insert and its job's
+    watermark, nothing of it is kept, and the restarted daemon records the slot, once."""
     harness.clock.set(utc(2026, 6, 1, 5, 0))
     harness.add_job("daily", {"cron": "0 6 * * *"})
+    harness.add_job("early", {"cron": "0 6 * * *"})
+    harness.tick()
+    harness.clock.set(utc(2026, 6, 1, 6, 0, 1))
+    moved: list[str] = []
+
+    def crash_at_the_second_job(conn: object, name: str, slot: object) -> None:
+        moved.append(name)
+        if len(moved) == 2:
+            raise KeyboardInterrupt("killed between the fire and the watermark")
+        move_last_slot(conn, name, slot)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fires_module, "move_last_slot", crash_at_the_second_job)
+    with pytest.raises(KeyboardInterrupt):
+        harness.tick()
+    monkeypatch.undo()
+    assert moved == ["daily", "early"]  # the first job's fire and watermark were written before the kill
+    assert harness.fires("daily") == [] and harness.fires("early") == []
+    for name in ("daily", "early"):
+        state = harness.store.jobs.get(name)
+        assert state is not None and state.last_slot_at == utc(2026, 6, 1, 5)  # not moved
+    harness.clock.set(utc(2026, 6, 1, 6, 0, 4))
+    harness.new_scheduler().tick()
+    assert harness.started("daily") == harness.started("early") == [utc(2026, 6, 1, 6)]
+    assert len(harness.fires("daily")) == len(harness.fires("early")) == 1
+
+
+def test_a_crash_between_a_replacing_fire_and_the_watermark_does_not_double_the_fire(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `replace` run is committed on its own, before the tick's watermarks: a crash in between leaves the
+    slot recorded and the watermark behind, and the next tick finds the slot taken."""
+    harness.clock.set(utc(2026, 6, 1, 5, 0))
+    harness.add_job("daily", {"cron": "0 6 * * *"}, overlap="replace")
     harness.tick()
     harness.clock.set(utc(2026, 6, 1, 6, 0, 1))
 
-    def crash(marks: object) -> None:
+    def crash(jobs: object, now: object) -> None:
         raise RuntimeError("killed before the watermark was written")
 
-    monkeypatch.setattr(harness.store.jobs, "set_last_slots", crash)
+    monkeypatch.setattr(harness.store.fires, "record_slots", crash)
     with pytest.raises(RuntimeError):
         harness.tick()
     monkeypatch.undo()
@@ -184,6 +221,8 @@ def test_a_crash_between_the_fire_and_the_watermark_does_not_double_the_fire(
     harness.clock.set(utc(2026, 6, 1, 6, 0, 4))
     harness.new_scheduler().tick()
     assert len(harness.fires("daily")) == 1
+    state = harness.store.jobs.get("daily")
+    assert state is not None and state.last_slot_at == utc(2026, 6, 1, 6, 0, 4)
 
 
 def test_restart_with_the_store_reopened_catches_up_per_policy(harness: Harness, store_url: str) -> None:

@@ -101,6 +101,25 @@ def test_newest_window_counts_older_slots() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("entries", "after", "until"),
+    [
+        ([{"cron": "* * * * * *"}], utc(2026, 6, 1, 12, 0, 0), utc(2026, 6, 1, 12, 0, 1)),
+        ([{"cron": "0 6 * * *"}], utc(2026, 6, 1, 7), utc(2026, 6, 1, 8)),  # no slot in the range
+        ([{"cron": "*/10 * * * *"}], utc(2026, 6, 1), utc(2026, 6, 2, 0, 5)),  # more than the limit
+        ([{"cron": "0 6 * * *"}, {"interval": "7m"}], utc(2026, 6, 1, 5, 50), utc(2026, 6, 1, 6, 0)),
+        ([{"cron": "30 1 * * *", "timezone": "America/New_York"}], utc(2026, 11, 1), utc(2026, 11, 1, 5, 30)),
+        ([{"at": "2026-06-01T06:00:00"}], utc(2026, 6, 1), utc(2026, 6, 1, 6)),  # nothing after
+    ],
+)
+def test_newest_window_knows_the_first_slot_after_its_range(
+    entries: list[dict[str, object]], after: datetime, until: datetime
+) -> None:
+    """The scheduler's next wake-up comes from the window's walk, without asking again."""
+    s = schedule(*entries)
+    assert s.newest(after, until, limit=10).following == s.next_after(until)
+
+
 def test_newest_over_a_year_of_seconds_is_cheap() -> None:
     s = schedule({"cron": "* * * * * *"})
     window = s.newest(utc(2025, 6, 1), utc(2026, 6, 1), limit=100)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from store_helpers import T0, at, job, together
 
 from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.records import JobMark
 
 
 def test_sync_adds_changes_and_removes_jobs(store: Store) -> None:
@@ -50,6 +51,14 @@ def test_schedule_watermarks_only_move_forward(store: Store) -> None:
     store.jobs.set_last_slot("a", at(4))
     assert store.jobs.get("a").last_slot_at == at(10)  # type: ignore[union-attr]
     assert store.jobs.get("b").last_slot_at == at(7)  # type: ignore[union-attr]
+
+
+def test_marks_are_each_present_job_s_pause_and_watermark(store: Store) -> None:
+    store.jobs.sync([job("a"), job("b"), job("gone")], T0)
+    store.jobs.set_last_slots({"a": at(5)})
+    store.jobs.set_paused("b", True, T0)
+    store.jobs.sync([job("a"), job("b")], at(1))  # "gone" was removed from the files
+    assert store.jobs.marks() == {"a": JobMark(False, at(5)), "b": JobMark(True, None)}
 
 
 def test_daemons_starting_together_record_each_job_once(open_store: Callable[[], Store]) -> None:
