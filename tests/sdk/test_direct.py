@@ -86,8 +86,9 @@ async def test_the_server_receives_what_httpx_would_send(recorder: tuple[Recorde
             await client.runs.list(limit=5, status="success", search="a b&c", fields=["id", "status"])
             await client.runs.get(RID)
             await client.runs.delete(RID, idempotency_key="key-2")
-    direct, through_httpx = server.requests[:4], server.requests[4:]
-    assert [r["method"] for r in direct] == ["POST", "GET", "GET", "DELETE"]
+            await client.workflow_tags.unarchive(RID, idempotency_key="key-3")  # a POST without a body
+    direct, through_httpx = server.requests[:5], server.requests[5:]
+    assert [r["method"] for r in direct] == ["POST", "GET", "GET", "DELETE", "POST"]
     assert direct == through_httpx
     assert dict(direct[0]["headers"])["idempotency-key"] == "key-1"
     assert json.loads(direct[0]["body"])["input_values"] == {"n": 1, "text": "é"}
