@@ -64,3 +64,15 @@ def configure(fmt: str = "console", level: str = "info", stream: Any = None) -> 
 
 def get_logger(name: str = "cyberdesk_runner") -> Any:
     return structlog.get_logger(name)
+
+
+def bound_for_batch(log: Any, level: int = logging.INFO) -> tuple[Any, bool]:
+    """`log` bound once for a batch of events, and whether events at `level` get logged at all.
+
+    The loggers of `get_logger` bind anew on every call (the configuration may change: tests, CLIs), a few
+    microseconds each even for a filtered-out event; a loop logging an event per run binds once, and skips
+    building events nobody logs.
+    """
+    bound = log.bind()
+    enabled = getattr(bound, "is_enabled_for", None)
+    return bound, enabled is None or bool(enabled(level))

@@ -21,7 +21,7 @@ from cyberdesk_runner.dispatch import Dispatcher
 from cyberdesk_runner.downstream import DownstreamFirer
 from cyberdesk_runner.fleet import Fleet
 from cyberdesk_runner.fleet_listing import list_fleet
-from cyberdesk_runner.logs import get_logger
+from cyberdesk_runner.logs import bound_for_batch, get_logger
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.outcome import make_outcome_policy
 from cyberdesk_runner.planning import PlanningError, build_items
@@ -133,19 +133,21 @@ class Runtime:
     def on_transitions(self, transitions: Sequence[Transition]) -> None:
         """Log every state change (one event each), count it, and wake the dispatcher when work may be due."""
         wake = False
+        events, logged = bound_for_batch(log)
         for t in transitions:
-            fields = {
-                k: v
-                for k, v in (
-                    ("job", t.job_name),
-                    ("fire", t.fire_id),
-                    ("item", t.item_id),
-                    ("attempt", t.attempt_id),
-                    ("run", t.run_id),
-                )
-                if v
-            }
-            log.info(t.kind, **fields, **dict(t.data))
+            if logged:
+                fields = {
+                    k: v
+                    for k, v in (
+                        ("job", t.job_name),
+                        ("fire", t.fire_id),
+                        ("item", t.item_id),
+                        ("attempt", t.attempt_id),
+                        ("run", t.run_id),
+                    )
+                    if v
+                }
+                events.info(t.kind, **fields, **dict(t.data))
             if t.kind == "run_created":  # recorded once per run, even when a create call was repeated
                 self.metrics.runs_created.labels(t.job_name).inc()
             elif t.kind.startswith("attempt_") and t.kind != "attempt_created":

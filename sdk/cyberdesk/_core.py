@@ -28,6 +28,7 @@ import attrs
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
+from ._direct import DirectLane
 from ._operation import Call, FilePart, QueryValue
 from ._response import ApiResponse
 from ._streaming import receive, receive_sync
@@ -328,6 +329,8 @@ class Core:
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
+        #: Plain async calls skip httpx on the SDK's own aiohttp pool (_direct.py); None with a caller's transport.
+        self._direct: DirectLane | None = None
         # The loop an aiohttp session is bound to; None when the async transport is the caller's.
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
@@ -375,6 +378,7 @@ class Core:
                 # aiohttp under httpx: httpx's own async pool collapses with many requests in flight.
                 client = _without_cookies(HttpxAiohttpClient(limits=self._limits, **self._client_options()))
                 self._aclient_loop = loop
+                self._direct = DirectLane.of(client)
             self._aclient = client
             # No await between the check above and here: concurrent first calls make one pool.
             self._closer = _close_with_loop(client)
@@ -442,11 +446,18 @@ class Core:
     async def send(self, call: Call[T]) -> ApiResponse[T]:
         prepared = prepare(call, self._base_url, self._idempotency_enabled)
         client = await self._owner._async_client()
+        direct = self._owner._direct
+        if direct is not None and not direct.takes(call):
+            direct = None
         retry_index = 0
         while True:
             outcome: Outcome
             try:
-                if call.download_to is None:
+                if direct is not None:
+                    outcome = await direct.send(
+                        prepared.method, prepared.url, prepared.params, prepared.content, prepared.headers
+                    )
+                elif call.download_to is None:
                     outcome = await client.send(build_request(client, prepared))
                 else:
                     outcome = await client.send(build_request(client, prepared), stream=True)
@@ -480,6 +491,7 @@ class Core:
             return
         self._closed = True
         aclient, self._aclient = self._aclient, None
+        self._direct = None
         closer, self._closer = self._closer, None
         if aclient is not None:
             await aclient.aclose()

@@ -70,11 +70,22 @@ def test_a_program_calling_the_cli_in_process_keeps_its_collector(tmp_path: Path
 
 
 def test_the_console_script_tunes_its_process(tmp_path: Path) -> None:
-    # The daemon itself is not started: asyncio.run reports whether the process was tuned by then.
+    # The daemon itself is not started: its event loop's runner reports whether the process was tuned by then,
+    # and whether the loop would be uvloop's (installed with the lock on this platform).
     program = (
-        "import asyncio, gc, sys\n"
+        "import asyncio, gc, sys, uvloop\n"
         "from cyberdesk_runner.cli import main\n"
-        "asyncio.run = lambda coro: (coro.close(), sys.exit(0 if gc.get_freeze_count() else 7))\n"
+        "class Runner:\n"
+        "    def __init__(self, loop_factory=None):\n"
+        "        self.uvloop = loop_factory is uvloop.new_event_loop\n"
+        "    def __enter__(self):\n"
+        "        return self\n"
+        "    def __exit__(self, *exc):\n"
+        "        return None\n"
+        "    def run(self, coro):\n"
+        "        coro.close()\n"
+        "        sys.exit(7 if not gc.get_freeze_count() else 8 if not self.uvloop else 0)\n"
+        "asyncio.Runner = Runner\n"
         "sys.argv = ['cyberdesk-runner', 'run', '--config', sys.argv[1]]\n"
         "main()\n"
     )

@@ -32,7 +32,9 @@ class WebhookReceiver:
     def __init__(self, *, secret: str, sink: ObservationSink, metrics: Metrics) -> None:
         self._secret = secret
         self._sink = sink
-        self._metrics = metrics
+        # The counters' children, looked up once rather than by label on every delivery.
+        self._accepted = metrics.webhooks.labels("accepted")
+        self._rejected = metrics.webhooks.labels("rejected")
         # cyberdesk.webhooks imports svix on first use (slow: it loads svix's whole API client); the daemon
         # pays for it now rather than in its first delivery's latency.
         importlib.import_module("svix.webhooks")
@@ -45,14 +47,19 @@ class WebhookReceiver:
         if payload is None:  # the sender hung up: nobody to answer
             return
         if len(payload) > MAX_BODY_BYTES:
-            self._metrics.webhooks.labels("rejected").inc()
+            self._rejected.inc()
             await _respond(send, 413, {"detail": "webhook body too large"})
             return
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        # Only the signature's headers matter to `verify` (ASGI gives header names in lower case).
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name.startswith(b"svix-")
+        }
         try:
             event = verify(payload, headers, self._secret)
         except WebhookVerificationError as exc:
-            self._metrics.webhooks.labels("rejected").inc()
+            self._rejected.inc()
             client = scope.get("client")
             log.warning(
                 "webhook_rejected",
@@ -65,7 +72,7 @@ class WebhookReceiver:
         # A status the SDK does not know is no news (the run stays in flight; polling settles it).
         if isinstance(event, RunCompletedEvent) and unknown_statuses.is_known(event.run):
             await self._sink.record([observation(event.run, "webhook")])
-        self._metrics.webhooks.labels("accepted").inc()
+        self._accepted.inc()
         await _respond(send, 200, {"ok": True})
 
 

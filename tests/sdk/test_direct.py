@@ -1,0 +1,127 @@
+"""Plain async calls on the default pool skip httpx (_direct.py): the server sees the very request httpx would
+send, and the caller gets the same answer, retries and errors. Against a loopback aiohttp server."""
+
+import gzip
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from httpx_aiohttp import AiohttpTransport
+
+from cyberdesk import CyberdeskClient, ErrorKind, RetryConfig, RunCreate
+
+from .helpers import API_KEY, MID, RID, WID, Sleeps, run_json
+
+
+class Recorder:
+    """What the server received, and the answers it gives in turn (the last one repeats)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.answers: list[web.Response] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            {
+                "method": request.method,
+                "target": request.path_qs,
+                "headers": sorted((k.lower(), v) for k, v in request.headers.items()),
+                "body": await request.read(),
+            }
+        )
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        # A Response is sent once: hand aiohttp a copy, keep the original for the next request.
+        return web.Response(body=answer.body, status=answer.status, headers=answer.headers)
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[tuple[Recorder, str]]:
+    recorder = Recorder()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", recorder.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield recorder, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+def answer(status: int, body: Any, **headers: str) -> web.Response:
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, headers={"Content-Type": "application/json", **headers}
+    )
+
+
+def clients(base_url: str, **kw: Any) -> tuple[CyberdeskClient, CyberdeskClient]:
+    """The default client (direct lane) and one sending through httpx over the same kind of aiohttp pool."""
+    return (
+        CyberdeskClient(API_KEY, base_url=base_url, **kw),
+        CyberdeskClient(API_KEY, base_url=base_url, async_transport=AiohttpTransport(), **kw),
+    )
+
+
+async def test_the_direct_lane_is_used_for_plain_calls(recorder: tuple[Recorder, str]) -> None:
+    server, base_url = recorder
+    server.answers = [answer(200, {"status": "ok"})]
+    direct, through_httpx = clients(base_url)
+    assert (await direct.health.check()).data == {"status": "ok"}
+    assert (await through_httpx.health.check()).data == {"status": "ok"}
+    assert direct._core._direct is not None and through_httpx._core._direct is None
+    await direct.aclose()
+    await through_httpx.aclose()
+    assert direct._core._direct is None
+
+
+async def test_the_server_receives_what_httpx_would_send(recorder: tuple[Recorder, str]) -> None:
+    server, base_url = recorder
+    run = run_json()
+    server.answers = [answer(201, run)]
+    body = RunCreate(workflow_id=WID, machine_id=MID, input_values={"n": 1, "text": "é"})
+    for client in clients(base_url):
+        async with client:
+            assert (await client.runs.create(body, idempotency_key="key-1")).data is not None
+            await client.runs.list(limit=5, status="success", search="a b&c", fields=["id", "status"])
+            await client.runs.get(RID)
+            await client.runs.delete(RID, idempotency_key="key-2")
+            await client.workflow_tags.unarchive(RID, idempotency_key="key-3")  # a POST without a body
+    direct, through_httpx = server.requests[:5], server.requests[5:]
+    assert [r["method"] for r in direct] == ["POST", "GET", "GET", "DELETE", "POST"]
+    assert direct == through_httpx
+    assert dict(direct[0]["headers"])["idempotency-key"] == "key-1"
+    assert json.loads(direct[0]["body"])["input_values"] == {"n": 1, "text": "é"}
+
+
+async def test_answers_retries_and_encodings_are_the_same(recorder: tuple[Recorder, str]) -> None:
+    server, base_url = recorder
+    sleeps = Sleeps()
+    retry = RetryConfig(max_retries=2, sleep=sleeps.sleep, async_sleep=sleeps.async_sleep)
+    gzipped = web.Response(
+        body=gzip.compress(json.dumps(run_json(status="running")).encode()),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    results = []
+    for client in clients(base_url, retry=retry):
+        server.answers = [answer(429, {"detail": "slow down"}, **{"Retry-After": "3"}), gzipped]
+        async with client:
+            got = await client.runs.get(RID)
+            server.answers = [
+                answer(422, {"detail": [{"loc": ["body", "x"], "msg": "bad", "type": "value_error"}]})
+            ]
+            refused = await client.runs.get(RID)
+        assert got.data is not None and got.data.status == "running"
+        assert refused.error is not None
+        results.append((got.data, refused.error))
+    assert results[0] == results[1]
+    assert sleeps.delays == [3.0, 3.0]  # the server's Retry-After, on each path
+
+
+async def test_a_refused_connection_is_the_same_error_on_both_paths() -> None:
+    errors = []
+    for client in clients("http://127.0.0.1:9", retry=RetryConfig(max_retries=0)):
+        async with client:
+            errors.append((await client.runs.get(RID)).error)
+    assert errors[0] is not None and errors[0].kind in (ErrorKind.NETWORK, ErrorKind.TIMEOUT)
+    assert errors[0] == errors[1]
