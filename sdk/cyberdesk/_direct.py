@@ -40,13 +40,21 @@ class DirectLane:
     def of(cls, client: httpx.AsyncClient) -> "DirectLane | None":
         """The lane of a client whose every request goes to the SDK's own aiohttp pool; None when a proxy from the
         environment is mounted (httpx picks a transport per URL then)."""
-        transport = client._transport
-        if client._mounts or type(transport) is not AiohttpTransport:
+        # These are httpx's and httpx_aiohttp's internals, read as of the locked versions. A release that moves
+        # them must not break a call: the lane is off then, and every call goes through httpx as before.
+        try:
+            transport = client._transport
+            if client._mounts or type(transport) is not AiohttpTransport:
+                return None
+            if not isinstance(transport.client, aiohttp.ClientSession):
+                transport.client = transport.get_client()  # what the transport does on its first request
+            session = transport.client
+        except AttributeError:
             return None
-        if not isinstance(transport.client, aiohttp.ClientSession):
-            transport.client = transport.get_client()  # what the transport does on its first request
+        if not isinstance(session, aiohttp.ClientSession):
+            return None
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in client.headers.raw}
-        return cls(transport.client, headers, client.timeout)
+        return cls(session, headers, client.timeout)
 
     def takes(self, call: Call[Any]) -> bool:
         """Whether the call is a plain one: no file to stream into, no multipart body."""
