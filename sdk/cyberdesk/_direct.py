@@ -48,7 +48,7 @@ class DirectLane:
                 return None
             if not isinstance(transport.client, aiohttp.ClientSession):
                 transport.client = transport.get_client()  # what the transport does on its first request
-            session = transport.client
+            session: object = transport.client
         except AttributeError:
             return None
         if not isinstance(session, aiohttp.ClientSession):
