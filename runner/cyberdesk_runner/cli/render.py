@@ -206,10 +206,6 @@ def short(limit: int) -> Callable[[Any], str]:
 UTC_CAPTION = "times in UTC"
 
 
-def partial_caption(shown: int, total: int, what: str) -> str | None:
-    return f"the first {shown} of {total} {what}; --limit 0 for all" if shown < total else None
-
-
 def details(title: str, pairs: Sequence[tuple[str, Any]]) -> Table:
     """A title line and `name  value` lines (values None or empty are left out), as `show` prints a record."""
     grid = Table.grid(padding=(0, 2), pad_edge=False)
