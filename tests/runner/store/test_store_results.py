@@ -24,6 +24,9 @@ ITEMS: list[tuple[dict[str, Any], Any]] = [
     ({"claim": "C-6"}, {"ref": "R-6", "extra": "x"}),
 ]
 
+#: What the attempts and step runs below share: a run of workflow "wf" that succeeded at T0.
+_ENDED: dict[str, Any] = {"workflow_id": "wf", "status": "success", "created_at": T0, "updated_at": T0}
+
 
 def _fire(store: Store) -> str:
     add_jobs(store, "j")
@@ -47,13 +50,10 @@ def _fire(store: Store) -> str:
                     number=1,
                     idempotency_key=f"key-{seq}",
                     run_id=f"run-{seq}",
-                    workflow_id="wf",
                     machine_id=f"m-{seq}",
-                    status="success",
-                    created_at=T0,
-                    updated_at=T0,
                     deadline_at=T0,
                     output=None if steps else output,
+                    **_ENDED,
                 )
             )
             for index, (alias, step_output) in enumerate(steps or ()):
@@ -63,13 +63,10 @@ def _fire(store: Store) -> str:
                         attempt_id=f"att_{seq}",
                         step_index=index,
                         alias=alias,
-                        workflow_id="wf",
                         workflow="W",
                         run_id=f"run-{seq}-{index}",
-                        status="success",
-                        created_at=T0,
-                        updated_at=T0,
                         output=step_output,
+                        **_ENDED,
                     )
                 )
     return fire_id
