@@ -109,22 +109,22 @@ class Results(Aggregate):
         """
         postgres = self.core.is_postgres
 
-        def keys_of(value: sa.ColumnElement[Any]) -> sa.TableValuedAlias:
-            # The keys of a JSON object, none for anything else (PostgreSQL refuses the keys of non-objects).
-            if postgres:
+        def keys_of(value: sa.ColumnElement[Any]) -> tuple[sa.TableValuedAlias, sa.ColumnElement[bool]]:
+            """The keys of a JSON object (none for anything else), and the join condition that keeps them."""
+            if postgres:  # json_object_keys refuses non-objects: they are read as an empty one
                 empty: sa.ColumnElement[Any] = sa.literal_column("'{}'::json")
                 an_object = sa.case((sa.func.json_typeof(value) == "object", value), else_=empty)
-                return sa.func.json_object_keys(an_object).table_valued("key").render_derived()
-            empty = sa.literal_column("'{}'")
-            an_object = sa.case((sa.func.json_type(value) == "object", value), else_=empty)
-            return sa.func.json_each(an_object).table_valued("key")
+                return sa.func.json_object_keys(an_object).table_valued("key").render_derived(), sa.true()
+            # SQLite's json_each takes anything: an object's keys are text, an array's integers, a scalar's NULL.
+            # Filtering on that parses each value once (json_type first would parse it twice).
+            keys = sa.func.json_each(value).table_valued("key")
+            return keys, sa.func.typeof(keys.c.key) == "text"
 
-        inputs = keys_of(item_t.c.inputs)
-        outputs = keys_of(_OUTPUT)
+        (inputs, input_keys), (outputs, output_keys) = keys_of(item_t.c.inputs), keys_of(_OUTPUT)
         firsts = [
             sa.select(sa.func.min(item_t.c.seq))
             .select_from(item_t)
-            .join(inputs, sa.true())
+            .join(inputs, input_keys)
             .group_by(inputs.c.key),
             sa.select(sa.func.min(item_t.c.seq))
             .select_from(
@@ -132,7 +132,7 @@ class Results(Aggregate):
                     step_run_t, step_run_t.c.attempt_id == attempt_t.c.id
                 )
             )
-            .join(outputs, sa.true())
+            .join(outputs, output_keys)
             .group_by(step_run_t.c.step_index, step_run_t.c.alias, outputs.c.key),
         ]
         seqs: set[int] = set()
