@@ -21,8 +21,9 @@ limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
     (`--webhooks-to each` registers every daemon's endpoint, so each receives every delivery).
 (fire) with `--big-fire N`: one fire of N items read from a CSV (`items_from`) over `--desktops` desktops:
     seconds until every item is recorded (planning), then `--big-fire-seconds` of dispatching (daemon CPU per
-    run, peak RSS), then the seconds until `fires`, `runs --fire F` and `show F` print their first line, and
-    the CPU each used (under load, wall time mostly waits for a core).
+    run, peak RSS), then the seconds until `fires`, `runs --fire F`, `show F` (its first page) and `results F`
+    (CSV, every item) print their first line and until they end, and the CPU each used (under load, wall time
+    mostly waits for a core).
 (c) tracking latency under light load: `--light-items` items at most 16 in flight (job `concurrency`), on an
     emulator 10 times slower, so that neither process is saturated. (a) measures latency at saturation, where
     a run's news also waits its turn behind everything else the two processes are doing.
@@ -764,6 +765,7 @@ def big_fire(work: Path, args: argparse.Namespace, fast: bool) -> dict[str, Any]
                 "fires": ("fires",),
                 "runs --fire F": ("runs", "--fire", fire_id),
                 "show F": ("show", fire_id),
+                "results F": ("results", fire_id),
             }
             first_output = {name: _first_output(config, *command) for name, command in commands.items()}
             rss = _peak_rss_mb(daemon.pid)

@@ -17,7 +17,6 @@ import attrs
 import typer
 from rich import box
 from rich.console import Console, RenderableType
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -109,10 +108,11 @@ def show(renderable: RenderableType) -> None:
     if out.is_terminal:
         out.print(renderable)
         return
-    natural = Measurement.get(out, out.options.update(width=_MAX_WIDTH), renderable).maximum
     # Console.print(width=) can only narrow the console, so a wider one is made for the occasion; lines lose
-    # the padding Rich adds up to the full width, which is only noise in a file.
-    wide = Console(width=max(out.width, min(natural, _MAX_WIDTH)), highlight=False, no_color=out.no_color)
+    # the padding Rich adds up to the full width, which is only noise in a file. Nothing printed here expands
+    # to the console's width (tables and grids keep their natural width), so the console is simply as wide as
+    # allowed: measuring the renderable first cost as much as laying it out.
+    wide = Console(width=max(out.width, _MAX_WIDTH), highlight=False, no_color=out.no_color)
     with wide.capture() as captured:
         wide.print(renderable)
     typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
@@ -204,10 +204,6 @@ def short(limit: int) -> Callable[[Any], str]:
 
 
 UTC_CAPTION = "times in UTC"
-
-
-def partial_caption(shown: int, total: int, what: str) -> str | None:
-    return f"the first {shown} of {total} {what}; --limit 0 for all" if shown < total else None
 
 
 def details(title: str, pairs: Sequence[tuple[str, Any]]) -> Table:

@@ -7,25 +7,20 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cyberdesk import CyberdeskClient
 from cyberdesk_runner.cli.access import open_store, require_job, require_ref
 from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, err, fail
 from cyberdesk_runner.config import Config
-from cyberdesk_runner.files.outputs import (
-    DownloadRound,
-    OutputListingError,
-    download_round,
-    note_fire_outputs,
-    planned_paths,
-)
 from cyberdesk_runner.results.export import export_results
 from cyberdesk_runner.results.formats import FORMATS, Format
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.views import Ref
+
+if TYPE_CHECKING:
+    from cyberdesk_runner.files.outputs import DownloadRound
 
 _ITEM_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
 
@@ -83,6 +78,9 @@ def results(
         fire = _fire_of(store, ref)
         files = None
         if download is not None:
+            # The SDK and its HTTP stack only for --download: plain `results F` prints sooner without them.
+            from cyberdesk_runner.files.outputs import planned_paths
+
             folder = download.expanduser().resolve()
             done = _download(settings, store, fire, folder)
             err.print(
@@ -109,6 +107,14 @@ def results(
 def _download(settings: Config, store: Store, fire: Ref, folder: Path) -> DownloadRound:
     """Record the fire's output attachments as bound for `folder` and download them (each once, even if another
     `results --download` into the same folder runs at the same time)."""
+    from cyberdesk import CyberdeskClient
+    from cyberdesk_runner.files.outputs import (
+        DownloadRound,
+        OutputListingError,
+        download_round,
+        note_fire_outputs,
+    )
+
     if settings.cyberdesk.api_key is None:
         fail(
             "--download needs cyberdesk.api_key in the config (the embedded emulator lives inside the daemon)",

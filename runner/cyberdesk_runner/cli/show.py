@@ -3,6 +3,10 @@ errors and event history.
 
 Sensitive inputs appear by name with the value `***`: the store never holds their values, and anything under
 such a name in overrides, outputs or events is masked as well.
+
+A fire's items come a page at a time (`--limit` items, `--page P`), read in index order, with the fire's counts
+from aggregate queries: a fire of 100,000 items prints its first page as fast as a small one. The parts are
+printed one after the other, so the fire's own block is on screen before its tables are laid out.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from cyberdesk_runner.cli.render import (
     Column,
     details,
     iso,
-    partial_caption,
     print_json,
     short,
     show,
@@ -64,6 +67,12 @@ def show_command(
             "--limit", "-n", metavar="N", min=0, help="Show at most N items, runs and events each (0: all)."
         ),
     ] = 100,
+    page: Annotated[
+        int,
+        typer.Option(
+            "--page", "-p", metavar="P", min=1, help="Of a fire's items, show page P (of N items each)."
+        ),
+    ] = 1,
     config: ConfigOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (stable shape) for scripts.")
@@ -72,15 +81,17 @@ def show_command(
     """Show one fire, item or run (attempt): its runs, inputs, outputs, errors and event history."""
     settings = config_or_exit(config)
     with open_store(settings) as store:
-        document = collect(store, require_ref(store, ref), datetime.now(UTC), limit or None)
+        document = collect(store, require_ref(store, ref), datetime.now(UTC), limit or None, page=page)
     if as_json:
         print_json(document)
-    else:
-        show(render(document))
+        return
+    for part in parts(document):
+        show(part)
 
 
-def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[str, Any]:
-    """Everything `show` prints about `ref`, as its JSON document."""
+def collect(store: Store, ref: Ref, now: datetime, limit: int | None, *, page: int = 1) -> dict[str, Any]:
+    """Everything `show` prints about `ref`, as its JSON document: for a fire, page `page` of its items (`limit`
+    a page; None: all of them on one page)."""
     job = store.jobs.get(ref.job_name)
     sensitive = sorted((job.definition.get("sensitive_inputs") or {}) if job is not None else {})
     fire = store.queries.fire_view(ref.fire_id)
@@ -104,9 +115,11 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[st
         "items": [],
     }
     if ref.kind == "fire":
+        offset = (page - 1) * limit if limit is not None else 0
         document["items"] = [
-            item_json(i, sensitive) for i in store.queries.item_views(ref.fire_id, limit=limit)
+            item_json(i, sensitive) for i in store.queries.item_views(ref.fire_id, limit=limit, offset=offset)
         ]
+        document["items_page"] = _items_page(page, limit, offset, len(document["items"]), fire_data)
         attempts = store.queries.attempt_views(AttemptQuery(fire_id=ref.fire_id, limit=limit or 1_000_000))
         events = store.queries.event_page(fire_id=ref.fire_id, limit=limit)
     else:
@@ -135,6 +148,21 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None) -> dict[st
     return _masked(document, sensitive)
 
 
+def _items_page(
+    page: int, limit: int | None, offset: int, shown: int, fire: dict[str, Any]
+) -> dict[str, Any]:
+    """Where the page of items sits in the fire: its number, size, the items before it and after it."""
+    total: int = fire["items"]["total"]
+    return {
+        "page": page,
+        "limit": limit,
+        "first": offset + 1 if shown else None,
+        "shown": shown,
+        "total": total,
+        "more": max(total - offset - shown, 0),
+    }
+
+
 def _masked(document: dict[str, Any], sensitive: Collection[str]) -> dict[str, Any]:
     """Mask what came back from Cyberdesk or the event log under a sensitive name (defence in depth)."""
     if not sensitive:
@@ -154,6 +182,11 @@ def _masked(document: dict[str, Any], sensitive: Collection[str]) -> dict[str, A
 
 
 def render(document: dict[str, Any]) -> RenderableType:
+    return Group(*parts(document))
+
+
+def parts(document: dict[str, Any]) -> list[RenderableType]:
+    """What `show` prints, in order: the fire's block first, then items, runs, steps, outputs and events."""
     parts: list[RenderableType] = [_fire_block(document)]
     item, attempt = document["item"], document["attempt"]
     if item is not None:
@@ -164,12 +197,11 @@ def render(document: dict[str, Any]) -> RenderableType:
         parts += [
             Text(),
             table(
-                document["items"],
-                ITEM_COLUMNS,
-                title="Items",
-                caption=partial_caption(len(document["items"]), document["fire"]["items"]["total"], "items"),
+                document["items"], ITEM_COLUMNS, title="Items", caption=_page_caption(document["items_page"])
             ),
         ]
+    elif document["kind"] == "fire" and document["items_page"]["page"] > 1:
+        parts += [Text(), Text(_page_caption(document["items_page"]) or "", style="dim")]
     # An attempt's own runs table would repeat its block; show it only when the item has other attempts.
     if len(document["attempts"]) > (1 if document["kind"] == "attempt" else 0):
         title = "Runs" if document["kind"] == "fire" else "Runs of this item"
@@ -193,7 +225,20 @@ def render(document: dict[str, Any]) -> RenderableType:
         Text(),
         table(events, EVENT_COLUMNS, title=title, caption=UTC_CAPTION) if events else Text("No events."),
     ]
-    return Group(*parts)
+    return parts
+
+
+def _page_caption(page: dict[str, Any]) -> str | None:
+    """`items 101-200 of 100,000; 99,800 more: --page 3`, or None when the page holds every item."""
+    shown, total, more = page["shown"], page["total"], page["more"]
+    if page["page"] == 1 and more == 0:
+        return None
+    if not shown:
+        pages = -(-total // page["limit"]) if page["limit"] else 1
+        return f"no items on page {page['page']}: the fire has {total:,} items, {pages:,} page(s) of {page['limit']}"
+    first = page["first"]
+    where = f"items {first:,}-{first + shown - 1:,} of {total:,}"
+    return f"{where}; {more:,} more: --page {page['page'] + 1}" if more else where
 
 
 def _fire_block(document: dict[str, Any]) -> RenderableType:

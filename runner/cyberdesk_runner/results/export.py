@@ -1,5 +1,5 @@
-"""One fire's results from the store to a text stream: plan the columns, then write the rows (two streamed
-passes over the store, neither holding the table)."""
+"""One fire's results from the store to a text stream: plan the columns over the items where each key first
+appears (the database finds them), then stream the rows, so the header and first rows come out at once."""
 
 from __future__ import annotations
 
@@ -25,5 +25,6 @@ def export_results(
     item id -> the relative paths of its output files, for the `files` column."""
     job = store.jobs.get(job_name)
     sensitive = tuple((job.definition.get("sensitive_inputs") or {}) if job is not None else ())
-    table = ResultTable.plan(store.results.result_rows(fire_id, status=status), sensitive, files)
+    first = store.results.column_seqs(fire_id, status=status)
+    table = ResultTable.plan(store.results.result_rows(fire_id, status=status, seqs=first), sensitive, files)
     return write_table(out, table, store.results.result_rows(fire_id, status=status), fmt)

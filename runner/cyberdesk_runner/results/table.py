@@ -6,9 +6,10 @@ multi-step item); `tokens` and `billed_seconds` (the item's runs, every attempt 
 the item's output attachments, relative to the result file's folder (`files/outputs.py`; `;`-separated in CSV, a
 list in JSON); `error`. Nested output values are JSON text.
 
-The columns are planned by a first pass over the rows (keys only, in the order first seen, which is item order
-then the outputs' own key order), so the table is written by a second pass one row at a time: a 100,000-item
-fire never sits in memory.
+The columns are planned over the rows before the table is written (keys only, in the order first seen, which is
+item order then the outputs' own key order): over the few items where a key first appears (`store.results`
+finds them), which names the columns as a pass over every row would. The table is then written one row at a time:
+a 100,000-item fire never sits in memory.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.store.engine import libpq_conninfo
 
 if TYPE_CHECKING:
@@ -35,8 +34,6 @@ _IDLE_CHECK = 0.25
 _KEEPALIVE = 30.0
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 30.0
-
-log = get_logger("cyberdesk_runner.store.notify")
 
 
 async def listen_for_work(url: str, on_notify: Callable[[], None], stop: asyncio.Event) -> None:
@@ -53,6 +50,11 @@ async def listen_for_work(url: str, on_notify: Callable[[], None], stop: asyncio
         parsed = parsed.update_query_dict({"application_name": "cyberdesk-runner-listen"})
     conninfo = libpq_conninfo(parsed.render_as_string(hide_password=False))
     import psycopg  # only PostgreSQL stores need it
+
+    # structlog is the daemon's: the store module imports this one for CHANNEL, and the CLI's commands never log.
+    from cyberdesk_runner.logs import get_logger
+
+    log = get_logger("cyberdesk_runner.store.notify")
 
     backoff = _BACKOFF_FIRST
     while not stop.is_set():

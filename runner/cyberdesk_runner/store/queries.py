@@ -1,8 +1,9 @@
 """The read-only questions of the CLI (`fires`, `runs`, `show`, `watch`, `status`): `store.queries`.
 
 Each method is one read transaction; none locks anything. Listings are bounded: they read the newest `limit` rows
-in the order of an index ((job_name, created_at), (created_at), (status, created_at), fire_id, item_id), and
-aggregate item counts only for the fires they return, so they stay fast with millions of attempts in the store.
+in the order of an index ((job_name, created_at), (created_at), (status, created_at), (fire_id, created_at),
+item_id; a fire's items by (fire_id, seq)), and aggregate item counts only for the fires they return, so they
+stay fast with millions of attempts in the store.
 
 Why one module and not a part of each aggregate module: these reads answer the CLI's questions in the CLI's
 shapes (`views`), and most cross the aggregates (a fire with its items' counts and an item's error, an id that
@@ -119,11 +120,14 @@ class Queries(Aggregate):
 
     # -- items -----------------------------------------------------------------------------------------
 
-    def item_views(self, fire_id: str, *, limit: int | None = None) -> list[ItemView]:
-        """A fire's items in order (the first `limit`)."""
+    def item_views(self, fire_id: str, *, limit: int | None = None, offset: int = 0) -> list[ItemView]:
+        """A fire's items in order: `limit` of them after the first `offset` (a page of `show F`), read in the
+        order of ix_item_fire_seq, so a page of a 100,000-item fire costs no sort."""
         query = sa.select(item_t).where(item_t.c.fire_id == fire_id).order_by(item_t.c.seq, item_t.c.id)
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self.core.read() as conn:
             return [_item_view(r) for r in conn.execute(query)]
 

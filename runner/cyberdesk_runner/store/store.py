@@ -31,7 +31,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cyberdesk_runner.store import migrations
 from cyberdesk_runner.store.control import Control
 from cyberdesk_runner.store.core import StoreCore, retry_transient
 from cyberdesk_runner.store.counts import Counts
@@ -101,6 +100,8 @@ class Store:
 
         Retried on transient errors: it is one transaction, so a try cut off by a dropped connection left
         nothing behind."""
+        from cyberdesk_runner.store import migrations  # Alembic: only where the schema changes (see below)
+
         migrations.upgrade(self.engine)
 
     def create_schema(self) -> None:
@@ -109,6 +110,10 @@ class Store:
 
     def schema_revision(self) -> tuple[str | None, str]:
         """(the store's revision or None when it has none yet, the newest revision this code knows)."""
+        # Imported here, not with the store: Alembic (and Mako) cost the read-only commands a tenth of a second
+        # before their first line, and they never migrate.
+        from cyberdesk_runner.store import migrations
+
         return migrations.current_revision(self.engine), migrations.head_revision()
 
     def close(self) -> None:

@@ -77,6 +77,8 @@ class ItemRow(SQLModel, table=True):
     __table_args__ = (
         # Per fire: its items, and whether any is still open (`items.settle_fires`, retention).
         sa.Index("ix_item_fire_status", "fire_id", "status"),
+        # A fire's items in order: `show F`'s page and `results F`'s stream read them in index order.
+        sa.Index("ix_item_fire_seq", "fire_id", "seq", "id"),
         sa.Index("ix_item_due", "status", "next_attempt_at"),
         # A job's queue in dispatch order (`store.dispatch.assign`, priority items first, then the rest): the next N due
         # items are read in index order, not every pending item of the job sorted each round.
@@ -108,7 +110,8 @@ class AttemptRow(SQLModel, table=True):
         sa.Index("ix_attempt_item", "item_id"),
         sa.Index("ix_attempt_job_created", "job_name", "created_at"),
         sa.Index("ix_attempt_created", "created_at"),
-        sa.Index("ix_attempt_fire", "fire_id"),
+        # A fire's newest runs (`runs --fire F`, `show F`) up to the LIMIT; by fire_id alone for the rest.
+        sa.Index("ix_attempt_fire_created", "fire_id", "created_at", "id"),
         # Creating attempts whose claim lapsed (`store.dispatch.attempts_to_settle`).
         sa.Index("ix_attempt_creating", "status", "retry_create_at"),
         # `runs --status S` and `--machine M`: the newest attempts of one status or desktop (name or id) are read
@@ -165,7 +168,8 @@ class EventRow(SQLModel, table=True):
 
     __tablename__ = "event"
     __table_args__ = (
-        sa.Index("ix_event_fire", "fire_id"),
+        # A fire's newest events (`show F`) in index order, on PostgreSQL too.
+        sa.Index("ix_event_fire_id", "fire_id", "id"),
         sa.Index("ix_event_item", "item_id"),
         sa.Index("ix_event_attempt", "attempt_id"),
         sa.Index("ix_event_at", "at"),

@@ -186,6 +186,36 @@ def test_show_limits_events(history: Env) -> None:
     assert "the last 3 of" in history.cli("show", claims["id"], "--limit", "3").stdout
 
 
+def test_show_pages_a_fires_items(history: Env) -> None:
+    claims = next(f for f in history.json("fires") if f["job"] == "claims")
+    every = history.json("show", claims["id"])["items"]
+    pages = [history.json("show", claims["id"], "--limit", "4", "--page", str(p)) for p in (1, 2, 3)]
+    assert [p["items"] for p in pages] == [every[:4], every[4:], []]
+    assert [p["items_page"] for p in pages] == [
+        {"page": 1, "limit": 4, "first": 1, "shown": 4, "total": 6, "more": 2},
+        {"page": 2, "limit": 4, "first": 5, "shown": 2, "total": 6, "more": 0},
+        {"page": 3, "limit": 4, "first": None, "shown": 0, "total": 6, "more": 0},
+    ]
+    # The fire's counts are the whole fire's on every page.
+    assert {p["fire"]["items"]["total"] for p in pages} == {6}
+
+    first = _items_table(history.cli("show", claims["id"], "-n", "4").stdout)
+    assert first.endswith("items 1-4 of 6; 2 more: --page 2")
+    assert every[3]["id"] in first and every[4]["id"] not in first
+    second = _items_table(history.cli("show", claims["id"], "-n", "4", "--page", "2").stdout)
+    assert second.endswith("items 5-6 of 6")
+    assert every[4]["id"] in second and every[3]["id"] not in second
+    past = history.cli("show", claims["id"], "-n", "4", "-p", "3").stdout
+    assert "no items on page 3: the fire has 6 items, 2 page(s) of 4" in past
+    whole = _items_table(history.cli("show", claims["id"]).stdout)
+    assert "more" not in whole and all(i["id"] in whole for i in every)
+
+
+def _items_table(text: str) -> str:
+    """The Items table of `show`'s text, its caption last."""
+    return text.split("\nItems\n", 1)[1].split("\n\n", 1)[0].rstrip()
+
+
 def test_watch_once_when_idle(history: Env) -> None:
     snapshot = history.json("watch")
     assert snapshot["runs"] == [] and snapshot["jobs"] == [] and snapshot["job"] is None

@@ -150,3 +150,39 @@ def test_runs_are_the_newest_first_across_statuses_and_desktop_name_or_id(store:
     by_id = store.queries.attempt_views(AttemptQuery(machine="m-1", limit=100))
     assert [a.id for a in by_name] == [a.id for a in by_id] == [a.id for a in every if a.machine_id == "m-1"]
     assert store.queries.attempt_views(AttemptQuery(since=T0 + timedelta(minutes=5), limit=100)) == every[:1]
+
+
+def test_a_fires_items_come_a_page_at_a_time_in_seq_order(store: Store) -> None:
+    fire_id = store.fires.insert(NewFire("j", "manual", None), [NewItem({"n": n}) for n in range(7)], T0)
+    other = store.fires.insert(NewFire("j", "manual", None), [NewItem({"n": 99})], T0)
+    assert fire_id is not None and other is not None
+    pages = [store.queries.item_views(fire_id, limit=3, offset=offset) for offset in (0, 3, 6, 9)]
+    assert [[i.inputs["n"] for i in page] for page in pages] == [[0, 1, 2], [3, 4, 5], [6], []]
+    assert [i.seq for i in store.queries.item_views(fire_id)] == sorted(
+        i.seq for i in pages[0] + pages[1] + pages[2]
+    )
+    assert store.queries.fire_view(fire_id).counts.total == 7  # type: ignore[union-attr]
+
+
+def test_the_newest_runs_of_one_fire(store: Store) -> None:
+    fires = []
+    for minute in range(4):
+        now = T0 + timedelta(minutes=minute)
+        fire_id = store.fires.insert(
+            NewFire("j", "manual", None), [NewItem({"n": minute}, f"m-{minute}", f"desk-{minute}")], now
+        )
+        assert fire_id is not None
+        fires.append(fire_id)
+        _start(store, now)
+    # A second fire's runs interleave with the first's; only the fire asked for comes back, newest first.
+    later = store.fires.insert(
+        NewFire("j", "manual", None), [NewItem({"n": n}, f"m-{n}", f"desk-{n}") for n in range(4, 7)], T0
+    )
+    assert later is not None
+    runs = _start(store, T0 + timedelta(minutes=10))
+    newest = store.queries.attempt_views(AttemptQuery(fire_id=later, limit=2))
+    assert {a.fire_id for a in newest} == {later} and len(newest) == 2
+    assert {a.id for a in newest} < {a for a, _ in runs}
+    assert [a.fire_id for a in store.queries.attempt_views(AttemptQuery(fire_id=fires[0], limit=10))] == [
+        fires[0]
+    ]
