@@ -16,15 +16,21 @@ daemons' PostgreSQL connections are ended (as a failover would), and every `--ou
 503 to everything for `--outage-seconds`. With `--store sqlite` there is one daemon, killed and restarted the same
 way.
 
-At the end the schedules are paused, the daemons left alone until nothing is in flight, and the script checks,
-exiting 1 on any violation:
-- no Idempotency-Key made two runs, and every run in the emulator is an attempt in the store (no stray run);
+At the end the schedules are paused and the daemons left alone until nothing is in flight, for as long as the work
+moves: the drain gives up only after `--stall` seconds without an item, attempt or fire ending (a loaded machine
+drains slowly; a stuck daemon does not drain at all). Then the daemons are stopped (SIGTERM), so the store and the
+emulator hold still while they are compared, and the script checks, exiting 1 on any violation:
+- no Idempotency-Key made two runs, and every run in the emulator is an attempt in the store (no stray run); a run
+  whose attempt is still `creating` (its create call's answer not recorded) is told apart from a run no attempt
+  has the key of;
 - no desktop ever ran two of our runs at once, and no item succeeded twice (from the emulator's statuses);
 - every item and attempt ended, none was cancelled (nobody asked), and the store's statuses agree with the
   emulator's (a timed-out attempt's run was cancelled);
 - every schedule slot fired at most once, and no two `sweep` fires overlapped;
 - a daemon stopped with SIGTERM exited within 10 s, no daemon exited unless it was stopped, and no daemon
   logged a traceback.
+The work directory keeps, besides the logs, what the checks read (emulator-runs.json, attempts.json) and the event
+log of every attempt or item a check names (findings.json), so a failure is read, not run again.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import tempfile
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,16 +305,66 @@ def _wait_until_registered(engine: sa.Engine, count: int, limit: float = 180.0) 
     raise SystemExit(f"soak: {count} daemon(s) did not register within {limit:.0f}s; see the logs")
 
 
-def _in_flight(engine: sa.Engine) -> int:
+def _work(engine: sa.Engine) -> tuple[int, int]:
+    """(items and fires still open, items, attempts and fires ended): the second only grows while work moves."""
     with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.text(
-                    "SELECT (SELECT count(*) FROM item WHERE status IN ('pending', 'running'))"
-                    " + (SELECT count(*) FROM fire WHERE status IN ('requested', 'running'))"
-                )
-            ).scalar_one()
-        )
+        open_, ended = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM item WHERE status IN ('pending', 'running'))"
+                " + (SELECT count(*) FROM fire WHERE status IN ('requested', 'running')),"
+                " (SELECT count(*) FROM item WHERE status NOT IN ('pending', 'running'))"
+                " + (SELECT count(*) FROM attempt WHERE ended_at IS NOT NULL)"
+                " + (SELECT count(*) FROM fire WHERE status NOT IN ('requested', 'running'))"
+            )
+        ).one()
+    return int(open_), int(ended)
+
+
+def _drain(engine: sa.Engine, daemons: list[Daemon], chaos: Chaos, stall: float) -> int:
+    """Wait until nothing is open, for as long as something keeps ending; returns what is still open.
+
+    How long a drain takes depends on the backlog the chaos left and on the machine's load (two cores shared
+    with others: a tenth of the usual pace is common), so a fixed limit fails a sound runner on a busy machine.
+    No progress for `stall` seconds is what says the daemons are stuck."""
+    started = last_change = last_print = time.monotonic()
+    left, ended = _work(engine)
+    while left:
+        _check_alive(daemons, chaos)
+        time.sleep(0.5)
+        now = time.monotonic()
+        left, now_ended = _work(engine)
+        if now_ended != ended:
+            ended, last_change = now_ended, now
+        elif now - last_change > stall:
+            chaos.problems.append(
+                f"{left} items or fires still open after {now - started:.0f} s of drain, nothing ended in the "
+                f"last {stall:.0f} s (see findings.json)"
+            )
+            break
+        if now - last_print >= 10:
+            last_print = now
+            print(f"draining: {left} open, {ended} ended, {now - started:.0f} s", flush=True)
+    print(f"drained in {time.monotonic() - started:.0f} s; {left} open", flush=True)
+    return left
+
+
+def _stop_daemons(daemons: list[Daemon], chaos: Chaos) -> None:
+    """Stop every daemon (SIGTERM, all at once) before the checks: nothing changes the store or calls the API
+    while the two are compared, so a run created between the two reads is not taken for a stray."""
+    running = [d for d in daemons if d.process is not None]
+    started = time.monotonic()
+    for daemon in running:
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGTERM)
+    for daemon in running:
+        assert daemon.process is not None
+        try:
+            daemon.process.wait(max(TERM_GRACE * 3 - (time.monotonic() - started), 0.1))
+        except subprocess.TimeoutExpired:
+            daemon.process.kill()
+            daemon.process.wait()
+        daemon.process = None
+    chaos.slowest_term = max(chaos.slowest_term, time.monotonic() - started)
 
 
 def _tracebacks(daemons: list[Daemon]) -> list[str]:
@@ -321,12 +377,14 @@ def _tracebacks(daemons: list[Daemon]) -> list[str]:
     return found
 
 
-def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chaos: Chaos) -> list[str]:
+def _verify(
+    engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chaos: Chaos, work: Path
+) -> list[str]:
     from cyberdesk_runner.store.tables import AttemptRow, FireRow, ItemRow
 
     attempt_t, item_t, fire_t = AttemptRow.__table__, ItemRow.__table__, FireRow.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
-        attempts = conn.execute(sa.select(attempt_t.c.item_id, attempt_t.c.status, attempt_t.c.run_id)).all()
+        attempts = conn.execute(sa.select(attempt_t).order_by(attempt_t.c.created_at)).all()
         items = conn.execute(sa.select(item_t.c.id, item_t.c.job_name, item_t.c.status)).all()
         fires = conn.execute(
             sa.select(
@@ -341,10 +399,13 @@ def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chao
     timeline = {r["id"]: r for r in runs["runs"]}
     if stats["duplicates"]:
         problems.append(f"Idempotency-Keys that made two runs: {stats['duplicates'][:5]}")
-    known = {a.run_id for a in attempts if a.run_id}
-    strays = set(timeline) - known
+    strays, unrecorded = _unknown_runs(timeline, attempts)
     if strays:
-        problems.append(f"{len(strays)} runs in the emulator that no attempt records: {sorted(strays)[:5]}")
+        problems.append(f"{len(strays)} runs in the emulator that no attempt records: {strays[:5]}")
+    if unrecorded:
+        problems.append(
+            f"{len(unrecorded)} runs made by attempts still creating (created, answer not recorded): {unrecorded[:5]}"
+        )
     if runs["overlaps"]:
         problems.append(f"desktops that ran two of our runs at once: {runs['overlaps'][:5]}")
     successes = Counter(
@@ -381,17 +442,87 @@ def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chao
     slots = Counter((f.job_name, f.scheduled_for) for f in fires if f.scheduled_for is not None)
     if any(n > 1 for n in slots.values()):
         problems.append(f"slots fired twice: {[s for s, n in slots.items() if n > 1][:5]}")
+    problems += _sweeps_overlapping(fires)
+    if chaos.slowest_term > TERM_GRACE:
+        problems.append(f"a daemon took {chaos.slowest_term:.1f} s to stop on SIGTERM")
+    problems += chaos.problems
+    _keep_evidence(engine, work, runs, attempts, strays + unrecorded, open_items, open_attempts)
+    return problems
+
+
+def _sweeps_overlapping(fires: Sequence[Any]) -> list[str]:
     sweeps = sorted(
         (f.created_at, f.finished_at) for f in fires if f.job_name == "sweep" and f.status != "skipped"
     )
     for (_, finished), (started, _) in zip(sweeps, sweeps[1:], strict=False):
         if finished is None or started < finished:
-            problems.append(f"a sweep fire started at {started} while the one before ran until {finished}")
-            break
-    if chaos.slowest_term > TERM_GRACE:
-        problems.append(f"a daemon took {chaos.slowest_term:.1f} s to stop on SIGTERM")
-    problems += chaos.problems
-    return problems
+            return [f"a sweep fire started at {started} while the one before ran until {finished}"]
+    return []
+
+
+def _unknown_runs(timeline: dict[str, Any], attempts: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """The emulator's runs that no attempt records: (strays, which no attempt can ever record; runs of attempts
+    still `creating`, whose create call's answer is not recorded yet), told apart by the run's Idempotency-Key."""
+    known = {a.run_id for a in attempts if a.run_id}
+    by_key = {a.idempotency_key: a for a in attempts}
+    strays: list[str] = []
+    unrecorded: list[str] = []
+    for run_id in sorted(set(timeline) - known):
+        maker = by_key.get(timeline[run_id].get("idempotency_key") or "")
+        (unrecorded if maker is not None and maker.status == "creating" else strays).append(run_id)
+    return strays, unrecorded
+
+
+def _keep_evidence(
+    engine: sa.Engine,
+    work: Path,
+    runs: dict[str, Any],
+    attempts: Sequence[Any],
+    strays: list[str],
+    open_items: list[str],
+    open_attempts: list[Any],
+) -> None:
+    """Write what the checks read, and the event log of what they name, into the work directory (a PostgreSQL
+    store is dropped at the end): a failure is read from these files instead of being run again."""
+    from cyberdesk_runner.store.tables import EventRow
+
+    event_t = EventRow.__table__  # type: ignore[attr-defined]
+    (work / "emulator-runs.json").write_text(json.dumps(runs, default=str))
+    (work / "attempts.json").write_text(json.dumps([a._asdict() for a in attempts], default=str))
+    keys = {r["id"]: r.get("idempotency_key") for r in runs["runs"]}
+    by_key = {a.idempotency_key: a for a in attempts}
+    named_attempts = [a.id for a in open_attempts] + [
+        by_key[k].id for r in strays if (k := keys.get(r)) and k in by_key
+    ]
+    with engine.connect() as conn:
+        events = conn.execute(
+            sa.select(event_t)
+            .where(
+                sa.or_(
+                    event_t.c.run_id.in_(strays),
+                    event_t.c.attempt_id.in_(named_attempts[:500]),
+                    event_t.c.item_id.in_(open_items[:500]),
+                    event_t.c.kind == "unknown_run",
+                )
+            )
+            .order_by(event_t.c.id)
+        ).all()
+    findings = {
+        "strays": [
+            {
+                "run": timeline_run,
+                "attempt": by_key[k]._asdict()
+                if (k := timeline_run.get("idempotency_key")) in by_key
+                else None,
+            }
+            for timeline_run in runs["runs"]
+            if timeline_run["id"] in strays
+        ],
+        "open_items": open_items[:500],
+        "open_attempts": [a._asdict() for a in open_attempts[:500]],
+        "events": [e._asdict() for e in events],
+    }
+    (work / "findings.json").write_text(json.dumps(findings, default=str, indent=1))
 
 
 @dataclass
@@ -497,7 +628,12 @@ def main() -> None:
     )
     parser.add_argument("--outage-seconds", type=float, default=5.0, help="how long an API outage lasts")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--drain", type=float, default=180.0, help="most seconds to wait for the work to end")
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=90.0,
+        help="the drain gives up after this many seconds in which nothing ended (it waits as long as work moves)",
+    )
     add_json_option(parser)
     args = parser.parse_args()
     with tables_to_stderr(args.json):
@@ -536,16 +672,12 @@ def soak(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         bulk_fires = _chaos(args, daemons, lambda: _trigger(store.url, "bulk"), drop, http, chaos)
         _pause_schedules(store.url)
         print("chaos over; draining", flush=True)
-        drain_until = time.monotonic() + args.drain
-        while (left := _in_flight(engine)) and time.monotonic() < drain_until:
-            _check_alive(daemons, chaos)
-            time.sleep(0.5)
-        if left:
-            chaos.problems.append(f"{left} items or fires still open after {args.drain:.0f} s of drain")
+        _drain(engine, daemons, chaos, args.stall)
         time.sleep(1)  # late webhooks of the last runs
+        _stop_daemons(daemons, chaos)
         runs = http.get("/_emulator/runs").json()
         stats = http.get("/_emulator/stats").json()
-        problems = _verify(engine, runs, stats, chaos) + _tracebacks(daemons)
+        problems = _verify(engine, runs, stats, chaos, work) + _tracebacks(daemons)
         _report(engine, runs, stats, chaos, bulk_fires)
         figures = {
             "violations": len(problems),
