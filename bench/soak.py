@@ -11,10 +11,12 @@ The work, all at once and for `--minutes`:
 - `slow`: runs that outlast the job's 2 s timeout, so they are cancelled through the API and retried once.
 Meanwhile some desktops disconnect and come back (their runs are interrupted), the emulator answers some calls
 with 429 or 5xx and drops the answer of some applied calls, and every `--kill-every` seconds one daemon is killed
-(SIGKILL, or SIGTERM one time in three) and restarted after up to 2 s. Every `--db-drops-every` seconds all the
-daemons' PostgreSQL connections are ended (as a failover would), and every `--outage-every` seconds the API answers
-503 to everything for `--outage-seconds`. With `--store sqlite` there is one daemon, killed and restarted the same
-way.
+(SIGKILL, or SIGTERM one time in three) and restarted after up to 2 s. Only a daemon that is up (registered in
+the store) is stopped: on a loaded machine starting takes longer than `--kill-every`, and daemons stopped again
+while starting would get no work done. Every `--db-drops-every` seconds all the daemons' PostgreSQL connections
+are ended (as a failover would), and every `--outage-every` seconds the API answers 503 to everything for
+`--outage-seconds`. With `--store sqlite` there is one daemon, killed and restarted the same way. `chaos.log` in
+the work directory says when each disruption came.
 
 At the end the schedules are paused and the daemons left alone until nothing is in flight, for as long as the work
 moves: the drain gives up only after `--stall` seconds without an item, attempt or fire ending (a loaded machine
@@ -145,12 +147,14 @@ class Daemon:
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
-    def start(self, work: Path) -> None:
+    def start(self, work: Path, chaos: Chaos | None = None) -> None:
         self.starts += 1
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 _cli("run", "--config", str(self.config)), cwd=work, stdout=out, stderr=out
             )
+        if chaos is not None:
+            chaos.note(f"started {self.log.stem} (pid {self.process.pid})")
 
 
 @dataclass
@@ -160,8 +164,17 @@ class Chaos:
     slowest_term: float = 0.0
     connections_dropped: int = 0
     outages: int = 0
+    #: Seconds the stops waited for a daemon to be up (still starting after the last stop: slow on a loaded machine).
+    stops_waited: float = 0.0
     #: What went wrong while the soak ran: daemons that exited on their own, work left open after the drain.
     problems: list[str] = field(default_factory=list)
+    #: Where each disruption is written down with its time (chaos.log in the work directory).
+    log: Path | None = None
+
+    def note(self, what: str) -> None:
+        if self.log is not None:
+            with self.log.open("a") as out:
+                out.write(f"{datetime.now(UTC).strftime('%H:%M:%S.%f')[:-3]} {what}\n")
 
 
 def _start_emulator(work: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
@@ -256,14 +269,14 @@ def _check_alive(daemons: list[Daemon], chaos: Chaos) -> None:
     for n, daemon in enumerate(daemons):
         if daemon.process is not None and daemon.process.poll() is not None:
             chaos.problems.append(f"daemon {n} exited with {daemon.process.returncode} (see {daemon.log})")
-            daemon.start(daemon.config.parent)
+            daemon.start(daemon.config.parent, chaos)
 
 
 def _hit(daemon: Daemon, rng: random.Random, chaos: Chaos) -> None:
     assert daemon.process is not None
+    started = time.monotonic()
     if rng.random() < 1 / 3:
         chaos.terms += 1
-        started = time.monotonic()
         daemon.process.send_signal(signal.SIGTERM)
         try:
             daemon.process.wait(TERM_GRACE * 3)
@@ -271,11 +284,21 @@ def _hit(daemon: Daemon, rng: random.Random, chaos: Chaos) -> None:
             daemon.process.kill()
             daemon.process.wait()
         chaos.slowest_term = max(chaos.slowest_term, time.monotonic() - started)
+        chaos.note(
+            f"SIGTERM {daemon.log.stem} (pid {daemon.process.pid}): gone in {time.monotonic() - started:.1f} s"
+        )
     else:
         chaos.kills += 1
         os.kill(daemon.process.pid, signal.SIGKILL)
         daemon.process.wait()
+        chaos.note(f"SIGKILL {daemon.log.stem} (pid {daemon.process.pid})")
     daemon.process = None
+
+
+def _up(engine: sa.Engine) -> frozenset[int]:
+    """The processes of the daemons that are up: registered (store ready, jobs loaded) and not stopped."""
+    with engine.connect() as conn:
+        return frozenset(conn.execute(sa.text("SELECT pid FROM daemon WHERE stopped_at IS NULL")).scalars())
 
 
 def _drop_connections(engine: sa.Engine, application_name: str) -> int:
@@ -527,10 +550,11 @@ def _keep_evidence(
 
 @dataclass
 class _Every:
-    """A disruption repeated every `seconds` (never when None)."""
+    """A disruption repeated every `seconds` (never when None); an action that could not act yet says False, and is
+    tried again shortly."""
 
     seconds: float | None
-    action: Callable[[], None]
+    action: Callable[[], bool]
     due: float = 0.0
 
 
@@ -541,33 +565,58 @@ def _chaos(
     drop_connections: Callable[[], int] | None,
     http: httpx.Client,
     chaos: Chaos,
+    up: Callable[[], frozenset[int]],
 ) -> int:
     """Fire the bulk job, stop and restart daemons, end their database connections and take the API down, for
-    `--minutes`; returns how many times the bulk job fired. Every daemon is running again at the end."""
+    `--minutes`; returns how many times the bulk job fired. Every daemon is running again at the end.
+
+    Only a daemon that is up (`up`: registered) is stopped: on a loaded machine a daemon can take longer to
+    start than `--kill-every`, and stopping it again mid-start would test nothing and leave the work undone."""
     rng = random.Random(args.seed)
     later: list[tuple[float, Callable[[], None]]] = []  # restarts and the ends of outages
     fires = 0
+    waiting_since: float | None = None  # since when a stop waits for a daemon to be up
 
-    def bulk() -> None:
+    def bulk() -> bool:
         nonlocal fires
+        started = time.monotonic()
         fire_bulk()
         fires += 1
+        chaos.note(f"bulk fired ({time.monotonic() - started:.1f} s)")
+        return True
 
-    def hit() -> None:
-        victim = rng.choice([d for d in daemons if d.process is not None])
+    def hit() -> bool:
+        nonlocal waiting_since
+        running = up()
+        victims = [d for d in daemons if d.process is not None and d.process.pid in running]
+        if not victims:
+            waiting_since = waiting_since or time.monotonic()
+            return False
+        if waiting_since is not None:
+            chaos.stops_waited += time.monotonic() - waiting_since
+            chaos.note(f"a stop waited {time.monotonic() - waiting_since:.1f} s for a daemon to be up")
+            waiting_since = None
+        victim = rng.choice(victims)
         _hit(victim, rng, chaos)
-        later.append((time.monotonic() + rng.uniform(0, 2), lambda: victim.start(victim.config.parent)))
+        later.append(
+            (time.monotonic() + rng.uniform(0, 2), lambda: victim.start(victim.config.parent, chaos))
+        )
+        return True
 
-    def drop() -> None:
+    def drop() -> bool:
         assert drop_connections is not None
         chaos.connections_dropped += drop_connections()
+        chaos.note("PostgreSQL connections ended")
+        return True
 
-    def outage() -> None:
+    def outage() -> bool:
         # Every API call answers 503 for a while (the emulator's control plane and webhooks go on).
         http.post("/_emulator/faults", json={"server_errors": 1.0}).raise_for_status()
         chaos.outages += 1
+        chaos.note("API outage begins")
         restore = {"server_errors": args.server_errors}
         later.append((time.monotonic() + args.outage_seconds, lambda: _set_faults(http, restore)))
+        return True
 
     started = time.monotonic()
     disruptions = [
@@ -581,8 +630,7 @@ def _chaos(
     while (now := time.monotonic()) < started + args.minutes * 60:
         for d in disruptions:
             if d.seconds is not None and now >= d.due:
-                d.action()
-                d.due = now + d.seconds
+                d.due = now + (d.seconds if d.action() else 0.5)
         for entry in [e for e in later if e[0] <= now]:
             later.remove(entry)
             entry[1]()
@@ -655,7 +703,7 @@ def soak(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     store = Store.make(args.store, work)
     engine = sa.create_engine(store.url)
     http = httpx.Client(base_url=base_url, timeout=120)
-    chaos = Chaos()
+    chaos = Chaos(log=work / "chaos.log")
     daemons: list[Daemon] = []
     try:
         _write_jobs(work, args.items)
@@ -669,7 +717,9 @@ def soak(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
             daemon.start(work)
         _wait_until_registered(engine, count)
         drop = (lambda: _drop_connections(engine, application_name)) if args.store == "postgres" else None
-        bulk_fires = _chaos(args, daemons, lambda: _trigger(store.url, "bulk"), drop, http, chaos)
+        bulk_fires = _chaos(
+            args, daemons, lambda: _trigger(store.url, "bulk"), drop, http, chaos, lambda: _up(engine)
+        )
         _pause_schedules(store.url)
         print("chaos over; draining", flush=True)
         _drain(engine, daemons, chaos, args.stall)
@@ -687,6 +737,7 @@ def soak(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
             "sigterms": chaos.terms,
             "slowest_stop_s": chaos.slowest_term,
             "api_outages": chaos.outages,
+            "stops_waited_s": round(chaos.stops_waited, 1),
         }
     finally:
         for daemon in daemons:
@@ -719,7 +770,8 @@ def _report(
         by_job.setdefault(job, {})[status] = n
     print(
         f"\ndaemons: {chaos.kills} SIGKILLs, {chaos.terms} SIGTERMs (slowest stop {chaos.slowest_term:.1f} s); "
-        f"{chaos.connections_dropped} PostgreSQL connections ended; {chaos.outages} API outages"
+        f"{chaos.connections_dropped} PostgreSQL connections ended; {chaos.outages} API outages; "
+        f"stops waited {chaos.stops_waited:.0f} s in all for a daemon to be up"
     )
     print(f"bulk fired {bulk_fires} times; fires by status: {dict(fires)}")
     for job, counts in sorted(by_job.items()):
