@@ -11,9 +11,9 @@ The work, all at once and for `--minutes`:
 - `slow`: runs that outlast the job's 2 s timeout, so they are cancelled through the API and retried once.
 Meanwhile some desktops disconnect and come back (their runs are interrupted), the emulator answers some calls
 with 429 or 5xx and drops the answer of some applied calls, and every `--kill-every` seconds one daemon is killed
-(SIGKILL, or SIGTERM one time in three) and restarted after up to 2 s. Only a daemon that is up (registered in
-the store) is stopped: on a loaded machine starting takes longer than `--kill-every`, and daemons stopped again
-while starting would get no work done. Every `--db-drops-every` seconds all the daemons' PostgreSQL connections
+(SIGKILL, or SIGTERM one time in three) and restarted after up to 2 s. Only a daemon that has been up (registered
+in the store) for `--least-up` seconds is stopped: on a loaded machine starting takes longer than `--kill-every`,
+and daemons stopped again while starting, or as soon as they are up, would get no work done. Every `--db-drops-every` seconds all the daemons' PostgreSQL connections
 are ended (as a failover would), and every `--outage-every` seconds the API answers 503 to everything for
 `--outage-seconds`. With `--store sqlite` there is one daemon, killed and restarted the same way. `chaos.log` in
 the work directory says when each disruption came.
@@ -51,7 +51,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,7 @@ class Chaos:
     slowest_term: float = 0.0
     connections_dropped: int = 0
     outages: int = 0
-    #: Seconds the stops waited for a daemon to be up (still starting after the last stop: slow on a loaded machine).
+    #: Seconds the stops waited for a daemon up long enough (starting is slow on a loaded machine).
     stops_waited: float = 0.0
     #: What went wrong while the soak ran: daemons that exited on their own, work left open after the drain.
     problems: list[str] = field(default_factory=list)
@@ -295,10 +295,21 @@ def _hit(daemon: Daemon, rng: random.Random, chaos: Chaos) -> None:
     daemon.process = None
 
 
-def _up(engine: sa.Engine) -> frozenset[int]:
-    """The processes of the daemons that are up: registered (store ready, jobs loaded) and not stopped."""
+def _up(engine: sa.Engine, least: float) -> frozenset[int]:
+    """The processes of the daemons that have been up (registered: store ready, jobs loaded; not stopped) for at
+    least `least` seconds."""
+    from cyberdesk_runner.store.tables import DaemonRow
+
+    daemon_t = DaemonRow.__table__  # type: ignore[attr-defined]
+    since = datetime.now(UTC) - timedelta(seconds=least)
     with engine.connect() as conn:
-        return frozenset(conn.execute(sa.text("SELECT pid FROM daemon WHERE stopped_at IS NULL")).scalars())
+        return frozenset(
+            conn.execute(
+                sa.select(daemon_t.c.pid).where(
+                    daemon_t.c.stopped_at.is_(None), daemon_t.c.started_at <= since
+                )
+            ).scalars()
+        )
 
 
 def _drop_connections(engine: sa.Engine, application_name: str) -> int:
@@ -570,8 +581,9 @@ def _chaos(
     """Fire the bulk job, stop and restart daemons, end their database connections and take the API down, for
     `--minutes`; returns how many times the bulk job fired. Every daemon is running again at the end.
 
-    Only a daemon that is up (`up`: registered) is stopped: on a loaded machine a daemon can take longer to
-    start than `--kill-every`, and stopping it again mid-start would test nothing and leave the work undone."""
+    Only a daemon that has been up a while (`up`: registered `--least-up` seconds ago) is stopped: on a loaded
+    machine a daemon can take longer to start than `--kill-every`, and stopping it again as soon as it starts
+    would leave the work undone."""
     rng = random.Random(args.seed)
     later: list[tuple[float, Callable[[], None]]] = []  # restarts and the ends of outages
     fires = 0
@@ -594,7 +606,7 @@ def _chaos(
             return False
         if waiting_since is not None:
             chaos.stops_waited += time.monotonic() - waiting_since
-            chaos.note(f"a stop waited {time.monotonic() - waiting_since:.1f} s for a daemon to be up")
+            chaos.note(f"a stop waited {time.monotonic() - waiting_since:.1f} s for a daemon up long enough")
             waiting_since = None
         victim = rng.choice(victims)
         _hit(victim, rng, chaos)
@@ -655,6 +667,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1500)
     parser.add_argument("--retrigger", type=float, default=30.0, help="seconds between fires of the bulk job")
     parser.add_argument("--kill-every", type=float, default=8.0, help="seconds between two daemon stops")
+    parser.add_argument(
+        "--least-up",
+        type=float,
+        default=4.0,
+        help="seconds a daemon is up (registered) before it may be stopped",
+    )
     parser.add_argument("--rate-limit", type=float, default=0.03)
     parser.add_argument("--server-errors", type=float, default=0.03)
     parser.add_argument("--drop-responses", type=float, default=0.03)
@@ -718,7 +736,13 @@ def soak(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         _wait_until_registered(engine, count)
         drop = (lambda: _drop_connections(engine, application_name)) if args.store == "postgres" else None
         bulk_fires = _chaos(
-            args, daemons, lambda: _trigger(store.url, "bulk"), drop, http, chaos, lambda: _up(engine)
+            args,
+            daemons,
+            lambda: _trigger(store.url, "bulk"),
+            drop,
+            http,
+            chaos,
+            lambda: _up(engine, args.least_up),
         )
         _pause_schedules(store.url)
         print("chaos over; draining", flush=True)
@@ -771,7 +795,7 @@ def _report(
     print(
         f"\ndaemons: {chaos.kills} SIGKILLs, {chaos.terms} SIGTERMs (slowest stop {chaos.slowest_term:.1f} s); "
         f"{chaos.connections_dropped} PostgreSQL connections ended; {chaos.outages} API outages; "
-        f"stops waited {chaos.stops_waited:.0f} s in all for a daemon to be up"
+        f"stops waited {chaos.stops_waited:.0f} s in all for a daemon up long enough"
     )
     print(f"bulk fired {bulk_fires} times; fires by status: {dict(fires)}")
     for job, counts in sorted(by_job.items()):
