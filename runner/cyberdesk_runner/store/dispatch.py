@@ -2,8 +2,9 @@
 
 An attempt is recorded (`creating`, with its idempotency key) before its create call is made, and claimed by
 this store (`core.owner`) until its lease (`retry_create_at`) lapses: the claim is renewed while its call is
-under way (only then), released at a clean stop, deferred after an unknown outcome, and taken over by any daemon once it lapses
-(`attempts_to_settle`, same key, so never a second run). The create calls' answers are news (`tracking`).
+under way (only then), released at a clean stop, deferred after an unknown outcome, and taken over by any daemon
+once it lapses (`attempts_to_settle`, same key, so never a second run). The create calls' answers are news
+(`tracking`).
 
 Locks: `assign` takes PostgreSQL's advisory lock (one dispatch decision at a time across daemons), then the due
 items with SKIP LOCKED (in queue order), and inserts attempts; the partial unique index on an active attempt's
