@@ -11,20 +11,28 @@ The work, all at once and for `--minutes`:
 - `slow`: runs that outlast the job's 2 s timeout, so they are cancelled through the API and retried once.
 Meanwhile some desktops disconnect and come back (their runs are interrupted), the emulator answers some calls
 with 429 or 5xx and drops the answer of some applied calls, and every `--kill-every` seconds one daemon is killed
-(SIGKILL, or SIGTERM one time in three) and restarted after up to 2 s. Every `--db-drops-every` seconds all the
-daemons' PostgreSQL connections are ended (as a failover would), and every `--outage-every` seconds the API answers
-503 to everything for `--outage-seconds`. With `--store sqlite` there is one daemon, killed and restarted the same
-way.
+(SIGKILL, or SIGTERM one time in three) and restarted after up to 2 s. Only a daemon that has been up (registered
+in the store) for `--least-up` seconds is stopped: on a loaded machine starting takes longer than `--kill-every`,
+and daemons stopped again while starting, or as soon as they are up, would get no work done. Every `--db-drops-every` seconds all the daemons' PostgreSQL connections
+are ended (as a failover would), and every `--outage-every` seconds the API answers 503 to everything for
+`--outage-seconds`. With `--store sqlite` there is one daemon, killed and restarted the same way. `chaos.log` in
+the work directory says when each disruption came.
 
-At the end the schedules are paused, the daemons left alone until nothing is in flight, and the script checks,
-exiting 1 on any violation:
-- no Idempotency-Key made two runs, and every run in the emulator is an attempt in the store (no stray run);
+At the end the schedules are paused and the daemons left alone until nothing is in flight, for as long as the work
+moves: the drain gives up only after `--stall` seconds without an item, attempt or fire ending (a loaded machine
+drains slowly; a stuck daemon does not drain at all). Then the daemons are stopped (SIGTERM), so the store and the
+emulator hold still while they are compared, and the script checks, exiting 1 on any violation:
+- no Idempotency-Key made two runs, and every run in the emulator is an attempt in the store (no stray run); a run
+  whose attempt is still `creating` (its create call's answer not recorded) is told apart from a run no attempt
+  has the key of;
 - no desktop ever ran two of our runs at once, and no item succeeded twice (from the emulator's statuses);
 - every item and attempt ended, none was cancelled (nobody asked), and the store's statuses agree with the
   emulator's (a timed-out attempt's run was cancelled);
 - every schedule slot fired at most once, and no two `sweep` fires overlapped;
 - a daemon stopped with SIGTERM exited within 10 s, no daemon exited unless it was stopped, and no daemon
   logged a traceback.
+The work directory keeps, besides the logs, what the checks read (emulator-runs.json, attempts.json) and the event
+log of every attempt or item a check names (findings.json), so a failure is read, not run again.
 """
 
 from __future__ import annotations
@@ -41,9 +49,9 @@ import tempfile
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,12 +147,14 @@ class Daemon:
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
-    def start(self, work: Path) -> None:
+    def start(self, work: Path, chaos: Chaos | None = None) -> None:
         self.starts += 1
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 _cli("run", "--config", str(self.config)), cwd=work, stdout=out, stderr=out
             )
+        if chaos is not None:
+            chaos.note(f"started {self.log.stem} (pid {self.process.pid})")
 
 
 @dataclass
@@ -154,8 +164,19 @@ class Chaos:
     slowest_term: float = 0.0
     connections_dropped: int = 0
     outages: int = 0
+    #: Seconds the stops waited for a daemon up long enough (starting is slow on a loaded machine).
+    stops_waited: float = 0.0
     #: What went wrong while the soak ran: daemons that exited on their own, work left open after the drain.
     problems: list[str] = field(default_factory=list)
+    #: Runs that ended past their deadline and were relabelled `cancelled` by the timeout's late cancel.
+    late_cancels: list[str] = field(default_factory=list)
+    #: Where each disruption is written down with its time (chaos.log in the work directory).
+    log: Path | None = None
+
+    def note(self, what: str) -> None:
+        if self.log is not None:
+            with self.log.open("a") as out:
+                out.write(f"{datetime.now(UTC).strftime('%H:%M:%S.%f')[:-3]} {what}\n")
 
 
 def _start_emulator(work: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
@@ -250,14 +271,14 @@ def _check_alive(daemons: list[Daemon], chaos: Chaos) -> None:
     for n, daemon in enumerate(daemons):
         if daemon.process is not None and daemon.process.poll() is not None:
             chaos.problems.append(f"daemon {n} exited with {daemon.process.returncode} (see {daemon.log})")
-            daemon.start(daemon.config.parent)
+            daemon.start(daemon.config.parent, chaos)
 
 
 def _hit(daemon: Daemon, rng: random.Random, chaos: Chaos) -> None:
     assert daemon.process is not None
+    started = time.monotonic()
     if rng.random() < 1 / 3:
         chaos.terms += 1
-        started = time.monotonic()
         daemon.process.send_signal(signal.SIGTERM)
         try:
             daemon.process.wait(TERM_GRACE * 3)
@@ -265,11 +286,32 @@ def _hit(daemon: Daemon, rng: random.Random, chaos: Chaos) -> None:
             daemon.process.kill()
             daemon.process.wait()
         chaos.slowest_term = max(chaos.slowest_term, time.monotonic() - started)
+        chaos.note(
+            f"SIGTERM {daemon.log.stem} (pid {daemon.process.pid}): gone in {time.monotonic() - started:.1f} s"
+        )
     else:
         chaos.kills += 1
         os.kill(daemon.process.pid, signal.SIGKILL)
         daemon.process.wait()
+        chaos.note(f"SIGKILL {daemon.log.stem} (pid {daemon.process.pid})")
     daemon.process = None
+
+
+def _up(engine: sa.Engine, least: float) -> frozenset[int]:
+    """The processes of the daemons that have been up (registered: store ready, jobs loaded; not stopped) for at
+    least `least` seconds."""
+    from cyberdesk_runner.store.tables import DaemonRow
+
+    daemon_t = DaemonRow.__table__  # type: ignore[attr-defined]
+    since = datetime.now(UTC) - timedelta(seconds=least)
+    with engine.connect() as conn:
+        return frozenset(
+            conn.execute(
+                sa.select(daemon_t.c.pid).where(
+                    daemon_t.c.stopped_at.is_(None), daemon_t.c.started_at <= since
+                )
+            ).scalars()
+        )
 
 
 def _drop_connections(engine: sa.Engine, application_name: str) -> int:
@@ -299,16 +341,66 @@ def _wait_until_registered(engine: sa.Engine, count: int, limit: float = 180.0) 
     raise SystemExit(f"soak: {count} daemon(s) did not register within {limit:.0f}s; see the logs")
 
 
-def _in_flight(engine: sa.Engine) -> int:
+def _work(engine: sa.Engine) -> tuple[int, int]:
+    """(items and fires still open, items, attempts and fires ended): the second only grows while work moves."""
     with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.text(
-                    "SELECT (SELECT count(*) FROM item WHERE status IN ('pending', 'running'))"
-                    " + (SELECT count(*) FROM fire WHERE status IN ('requested', 'running'))"
-                )
-            ).scalar_one()
-        )
+        open_, ended = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM item WHERE status IN ('pending', 'running'))"
+                " + (SELECT count(*) FROM fire WHERE status IN ('requested', 'running')),"
+                " (SELECT count(*) FROM item WHERE status NOT IN ('pending', 'running'))"
+                " + (SELECT count(*) FROM attempt WHERE ended_at IS NOT NULL)"
+                " + (SELECT count(*) FROM fire WHERE status NOT IN ('requested', 'running'))"
+            )
+        ).one()
+    return int(open_), int(ended)
+
+
+def _drain(engine: sa.Engine, daemons: list[Daemon], chaos: Chaos, stall: float) -> int:
+    """Wait until nothing is open, for as long as something keeps ending; returns what is still open.
+
+    How long a drain takes depends on the backlog the chaos left and on the machine's load (two cores shared
+    with others: a tenth of the usual pace is common), so a fixed limit fails a sound runner on a busy machine.
+    No progress for `stall` seconds is what says the daemons are stuck."""
+    started = last_change = last_print = time.monotonic()
+    left, ended = _work(engine)
+    while left:
+        _check_alive(daemons, chaos)
+        time.sleep(0.5)
+        now = time.monotonic()
+        left, now_ended = _work(engine)
+        if now_ended != ended:
+            ended, last_change = now_ended, now
+        elif now - last_change > stall:
+            chaos.problems.append(
+                f"{left} items or fires still open after {now - started:.0f} s of drain, nothing ended in the "
+                f"last {stall:.0f} s (see findings.json)"
+            )
+            break
+        if now - last_print >= 10:
+            last_print = now
+            print(f"draining: {left} open, {ended} ended, {now - started:.0f} s", flush=True)
+    print(f"drained in {time.monotonic() - started:.0f} s; {left} open", flush=True)
+    return left
+
+
+def _stop_daemons(daemons: list[Daemon], chaos: Chaos) -> None:
+    """Stop every daemon (SIGTERM, all at once) before the checks: nothing changes the store or calls the API
+    while the two are compared, so a run created between the two reads is not taken for a stray."""
+    running = [d for d in daemons if d.process is not None]
+    started = time.monotonic()
+    for daemon in running:
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGTERM)
+    for daemon in running:
+        assert daemon.process is not None
+        try:
+            daemon.process.wait(max(TERM_GRACE * 3 - (time.monotonic() - started), 0.1))
+        except subprocess.TimeoutExpired:
+            daemon.process.kill()
+            daemon.process.wait()
+        daemon.process = None
+    chaos.slowest_term = max(chaos.slowest_term, time.monotonic() - started)
 
 
 def _tracebacks(daemons: list[Daemon]) -> list[str]:
@@ -321,12 +413,14 @@ def _tracebacks(daemons: list[Daemon]) -> list[str]:
     return found
 
 
-def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chaos: Chaos) -> list[str]:
+def _verify(
+    engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chaos: Chaos, work: Path
+) -> list[str]:
     from cyberdesk_runner.store.tables import AttemptRow, FireRow, ItemRow
 
     attempt_t, item_t, fire_t = AttemptRow.__table__, ItemRow.__table__, FireRow.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
-        attempts = conn.execute(sa.select(attempt_t.c.item_id, attempt_t.c.status, attempt_t.c.run_id)).all()
+        attempts = conn.execute(sa.select(attempt_t).order_by(attempt_t.c.created_at)).all()
         items = conn.execute(sa.select(item_t.c.id, item_t.c.job_name, item_t.c.status)).all()
         fires = conn.execute(
             sa.select(
@@ -341,15 +435,17 @@ def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chao
     timeline = {r["id"]: r for r in runs["runs"]}
     if stats["duplicates"]:
         problems.append(f"Idempotency-Keys that made two runs: {stats['duplicates'][:5]}")
-    known = {a.run_id for a in attempts if a.run_id}
-    strays = set(timeline) - known
+    strays, unrecorded = _unknown_runs(timeline, attempts)
     if strays:
-        problems.append(f"{len(strays)} runs in the emulator that no attempt records: {sorted(strays)[:5]}")
+        problems.append(f"{len(strays)} runs in the emulator that no attempt records: {strays[:5]}")
+    if unrecorded:
+        problems.append(
+            f"{len(unrecorded)} runs made by attempts still creating (created, answer not recorded): {unrecorded[:5]}"
+        )
     if runs["overlaps"]:
         problems.append(f"desktops that ran two of our runs at once: {runs['overlaps'][:5]}")
-    successes = Counter(
-        a.item_id for a in attempts if a.run_id and timeline.get(a.run_id, {}).get("status") == "success"
-    )
+    outcome = _outcomes(timeline, attempts, chaos)
+    successes = Counter(a.item_id for a in attempts if a.run_id and outcome.get(a.run_id) == "success")
     twice = [item for item, n in successes.items() if n > 1]
     if twice:
         problems.append(f"items that succeeded twice: {twice[:5]}")
@@ -372,7 +468,7 @@ def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chao
     disagree = [
         (a.run_id, a.status, timeline[a.run_id]["status"])
         for a in attempts
-        if a.run_id in timeline and expected.get(a.status, a.status) != timeline[a.run_id]["status"]
+        if a.run_id in timeline and expected.get(a.status, a.status) != outcome[a.run_id]
     ]
     if disagree:
         problems.append(
@@ -381,25 +477,124 @@ def _verify(engine: sa.Engine, runs: dict[str, Any], stats: dict[str, Any], chao
     slots = Counter((f.job_name, f.scheduled_for) for f in fires if f.scheduled_for is not None)
     if any(n > 1 for n in slots.values()):
         problems.append(f"slots fired twice: {[s for s, n in slots.items() if n > 1][:5]}")
+    problems += _sweeps_overlapping(fires)
+    if chaos.slowest_term > TERM_GRACE:
+        problems.append(f"a daemon took {chaos.slowest_term:.1f} s to stop on SIGTERM")
+    problems += chaos.problems
+    _keep_evidence(engine, work, runs, attempts, strays + unrecorded, open_items, open_attempts)
+    return problems
+
+
+def _outcomes(timeline: dict[str, Any], attempts: Sequence[Any], chaos: Chaos) -> dict[str, str]:
+    """Each run's outcome by the emulator: its status, except for a run relabelled `cancelled` by a timeout's cancel
+    that landed after the run had ended (then its last execution's status, which the store must have).
+
+    The reaper looks at an overdue run before cancelling it, but the API has no conditional cancel: a run that
+    ends between the look and the cancel is relabelled (the emulator, like the API, lets PATCH status relabel a
+    finished run). On a loaded machine the gap between the two calls is seconds. Counted in `late_cancels`."""
+    by_run = {a.run_id: a for a in attempts if a.run_id}
+    outcome = {}
+    for run_id, run in timeline.items():
+        outcome[run_id] = run["status"]
+        attempt = by_run.get(run_id)
+        last = run["executions"][-1] if run["executions"] else None
+        if (
+            run["status"] == "cancelled"
+            and attempt is not None
+            and not attempt.cancel_requested
+            and last is not None
+            and last["status"] not in ("cancelled", None)
+            and last["ended_at"] is not None
+            and datetime.fromisoformat(last["ended_at"]) > attempt.deadline_at
+            and attempt.status == last["status"]
+        ):
+            outcome[run_id] = last["status"]
+            chaos.late_cancels.append(run_id)
+    return outcome
+
+
+def _sweeps_overlapping(fires: Sequence[Any]) -> list[str]:
     sweeps = sorted(
         (f.created_at, f.finished_at) for f in fires if f.job_name == "sweep" and f.status != "skipped"
     )
     for (_, finished), (started, _) in zip(sweeps, sweeps[1:], strict=False):
         if finished is None or started < finished:
-            problems.append(f"a sweep fire started at {started} while the one before ran until {finished}")
-            break
-    if chaos.slowest_term > TERM_GRACE:
-        problems.append(f"a daemon took {chaos.slowest_term:.1f} s to stop on SIGTERM")
-    problems += chaos.problems
-    return problems
+            return [f"a sweep fire started at {started} while the one before ran until {finished}"]
+    return []
+
+
+def _unknown_runs(timeline: dict[str, Any], attempts: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """The emulator's runs that no attempt records: (strays, which no attempt can ever record; runs of attempts
+    still `creating`, whose create call's answer is not recorded yet), told apart by the run's Idempotency-Key."""
+    known = {a.run_id for a in attempts if a.run_id}
+    by_key = {a.idempotency_key: a for a in attempts}
+    strays: list[str] = []
+    unrecorded: list[str] = []
+    for run_id in sorted(set(timeline) - known):
+        maker = by_key.get(timeline[run_id].get("idempotency_key") or "")
+        (unrecorded if maker is not None and maker.status == "creating" else strays).append(run_id)
+    return strays, unrecorded
+
+
+def _keep_evidence(
+    engine: sa.Engine,
+    work: Path,
+    runs: dict[str, Any],
+    attempts: Sequence[Any],
+    strays: list[str],
+    open_items: list[str],
+    open_attempts: list[Any],
+) -> None:
+    """Write what the checks read, and the event log of what they name, into the work directory (a PostgreSQL
+    store is dropped at the end): a failure is read from these files instead of being run again."""
+    from cyberdesk_runner.store.tables import EventRow
+
+    event_t = EventRow.__table__  # type: ignore[attr-defined]
+    (work / "emulator-runs.json").write_text(json.dumps(runs, default=str))
+    (work / "attempts.json").write_text(json.dumps([a._asdict() for a in attempts], default=str))
+    keys = {r["id"]: r.get("idempotency_key") for r in runs["runs"]}
+    by_key = {a.idempotency_key: a for a in attempts}
+    named_attempts = [a.id for a in open_attempts] + [
+        by_key[k].id for r in strays if (k := keys.get(r)) and k in by_key
+    ]
+    with engine.connect() as conn:
+        events = conn.execute(
+            sa.select(event_t)
+            .where(
+                sa.or_(
+                    event_t.c.run_id.in_(strays),
+                    event_t.c.attempt_id.in_(named_attempts[:500]),
+                    event_t.c.item_id.in_(open_items[:500]),
+                    event_t.c.kind == "unknown_run",
+                )
+            )
+            .order_by(event_t.c.id)
+        ).all()
+    findings = {
+        "strays": [
+            {
+                "run": timeline_run,
+                "attempt": by_key[k]._asdict()
+                if (k := timeline_run.get("idempotency_key")) in by_key
+                else None,
+            }
+            for timeline_run in runs["runs"]
+            if timeline_run["id"] in strays
+        ],
+        "open_items": open_items[:500],
+        "open_attempts": [a._asdict() for a in open_attempts[:500]],
+        "events": [e._asdict() for e in events],
+    }
+    (work / "findings.json").write_text(json.dumps(findings, default=str, indent=1))
 
 
 @dataclass
 class _Every:
-    """A disruption repeated every `seconds` (never when None)."""
+    """A disruption repeated every `seconds` (never when None); an action that could not act yet says False, and is
+    tried again shortly."""
 
     seconds: float | None
-    action: Callable[[], None]
+    action: Callable[[], bool]
     due: float = 0.0
 
 
@@ -410,33 +605,59 @@ def _chaos(
     drop_connections: Callable[[], int] | None,
     http: httpx.Client,
     chaos: Chaos,
+    up: Callable[[], frozenset[int]],
 ) -> int:
     """Fire the bulk job, stop and restart daemons, end their database connections and take the API down, for
-    `--minutes`; returns how many times the bulk job fired. Every daemon is running again at the end."""
+    `--minutes`; returns how many times the bulk job fired. Every daemon is running again at the end.
+
+    Only a daemon that has been up a while (`up`: registered `--least-up` seconds ago) is stopped: on a loaded
+    machine a daemon can take longer to start than `--kill-every`, and stopping it again as soon as it starts
+    would leave the work undone."""
     rng = random.Random(args.seed)
     later: list[tuple[float, Callable[[], None]]] = []  # restarts and the ends of outages
     fires = 0
+    waiting_since: float | None = None  # since when a stop waits for a daemon to be up
 
-    def bulk() -> None:
+    def bulk() -> bool:
         nonlocal fires
+        started = time.monotonic()
         fire_bulk()
         fires += 1
+        chaos.note(f"bulk fired ({time.monotonic() - started:.1f} s)")
+        return True
 
-    def hit() -> None:
-        victim = rng.choice([d for d in daemons if d.process is not None])
+    def hit() -> bool:
+        nonlocal waiting_since
+        running = up()
+        victims = [d for d in daemons if d.process is not None and d.process.pid in running]
+        if not victims:
+            waiting_since = waiting_since or time.monotonic()
+            return False
+        if waiting_since is not None:
+            chaos.stops_waited += time.monotonic() - waiting_since
+            chaos.note(f"a stop waited {time.monotonic() - waiting_since:.1f} s for a daemon up long enough")
+            waiting_since = None
+        victim = rng.choice(victims)
         _hit(victim, rng, chaos)
-        later.append((time.monotonic() + rng.uniform(0, 2), lambda: victim.start(victim.config.parent)))
+        later.append(
+            (time.monotonic() + rng.uniform(0, 2), lambda: victim.start(victim.config.parent, chaos))
+        )
+        return True
 
-    def drop() -> None:
+    def drop() -> bool:
         assert drop_connections is not None
         chaos.connections_dropped += drop_connections()
+        chaos.note("PostgreSQL connections ended")
+        return True
 
-    def outage() -> None:
+    def outage() -> bool:
         # Every API call answers 503 for a while (the emulator's control plane and webhooks go on).
         http.post("/_emulator/faults", json={"server_errors": 1.0}).raise_for_status()
         chaos.outages += 1
+        chaos.note("API outage begins")
         restore = {"server_errors": args.server_errors}
         later.append((time.monotonic() + args.outage_seconds, lambda: _set_faults(http, restore)))
+        return True
 
     started = time.monotonic()
     disruptions = [
@@ -450,8 +671,7 @@ def _chaos(
     while (now := time.monotonic()) < started + args.minutes * 60:
         for d in disruptions:
             if d.seconds is not None and now >= d.due:
-                d.action()
-                d.due = now + d.seconds
+                d.due = now + (d.seconds if d.action() else 0.5)
         for entry in [e for e in later if e[0] <= now]:
             later.remove(entry)
             entry[1]()
@@ -476,6 +696,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1500)
     parser.add_argument("--retrigger", type=float, default=30.0, help="seconds between fires of the bulk job")
     parser.add_argument("--kill-every", type=float, default=8.0, help="seconds between two daemon stops")
+    parser.add_argument(
+        "--least-up",
+        type=float,
+        default=4.0,
+        help="seconds a daemon is up (registered) before it may be stopped",
+    )
     parser.add_argument("--rate-limit", type=float, default=0.03)
     parser.add_argument("--server-errors", type=float, default=0.03)
     parser.add_argument("--drop-responses", type=float, default=0.03)
@@ -497,7 +723,12 @@ def main() -> None:
     )
     parser.add_argument("--outage-seconds", type=float, default=5.0, help="how long an API outage lasts")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--drain", type=float, default=180.0, help="most seconds to wait for the work to end")
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=90.0,
+        help="the drain gives up after this many seconds in which nothing ended (it waits as long as work moves)",
+    )
     add_json_option(parser)
     args = parser.parse_args()
     with tables_to_stderr(args.json):
@@ -519,7 +750,7 @@ def soak(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     store = Store.make(args.store, work)
     engine = sa.create_engine(store.url)
     http = httpx.Client(base_url=base_url, timeout=120)
-    chaos = Chaos()
+    chaos = Chaos(log=work / "chaos.log")
     daemons: list[Daemon] = []
     try:
         _write_jobs(work, args.items)
@@ -533,19 +764,23 @@ def soak(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
             daemon.start(work)
         _wait_until_registered(engine, count)
         drop = (lambda: _drop_connections(engine, application_name)) if args.store == "postgres" else None
-        bulk_fires = _chaos(args, daemons, lambda: _trigger(store.url, "bulk"), drop, http, chaos)
+        bulk_fires = _chaos(
+            args,
+            daemons,
+            lambda: _trigger(store.url, "bulk"),
+            drop,
+            http,
+            chaos,
+            lambda: _up(engine, args.least_up),
+        )
         _pause_schedules(store.url)
         print("chaos over; draining", flush=True)
-        drain_until = time.monotonic() + args.drain
-        while (left := _in_flight(engine)) and time.monotonic() < drain_until:
-            _check_alive(daemons, chaos)
-            time.sleep(0.5)
-        if left:
-            chaos.problems.append(f"{left} items or fires still open after {args.drain:.0f} s of drain")
+        _drain(engine, daemons, chaos, args.stall)
         time.sleep(1)  # late webhooks of the last runs
+        _stop_daemons(daemons, chaos)
         runs = http.get("/_emulator/runs").json()
         stats = http.get("/_emulator/stats").json()
-        problems = _verify(engine, runs, stats, chaos) + _tracebacks(daemons)
+        problems = _verify(engine, runs, stats, chaos, work) + _tracebacks(daemons)
         _report(engine, runs, stats, chaos, bulk_fires)
         figures = {
             "violations": len(problems),
@@ -555,6 +790,8 @@ def soak(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
             "sigterms": chaos.terms,
             "slowest_stop_s": chaos.slowest_term,
             "api_outages": chaos.outages,
+            "stops_waited_s": round(chaos.stops_waited, 1),
+            "late_cancels": len(chaos.late_cancels),
         }
     finally:
         for daemon in daemons:
@@ -587,7 +824,8 @@ def _report(
         by_job.setdefault(job, {})[status] = n
     print(
         f"\ndaemons: {chaos.kills} SIGKILLs, {chaos.terms} SIGTERMs (slowest stop {chaos.slowest_term:.1f} s); "
-        f"{chaos.connections_dropped} PostgreSQL connections ended; {chaos.outages} API outages"
+        f"{chaos.connections_dropped} PostgreSQL connections ended; {chaos.outages} API outages; "
+        f"stops waited {chaos.stops_waited:.0f} s in all for a daemon up long enough"
     )
     print(f"bulk fired {bulk_fires} times; fires by status: {dict(fires)}")
     for job, counts in sorted(by_job.items()):
@@ -595,6 +833,11 @@ def _report(
     print(f"attempts by status: {dict(attempts)}")
     print(f"emulator runs: {len(runs['runs'])}; faults injected: {stats['faults']}")
     print(f"webhooks: {stats['webhooks']}; create replays (same key): {stats['runs']['create_replays']}")
+    if chaos.late_cancels:
+        print(
+            f"runs relabelled cancelled by a timeout's cancel that landed after they ended (the store keeps their "
+            f"own outcome): {chaos.late_cancels[:5]}"
+        )
 
 
 if __name__ == "__main__":

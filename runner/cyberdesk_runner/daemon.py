@@ -380,7 +380,7 @@ class Daemon:
         await asyncio.to_thread(store.daemons.heartbeat, self.id, self._health()[1], self.clock.now())
         await self.runtime.refresh_gauges()
         # Keep this daemon's claims on slow create calls, so no other daemon repeats them meanwhile.
-        await asyncio.to_thread(store.dispatch.renew_creating, self.clock.now(), self.config.dispatch.lease)
+        await self.runtime.dispatcher.renew_claims()
 
     async def _retention(self) -> None:
         """Delete finished history older than `dispatch.retention`, one daemon at a time, in batches."""

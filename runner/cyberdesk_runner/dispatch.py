@@ -98,8 +98,9 @@ class Dispatcher:
         self._most_claimed = 2 * max_in_flight_requests
         self._lease = lease
         self._batch_size = batch_size
-        #: Create calls claimed and not yet recorded (each a task that makes the call and records its answer).
-        self._creating: set[asyncio.Task[None]] = set()
+        #: Create calls claimed and not yet recorded (each a task that makes the call and records its answer), with
+        #: their attempts' ids: the claims the heartbeat renews (`renew_claims`).
+        self._creating: dict[asyncio.Task[None], str] = {}
         #: Set when a round stopped claiming because enough calls were waiting; cleared (with a wake) at half.
         self._throttled = False
         #: Whether the last `dispatch_once` claimed as many as it could ask for: more may be due right away.
@@ -157,6 +158,13 @@ class Dispatcher:
         refs = await asyncio.to_thread(self._store.dispatch.attempts_to_settle, now, lease=self._lease)
         self._start(refs, now)
         return len(refs)
+
+    async def renew_claims(self) -> int:
+        """Keep the claims on the create calls this daemon is making, however slow (call it every lease / 3).
+        Only those: an attempt whose call ended without its answer recorded lapses and is settled."""
+        return await asyncio.to_thread(
+            self._store.dispatch.renew_creating, self._clock.now(), self._lease, list(self._creating.values())
+        )
 
     async def drain(self) -> None:
         """Wait until every create call started so far is answered and its answer recorded."""
@@ -256,13 +264,14 @@ class Dispatcher:
     def _start(self, refs: Sequence[AttemptRef], claimed_at: datetime) -> None:
         for ref in refs:
             task = asyncio.create_task(self._create(ref, claimed_at), name=f"create {ref.id}")
-            self._creating.add(task)
+            self._creating[task] = ref.id
             task.add_done_callback(self._answered)
 
     def _answered(self, task: asyncio.Task[None]) -> None:
-        self._creating.discard(task)
+        self._creating.pop(task, None)
         if not task.cancelled() and (exc := task.exception()) is not None:
-            # The attempt stays `creating`: its claim lapses and the call is repeated with the same key.
+            # The attempt stays `creating`: no longer renewed, its claim lapses and the call is repeated with the
+            # same key (by whichever daemon settles it first).
             log.error("create_not_recorded", error=str(exc), effect="will be settled with the same key")
         if self._throttled and len(self._creating) <= self._most_claimed // 2:
             self._throttled = False

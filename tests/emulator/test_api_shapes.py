@@ -288,7 +288,9 @@ async def test_deleting_a_machine_keeps_its_runs(em: Emulator, client: httpx.Asy
 
 
 async def test_stats_and_timeline(em: Emulator, client: httpx.AsyncClient) -> None:
-    run = await create_run(client, wf(em))
+    body = {"workflow_id": wf(em), "is_priority": False, "start_session": False}
+    created = await client.post("/v1/runs", json=body, headers={"Idempotency-Key": "key-of-the-run"})
+    run = created.json()
     await client.get(f"/v1/runs/{run['id']}")
     await client.get(f"/v1/runs/{run['id']}")
     em.advance(100)
@@ -301,6 +303,7 @@ async def test_stats_and_timeline(em: Emulator, client: httpx.AsyncClient) -> No
     timeline = (await client.get("/_emulator/runs")).json()
     entry = timeline["runs"][0]
     assert entry["machine_name"] == "bos-desk-01"
+    assert entry["idempotency_key"] == "key-of-the-run"  # which create call made it
     assert entry["started_at"] and entry["ended_at"] and entry["executions"][0]["status"] == "success"
     assert timeline["overlaps"] == []
     advanced = (await client.post("/_emulator/advance", json={"seconds": 60})).json()

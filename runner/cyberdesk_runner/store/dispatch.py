@@ -1,9 +1,10 @@
 """Dispatch: due items assigned to desktops as new attempts, and the claims on their create calls (`store.dispatch`).
 
 An attempt is recorded (`creating`, with its idempotency key) before its create call is made, and claimed by
-this store (`core.owner`) until its lease (`retry_create_at`) lapses: the claim is renewed while the calls are
-slow, released at a clean stop, deferred after an unknown outcome, and taken over by any daemon once it lapses
-(`attempts_to_settle`, same key, so never a second run). The create calls' answers are news (`tracking`).
+this store (`core.owner`) until its lease (`retry_create_at`) lapses: the claim is renewed while its call is
+under way (only then), released at a clean stop, deferred after an unknown outcome, and taken over by any daemon
+once it lapses (`attempts_to_settle`, same key, so never a second run). The create calls' answers are news
+(`tracking`).
 
 Locks: `assign` takes PostgreSQL's advisory lock (one dispatch decision at a time across daemons), then the due
 items with SKIP LOCKED (in queue order), and inserts attempts; the partial unique index on an active attempt's
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from cyberdesk_runner.store.core import Aggregate, new_id
+from cyberdesk_runner.store.core import Aggregate, chunks, new_id
 from cyberdesk_runner.store.records import Assignment, AttemptRef, DispatchView, DueItem, Transition
 from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, item_t, job_t
 
@@ -248,22 +249,29 @@ class Dispatch(Aggregate):
                 for r in rows
             ]
 
-    def renew_creating(self, now: datetime, lease: timedelta) -> int:
-        """Extend this store's claims on the attempts whose create calls it is making; returns how many.
+    def renew_creating(self, now: datetime, lease: timedelta, attempt_ids: Collection[str]) -> int:
+        """Extend this store's claims on `attempt_ids`, the attempts whose create calls it is making now; returns
+        how many.
 
         Call it more often than the lease lasts (every lease / 3): a claim that is not renewed lapses at
         `retry_create_at`, and then another daemon repeats the create call (same key, so no second run, but a
-        wasted call and a race for the record).
+        wasted call and a race for the record). Only the calls under way, never every claim this store holds:
+        one it holds without a call (the answer could not be recorded, or a commit whose acknowledgement was
+        lost claimed attempts it never heard of) must lapse and be settled, not wait for the daemon's stop.
         """
+        if not attempt_ids:
+            return 0
+        renewed = 0
         with self.core.write() as conn:
-            return int(
-                conn.execute(
+            for chunk in chunks(sorted(attempt_ids)):
+                renewed += conn.execute(
                     sa.update(attempt_t)
+                    .where(attempt_t.c.id.in_(chunk))
                     .where(attempt_t.c.status == "creating")
                     .where(attempt_t.c.owner == self.core.owner)
                     .values(retry_create_at=now + lease)
                 ).rowcount
-            )
+        return renewed
 
     def release_creating(self, now: datetime) -> int:
         """Hand back this store's claims at a clean stop: its unanswered create calls are due for any daemon now

@@ -23,6 +23,8 @@ def timeline(world: World) -> list[dict[str, Any]]:
             "status": r.status,
             "is_priority": r.is_priority,
             "session_id": r.session_id,
+            # Which create call made the run: a soak tells a run its store never recorded from a stranger's.
+            "idempotency_key": r.idempotency_key,
             "created_at": iso(r.created_at),
             "started_at": None if r.started_at is None else iso(r.started_at),
             "ended_at": None if r.ended_at is None else iso(r.ended_at),

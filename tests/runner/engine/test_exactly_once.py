@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from cyberdesk import RunCreate
 
@@ -115,3 +119,62 @@ async def test_a_daemon_claims_only_the_attempts_it_can_call_soon(tmp_path: Path
         assert await small.dispatch_round(wait=False) == 2
         await small.dispatcher.drain()
         assert len(h.emulator_runs()) == 4
+
+
+async def test_a_create_whose_answer_was_not_recorded_is_settled_while_its_daemon_lives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run was created but the store failed while its answer was being recorded: the daemon is making no call
+    for that attempt any more, so it stops renewing the claim, which lapses; the call is then repeated with the
+    same key (the API replays the run) instead of the item waiting for the daemon's restart."""
+    async with Harness(tmp_path, _jobs(tmp_path, 1)) as h:
+        record_news = h.store.tracking.record_news
+        failed: list[str] = []
+
+        def fails_once(*args: object, **kwargs: object) -> object:
+            if not failed:
+                failed.append("store down")
+                raise RuntimeError("the store went away while recording the answer")
+            return record_news(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(h.store.tracking, "record_news", fails_once)
+        await h.trigger("claims")
+        await h.runtime.dispatch_round()
+        [attempt] = h.rows("attempt")
+        assert failed and attempt["status"] == "creating" and len(h.emulator_runs()) == 1
+        for _ in range(4):  # the daemon's heartbeat renews its claims, for longer than the lease (30 s)
+            h.clock.advance(10)
+            await h.runtime.dispatcher.renew_claims()
+        await h.runtime.dispatch_round()
+        [attempt] = h.rows("attempt")
+        [run] = h.emulator_runs()
+        assert (attempt["status"], attempt["run_id"]) == ("scheduling", run.id)
+        assert h.stats()["runs"]["created"] == 1 and h.stats()["runs"]["create_replays"] == 1
+
+
+async def test_a_slow_create_call_keeps_its_claim_while_it_is_being_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call still waiting for its answer keeps its claim however long it takes: no daemon repeats it meanwhile."""
+    async with Harness(tmp_path, _jobs(tmp_path, 1)) as h:
+        other = await h.restarted()
+        answer = asyncio.Event()
+        create = h.client.runs.create
+
+        async def slow_create(*args: Any, **kwargs: Any) -> Any:
+            await answer.wait()
+            return await create(*args, **kwargs)
+
+        monkeypatch.setattr(h.client.runs, "create", slow_create)
+        await h.trigger("claims")
+        assert await h.runtime.dispatch_round(wait=False) == 1
+        for _ in range(4):  # the heartbeat renews the claim; the other daemon finds nothing to settle
+            h.clock.advance(10)
+            assert await h.runtime.dispatcher.renew_claims() == 1
+            assert await other.dispatcher.settle_once() == 0
+        answer.set()
+        await h.runtime.dispatcher.drain()
+        [attempt] = h.rows("attempt")
+        [run] = h.emulator_runs()
+        assert (attempt["status"], attempt["run_id"]) == ("scheduling", run.id)
+        assert h.stats()["runs"]["create_replays"] == 0

@@ -81,15 +81,28 @@ def test_a_dead_daemons_claims_are_taken_over_after_the_lease(open_store: Callab
 def test_renewal_keeps_a_slow_create_call_from_being_taken_over(open_store: Callable[[], Store]) -> None:
     slow, other = open_store(), open_store()
     attempt_id = _one_creating(slow)
-    assert slow.dispatch.renew_creating(at(20), LEASE) == 1
+    assert slow.dispatch.renew_creating(at(20), LEASE, [attempt_id]) == 1
     assert other.dispatch.attempts_to_settle(at(31), lease=LEASE) == []
-    assert other.dispatch.renew_creating(at(40), LEASE) == 0  # not its claim
-    assert slow.dispatch.renew_creating(at(45), LEASE) == 1
+    assert other.dispatch.renew_creating(at(40), LEASE, [attempt_id]) == 0  # not its claim
+    assert slow.dispatch.renew_creating(at(45), LEASE, [attempt_id]) == 1
     assert other.dispatch.attempts_to_settle(at(74), lease=LEASE) == []
     (taken,) = other.dispatch.attempts_to_settle(at(75), lease=LEASE)  # renewals stopped: the claim lapses
     assert taken.id == attempt_id
-    assert slow.dispatch.renew_creating(at(76), LEASE) == 0  # no longer its own
-    assert other.dispatch.renew_creating(at(76), LEASE) == 1
+    assert slow.dispatch.renew_creating(at(76), LEASE, [attempt_id]) == 0  # no longer its own
+    assert other.dispatch.renew_creating(at(76), LEASE, [attempt_id]) == 1
+
+
+def test_renewal_keeps_only_the_claims_whose_calls_are_under_way(open_store: Callable[[], Store]) -> None:
+    """A claim its owner makes no call for (the answer could not be recorded; or the commit that claimed it lost
+    its acknowledgement and was run again) is not renewed with the others: it lapses and is settled."""
+    owner, other = open_store(), open_store()
+    add_jobs(owner, "a")
+    manual_fire(owner, "a", 2)
+    calling, forgotten = owner.dispatch.assign(T0, Chooser(), lease=LEASE)
+    assert owner.dispatch.renew_creating(at(20), LEASE, [calling.id]) == 1
+    assert owner.dispatch.renew_creating(at(21), LEASE, []) == 0
+    (taken,) = other.dispatch.attempts_to_settle(at(30), lease=LEASE)
+    assert (taken.id, taken.idempotency_key) == (forgotten.id, forgotten.idempotency_key)
 
 
 def test_renewal_skips_deferred_and_recorded_attempts(store: Store) -> None:
@@ -98,7 +111,7 @@ def test_renewal_skips_deferred_and_recorded_attempts(store: Store) -> None:
     first, second = store.dispatch.assign(T0, Chooser(), lease=LEASE)
     store.dispatch.defer_create(first.id, at(60), "503", at(1))
     store.tracking.record_created([(second.id, run("r-2", "running", "create"))], at(1), policy())
-    assert store.dispatch.renew_creating(at(2), LEASE) == 0
+    assert store.dispatch.renew_creating(at(2), LEASE, [first.id, second.id]) == 0
     assert store.dispatch.attempts_to_settle(at(59), lease=LEASE) == []  # the deferred retry time stands
 
 

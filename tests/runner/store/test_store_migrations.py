@@ -137,7 +137,7 @@ def _check_upgraded(store: Store) -> None:
     assert store.dispatch.attempts_to_settle(at(29), lease=LEASE) == []
     (settle,) = store.dispatch.attempts_to_settle(at(30), lease=LEASE)
     assert (settle.id, settle.idempotency_key, settle.inputs) == ("att_1", "key-1", {"n": 0})
-    assert store.dispatch.renew_creating(at(40), LEASE) == 1
+    assert store.dispatch.renew_creating(at(40), LEASE, ["att_1"]) == 1
     store.tracking.record_created([("att_1", run("r-1", "running", "create"))], at(41), policy())
     (new,) = store.dispatch.assign(at(41), Chooser(now=at(41)), lease=LEASE)
     assert (new.item_id, new.machine_id) == ("item_2", "m-02")  # m-01 is busy with the old attempt's run
