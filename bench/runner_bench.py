@@ -675,7 +675,9 @@ def peak_rss_in_flight(work: Path, store_kind: str, items: int, desktops: int, l
 def _upgrade_schema(store: Store) -> None:
     """The store's schema made beforehand, as a daemon finds it on every start but the first after an update: a
     daemon that migrates its store loads Alembic for that (about 10 MB more, until it restarts)."""
-    code = "import sys; from cyberdesk_runner.store import Store; s = Store(sys.argv[1]); s.upgrade(); s.close()"
+    code = (
+        "import sys; from cyberdesk_runner.store import Store; s = Store(sys.argv[1]); s.upgrade(); s.close()"
+    )
     subprocess.run([sys.executable, "-c", code, store.url], check=True)
 
 
