@@ -15,7 +15,8 @@ limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
     - tracking latency: a run's end in the emulator -> its terminal status in the store (the attempt's
       finishing event), both wall clock on this machine (target p50 < 50 ms with webhooks);
     - peak RSS (VmHWM) of a daemon holding `--in-flight` items in flight (target < 200 MB), read twice: with as
-      many desktops (every item a run in flight) and over `--desktops` desktops (the rest pending).
+      many desktops (every item a run in flight) and over `--desktops` desktops (the rest pending), on a store
+      whose schema is already at head (a daemon's usual start).
 (b) the same job with 1, 2, 3... daemons (`--daemons`) on one PostgreSQL store: throughput and API requests
     per run, side by side. As in a deployment with one webhook endpoint, webhooks go to the first daemon only
     (`--webhooks-to each` registers every daemon's endpoint, so each receives every delivery).
@@ -644,6 +645,7 @@ def peak_rss_in_flight(work: Path, store_kind: str, items: int, desktops: int, l
     """Peak RSS of one daemon with `items` items in flight over `desktops` desktops (runs that never end)."""
     with emulator(work, desktops, speed=1, run_duration="7200-7200", fast_webhooks=True) as emu:
         store = Store.make(store_kind, work)
+        _upgrade_schema(store)
         engine = sa.create_engine(store.url)
         procs: list[subprocess.Popen[bytes]] = []
         try:
@@ -668,6 +670,15 @@ def peak_rss_in_flight(work: Path, store_kind: str, items: int, desktops: int, l
                 _stop(p)
             engine.dispose()
             store.drop()
+
+
+def _upgrade_schema(store: Store) -> None:
+    """The store's schema made beforehand, as a daemon finds it on every start but the first after an update: a
+    daemon that migrates its store loads Alembic for that (about 10 MB more, until it restarts)."""
+    code = (
+        "import sys; from cyberdesk_runner.store import Store; s = Store(sys.argv[1]); s.upgrade(); s.close()"
+    )
+    subprocess.run([sys.executable, "-c", code, store.url], check=True)
 
 
 def _rss_mb(pid: int) -> float:

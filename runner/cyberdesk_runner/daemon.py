@@ -87,6 +87,11 @@ class UnprotectedServer(Exception):
     """The HTTP server would listen beyond this host without `server.auth`: the daemon refuses to start."""
 
 
+class EmulatorFixtureUnusable(Exception):
+    """The embedded emulator's fleet fixture is missing, unreadable or malformed (the emulator's FixtureError, in
+    a type the CLI can catch without importing the emulator: a daemon with an API key never loads it)."""
+
+
 class StoreUnusable(Exception):
     """The store refuses the daemon for good (a bad URL or credentials, no such database), or could not be read
     at exit; an unreachable store at start is waited for instead."""
@@ -132,10 +137,13 @@ class Daemon:
             api_key = settings.api_key.get_secret_value()
             register_secret(api_key)
             return CyberdeskClient(api_key, base_url=str(settings.base_url), retry=retry)
-        from cyberdesk.emulator import EmulatorServer
+        from cyberdesk.emulator import EmulatorServer, FixtureError
 
         emu = self.config.emulator
-        self._emulator = emu.build()
+        try:
+            self._emulator = emu.build()
+        except FixtureError as exc:
+            raise EmulatorFixtureUnusable(str(exc)) from exc
         self._emulator_server = EmulatorServer(self._emulator, host="127.0.0.1", port=0).start()
         log.info(
             "embedded_emulator_started",

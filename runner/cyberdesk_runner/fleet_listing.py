@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import attrs
 
 from cyberdesk import CyberdeskClient
@@ -57,9 +59,17 @@ async def _pools(
         pools[str(pool.id)] = pool.name if isinstance(pool.name, str) else None
         if not with_members:
             continue
-        detail = (await client.pools.get(pool.id, include=["machines"])).unwrap()
-        machine_ids = {str(m.id) for m in detail.machines or []}
-        machine_ids |= {str(r.id) for r in detail.included or [] if r.type == "machine"}
+        machine_ids = await _members(client, pool.id)
+        entry = (str(pool.id), pool.name)  # one tuple per pool, shared by its 10,000 desktops
         for machine_id in machine_ids:
-            members.setdefault(machine_id, []).append((str(pool.id), pool.name))
+            members.setdefault(machine_id, []).append(entry)
     return pools, members
+
+
+async def _members(client: CyberdeskClient, pool_id: UUID) -> set[str]:
+    """The ids of a pool's machines. The answer holds every member whole (a 10,000-desktop pool: 5 MB of JSON,
+    about 20 MB more once parsed); only the ids outlive this call."""
+    detail = (await client.pools.get(pool_id, include=["machines"])).unwrap()
+    machine_ids = {str(m.id) for m in detail.machines or []}
+    machine_ids |= {str(r.id) for r in detail.included or [] if r.type == "machine"}
+    return machine_ids

@@ -2,8 +2,8 @@
 
 A delivery is the raw JSON event (``run_complete`` or ``downed_machines``) signed with the headers ``svix-id``,
 ``svix-timestamp`` and ``svix-signature`` (HMAC-SHA256 over ``"{id}.{timestamp}.{body}"``, with the key of a
-``whsec_<base64>`` secret). :func:`verify` checks it with ``svix.Webhook(secret).verify`` (5 minute timestamp
-tolerance) and returns the typed event::
+``whsec_<base64>`` secret). :func:`verify` checks it with svix's verifier (5 minute timestamp tolerance) and
+returns the typed event::
 
     event = verify(await request.body(), request.headers, secret)
     if isinstance(event, RunCompletedEvent) and event.run.status == "success":
@@ -18,14 +18,11 @@ import base64
 import json
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import uuid4
-
-if TYPE_CHECKING:
-    from svix.webhooks import Webhook
 
 from .models import DownedMachinesEvent, ModelError, RunCompletedEvent, UnknownWebhookEvent
 
@@ -64,15 +61,49 @@ class WebhookVerificationError(Exception):
         self.reason = reason
 
 
-def _webhook(secret: str) -> "Webhook":
-    # Imported on first use: svix's package imports its whole API client (over a second on a loaded machine),
-    # which every `import cyberdesk` (and so every CLI command) would otherwise pay.
-    from svix.webhooks import Webhook
+class _Verifier(Protocol):
+    """What is used of svix's ``Webhook``: ``verify`` returns the body parsed (svix 1.x) or None (svix 2.x)."""
 
+    def verify(self, data: bytes | str, headers: dict[str, str]) -> Any: ...
+
+    def sign(self, msg_id: str, timestamp: datetime, data: str) -> str: ...
+
+
+class _StandardWebhook:
+    """svix's verifier without svix's package: ``svix.webhooks.Webhook`` (svix 2.x) is standardwebhooks'
+    ``Webhook`` under svix's header names, but importing it runs ``svix/__init__``, which loads svix's whole
+    generated API client: about 7 MB of memory for the life of the process (a daemon's webhook receiver), and
+    over a second on a loaded machine. Same scheme, same checks (tests/sdk/test_webhooks.py: with svix's own)."""
+
+    def __init__(self, secret: str) -> None:
+        from standardwebhooks.webhooks import Webhook
+
+        self._inner = Webhook(secret)
+
+    def verify(self, data: bytes | str, headers: dict[str, str]) -> Any:
+        standard = {"webhook-" + name.removeprefix("svix-"): value for name, value in headers.items()}
+        return self._inner.verify(data, standard)  # the body, parsed once the signature matched
+
+    def sign(self, msg_id: str, timestamp: datetime, data: str) -> str:
+        return self._inner.sign(msg_id, timestamp, data)
+
+
+def _verifier_type() -> Callable[[str], _Verifier]:
+    # Imported on first use, not with `import cyberdesk` (every CLI command would pay for it).
+    try:
+        import standardwebhooks.webhooks  # noqa: F401 - what svix 2.x (a dependency of it) verifies with
+    except ImportError:  # an svix that verifies by itself (1.x)
+        from svix.webhooks import Webhook
+
+        return Webhook
+    return _StandardWebhook
+
+
+def _webhook(secret: str) -> _Verifier:
     try:
         if not secret.removeprefix("whsec_"):
             raise ValueError("empty")  # svix 2.x refuses it too; svix 1.x would accept an empty key
-        return Webhook(secret)
+        return _verifier_type()(secret)
     except Exception as exc:  # svix raises binascii.Error, RuntimeError or its own empty-secret error
         # ``from None``: the secret must not surface through a chained traceback either.
         raise WebhookVerificationError(
@@ -131,10 +162,11 @@ def verify(payload: bytes | str, headers: Mapping[str, str], secret: str) -> Web
         )
     webhook = _webhook(secret)
     _check_timestamp(given["svix-timestamp"], datetime.now(UTC))
+    data: Any = None
     try:
-        webhook.verify(payload, {h: given[h] for h in SIGNATURE_HEADERS})
+        data = webhook.verify(payload, {h: given[h] for h in SIGNATURE_HEADERS})
     except json.JSONDecodeError:
-        pass  # svix 1.x parses the body once the signature matched; ours below says what is wrong with it
+        pass  # parsed once the signature matched (svix 1.x, standardwebhooks); ours below says what is wrong
     except Exception as exc:
         # Whatever svix raises: its own WebhookVerificationError (2.x, and 1.x for most problems), a ValueError
         # for a garbled svix-signature (older 1.x), a UnicodeDecodeError... all mean "not signed with this secret".
@@ -143,10 +175,13 @@ def verify(payload: bytes | str, headers: Mapping[str, str], secret: str) -> Web
             f"webhook signature does not verify ({type(exc).__name__}): no svix-signature matches "
             "this body and timestamp with the configured secret",
         ) from None
-    try:
-        data = json.loads(payload)
-    except ValueError as exc:
-        raise WebhookVerificationError(Rejection.MALFORMED_BODY, f"webhook body is not JSON: {exc}") from None
+    if data is None:  # svix 2.x returns nothing; a body of JSON `null` is refused by parse_event all the same
+        try:
+            data = json.loads(payload)
+        except ValueError as exc:
+            raise WebhookVerificationError(
+                Rejection.MALFORMED_BODY, f"webhook body is not JSON: {exc}"
+            ) from None
     return parse_event(data)
 
 

@@ -1,5 +1,6 @@
 """Retries, backoff, Retry-After and idempotency keys, with time controlled (nothing really sleeps)."""
 
+import gc
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -246,3 +247,21 @@ def test_default_timeouts_are_set() -> None:
     client = CyberdeskClient("k")
     timeout = client._core._timeout
     assert timeout.connect == 5.0 and timeout.read == 30.0
+
+
+@pytest.mark.parametrize("replies", [[CREATED], [busy(503), CREATED]], ids=["answered", "retried"])
+async def test_a_finished_call_leaves_nothing_to_the_cyclic_collector(
+    replies: list[httpx.Response], mode: str, make_client: Factory
+) -> None:
+    """Responses (with their requests and bodies) are freed as soon as the call is done with them, not whenever
+    the cyclic garbage collector next runs: a daemon sending 1 MB files kept hundreds of request bodies alive."""
+    client = make_client(Api(*replies))
+    await create(client, mode)  # the first call opens the client's pools
+    gc.collect()
+    gc.disable()
+    try:
+        await create(client, mode)
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable == 0

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook as StandardWebhook
 from svix.webhooks import Webhook
 from svix.webhooks import WebhookVerificationError as SvixVerificationError
 
@@ -119,7 +120,8 @@ def test_malformed_headers(headers: dict[str, str], reason: Rejection) -> None:
 
 
 class _Raises:
-    """A stand-in for ``svix.webhooks.Webhook.verify`` that raises what some svix version raises."""
+    """A stand-in for the verifier's ``verify`` (standardwebhooks', which svix 2.x wraps and the SDK calls without
+    svix's package) that raises what some svix version raises."""
 
     def __init__(self, exc: Exception) -> None:
         self.exc = exc
@@ -141,7 +143,7 @@ class _Raises:
 def test_whatever_svix_raises_becomes_our_rejection(
     monkeypatch: pytest.MonkeyPatch, raised: Exception
 ) -> None:
-    monkeypatch.setattr(Webhook, "verify", _Raises(raised))
+    monkeypatch.setattr(StandardWebhook, "verify", _Raises(raised))
     message = expect_rejection(BODY, sign(BODY, SECRET), SECRET, Rejection.BAD_SIGNATURE)
     assert str(raised) not in message  # our words, not the library's
 
@@ -151,7 +153,9 @@ def test_svix_1x_parsing_the_verified_body_is_not_a_signature_failure(
 ) -> None:
     # svix 1.x returns the body parsed: a signed body that is not JSON raises json's error from inside verify.
     body = b"not json"
-    monkeypatch.setattr(Webhook, "verify", _Raises(json.JSONDecodeError("Expecting value", "not json", 0)))
+    monkeypatch.setattr(
+        StandardWebhook, "verify", _Raises(json.JSONDecodeError("Expecting value", "not json", 0))
+    )
     expect_rejection(body, sign(body, SECRET), SECRET, Rejection.MALFORMED_BODY)
 
 

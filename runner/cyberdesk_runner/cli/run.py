@@ -11,7 +11,6 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cyberdesk.emulator import FixtureError
 from cyberdesk_runner.api_access import ApiKeyRefused
 from cyberdesk_runner.cli.common import (
     ConfigOption,
@@ -29,6 +28,7 @@ from cyberdesk_runner.cli.shapes import fire_json
 from cyberdesk_runner.cli.waiting import TimeoutOption, WaitOption, report, wait_for_fire
 from cyberdesk_runner.daemon import (
     Daemon,
+    EmulatorFixtureUnusable,
     RunOptions,
     RunResult,
     StoreUnusable,
@@ -81,7 +81,9 @@ def run(
         fail(str(exc), ExitCode.NOT_FOUND)
     except (StoreUnusable, UnprotectedServer, ApiKeyRefused) as exc:
         fail(str(exc), ExitCode.CONFIG)
-    except FixtureError as exc:  # the embedded emulator's fleet fixture (missing, unreadable or malformed)
+    except (
+        EmulatorFixtureUnusable
+    ) as exc:  # the embedded emulator's fleet fixture: missing, unreadable, malformed
         fail(f"emulator.fixture: {exc}", ExitCode.CONFIG)
     if until_idle or once:
         _print_summary(result)

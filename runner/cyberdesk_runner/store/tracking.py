@@ -46,6 +46,20 @@ OutcomePolicy = Callable[[FinishedAttempt], ItemOutcome]
 _PROGRESS = {"creating": 0, "scheduling": 1, "running": 2, "running_checks": 3}
 
 
+#: The columns InFlightAttempt takes, in its order: polls read every attempt in flight (thousands).
+_IN_FLIGHT_COLUMNS = (
+    attempt_t.c.id,
+    attempt_t.c.job_name,
+    attempt_t.c.run_id,
+    attempt_t.c.workflow_id,
+    attempt_t.c.machine_id,
+    attempt_t.c.status,
+    attempt_t.c.created_at,
+    attempt_t.c.deadline_at,
+    attempt_t.c.cancel_requested,
+)
+
+
 class Tracking(Aggregate):
     def record_created(
         self, created: Sequence[tuple[str, RunObservation]], now: datetime, outcome: OutcomePolicy
@@ -120,19 +134,23 @@ class Tracking(Aggregate):
     def in_flight(self) -> list[InFlightAttempt]:
         """Attempts that hold (or may hold) a desktop."""
         with self.core.read() as conn:
-            # The columns InFlightAttempt takes, in its order: polls read every attempt in flight (thousands).
-            columns = (
-                attempt_t.c.id,
-                attempt_t.c.job_name,
-                attempt_t.c.run_id,
-                attempt_t.c.workflow_id,
-                attempt_t.c.machine_id,
-                attempt_t.c.status,
-                attempt_t.c.created_at,
-                attempt_t.c.deadline_at,
-                attempt_t.c.cancel_requested,
+            rows = conn.execute(
+                sa.select(*_IN_FLIGHT_COLUMNS).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
             )
-            rows = conn.execute(sa.select(*columns).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)))
+            return [InFlightAttempt(*r) for r in rows]
+
+    def to_reap(self, now: datetime) -> list[InFlightAttempt]:
+        """Attempts in flight with a run that are past their deadline or asked to be cancelled: the reaper's
+        round, every 2 s, reads these few rather than every attempt in flight (thousands of rows made into
+        objects, a few MB each time)."""
+        with self.core.read() as conn:
+            rows = conn.execute(
+                sa.select(*_IN_FLIGHT_COLUMNS).where(
+                    attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES),
+                    attempt_t.c.run_id.is_not(None),
+                    sa.or_(attempt_t.c.cancel_requested, attempt_t.c.deadline_at <= now),
+                )
+            )
             return [InFlightAttempt(*r) for r in rows]
 
     def in_flight_by_job(self) -> dict[str, int]:

@@ -50,11 +50,7 @@ class Reaper:
 
     async def reap_once(self) -> int:
         now = self._clock.now()
-        due = [
-            a
-            for a in await asyncio.to_thread(self._store.tracking.in_flight)
-            if a.run_id and (a.cancel_requested or a.deadline_at <= now)
-        ]
+        due = await asyncio.to_thread(self._store.tracking.to_reap, now)
         chains: dict[str, list[OpenStepRun]] = {}
         if due:
             for step in await asyncio.to_thread(self._store.steps.in_flight):

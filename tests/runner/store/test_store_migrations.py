@@ -3,6 +3,8 @@ before migrations) upgrades with its data; daemons upgrading at once; the revisi
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from importlib import resources
@@ -212,6 +214,32 @@ def test_a_store_made_before_migrations_is_adopted(blank_url: str) -> None:
         _check_upgraded(store)
     finally:
         store.close()
+
+
+def test_a_store_at_head_is_opened_without_loading_alembic(blank_url: str) -> None:
+    """A daemon's usual start (its store already at head) reads the version row itself: Alembic, with the Mako
+    and Pygments it brings, stays out of the daemon's memory (about 10 MB). A store behind is upgraded as usual."""
+    probe = (
+        "import sys; from cyberdesk_runner.store import Store; store = Store(sys.argv[1]); store.upgrade(); "
+        "print(store.schema_revision()[0], 'alembic' in sys.modules); store.close()"
+    )
+
+    def open_in_a_new_process() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, blank_url], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    head = migrations.head_revision()
+    assert open_in_a_new_process() == f"{head} True"  # blank: migrated, with Alembic
+    assert open_in_a_new_process() == f"{head} False"  # at head: nothing to do, no Alembic
+    store = Store(blank_url)
+    try:
+        with store.engine.begin() as conn:
+            command.downgrade(migrations.alembic_config(conn), "0008")
+    finally:
+        store.close()
+    assert open_in_a_new_process() == f"{head} True"  # one revision behind: upgraded again
 
 
 def test_daemons_upgrading_at_once(blank_url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from store_helpers import (
@@ -209,3 +210,20 @@ def test_a_create_answer_and_news_of_its_end_recorded_together_apply_in_order(st
     assert "unknown_run" not in {t.kind for t in recorded.transitions}
     [attempt] = store.tracking.in_flight() or [None]
     assert attempt is None and store.counts.work().idle
+
+
+def test_the_reaper_reads_only_runs_past_their_deadline_or_asked_to_cancel(store: Store) -> None:
+    add_jobs(store, "short", "long")
+    manual_fire(store, "short", 2)
+    short_runs = dispatch_and_create(store, timeout=timedelta(minutes=10))
+    manual_fire(store, "long", 2, at(60))
+    long_runs = dispatch_and_create(store, at(60), timeout=timedelta(minutes=30))
+    assert store.tracking.to_reap(at(599)) == []
+    assert sorted(a.run_id or "" for a in store.tracking.to_reap(at(600))) == sorted(
+        short_runs
+    )  # deadline: due
+    [asked] = [a for a in store.tracking.in_flight() if a.run_id == long_runs[0]]
+    store.control.cancel_attempts([asked.id], "asked", at(120))
+    reaped = {a.run_id for a in store.tracking.to_reap(at(121))}
+    assert reaped == {long_runs[0]}  # cancel requested, long before its deadline
+    assert all(a.cancel_requested for a in store.tracking.to_reap(at(121)))

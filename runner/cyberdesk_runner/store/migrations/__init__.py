@@ -10,23 +10,32 @@ let Alembic draft it against a store at head:
     from cyberdesk_runner.store.migrations import draft_revision
     draft_revision("sqlite:////tmp/draft.sqlite", "what changed")
 
-and check it: tests/runner/store/test_migrations.py compares the migrated schema with tables.py.
+and check it: tests/runner/store/test_store_migrations.py compares the migrated schema with tables.py; then set
+`HEAD` below to the new revision (a test checks it against Alembic's own answer).
+
+Alembic is imported only when the schema needs it: a daemon whose store is already at `HEAD` (every start but
+the first after an update) reads the version row itself and never loads Alembic (and the Mako templates it
+brings): about 10 MB of the daemon's memory (bench/runner_bench.py, the RSS part).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["alembic_config", "current_revision", "draft_revision", "head_revision", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["HEAD", "alembic_config", "current_revision", "draft_revision", "head_revision", "upgrade"]
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
+#: The newest revision in versions/ (Alembic's head), known without loading Alembic.
+HEAD = "0010"
+#: Where Alembic records a store's revision (its default version table).
+_VERSION_TABLE = "alembic_version"
 #: The revision that matches the schema `create_all` made before migrations existed.
 BASELINE = "0001"
 # Serialises upgrades of daemons starting at once; the key spells "cdmigr".
@@ -35,6 +44,8 @@ _LEGACY_MARKER_TABLE = "job"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     # configparser interpolation: a '%' in the install path must be doubled.
     config.set_main_option("script_location", str(SCRIPT_LOCATION).replace("%", "%%"))
@@ -43,15 +54,23 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    return HEAD
 
 
 def current_revision(engine: Engine) -> str | None:
     """The store's revision; None for an empty database (and for a store made before migrations existed)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _revision(conn)
+
+
+def _revision(conn: Connection) -> str | None:
+    """The version row as Alembic writes it (one row: this history has no branches), read without Alembic."""
+    if not sa.inspect(conn).has_table(_VERSION_TABLE):
+        return None
+    rows = conn.execute(sa.text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalars().all()
+    if len(rows) > 1:
+        raise RuntimeError(f"the store records several schema revisions ({', '.join(sorted(rows))})")
+    return rows[0] if rows else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -61,12 +80,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     finds the schema at head and does nothing (DDL is transactional there). SQLite's BEGIN IMMEDIATE already
     lets one writer in at a time.
     """
+    if revision in ("head", HEAD) and current_revision(engine) == HEAD:
+        return  # nothing to do: the usual start, which need not load Alembic
+    from alembic import command
+
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_UPGRADE_LOCK_KEY)))
         config = alembic_config(conn)
-        context = MigrationContext.configure(conn)
-        if context.get_current_revision() is None and sa.inspect(conn).has_table(_LEGACY_MARKER_TABLE):
+        if _revision(conn) is None and sa.inspect(conn).has_table(_LEGACY_MARKER_TABLE):
             # Made by `create_all` before migrations existed: that schema is the baseline revision.
             command.stamp(config, BASELINE)
         command.upgrade(config, revision)
@@ -74,6 +96,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def draft_revision(url: str, message: str) -> None:
     """Autogenerate a new revision file from the difference between a store at head and tables.py."""
+    from alembic import command
+
     from cyberdesk_runner.store.engine import create_store_engine
 
     engine = create_store_engine(url)
