@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,6 +35,7 @@ from cyberdesk_runner.spec import JobFileError, resolve_sensitive_inputs
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import (
     Assignment,
+    AssignRequest,
     AttemptRef,
     AttemptVerdict,
     DispatchView,
@@ -103,12 +105,14 @@ class Dispatcher:
         self._creating: dict[asyncio.Task[None], str] = {}
         #: Set when a round stopped claiming because enough calls were waiting; cleared (with a wake) at half.
         self._throttled = False
+        #: Room promised to news transactions that fill the desktops they free (`refill_request`), not yet used.
+        self._reserved = 0
+        #: Whether a round's own assign transaction is under way (then news leaves freed desktops to the rounds).
+        self._assigning = False
         #: Whether the last `dispatch_once` claimed as many as it could ask for: more may be due right away.
         self.more_due = False
         #: When each desktop last got work from us, to spread items evenly over a target's desktops.
         self._last_used: dict[str, datetime] = {}
-        #: Items pinned to a desktop that has been gone for longer than the job's timeout -> why.
-        self._stranded: dict[str, str] = {}
         self._selections: dict[tuple[str, str], _Selection] = {}
         self._selections_of: Fleet | None = None
 
@@ -126,37 +130,65 @@ class Dispatcher:
 
         Returns without waiting for the calls (see `drain`); claims nothing while enough calls are waiting.
         """
-        room = self._most_claimed - len(self._creating)
+        room = self._most_claimed - len(self._creating) - self._reserved
         self.more_due = False
         if room <= 0:
             self._throttled = True
             return 0
         now = self._clock.now()
-        self._stranded = {}
+        stranded: dict[str, str] = {}
         limit = min(self._batch_size, room)
-        refs = await asyncio.to_thread(
-            self._store.dispatch.assign,
-            now,
-            self._choose,
-            limit=limit,
-            lease=self._lease,
-            window=self._window,
-        )
+        self._assigning = True
+        try:
+            refs = await asyncio.to_thread(
+                self._store.dispatch.assign,
+                now,
+                functools.partial(self._choose, stranded=stranded),
+                limit=limit,
+                lease=self._lease,
+                window=self._window,
+            )
+        finally:
+            self._assigning = False
         self._start(refs, now)
         self.more_due = len(refs) == limit
-        if self._stranded:
-            for reason, item_ids in _group(self._stranded).items():
-                transitions = await asyncio.to_thread(
-                    self._store.control.fail_pending_items, item_ids, reason, now
-                )
-                self._on_transitions(transitions)
+        for reason, item_ids in _group(stranded).items():
+            transitions = await asyncio.to_thread(
+                self._store.control.fail_pending_items, item_ids, reason, now
+            )
+            self._on_transitions(transitions)
         return len(refs)
+
+    def refill_request(self) -> AssignRequest | None:
+        """What a news transaction needs to fill the desktops it frees (`store.tracking.record_news(assign=)`),
+        with room reserved for it until `refilled`; None while the calls waiting leave no room or a round is
+        assigning (then the freed desktops wait for a round)."""
+        room = self._most_claimed - len(self._creating) - self._reserved
+        if room <= 0:
+            self._throttled = True
+            return None
+        if self._assigning:
+            return None
+        limit = min(self._batch_size, room)
+        self._reserved += limit
+        now = self._clock.now()
+        # Items pinned to a desktop gone for good are failed by the rounds, not here.
+        return AssignRequest(now, self._choose, self._lease, limit, self._window)
+
+    def refilled(self, request: AssignRequest, assigned: Sequence[AttemptRef] | None) -> bool:
+        """Start the create calls of the attempts a news transaction assigned; returns whether the desktops it
+        freed are all seen to (False: nothing was assigned there, or more may be due: a round should look)."""
+        self._reserved -= request.limit
+        if assigned is None:
+            return False
+        self._start(assigned, request.now)
+        return len(assigned) < request.limit
 
     async def settle_once(self) -> int:
         """Repeat create calls whose outcome is unknown, with their original keys."""
         now = self._clock.now()
         refs = await asyncio.to_thread(self._store.dispatch.attempts_to_settle, now, lease=self._lease)
-        self._start(refs, now)
+        self._start(refs, now, fresh=False)
         return len(refs)
 
     async def renew_claims(self) -> int:
@@ -207,8 +239,10 @@ class Dispatcher:
         selection = self._selection(job)
         return min(room, len(selection.connected) - len(selection.connected & busy))
 
-    def _choose(self, view: DispatchView) -> list[Assignment]:
-        """Runs inside the dispatch transaction: pick a free desktop for as many due items as limits allow."""
+    def _choose(self, view: DispatchView, *, stranded: dict[str, str] | None = None) -> list[Assignment]:
+        """Runs inside the dispatch transaction: pick a free desktop for as many due items as limits allow.
+
+        Items pinned to a desktop gone for longer than their job's timeout go to `stranded` (item id -> why)."""
         now = self._clock.now()
         fleet = self._fleet()
         busy = set(view.busy_desktops)
@@ -228,10 +262,11 @@ class Dispatcher:
                     # Waiting for its own desktop to come back, but not for ever: a job's timeout bounds it.
                     if item.due_since is not None and now - item.due_since > spec.timeout:
                         state = "no longer exists" if desktop is None else "is disconnected"
-                        self._stranded[item.id] = (
-                            f"its desktop {desktop.label if desktop else item.machine_id} {state} "
-                            f"(waited longer than the job's timeout)"
-                        )
+                        if stranded is not None:
+                            stranded[item.id] = (
+                                f"its desktop {desktop.label if desktop else item.machine_id} {state} "
+                                f"(waited longer than the job's timeout)"
+                            )
                     continue
                 if desktop.id in busy:
                     continue
@@ -261,9 +296,10 @@ class Dispatcher:
 
     # -- create calls ----------------------------------------------------------------------------------
 
-    def _start(self, refs: Sequence[AttemptRef], claimed_at: datetime) -> None:
+    def _start(self, refs: Sequence[AttemptRef], claimed_at: datetime, *, fresh: bool = True) -> None:
+        """Start the create calls of `refs`: `fresh` ones were just assigned (no call made, no files recorded)."""
         for ref in refs:
-            task = asyncio.create_task(self._create(ref, claimed_at), name=f"create {ref.id}")
+            task = asyncio.create_task(self._create(ref, claimed_at, fresh), name=f"create {ref.id}")
             self._creating[task] = ref.id
             task.add_done_callback(self._answered)
 
@@ -277,10 +313,10 @@ class Dispatcher:
             self._throttled = False
             self._on_room()
 
-    async def _create(self, ref: AttemptRef, claimed_at: datetime) -> None:
+    async def _create(self, ref: AttemptRef, claimed_at: datetime, fresh: bool) -> None:
         job = self._catalog.find(ref.job_name)
         if job is not None and job.loaded.spec.steps is not None:
-            await self._create_chain(ref, job, claimed_at)
+            await self._create_chain(ref, job, claimed_at, fresh)
             return
         try:
             sensitive = dict(resolve_sensitive_inputs(job.loaded)) if job is not None else {}
@@ -293,6 +329,7 @@ class Dispatcher:
             lambda files: self._client.runs.create(
                 _run_create(ref, sensitive, files), idempotency_key=ref.idempotency_key
             ),
+            fresh,
         )
         if isinstance(response, FileInputError):
             await self._finish(AttemptVerdict(ref.id, "rejected", [str(response)], "files"))
@@ -306,7 +343,7 @@ class Dispatcher:
         else:
             await self._unanswered(ref, response.error, answered, "runs.create")
 
-    async def _create_chain(self, ref: AttemptRef, job: ActiveJob, claimed_at: datetime) -> None:
+    async def _create_chain(self, ref: AttemptRef, job: ActiveJob, claimed_at: datetime, fresh: bool) -> None:
         """One chain call for the attempt (every step, in order, on its desktop's session), with its key."""
         steps = job.loaded.spec.steps or ()
         if len(job.workflow_ids) != len(steps):
@@ -327,6 +364,7 @@ class Dispatcher:
                 _chain_create(ref, job, fleet, sensitive, step_sensitive, files),
                 idempotency_key=ref.idempotency_key,
             ),
+            fresh,
         )
         if isinstance(response, FileInputError):
             await self._finish(AttemptVerdict(ref.id, "rejected", [str(response)], "files"))
@@ -345,7 +383,11 @@ class Dispatcher:
             await self._unanswered(ref, response.error, answered, "runs.chain")
 
     async def _with_files(
-        self, ref: AttemptRef, job: ActiveJob | None, call: Callable[[list[FileInput]], Awaitable[_R]]
+        self,
+        ref: AttemptRef,
+        job: ActiveJob | None,
+        call: Callable[[list[FileInput]], Awaitable[_R]],
+        fresh: bool,
     ) -> _R | FileInputError:
         """Make `call` with the attempt's files (`files/inputs.py`) inside the in-flight limits, or hand back
         why the files cannot go (then no call is made).
@@ -354,6 +396,9 @@ class Dispatcher:
         read; calls carrying files have a limit of their own, as each holds its files several times over."""
         carries_files = job is None or bool(job.loaded.spec.files)  # no job: a repeat may still have files
         async with self._file_bodies if carries_files else contextlib.nullcontext(), self._requests:
+            if fresh and not carries_files:
+                # Its first call, for a job without files: nothing to read, nothing recorded to check against.
+                return await call([])
             try:
                 files = await asyncio.to_thread(
                     attach_files, self._store, job.loaded if job is not None else None, ref
