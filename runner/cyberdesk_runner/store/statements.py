@@ -90,6 +90,18 @@ class HotStatements:
     active_attempts: sa.Select[Any] = sa.select(attempt_t.c.machine_id, attempt_t.c.job_name).where(_ACTIVE)
     #: Every job's name, in name order.
     job_names: sa.Select[Any] = sa.select(job_t.c.name).order_by(job_t.c.name)
+    #: Running fires by id (`ids`): id, job_name, error and their job's `budget.tokens_per_fire` (JSON, as
+    #: written), read from the definition in SQL rather than the whole definition parsed per batch of news.
+    fire_budgets: sa.Select[Any] = (
+        sa.select(
+            fire_t.c.id,
+            fire_t.c.job_name,
+            fire_t.c.error,
+            job_t.c.definition["budget"]["tokens_per_fire"].label("tokens_per_fire"),
+        )
+        .join(job_t, job_t.c.name == fire_t.c.job_name)
+        .where(fire_t.c.id.in_(_IDS), fire_t.c.status == "running")
+    )
     #: The attempts of step runs by run id (`ids`).
     step_attempts_by_run: sa.Select[Any] = sa.select(step_run_t.c.attempt_id).where(
         step_run_t.c.run_id.in_(_IDS)
