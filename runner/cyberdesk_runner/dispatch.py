@@ -175,14 +175,17 @@ class Dispatcher:
         # Items pinned to a desktop gone for good are failed by the rounds, not here.
         return AssignRequest(now, self._choose, self._lease, limit, self._window)
 
-    def refilled(self, request: AssignRequest, assigned: Sequence[AttemptRef] | None) -> bool:
-        """Start the create calls of the attempts a news transaction assigned; returns whether the desktops it
-        freed are all seen to (False: nothing was assigned there, or more may be due: a round should look)."""
+    def refilled(self, request: AssignRequest | None, assigned: Sequence[AttemptRef] | None) -> bool:
+        """Start the create calls of the attempts a news transaction assigned (`request`: what it was given, if
+        anything); returns whether the desktops it freed are seen to. False: nothing was assigned there, or more
+        may be due, so a round should look; while throttled the round comes when calls are answered (`on_room`)."""
+        if request is None:
+            return self._throttled
         self._reserved -= request.limit
-        if assigned is None:
-            return False
-        self._start(assigned, request.now)
-        return len(assigned) < request.limit
+        if assigned is not None:
+            self._start(assigned, request.now)
+        self._room_again()  # a round throttled by this reservation alone must not wait for an answer
+        return assigned is not None and len(assigned) < request.limit
 
     async def settle_once(self) -> int:
         """Repeat create calls whose outcome is unknown, with their original keys."""
@@ -309,7 +312,11 @@ class Dispatcher:
             # The attempt stays `creating`: no longer renewed, its claim lapses and the call is repeated with the
             # same key (by whichever daemon settles it first).
             log.error("create_not_recorded", error=str(exc), effect="will be settled with the same key")
-        if self._throttled and len(self._creating) <= self._most_claimed // 2:
+        self._room_again()
+
+    def _room_again(self) -> None:
+        """Wake a throttled dispatcher once half the room is back."""
+        if self._throttled and len(self._creating) + self._reserved <= self._most_claimed // 2:
             self._throttled = False
             self._on_room()
 

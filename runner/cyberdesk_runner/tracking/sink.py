@@ -51,7 +51,7 @@ class Refill(Protocol):
 
     def refill_request(self) -> AssignRequest | None: ...
 
-    def refilled(self, request: AssignRequest, assigned: Sequence[AttemptRef] | None) -> bool: ...
+    def refilled(self, request: AssignRequest | None, assigned: Sequence[AttemptRef] | None) -> bool: ...
 
 
 class TransitionsHandler(Protocol):
@@ -172,7 +172,7 @@ class ObservationSink:
             if refill is not None and request is not None:
                 refill.refilled(request, None)
             raise
-        refilled = refill is not None and request is not None and refill.refilled(request, recorded.assigned)
+        refilled = refill is not None and refill.refilled(request, recorded.assigned)
         self._unpark_applied(retry, recorded)
         for run in recorded.unknown:
             if not self._parked(run):  # retried news keeps its place and its age
