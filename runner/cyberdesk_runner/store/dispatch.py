@@ -42,8 +42,11 @@ Chooser = Callable[[DispatchView], list[Assignment]]
 #: How many of a job's due items are worth reading now: (job name, busy desktops, the job's active attempts) -> n.
 DispatchWindow = Callable[[str, frozenset[str], int], int]
 
-# A fixed key for PostgreSQL's advisory lock that serialises dispatch decisions across daemons.
-_DISPATCH_LOCK_KEY = 0x6364_7275_6E6E  # "cdrunn"
+#: PostgreSQL's advisory lock that serialises dispatch decisions across daemons: one per store (schema), so that
+#: stores sharing a database never wait for, or skip a refill because of, each other's decisions. (Daemons of an
+#: older version used one key per database: while both run, the unique index on an active attempt's desktop is
+#: the guard, and a clash fails one transaction, which is tried again, never a second run.)
+_DISPATCH_LOCK = (sa.literal(0x6364_7275, sa.Integer), sa.func.hashtext(sa.func.current_schema()))  # "cdru"
 
 
 class Dispatch(Aggregate):
@@ -217,8 +220,8 @@ def assign_due(
     sql = core.sql
     if core.is_postgres:
         if wait_for_lock:
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_DISPATCH_LOCK_KEY)))
-        elif not conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(_DISPATCH_LOCK_KEY))).scalar():
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(*_DISPATCH_LOCK)))
+        elif not conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(*_DISPATCH_LOCK))).scalar():
             return None
     now, limit, window = request.now, request.limit, request.window
     active = conn.execute(sql.active_attempts).all()

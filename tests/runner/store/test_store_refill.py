@@ -20,6 +20,7 @@ from store_helpers import (
 )
 
 from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.dispatch import _DISPATCH_LOCK
 from cyberdesk_runner.store.records import Assignment, AssignRequest, DispatchView, RecordedNews
 
 ONE_DESKTOP = ["m-01"]
@@ -124,7 +125,7 @@ def test_news_never_waits_for_another_dispatch_decision(pg_store: Store) -> None
     other = sa.create_engine(pg_store.url)
     try:
         with other.begin() as conn:
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x6364_7275_6E6E)))
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(*_DISPATCH_LOCK)))
             recorded = pg_store.tracking.record_news(
                 [], [run(first, "success")], at(1), policy(), assign=refill(Chooser(ONE_DESKTOP))
             )
