@@ -19,14 +19,15 @@ import heapq
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import attrs
 
-from cyberdesk import UNSET, ApiError, ChainStep, CyberdeskClient, FileInput, RunCreate, WorkflowChainCreate
+from cyberdesk import ApiError, CyberdeskClient, FileInput
 from cyberdesk_runner.api_access import is_key_refused
 from cyberdesk_runner.catalog import ActiveJob, JobCatalog
 from cyberdesk_runner.clock import Clock
+from cyberdesk_runner.dispatch_bodies import chain_create, run_create
 from cyberdesk_runner.files.inputs import FileInputError, attach_files
 from cyberdesk_runner.fleet import Desktop, Fleet
 from cyberdesk_runner.logs import get_logger
@@ -334,7 +335,7 @@ class Dispatcher:
             ref,
             job,
             lambda files: self._client.runs.create(
-                _run_create(ref, sensitive, files), idempotency_key=ref.idempotency_key
+                run_create(ref, sensitive, files), idempotency_key=ref.idempotency_key
             ),
             fresh,
         )
@@ -368,7 +369,7 @@ class Dispatcher:
             ref,
             job,
             lambda files: self._client.runs.chain(
-                _chain_create(ref, job, fleet, sensitive, step_sensitive, files),
+                chain_create(ref, job, fleet, sensitive, step_sensitive, files),
                 idempotency_key=ref.idempotency_key,
             ),
             fresh,
@@ -446,70 +447,6 @@ def _group(reasons: dict[str, str]) -> dict[str, list[str]]:
     for item_id, reason in reasons.items():
         grouped.setdefault(reason, []).append(item_id)
     return grouped
-
-
-def _run_create(ref: AttemptRef, sensitive: dict[str, str], files: list[FileInput]) -> RunCreate:
-    # The body must be the same on every repeat of one attempt: the API refuses a known key with another body.
-    fields: dict[str, Any] = {
-        "workflow_id": ref.workflow_id,
-        "machine_id": ref.machine_id,
-        "input_values": dict(ref.inputs),
-        "is_priority": ref.priority,
-    }
-    if sensitive:
-        fields["sensitive_input_values"] = sensitive
-    if files:
-        fields["file_inputs"] = files
-    return RunCreate(**fields)
-
-
-def _chain_create(
-    ref: AttemptRef,
-    job: ActiveJob,
-    fleet: Fleet,
-    sensitive: dict[str, str],
-    step_sensitive: Sequence[dict[str, str]],
-    files: list[FileInput],
-) -> WorkflowChainCreate:
-    """The chain call of one attempt: the item's values are every step's shared inputs, each step adds its own
-    (static, or `{"$ref": "alias.outputs.path"}` read by the API from an earlier step). Built the same way on
-    every repeat of the attempt (same key, same body)."""
-    spec = job.loaded.spec
-    steps = [
-        ChainStep(
-            workflow_id=job.workflow_ids[i],
-            session_alias=step.alias if step.alias is not None else UNSET,
-            inputs=dict(step.inputs) if step.inputs else UNSET,
-            sensitive_inputs=step_sensitive[i] or UNSET,
-        )
-        for i, step in enumerate(spec.steps or ())
-    ]
-    fields: dict[str, Any] = {
-        "steps": steps,
-        "machine_id": ref.machine_id,
-        "shared_inputs": dict(ref.inputs),
-        "is_priority": ref.priority,
-        "keep_session_after_completion": spec.keep_session,
-    }
-    pool_ids = _pool_ids(fleet.get(ref.machine_id), job.target.pool)
-    if pool_ids:
-        fields["pool_ids"] = pool_ids
-    if sensitive:
-        fields["shared_sensitive_inputs"] = sensitive
-    if files:  # the job's files go to the session once, for every step
-        fields["shared_file_inputs"] = files
-    return WorkflowChainCreate(**fields)
-
-
-def _pool_ids(desktop: Desktop | None, pool: str | None) -> list[str]:
-    """The target's pool as ids: given by id, or by name when the desktop is in one pool only."""
-    if desktop is None or pool is None:
-        return []
-    if pool in desktop.pool_ids:
-        return [pool]
-    if pool in desktop.pool_names and len(desktop.pool_ids) == 1:
-        return list(desktop.pool_ids)
-    return []
 
 
 def _describe(error: ApiError | None) -> str:
