@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import attrs
 
-from cyberdesk import UNSET, ApiError, ChainStep, CyberdeskClient, FileInput, RunCreate, WorkflowChainCreate
+from cyberdesk import ApiError, CyberdeskClient, FileInput
 from cyberdesk_runner.api_access import is_key_refused
 from cyberdesk_runner.catalog import ActiveJob, JobCatalog
 from cyberdesk_runner.clock import Clock
+from cyberdesk_runner.dispatch_bodies import chain_create, run_create
 from cyberdesk_runner.files.inputs import FileInputError, attach_files
 from cyberdesk_runner.fleet import Desktop, Fleet
 from cyberdesk_runner.logs import get_logger
@@ -34,6 +36,7 @@ from cyberdesk_runner.spec import JobFileError, resolve_sensitive_inputs
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import (
     Assignment,
+    AssignRequest,
     AttemptRef,
     AttemptVerdict,
     DispatchView,
@@ -103,12 +106,14 @@ class Dispatcher:
         self._creating: dict[asyncio.Task[None], str] = {}
         #: Set when a round stopped claiming because enough calls were waiting; cleared (with a wake) at half.
         self._throttled = False
+        #: Room promised to news transactions that fill the desktops they free (`refill_request`), not yet used.
+        self._reserved = 0
+        #: Whether a round's own assign transaction is under way (then news leaves freed desktops to the rounds).
+        self._assigning = False
         #: Whether the last `dispatch_once` claimed as many as it could ask for: more may be due right away.
         self.more_due = False
         #: When each desktop last got work from us, to spread items evenly over a target's desktops.
         self._last_used: dict[str, datetime] = {}
-        #: Items pinned to a desktop that has been gone for longer than the job's timeout -> why.
-        self._stranded: dict[str, str] = {}
         self._selections: dict[tuple[str, str], _Selection] = {}
         self._selections_of: Fleet | None = None
 
@@ -126,37 +131,68 @@ class Dispatcher:
 
         Returns without waiting for the calls (see `drain`); claims nothing while enough calls are waiting.
         """
-        room = self._most_claimed - len(self._creating)
+        room = self._most_claimed - len(self._creating) - self._reserved
         self.more_due = False
         if room <= 0:
             self._throttled = True
             return 0
         now = self._clock.now()
-        self._stranded = {}
+        stranded: dict[str, str] = {}
         limit = min(self._batch_size, room)
-        refs = await asyncio.to_thread(
-            self._store.dispatch.assign,
-            now,
-            self._choose,
-            limit=limit,
-            lease=self._lease,
-            window=self._window,
-        )
+        self._assigning = True
+        try:
+            refs = await asyncio.to_thread(
+                self._store.dispatch.assign,
+                now,
+                functools.partial(self._choose, stranded=stranded),
+                limit=limit,
+                lease=self._lease,
+                window=self._window,
+            )
+        finally:
+            self._assigning = False
         self._start(refs, now)
         self.more_due = len(refs) == limit
-        if self._stranded:
-            for reason, item_ids in _group(self._stranded).items():
-                transitions = await asyncio.to_thread(
-                    self._store.control.fail_pending_items, item_ids, reason, now
-                )
-                self._on_transitions(transitions)
+        for reason, item_ids in _group(stranded).items():
+            transitions = await asyncio.to_thread(
+                self._store.control.fail_pending_items, item_ids, reason, now
+            )
+            self._on_transitions(transitions)
         return len(refs)
+
+    def refill_request(self) -> AssignRequest | None:
+        """What a news transaction needs to fill the desktops it frees (`store.tracking.record_news(assign=)`),
+        with room reserved for it until `refilled`; None while the calls waiting leave no room or a round is
+        assigning (then the freed desktops wait for a round)."""
+        room = self._most_claimed - len(self._creating) - self._reserved
+        if room <= 0:
+            self._throttled = True
+            return None
+        if self._assigning:
+            return None
+        limit = min(self._batch_size, room)
+        self._reserved += limit
+        now = self._clock.now()
+        # Items pinned to a desktop gone for good are failed by the rounds, not here.
+        return AssignRequest(now, self._choose, self._lease, limit, self._window)
+
+    def refilled(self, request: AssignRequest | None, assigned: Sequence[AttemptRef] | None) -> bool:
+        """Start the create calls of the attempts a news transaction assigned (`request`: what it was given, if
+        anything); returns whether the desktops it freed are seen to. False: nothing was assigned there, or more
+        may be due, so a round should look; while throttled the round comes when calls are answered (`on_room`)."""
+        if request is None:
+            return self._throttled
+        self._reserved -= request.limit
+        if assigned is not None:
+            self._start(assigned, request.now)
+        self._room_again()  # a round throttled by this reservation alone must not wait for an answer
+        return assigned is not None and len(assigned) < request.limit
 
     async def settle_once(self) -> int:
         """Repeat create calls whose outcome is unknown, with their original keys."""
         now = self._clock.now()
         refs = await asyncio.to_thread(self._store.dispatch.attempts_to_settle, now, lease=self._lease)
-        self._start(refs, now)
+        self._start(refs, now, fresh=False)
         return len(refs)
 
     async def renew_claims(self) -> int:
@@ -207,8 +243,10 @@ class Dispatcher:
         selection = self._selection(job)
         return min(room, len(selection.connected) - len(selection.connected & busy))
 
-    def _choose(self, view: DispatchView) -> list[Assignment]:
-        """Runs inside the dispatch transaction: pick a free desktop for as many due items as limits allow."""
+    def _choose(self, view: DispatchView, *, stranded: dict[str, str] | None = None) -> list[Assignment]:
+        """Runs inside the dispatch transaction: pick a free desktop for as many due items as limits allow.
+
+        Items pinned to a desktop gone for longer than their job's timeout go to `stranded` (item id -> why)."""
         now = self._clock.now()
         fleet = self._fleet()
         busy = set(view.busy_desktops)
@@ -228,10 +266,11 @@ class Dispatcher:
                     # Waiting for its own desktop to come back, but not for ever: a job's timeout bounds it.
                     if item.due_since is not None and now - item.due_since > spec.timeout:
                         state = "no longer exists" if desktop is None else "is disconnected"
-                        self._stranded[item.id] = (
-                            f"its desktop {desktop.label if desktop else item.machine_id} {state} "
-                            f"(waited longer than the job's timeout)"
-                        )
+                        if stranded is not None:
+                            stranded[item.id] = (
+                                f"its desktop {desktop.label if desktop else item.machine_id} {state} "
+                                f"(waited longer than the job's timeout)"
+                            )
                     continue
                 if desktop.id in busy:
                     continue
@@ -261,9 +300,10 @@ class Dispatcher:
 
     # -- create calls ----------------------------------------------------------------------------------
 
-    def _start(self, refs: Sequence[AttemptRef], claimed_at: datetime) -> None:
+    def _start(self, refs: Sequence[AttemptRef], claimed_at: datetime, *, fresh: bool = True) -> None:
+        """Start the create calls of `refs`: `fresh` ones were just assigned (no call made, no files recorded)."""
         for ref in refs:
-            task = asyncio.create_task(self._create(ref, claimed_at), name=f"create {ref.id}")
+            task = asyncio.create_task(self._create(ref, claimed_at, fresh), name=f"create {ref.id}")
             self._creating[task] = ref.id
             task.add_done_callback(self._answered)
 
@@ -273,14 +313,18 @@ class Dispatcher:
             # The attempt stays `creating`: no longer renewed, its claim lapses and the call is repeated with the
             # same key (by whichever daemon settles it first).
             log.error("create_not_recorded", error=str(exc), effect="will be settled with the same key")
-        if self._throttled and len(self._creating) <= self._most_claimed // 2:
+        self._room_again()
+
+    def _room_again(self) -> None:
+        """Wake a throttled dispatcher once half the room is back."""
+        if self._throttled and len(self._creating) + self._reserved <= self._most_claimed // 2:
             self._throttled = False
             self._on_room()
 
-    async def _create(self, ref: AttemptRef, claimed_at: datetime) -> None:
+    async def _create(self, ref: AttemptRef, claimed_at: datetime, fresh: bool) -> None:
         job = self._catalog.find(ref.job_name)
         if job is not None and job.loaded.spec.steps is not None:
-            await self._create_chain(ref, job, claimed_at)
+            await self._create_chain(ref, job, claimed_at, fresh)
             return
         try:
             sensitive = dict(resolve_sensitive_inputs(job.loaded)) if job is not None else {}
@@ -291,8 +335,9 @@ class Dispatcher:
             ref,
             job,
             lambda files: self._client.runs.create(
-                _run_create(ref, sensitive, files), idempotency_key=ref.idempotency_key
+                run_create(ref, sensitive, files), idempotency_key=ref.idempotency_key
             ),
+            fresh,
         )
         if isinstance(response, FileInputError):
             await self._finish(AttemptVerdict(ref.id, "rejected", [str(response)], "files"))
@@ -306,7 +351,7 @@ class Dispatcher:
         else:
             await self._unanswered(ref, response.error, answered, "runs.create")
 
-    async def _create_chain(self, ref: AttemptRef, job: ActiveJob, claimed_at: datetime) -> None:
+    async def _create_chain(self, ref: AttemptRef, job: ActiveJob, claimed_at: datetime, fresh: bool) -> None:
         """One chain call for the attempt (every step, in order, on its desktop's session), with its key."""
         steps = job.loaded.spec.steps or ()
         if len(job.workflow_ids) != len(steps):
@@ -324,9 +369,10 @@ class Dispatcher:
             ref,
             job,
             lambda files: self._client.runs.chain(
-                _chain_create(ref, job, fleet, sensitive, step_sensitive, files),
+                chain_create(ref, job, fleet, sensitive, step_sensitive, files),
                 idempotency_key=ref.idempotency_key,
             ),
+            fresh,
         )
         if isinstance(response, FileInputError):
             await self._finish(AttemptVerdict(ref.id, "rejected", [str(response)], "files"))
@@ -345,7 +391,11 @@ class Dispatcher:
             await self._unanswered(ref, response.error, answered, "runs.chain")
 
     async def _with_files(
-        self, ref: AttemptRef, job: ActiveJob | None, call: Callable[[list[FileInput]], Awaitable[_R]]
+        self,
+        ref: AttemptRef,
+        job: ActiveJob | None,
+        call: Callable[[list[FileInput]], Awaitable[_R]],
+        fresh: bool,
     ) -> _R | FileInputError:
         """Make `call` with the attempt's files (`files/inputs.py`) inside the in-flight limits, or hand back
         why the files cannot go (then no call is made).
@@ -354,6 +404,9 @@ class Dispatcher:
         read; calls carrying files have a limit of their own, as each holds its files several times over."""
         carries_files = job is None or bool(job.loaded.spec.files)  # no job: a repeat may still have files
         async with self._file_bodies if carries_files else contextlib.nullcontext(), self._requests:
+            if fresh and not carries_files:
+                # Its first call, for a job without files: nothing to read, nothing recorded to check against.
+                return await call([])
             try:
                 files = await asyncio.to_thread(
                     attach_files, self._store, job.loaded if job is not None else None, ref
@@ -394,70 +447,6 @@ def _group(reasons: dict[str, str]) -> dict[str, list[str]]:
     for item_id, reason in reasons.items():
         grouped.setdefault(reason, []).append(item_id)
     return grouped
-
-
-def _run_create(ref: AttemptRef, sensitive: dict[str, str], files: list[FileInput]) -> RunCreate:
-    # The body must be the same on every repeat of one attempt: the API refuses a known key with another body.
-    fields: dict[str, Any] = {
-        "workflow_id": ref.workflow_id,
-        "machine_id": ref.machine_id,
-        "input_values": dict(ref.inputs),
-        "is_priority": ref.priority,
-    }
-    if sensitive:
-        fields["sensitive_input_values"] = sensitive
-    if files:
-        fields["file_inputs"] = files
-    return RunCreate(**fields)
-
-
-def _chain_create(
-    ref: AttemptRef,
-    job: ActiveJob,
-    fleet: Fleet,
-    sensitive: dict[str, str],
-    step_sensitive: Sequence[dict[str, str]],
-    files: list[FileInput],
-) -> WorkflowChainCreate:
-    """The chain call of one attempt: the item's values are every step's shared inputs, each step adds its own
-    (static, or `{"$ref": "alias.outputs.path"}` read by the API from an earlier step). Built the same way on
-    every repeat of the attempt (same key, same body)."""
-    spec = job.loaded.spec
-    steps = [
-        ChainStep(
-            workflow_id=job.workflow_ids[i],
-            session_alias=step.alias if step.alias is not None else UNSET,
-            inputs=dict(step.inputs) if step.inputs else UNSET,
-            sensitive_inputs=step_sensitive[i] or UNSET,
-        )
-        for i, step in enumerate(spec.steps or ())
-    ]
-    fields: dict[str, Any] = {
-        "steps": steps,
-        "machine_id": ref.machine_id,
-        "shared_inputs": dict(ref.inputs),
-        "is_priority": ref.priority,
-        "keep_session_after_completion": spec.keep_session,
-    }
-    pool_ids = _pool_ids(fleet.get(ref.machine_id), job.target.pool)
-    if pool_ids:
-        fields["pool_ids"] = pool_ids
-    if sensitive:
-        fields["shared_sensitive_inputs"] = sensitive
-    if files:  # the job's files go to the session once, for every step
-        fields["shared_file_inputs"] = files
-    return WorkflowChainCreate(**fields)
-
-
-def _pool_ids(desktop: Desktop | None, pool: str | None) -> list[str]:
-    """The target's pool as ids: given by id, or by name when the desktop is in one pool only."""
-    if desktop is None or pool is None:
-        return []
-    if pool in desktop.pool_ids:
-        return [pool]
-    if pool in desktop.pool_names and len(desktop.pool_ids) == 1:
-        return list(desktop.pool_ids)
-    return []
 
 
 def _describe(error: ApiError | None) -> str:

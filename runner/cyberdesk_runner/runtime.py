@@ -29,7 +29,13 @@ from cyberdesk_runner.references import ApiNames, list_workflows, unknown_refere
 from cyberdesk_runner.scheduling import Scheduler
 from cyberdesk_runner.spec import SpecError
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import FinishedAttempt, ItemOutcome, NewFire, Transition
+from cyberdesk_runner.store.records import (
+    FINISHED_ATTEMPT_EVENTS,
+    FinishedAttempt,
+    ItemOutcome,
+    NewFire,
+    Transition,
+)
 from cyberdesk_runner.tracking.poller import Poller
 from cyberdesk_runner.tracking.reaper import Reaper
 from cyberdesk_runner.tracking.sink import ObservationSink
@@ -108,6 +114,7 @@ class Runtime:
             max_in_flight_requests=max_in_flight_requests,
             lease=lease,
         )
+        self.sink.refill = self.dispatcher  # a batch that frees desktops fills them in its own transaction
         self.poller = Poller(store=store, client=client, sink=self.sink, clock=clock, metrics=self.metrics)
         self.reaper = Reaper(
             store=store,
@@ -130,8 +137,9 @@ class Runtime:
     def policy(self, now: datetime) -> Callable[[FinishedAttempt], ItemOutcome]:
         return make_outcome_policy(self.catalog.retry_policy, now, self.rng)
 
-    def on_transitions(self, transitions: Sequence[Transition]) -> None:
-        """Log every state change (one event each), count it, and wake the dispatcher when work may be due."""
+    def on_transitions(self, transitions: Sequence[Transition], *, refilled: bool = False) -> None:
+        """Log every state change (one event each), count it, and wake the dispatcher when work may be due
+        (`refilled`: the desktops freed by these transitions were filled in their own transaction already)."""
         wake = False
         events, logged = bound_for_batch(log)
         for t in transitions:
@@ -164,7 +172,7 @@ class Runtime:
             wake = (
                 wake
                 or t.kind in ("item_retry_scheduled", "fire_started", "fire_requested")
-                or (t.kind.startswith("attempt_") and t.kind != "attempt_created")
+                or (not refilled and t.kind in FINISHED_ATTEMPT_EVENTS)
             )
         if wake:
             self._on_wake()

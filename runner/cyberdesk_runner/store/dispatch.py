@@ -9,6 +9,9 @@ once it lapses (`attempts_to_settle`, same key, so never a second run). The crea
 Locks: `assign` takes PostgreSQL's advisory lock (one dispatch decision at a time across daemons), then the due
 items with SKIP LOCKED (in queue order), and inserts attempts; the partial unique index on an active attempt's
 desktop is the last guard. `attempts_to_settle` locks attempts with SKIP LOCKED; the others update attempts only.
+`assign_due` is that work inside another transaction: news that frees desktops fills them in its own transaction
+(`tracking.record_news`), after its row locks; it only tries the advisory lock there (never waits for it), so a
+dispatch decision that waits for those rows cannot deadlock with it.
 """
 
 from __future__ import annotations
@@ -20,32 +23,30 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-from cyberdesk_runner.store.core import Aggregate, chunks, new_id
-from cyberdesk_runner.store.records import Assignment, AttemptRef, DispatchView, DueItem, Transition
-from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, item_t, job_t
+from cyberdesk_runner.store.core import Aggregate, StoreCore, chunks, new_id
+from cyberdesk_runner.store.records import (
+    Assignment,
+    AssignRequest,
+    AttemptRef,
+    DispatchView,
+    DueItem,
+    Transition,
+)
+from cyberdesk_runner.store.tables import attempt_t, item_t
 
-__all__ = ["Chooser", "Dispatch", "DispatchWindow"]
+__all__ = ["Chooser", "Dispatch", "DispatchWindow", "assign_due"]
 
 Chooser = Callable[[DispatchView], list[Assignment]]
 #: How many of a job's due items are worth reading now: (job name, busy desktops, the job's active attempts) -> n.
 DispatchWindow = Callable[[str, frozenset[str], int], int]
 
-# A fixed key for PostgreSQL's advisory lock that serialises dispatch decisions across daemons.
-_DISPATCH_LOCK_KEY = 0x6364_7275_6E6E  # "cdrunn"
-
-#: What dispatch reads of a due item.
-_DUE_COLUMNS = (
-    item_t.c.id,
-    item_t.c.fire_id,
-    item_t.c.job_name,
-    item_t.c.seq,
-    item_t.c.inputs,
-    item_t.c.machine_id,
-    item_t.c.attempts,
-    item_t.c.priority,
-    item_t.c.next_attempt_at,
-)
+#: PostgreSQL's advisory lock that serialises dispatch decisions across daemons: one per store (schema), so that
+#: stores sharing a database never wait for, or skip a refill because of, each other's decisions. (Daemons of an
+#: older version used one key per database: while both run, the unique index on an active attempt's desktop is
+#: the guard, and a clash fails one transaction, which is tried again, never a second run.)
+_DISPATCH_LOCK = (sa.literal(0x6364_7275, sa.Integer), sa.func.hashtext(sa.func.current_schema()))  # "cdru"
 
 
 class Dispatch(Aggregate):
@@ -75,133 +76,11 @@ class Dispatch(Aggregate):
         attempt's desktop is the last guard. Each job gets its own window, so a job at its concurrency limit
         cannot hide another job's items; items pinned to a busy desktop are left out.
         """
-        core = self.core
-        with core.write() as conn:
-            if core.is_postgres:
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_DISPATCH_LOCK_KEY)))
-            active = conn.execute(
-                sa.select(attempt_t.c.machine_id, attempt_t.c.job_name).where(
-                    attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)
-                )
-            ).all()
-            busy = frozenset(r.machine_id for r in active)
-            active_by_job: dict[str, int] = defaultdict(int)
-            for row in active:
-                active_by_job[row.job_name] += 1
-            due = (
-                item_t.c.status == "pending",
-                item_t.c.next_attempt_at <= now,
-                item_t.c.cancel_requested.is_(False),
-                sa.or_(
-                    item_t.c.machine_id.is_(None),
-                    item_t.c.machine_id.not_in(
-                        sa.select(attempt_t.c.machine_id).where(
-                            attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)
-                        )
-                    ),
-                ),
-            )
-            due_rows: list[Any] = []
-            for job_name in conn.execute(sa.select(job_t.c.name).order_by(job_t.c.name)).scalars():
-                wanted = (
-                    limit if window is None else min(limit, window(job_name, busy, active_by_job[job_name]))
-                )
-                for priority in (True, False):  # the queue index holds priority ascending: two ordered reads
-                    if wanted <= 0:
-                        break
-                    queue = (
-                        sa.select(*_DUE_COLUMNS)
-                        .where(item_t.c.job_name == job_name, item_t.c.priority == priority, *due)
-                        .order_by(item_t.c.next_attempt_at, item_t.c.seq, item_t.c.id)
-                        .limit(wanted)
-                    )
-                    rows = conn.execute(core.lock(queue, skip_locked=True, of=item_t)).all()
-                    due_rows += rows
-                    wanted -= len(rows)
-            if not due_rows:
-                return []
-            due_rows.sort(key=lambda r: (not r.priority, r.next_attempt_at, r.seq, r.id))
-            view = DispatchView(
-                due=[
-                    DueItem(
-                        r.id,
-                        r.fire_id,
-                        r.job_name,
-                        r.seq,
-                        r.inputs,
-                        r.machine_id,
-                        r.attempts,
-                        r.priority,
-                        r.next_attempt_at,
-                    )
-                    for r in due_rows
-                ],
-                busy_desktops=busy,
-                active_by_job=dict(active_by_job),
-            )
-            assignments = choose(view)
-            if not assignments:
-                return []
-            by_id = {r.id: r for r in due_rows}
-            refs: list[AttemptRef] = []
-            transitions: list[Transition] = []
-            attempt_rows: list[dict[str, Any]] = []
-            for a in assignments:
-                item = by_id[a.item_id]
-                attempt_id = new_id("att")
-                key = str(uuid.uuid4())
-                number = item.attempts + 1
-                attempt_rows.append(
-                    {
-                        "id": attempt_id,
-                        "item_id": item.id,
-                        "fire_id": item.fire_id,
-                        "job_name": item.job_name,
-                        "number": number,
-                        "idempotency_key": key,
-                        "workflow_id": a.workflow_id,
-                        "machine_id": a.machine_id,
-                        "machine_name": a.machine_name,
-                        "status": "creating",
-                        "created_at": now,
-                        "updated_at": now,
-                        "deadline_at": a.deadline_at,
-                        "retry_create_at": now + lease,
-                        "create_tries": 0,
-                        "owner": core.owner,
-                        "cancel_requested": False,
-                    }
-                )
-                refs.append(
-                    AttemptRef(
-                        attempt_id,
-                        item.id,
-                        item.fire_id,
-                        item.job_name,
-                        number,
-                        key,
-                        a.workflow_id,
-                        a.machine_id,
-                        a.machine_name,
-                        item.inputs,
-                        item.priority,
-                        0,
-                    )
-                )
-                transitions.append(
-                    Transition(
-                        "attempt_created",
-                        item.job_name,
-                        fire_id=item.fire_id,
-                        item_id=item.id,
-                        attempt_id=attempt_id,
-                        data={"number": number, "machine": a.machine_name or a.machine_id},
-                    )
-                )
-            conn.execute(core.sql.insert_attempts, attempt_rows)
-            conn.execute(core.sql.item_running, [{"b_id": r.item_id, "b_attempts": r.number} for r in refs])
-            core.append_events(conn, now, transitions)
-            return refs
+        request = AssignRequest(now, choose, lease, limit, window)
+        with self.core.write() as conn:
+            refs = assign_due(self.core, conn, request, wait_for_lock=True)
+        assert refs is not None  # waited for the lock
+        return refs
 
     def attempts_to_settle(self, now: datetime, *, lease: timedelta, limit: int = 100) -> list[AttemptRef]:
         """Attempts whose create call has no recorded outcome and is due to be repeated with the same key.
@@ -324,3 +203,128 @@ class Dispatch(Aggregate):
                         )
                     ],
                 )
+
+
+def assign_due(
+    core: StoreCore,
+    conn: Connection,
+    request: AssignRequest,
+    *,
+    wait_for_lock: bool,
+    events: list[Transition] | None = None,
+) -> list[AttemptRef] | None:
+    """`Dispatch.assign`'s work, in the caller's transaction. Without `wait_for_lock`, None (nothing read or
+    written) when another transaction holds the dispatch lock (PostgreSQL): a caller that already holds row
+    locks must never wait for it, as the holder may be waiting for those rows. Its `attempt_created` events go
+    to the event log, or to `events` for a caller that writes its own (one insert per transaction)."""
+    sql = core.sql
+    if core.is_postgres:
+        if wait_for_lock:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(*_DISPATCH_LOCK)))
+        elif not conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(*_DISPATCH_LOCK))).scalar():
+            return None
+    now, limit, window = request.now, request.limit, request.window
+    active = conn.execute(sql.active_attempts).all()
+    busy = frozenset(r.machine_id for r in active)
+    active_by_job: dict[str, int] = defaultdict(int)
+    for row in active:
+        active_by_job[row.job_name] += 1
+    due_rows: list[Any] = []
+    for job_name in conn.execute(sql.job_names).scalars():
+        wanted = limit if window is None else min(limit, window(job_name, busy, active_by_job[job_name]))
+        for priority in (True, False):  # the queue index holds priority ascending: two ordered reads
+            if wanted <= 0:
+                break
+            rows = conn.execute(
+                sql.due_queue, {"b_job": job_name, "b_priority": priority, "b_now": now, "b_limit": wanted}
+            ).all()
+            due_rows += rows
+            wanted -= len(rows)
+    if not due_rows:
+        return []
+    due_rows.sort(key=lambda r: (not r.priority, r.next_attempt_at, r.seq, r.id))
+    view = DispatchView(
+        due=[
+            DueItem(
+                r.id,
+                r.fire_id,
+                r.job_name,
+                r.seq,
+                r.inputs,
+                r.machine_id,
+                r.attempts,
+                r.priority,
+                r.next_attempt_at,
+            )
+            for r in due_rows
+        ],
+        busy_desktops=busy,
+        active_by_job=dict(active_by_job),
+    )
+    assignments = request.choose(view)
+    if not assignments:
+        return []
+    by_id = {r.id: r for r in due_rows}
+    refs: list[AttemptRef] = []
+    transitions: list[Transition] = []
+    attempt_rows: list[dict[str, Any]] = []
+    retry_create_at = now + request.lease
+    for a in assignments:
+        item = by_id[a.item_id]
+        attempt_id = new_id("att")
+        key = str(uuid.uuid4())
+        number = item.attempts + 1
+        attempt_rows.append(
+            {
+                "id": attempt_id,
+                "item_id": item.id,
+                "fire_id": item.fire_id,
+                "job_name": item.job_name,
+                "number": number,
+                "idempotency_key": key,
+                "workflow_id": a.workflow_id,
+                "machine_id": a.machine_id,
+                "machine_name": a.machine_name,
+                "status": "creating",
+                "created_at": now,
+                "updated_at": now,
+                "deadline_at": a.deadline_at,
+                "retry_create_at": retry_create_at,
+                "create_tries": 0,
+                "owner": core.owner,
+                "cancel_requested": False,
+            }
+        )
+        refs.append(
+            AttemptRef(
+                attempt_id,
+                item.id,
+                item.fire_id,
+                item.job_name,
+                number,
+                key,
+                a.workflow_id,
+                a.machine_id,
+                a.machine_name,
+                item.inputs,
+                item.priority,
+                0,
+            )
+        )
+        transitions.append(
+            Transition(
+                "attempt_created",
+                item.job_name,
+                fire_id=item.fire_id,
+                item_id=item.id,
+                attempt_id=attempt_id,
+                data={"number": number, "machine": a.machine_name or a.machine_id},
+            )
+        )
+    conn.execute(sql.insert_attempts, attempt_rows)
+    conn.execute(sql.item_running, [{"b_id": r.item_id, "b_attempts": r.number} for r in refs])
+    if events is None:
+        core.append_events(conn, now, transitions)
+    else:
+        events += transitions
+    return refs

@@ -13,6 +13,8 @@ from cyberdesk_runner.durations import format_duration
 TERMINAL_RUN_STATUSES = frozenset({"success", "task_failed", "error", "cancelled"})
 #: Attempt statuses that end an attempt: the run's terminal statuses plus the runner's own verdicts.
 FINAL_ATTEMPT_STATUSES = TERMINAL_RUN_STATUSES | {"timed_out", "rejected"}
+#: The events of an attempt's end (`attempt_<final status>`): each frees the attempt's desktop.
+FINISHED_ATTEMPT_EVENTS = frozenset(f"attempt_{status}" for status in FINAL_ATTEMPT_STATUSES)
 FINAL_ITEM_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 FINAL_FIRE_STATUSES = frozenset({"succeeded", "failed", "cancelled", "skipped"})
 
@@ -187,6 +189,20 @@ class AttemptRef:
 
 
 @attrs.frozen
+class AssignRequest:
+    """What `store.dispatch.assign` needs, handed to a transaction that frees desktops so that it fills them itself
+    (`store.tracking.record_news(..., assign=...)`): a freed desktop's next item costs no transaction of its own."""
+
+    now: datetime
+    #: Picks desktops for due items (`store.dispatch.Chooser`); runs inside the transaction.
+    choose: Callable[[DispatchView], list[Assignment]]
+    lease: timedelta
+    limit: int
+    #: How many of a job's due items are worth reading (`store.dispatch.DispatchWindow`); None: `limit`.
+    window: Callable[[str, frozenset[str], int], int] | None = None
+
+
+@attrs.frozen
 class InFlightAttempt:
     id: str
     job_name: str
@@ -281,10 +297,13 @@ class Transition:
 
 @attrs.frozen
 class RecordedNews:
-    """What `store.tracking.record_news` did: its transitions, and the runs it did not know (nothing was recorded of them)."""
+    """What `store.tracking.record_news` did: its transitions, the runs it did not know (nothing was recorded of
+    them), and the attempts it assigned to the desktops it freed (None: it assigned nothing, as it was not asked,
+    freed no desktop, or another transaction was deciding dispatch; see `Tracking.record_news`)."""
 
     transitions: list[Transition]
     unknown: list[RunObservation]
+    assigned: list[AttemptRef] | None = None
 
 
 @attrs.frozen

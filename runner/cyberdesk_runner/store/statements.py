@@ -12,7 +12,16 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-from cyberdesk_runner.store.tables import OPEN_ITEM_STATUSES, attempt_t, event_t, fire_t, item_t
+from cyberdesk_runner.store.tables import (
+    ACTIVE_ATTEMPT_STATUSES,
+    OPEN_ITEM_STATUSES,
+    attempt_t,
+    event_t,
+    fire_t,
+    item_t,
+    job_t,
+    step_run_t,
+)
 
 #: What recording news about an attempt reads of it: not its output or error (JSON, possibly large).
 ATTEMPT_STATE = (
@@ -42,7 +51,21 @@ ITEM_STATE = (
     item_t.c.next_attempt_at,
 )
 
+#: What dispatch reads of a due item.
+DUE_ITEM = (
+    item_t.c.id,
+    item_t.c.fire_id,
+    item_t.c.job_name,
+    item_t.c.seq,
+    item_t.c.inputs,
+    item_t.c.machine_id,
+    item_t.c.attempts,
+    item_t.c.priority,
+    item_t.c.next_attempt_at,
+)
+
 _IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+_ACTIVE = attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)
 
 
 def _update_by_id(table: sa.Table, **values: Any) -> sa.Update:
@@ -60,6 +83,29 @@ class HotStatements:
     items_by_id: sa.Select[Any]
     #: Running fires (id, job_name) by id (`ids`), locked, in id order.
     running_fires: sa.Select[Any]
+    #: A job's (b_job) due items of one priority (b_priority) at b_now, in queue order, at most b_limit; taken
+    #: with SKIP LOCKED (PostgreSQL).
+    due_queue: sa.Select[Any]
+    #: Desktop and job of every attempt that holds (or may hold) a desktop.
+    active_attempts: sa.Select[Any] = sa.select(attempt_t.c.machine_id, attempt_t.c.job_name).where(_ACTIVE)
+    #: Every job's name, in name order.
+    job_names: sa.Select[Any] = sa.select(job_t.c.name).order_by(job_t.c.name)
+    #: Running fires by id (`ids`): id, job_name, error and their job's `budget.tokens_per_fire` (JSON, as
+    #: written), read from the definition in SQL rather than the whole definition parsed per batch of news.
+    fire_budgets: sa.Select[Any] = (
+        sa.select(
+            fire_t.c.id,
+            fire_t.c.job_name,
+            fire_t.c.error,
+            job_t.c.definition["budget"]["tokens_per_fire"].label("tokens_per_fire"),
+        )
+        .join(job_t, job_t.c.name == fire_t.c.job_name)
+        .where(fire_t.c.id.in_(_IDS), fire_t.c.status == "running")
+    )
+    #: The attempts of step runs by run id (`ids`).
+    step_attempts_by_run: sa.Select[Any] = sa.select(step_run_t.c.attempt_id).where(
+        step_run_t.c.run_id.in_(_IDS)
+    )
     insert_attempts: sa.Insert = sa.insert(attempt_t)
     insert_events: sa.Insert = sa.insert(event_t)
     #: An item handed to an attempt: b_id, b_attempts.
@@ -131,6 +177,23 @@ def hot_statements(*, row_locks: bool) -> HotStatements:
     def locked(query: sa.Select[Any]) -> sa.Select[Any]:
         return query.with_for_update() if row_locks else query
 
+    due_queue = (
+        sa.select(*DUE_ITEM)
+        .where(
+            item_t.c.job_name == sa.bindparam("b_job"),
+            item_t.c.priority == sa.bindparam("b_priority"),
+            item_t.c.status == "pending",
+            item_t.c.next_attempt_at <= sa.bindparam("b_now"),
+            item_t.c.cancel_requested.is_(False),
+            sa.or_(
+                item_t.c.machine_id.is_(None),
+                item_t.c.machine_id.not_in(sa.select(attempt_t.c.machine_id).where(_ACTIVE)),
+            ),
+        )
+        .order_by(item_t.c.next_attempt_at, item_t.c.seq, item_t.c.id)
+        .limit(sa.bindparam("b_limit"))
+    )
+
     return HotStatements(
         attempts_by_id=locked(
             sa.select(*ATTEMPT_STATE).where(attempt_t.c.id.in_(_IDS)).order_by(attempt_t.c.id)
@@ -145,4 +208,5 @@ def hot_statements(*, row_locks: bool) -> HotStatements:
             .where(fire_t.c.status == "running")
             .order_by(fire_t.c.id)
         ),
+        due_queue=due_queue.with_for_update(skip_locked=True, of=item_t) if row_locks else due_queue,
     )

@@ -178,9 +178,7 @@ def apply_step_news(
         {
             r.attempt_id
             for chunk in chunks(list(by_run))
-            for r in conn.execute(
-                sa.select(step_run_t.c.attempt_id).where(step_run_t.c.run_id.in_(list(chunk)))
-            )
+            for r in conn.execute(core.sql.step_attempts_by_run, {"ids": list(chunk)})
         }
     )
     if not touched:

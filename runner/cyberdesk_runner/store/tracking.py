@@ -6,7 +6,8 @@ records it), and may settle its fire. Also the attempts in flight, which polls a
 
 Locks, in the one order attempt -> item -> fire: the attempts (by id, or by run id in attempt id order), then
 their items by id, then their fires by id (`items.settle_fires`). Two daemons applying the same webhooks wait for
-each other, never deadlock.
+each other, never deadlock. `record_news` asked to assign freed desktops then only tries dispatch's advisory lock
+(`dispatch.assign_due`) and takes due items with SKIP LOCKED: it waits for nothing more.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cyberdesk_runner.store.core import Aggregate, StoreCore, chunks
+from cyberdesk_runner.store.dispatch import assign_due
 from cyberdesk_runner.store.items import item_outcome, settle_fires
 from cyberdesk_runner.store.records import (
     FINAL_ATTEMPT_STATUSES,
     FINAL_ITEM_STATUSES,
+    FINISHED_ATTEMPT_EVENTS,
+    AssignRequest,
     AttemptVerdict,
     FinishedAttempt,
     InFlightAttempt,
@@ -74,6 +78,8 @@ class Tracking(Aggregate):
         now: datetime,
         outcome: OutcomePolicy,
         steps: Mapping[str, Sequence[NewStepRun]] | None = None,
+        *,
+        assign: AssignRequest | None = None,
     ) -> RecordedNews:
         """Record create calls' answers (attempt id, run), then news about runs, in one transaction.
 
@@ -81,13 +87,21 @@ class Tracking(Aggregate):
         recorded with the attempt's creation (the attempt's run is the first step's).
         News about a run that is not (yet) ours changes nothing and is handed back: a fast run's webhook can
         beat its create call's answer, and the caller decides when such news is really about a stranger.
+        With `assign`, news that ends attempts also assigns the desktops it frees (`dispatch.assign_due`), in the
+        same transaction: the new attempts are in `RecordedNews.assigned`, committed with the news or not at all.
+        Nothing is assigned (None) when no attempt ended, or when another transaction is deciding dispatch
+        (PostgreSQL; this one never waits for it): the caller then leaves the freed desktops to a dispatch round.
         """
         with self.core.write() as conn:
             transitions = _record_created(self.core, conn, created, now, outcome, steps or {})
             applied, unknown = _apply_observations(self.core, conn, observations, now, outcome)
             transitions += applied
-            self.core.append_events(conn, now, transitions)
-        return RecordedNews(transitions, unknown)
+            assigned, created_events = None, list[Transition]()
+            if assign is not None and any(t.kind in FINISHED_ATTEMPT_EVENTS for t in transitions):
+                # After this transaction's row locks (attempt -> item -> fire).
+                assigned = assign_due(self.core, conn, assign, wait_for_lock=False, events=created_events)
+            self.core.append_events(conn, now, transitions + created_events)
+        return RecordedNews(transitions, unknown, assigned)
 
     def apply_observations(
         self, runs: Sequence[RunObservation], now: datetime, outcome: OutcomePolicy

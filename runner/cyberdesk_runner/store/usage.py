@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from cyberdesk_runner.store.core import Aggregate, StoreCore, chunks
 from cyberdesk_runner.store.items import apply_item_outcome
 from cyberdesk_runner.store.records import Fail, Transition
-from cyberdesk_runner.store.tables import attempt_t, fire_t, item_t, job_t
+from cyberdesk_runner.store.tables import attempt_t, fire_t, item_t
 
 __all__ = ["Usage", "UsageSum", "stop_fires_over_budget", "usage_figures"]
 
@@ -111,9 +111,8 @@ class Usage(Aggregate):
             return {row[0]: _sum(row) for row in conn.execute(query.group_by(attempt_t.c.job_name))}
 
 
-def _budget(definition: Mapping[str, Any] | None) -> int | None:
-    budget = (definition or {}).get("budget") or {}
-    limit = budget.get("tokens_per_fire") if isinstance(budget, Mapping) else None
+def _whole_number(limit: Any) -> int | None:
+    """A job's `budget.tokens_per_fire` as the store holds it: a budget only when a whole number."""
     return int(limit) if isinstance(limit, int) and not isinstance(limit, bool) else None
 
 
@@ -128,12 +127,8 @@ def stop_fires_over_budget(
     ids = sorted(set(fire_ids))
     if not ids:
         return []
-    fires = conn.execute(
-        sa.select(fire_t.c.id, fire_t.c.job_name, fire_t.c.error, job_t.c.definition)
-        .join(job_t, job_t.c.name == fire_t.c.job_name)
-        .where(fire_t.c.id.in_(ids), fire_t.c.status == "running")
-    ).all()
-    budgets = {f.id: (f, limit) for f in fires if (limit := _budget(f.definition)) is not None}
+    fires = conn.execute(core.sql.fire_budgets, {"ids": ids}).all()
+    budgets = {f.id: (f, limit) for f in fires if (limit := _whole_number(f.tokens_per_fire)) is not None}
     if not budgets:
         return []
     spent: dict[str, int] = dict(

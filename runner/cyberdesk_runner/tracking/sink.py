@@ -1,20 +1,29 @@
 """One writer for news about runs: create calls' answers, webhooks, polls. Batched into store transactions, so a
 burst of webhooks costs a few commits, not hundreds, and a run's creation is recorded before its later news.
+
+A batch that ends runs also fills the desktops it frees, in its own transaction (`refill`: the dispatcher), so a
+run's end costs no dispatch round of its own however slowly the news comes. Create calls' answers alone (no news
+of an end with them) wait up to CREATED_GATHER for news to ride along with: slow news then costs one transaction
+per run, not two. News of an end is never held back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import (
+    AssignRequest,
+    AttemptRef,
     FinishedAttempt,
     ItemOutcome,
     RecordedNews,
@@ -31,6 +40,24 @@ UNKNOWN_AFTER = timedelta(seconds=30)
 #: the reap loop's sweep tries it too, when no batches come.
 RETRY_PARKED_EVERY = 0.25
 _RETRY_AT_ONCE = 500
+#: Seconds that create calls' answers, alone in the queue, wait for more news to share their transaction.
+CREATED_GATHER = 0.02
+#: A batch of at least this much news goes at once.
+_FULL_ENOUGH = 16
+
+
+class Refill(Protocol):
+    """Who fills the desktops a batch frees (the dispatcher): asked before the batch, told what was assigned."""
+
+    def refill_request(self) -> AssignRequest | None: ...
+
+    def refilled(self, request: AssignRequest | None, assigned: Sequence[AttemptRef] | None) -> bool: ...
+
+
+class TransitionsHandler(Protocol):
+    """Told every batch's transitions; `refilled`: the desktops the batch freed are seen to already."""
+
+    def __call__(self, transitions: Sequence[Transition], *, refilled: bool = False) -> None: ...
 
 
 class ObservationSink:
@@ -40,9 +67,11 @@ class ObservationSink:
         store: Store,
         clock: Clock,
         outcome: Callable[[datetime], Callable[[FinishedAttempt], ItemOutcome]],
-        on_transitions: Callable[[Sequence[Transition]], None],
+        on_transitions: TransitionsHandler,
         metrics: Metrics,
         max_batch: int = 500,
+        refill: Refill | None = None,
+        created_gather: float = CREATED_GATHER,
     ) -> None:
         self._metrics = metrics
         self._store = store
@@ -50,6 +79,8 @@ class ObservationSink:
         self._outcome = outcome
         self._on_transitions = on_transitions
         self._max_batch = max_batch
+        self.refill = refill
+        self._created_gather = created_gather
         self._queue: asyncio.Queue[tuple[News, asyncio.Future[None]]] = asyncio.Queue()
         #: News about runs not known when it came, by run id, with when it came. A fast run's webhook can arrive
         #: before its create call's answer is recorded: it is applied right after that answer, in order.
@@ -73,9 +104,7 @@ class ObservationSink:
     async def run(self) -> None:
         """Drain the queue forever, one store transaction per batch."""
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await self._next_batch()
             try:
                 await self.flush([news for news, _ in batch])
             except Exception as exc:  # the store is down: callers (webhook senders) get an error and retry
@@ -89,6 +118,27 @@ class ObservationSink:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    async def _next_batch(self) -> list[tuple[News, asyncio.Future[None]]]:
+        """What is queued (up to max_batch); create calls' answers alone wait a moment for company."""
+        batch = [await self._queue.get()]
+        deadline: float | None = None
+        while len(batch) < self._max_batch:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            if len(batch) >= _FULL_ENOUGH or any(not isinstance(n, CreatedRun) for n, _ in batch):
+                break
+            loop = asyncio.get_running_loop()
+            if deadline is None:
+                deadline = loop.time() + self._created_gather
+            if loop.time() >= deadline:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), deadline - loop.time()))
+            except TimeoutError:
+                break
+        return batch
 
     async def drain(self) -> None:
         """Wait until every piece of news queued so far is committed (or has failed); `run` must be running."""
@@ -104,9 +154,25 @@ class ObservationSink:
         fresh = {run.run_id for run in observations}
         retry = [run for run in self._due_for_retry() if run.run_id not in fresh]
         self._metrics.news_batches.observe(len(batch))
-        recorded = await asyncio.to_thread(
-            self._store.tracking.record_news, created, retry + observations, now, self._outcome(now), steps
-        )
+        refill = self.refill
+        request = refill.refill_request() if refill is not None and observations else None
+        try:
+            recorded = await asyncio.to_thread(
+                functools.partial(
+                    self._store.tracking.record_news,
+                    created,
+                    retry + observations,
+                    now,
+                    self._outcome(now),
+                    steps,
+                    assign=request,
+                )
+            )
+        except BaseException:
+            if refill is not None and request is not None:
+                refill.refilled(request, None)
+            raise
+        refilled = refill is not None and refill.refilled(request, recorded.assigned)
         self._unpark_applied(retry, recorded)
         for run in recorded.unknown:
             if not self._parked(run):  # retried news keeps its place and its age
@@ -114,7 +180,7 @@ class ObservationSink:
                 self._early.move_to_end(run.run_id)
         while len(self._early) > _EARLY_NEWS_KEPT:
             self._overflow.append(self._early.popitem(last=False)[1][0])
-        self._on_transitions(recorded.transitions)
+        self._on_transitions(recorded.transitions, refilled=refilled)
         run_ids = [run.run_id for _, run in created] + [s.run_id for runs in steps.values() for s in runs]
         early = [self._early.pop(run_id)[0] for run_id in run_ids if run_id in self._early]
         if early:

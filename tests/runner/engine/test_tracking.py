@@ -216,3 +216,24 @@ async def test_parked_news_rides_along_with_the_next_batch(
         await h.runtime.reap_round()
         # Only the stranger's news is left over, and it is recorded as such.
         assert [e["run_id"] for e in h.rows("event") if e["kind"] == "unknown_run"] == [stranger.run_id]
+
+
+async def test_a_runs_end_fills_its_desktop_without_a_dispatch_round(tmp_path: Path) -> None:
+    one_at_a_time = MANY.replace("concurrency: 8", "concurrency: 1")
+    async with Harness(tmp_path, {**_jobs(tmp_path, 3), "many": one_at_a_time}) as h:
+        wakes: list[None] = []
+        h.runtime._on_wake = h.runtime.dispatcher._on_room = lambda: wakes.append(None)
+        await h.trigger("many")
+        await h.runtime.dispatch_round()  # the first run, created and recorded
+        assert len(h.emulator_runs()) == 1
+        wakes.clear()  # the trigger's
+        for created in (2, 3):
+            # The run ends; its webhook's transaction assigns the next item, whose call starts at once.
+            await h.advance(61)
+            await h.runtime.sink.drain()
+            await h.runtime.dispatcher.drain()
+            assert len(h.emulator_runs()) == created
+        await h.advance(61)
+        await h.runtime.sink.drain()
+        assert sorted(i["status"] for i in h.rows("item")) == ["succeeded"] * 3
+        assert wakes == []  # no round was asked for: each end was seen to in its own transaction

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from pg_support import pg_url_for
+from store_helpers import T0, job
 
 from cyberdesk_runner.store import Store
 
@@ -83,3 +84,13 @@ def open_store(store_url: str) -> Iterator[Callable[[], Store]]:
 @pytest.fixture
 def store(open_store: Callable[[], Store]) -> Store:
     return open_store()
+
+
+@pytest.fixture
+def pg_store(pg_schema: Callable[[], str]) -> Iterator[Store]:
+    """A PostgreSQL store of its own (a fresh schema) with job `a`, for what only PostgreSQL does."""
+    store = Store(pg_schema())
+    store.upgrade()
+    store.jobs.sync([job("a")], T0)
+    yield store
+    store.close()

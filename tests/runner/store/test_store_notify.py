@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from store_helpers import LEASE, T0, Chooser, add_jobs, at, dispatch_and_create, manual_fire, policy, run
+from store_helpers import LEASE, T0, Chooser, at, dispatch_and_create, manual_fire, policy, run
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.notify import listen_for_work
@@ -41,15 +41,6 @@ class Listener:
         self.stop.set()
         assert self.task is not None
         await asyncio.wait_for(self.task, 5)
-
-
-@pytest.fixture
-def pg_store(pg_schema: Callable[[], str]) -> Iterator[Store]:
-    store = Store(pg_schema())
-    store.upgrade()
-    add_jobs(store, "a")
-    yield store
-    store.close()
 
 
 @pytest.mark.postgres
