@@ -192,7 +192,7 @@ def fail_fire(store: Store, request: FireRequest, error: str, now: Callable[[], 
 #: The items of a plan's first chunk, and the fewest and most of any chunk.
 PLAN_CHUNK = 1_000
 PLAN_CHUNK_MIN = 250
-PLAN_CHUNK_MAX = 8_000
+PLAN_CHUNK_MAX = 4_000
 #: How long a chunk's transaction should last. Each commit has a cost that grows with the store (on SQLite the
 #: random item ids dirty pages all over the primary key's index, written again at every commit), so chunks are
 #: as big as this allows: they double while quicker than half of it, halve when slower (a loaded machine).
