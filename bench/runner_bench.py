@@ -22,9 +22,10 @@ limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
     (`--webhooks-to each` registers every daemon's endpoint, so each receives every delivery).
 (fire) with `--big-fire N`: one fire of N items read from a CSV (`items_from`) over `--desktops` desktops:
     seconds until every item is recorded (planning), then `--big-fire-seconds` of dispatching (daemon CPU per
-    run, peak RSS), then the seconds until `fires`, `runs --fire F`, `show F` (its first page) and `results F`
-    (CSV, every item) print their first line and until they end, and the CPU each used (under load, wall time
-    mostly waits for a core).
+    run, peak RSS, the daemon's longest store transaction from its /metrics), then the seconds until `fires`,
+    `runs --fire F`, `show F` (its first page) and `results F` (CSV, every item) print their first line and until
+    they end, and the CPU each used (under load, wall time mostly waits for a core). First, a fire of 1,000 items
+    over the same desktops, run to its end: the big fire's CPU per run is given as a ratio to its (target <= 1.2).
 (c) tracking latency under light load: `--light-items` items at most 16 in flight (job `concurrency`), on an
     emulator 10 times slower, so that neither process is saturated. (a) measures latency at saturation, where
     a run's news also waits its turn behind everything else the two processes are doing.
@@ -693,6 +694,8 @@ def _rss_mb(pid: int) -> float:
 
 def _write_csv_job(work: Path, items: int, concurrency: int) -> Path:
     jobs = work / f"jobs-csv-{items}"
+    if jobs.exists():
+        return jobs
     jobs.mkdir()
     with (jobs / "bench.csv").open("w", encoding="utf-8") as rows:
         rows.write("n,claim\n")
@@ -735,13 +738,49 @@ def _first_output(config: Path, *args: str) -> tuple[float, float, float]:
 
 def big_fire(work: Path, args: argparse.Namespace, fast: bool) -> dict[str, Any]:
     """One fire of `--big-fire` items read from a CSV: planning time, then `--big-fire-seconds` of dispatching
-    (daemon CPU per run, peak RSS), then the time to first output of the commands that look at it."""
-    items = args.big_fire
+    (daemon CPU per run, peak RSS, the longest store transaction), then the time to first output of the commands
+    that look at it; next to it, a fire of 1,000 items over the same desktops (its CPU per run, to the end)."""
+    small = _one_fire(work, args, fast, SMALL_FIRE, seconds=None, commands=False)
+    figures = _one_fire(work, args, fast, args.big_fire, seconds=args.big_fire_seconds, commands=True)
+    figures["cpu per run vs 1,000-item fire"] = (
+        figures["daemon_cpu_per_run_ms"] / small["daemon_cpu_per_run_ms"]
+    )
+    figures["1,000-item fire"] = small
+    rows = [[name, _shown(value)] for name, value in figures.items() if not isinstance(value, dict)]
+    rows += [[f"1,000-item fire: {name}", _shown(value)] for name, value in small.items()]
+    _table(
+        f"one fire of {args.big_fire:,} items from a CSV over {args.desktops:,} desktops ({args.store})",
+        ["figure", "value"],
+        rows,
+    )
+    return figures
+
+
+#: Items of the fire the big fire's CPU per run is compared with.
+SMALL_FIRE = 1_000
+
+
+def _shown(value: Any) -> str:
+    return (
+        f"{value:,.3f}"
+        if isinstance(value, float)
+        else f"{value:,}"
+        if isinstance(value, int)
+        else str(value)
+    )
+
+
+def _one_fire(
+    work: Path, args: argparse.Namespace, fast: bool, items: int, *, seconds: float | None, commands: bool
+) -> dict[str, Any]:
+    """One fire of `items` CSV rows on a fresh daemon: planning, then `seconds` of dispatching (None: until every
+    item succeeded), optionally the CLI's first outputs."""
     jobs = _write_csv_job(work, items, args.desktops)
     with emulator(work, args.desktops, args.speed, "30-90", fast, args.webhook_rate) as emu:
         store = Store.make(args.store, work)
         engine = sa.create_engine(store.url)
         procs: list[subprocess.Popen[bytes]] = []
+        first_output: dict[str, tuple[float, float, float]] = {}
         try:
             procs = _start_daemons(
                 work, emu, store, jobs, 1, poll_only=False, poll_interval="15s", log_level=args.log_level
@@ -761,24 +800,20 @@ def big_fire(work: Path, args: argparse.Namespace, fast: bool) -> dict[str, Any]
             planning_cpu = _cpu_seconds(daemon.pid) - cpu_start
             done_query = "SELECT count(*) FROM item WHERE status = 'succeeded'"
             done_before, cpu_before = _count(engine, done_query), _cpu_seconds(daemon.pid)
-            time.sleep(args.big_fire_seconds)
+            measured_from = time.monotonic()
+            if seconds is None:
+                while _count(engine, done_query) < items:
+                    if time.monotonic() - measured_from > 600 or daemon.poll() is not None:
+                        raise RuntimeError(f"the fire of {items} items did not finish (see {work})")
+                    time.sleep(0.05)
+            else:
+                time.sleep(seconds)
+            measured = time.monotonic() - measured_from
             done = _count(engine, done_query) - done_before
             cpu = _cpu_seconds(daemon.pid) - cpu_before
-            fire_id = _count_text(engine, "SELECT id FROM fire")
-            config = daemon.config_path  # type: ignore[attr-defined]
-            # As installed, with bytecode: a CLI that compiles its sources first (PYTHONDONTWRITEBYTECODE)
-            # spends seconds on that under load, not on the fire.
-            subprocess.run(
-                [sys.executable, "-m", "compileall", "-q", str(ROOT / "sdk"), str(ROOT / "runner")],
-                check=True,
-            )
-            commands = {
-                "fires": ("fires",),
-                "runs --fire F": ("runs", "--fire", fire_id),
-                "show F": ("show", fire_id),
-                "results F": ("results", fire_id),
-            }
-            first_output = {name: _first_output(config, *command) for name, command in commands.items()}
+            longest, longest_method = _longest_transaction(daemon)
+            if commands:
+                first_output = _cli_first_outputs(engine, daemon)
             rss = _peak_rss_mb(daemon.pid)
         finally:
             for p in procs:
@@ -790,23 +825,50 @@ def big_fire(work: Path, args: argparse.Namespace, fast: bool) -> dict[str, Any]
         "planning_s": planned,
         "planning_cpu_s": planning_cpu,
         "runs_measured": done,
-        "runs_per_s": done / args.big_fire_seconds,
+        "runs_per_s": done / measured,
         "daemon_cpu_per_run_ms": cpu / max(done, 1) * 1000,
         "peak_rss_mb": rss,
+        "longest_transaction_s": longest,
+        "longest_transaction_method": longest_method,
     }
-    for name, (first, total, cpu) in first_output.items():
+    for name, (first, total, cli_cpu) in first_output.items():
         figures[f"{name}: first output s"] = first
         figures[f"{name}: total s"] = total
-        figures[f"{name}: cpu s"] = cpu
-    _table(
-        f"one fire of {items:,} items from a CSV over {args.desktops:,} desktops ({args.store})",
-        ["figure", "value"],
-        [
-            [name, f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"]
-            for name, value in figures.items()
-        ],
-    )
+        figures[f"{name}: cpu s"] = cli_cpu
     return figures
+
+
+def _longest_transaction(daemon: subprocess.Popen[bytes]) -> tuple[float, str]:
+    """The daemon's longest store transaction so far and the store method that ran it, from its /metrics
+    (NaN when the daemon does not time its transactions)."""
+    prefix = "cyberdesk_runner_store_transaction_max_seconds{"
+    longest, method = float("nan"), "-"
+    for line in httpx.get(daemon.metrics_url, timeout=30).text.splitlines():  # type: ignore[attr-defined]
+        if line.startswith(prefix):
+            labels, value = line[len(prefix) :].rsplit("} ", 1)
+            if math.isnan(longest) or float(value) > longest:
+                longest, method = float(value), labels.removeprefix('method="').removesuffix('"')
+    return longest, method
+
+
+def _cli_first_outputs(
+    engine: sa.Engine, daemon: subprocess.Popen[bytes]
+) -> dict[str, tuple[float, float, float]]:
+    fire_id = _count_text(engine, "SELECT id FROM fire")
+    config = daemon.config_path  # type: ignore[attr-defined]
+    # As installed, with bytecode: a CLI that compiles its sources first (PYTHONDONTWRITEBYTECODE)
+    # spends seconds on that under load, not on the fire.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "sdk"), str(ROOT / "runner")],
+        check=True,
+    )
+    commands = {
+        "fires": ("fires",),
+        "runs --fire F": ("runs", "--fire", fire_id),
+        "show F": ("show", fire_id),
+        "results F": ("results", fire_id),
+    }
+    return {name: _first_output(config, *command) for name, command in commands.items()}
 
 
 def _count_text(engine: sa.Engine, query: str) -> str:

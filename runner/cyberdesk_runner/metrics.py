@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -86,9 +88,33 @@ class Metrics:
         self.loop_rounds = Counter(
             "cyberdesk_runner_loop_rounds", "Rounds the daemon's loops completed", ["loop"], registry=r
         )
+        self.store_transactions = Histogram(
+            "cyberdesk_runner_store_transaction_seconds",
+            "Store transactions by the store method that ran them, BEGIN to the end of the commit",
+            ["method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.store_transaction_max = Gauge(
+            "cyberdesk_runner_store_transaction_max_seconds",
+            "The longest store transaction of each store method since the daemon started",
+            ["method"],
+            registry=r,
+        )
+        self._longest: dict[str, float] = {}
+        self._longest_lock = threading.Lock()
         self.loop_last_round = Gauge(
             "cyberdesk_runner_loop_last_round_timestamp_seconds",
             "When each loop last completed a round (a stale loop stops advancing; /healthz says 503)",
             ["loop"],
             registry=r,
         )
+
+    def store_transaction(self, method: str, seconds: float) -> None:
+        """One store transaction's duration (`StoreCore.transaction_timer`); called from any thread."""
+        self.store_transactions.labels(method).observe(seconds)
+        if seconds > self._longest.get(method, 0.0):
+            with self._longest_lock:  # two threads' maxima: the larger one stays
+                if seconds > self._longest.get(method, 0.0):
+                    self._longest[method] = seconds
+                    self.store_transaction_max.labels(method).set(seconds)

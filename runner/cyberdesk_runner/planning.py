@@ -1,14 +1,29 @@
-"""Fire -> items: which input sets run, and on which desktops when the job fans out over machines."""
+"""Fire -> items: which input sets run, and on which desktops when the job fans out over machines.
+
+A requested fire is planned by `plan_fire` in bounded memory: the items file is read once to check it (every
+error before any item is recorded), then again, streamed, a chunk of items per store transaction (`store.plans`;
+chunks sized to last about `CHUNK_SECONDS`); a plan another daemon left midway is continued after its last
+recorded item.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
+
+import attrs
 
 from cyberdesk_runner.catalog import ActiveJob
 from cyberdesk_runner.fleet import Desktop, Fleet
-from cyberdesk_runner.spec import JobFileError, load_items
-from cyberdesk_runner.store.records import NewItem
+from cyberdesk_runner.spec import JobFileError
+from cyberdesk_runner.spec.items import iter_items
+from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.records import FireRequest, NewItem, Transition
 
 
 class PlanningError(Exception):
@@ -28,29 +43,45 @@ def plan_items(
     `fan_out: items` gives one item per input set, to run on any desktop of the target. `fan_out: machines`
     gives every input set once on every selected desktop, each run then picks up that desktop's parameters.
     """
-    inputs = [{**dict(s), **dict(overrides or {})} for s in input_sets]
+    if fan_out == "machines" and not desktops:
+        raise PlanningError(f"job {job_name}: its target selects no desktop")
+    return list(_items(fan_out, input_sets, overrides, desktops))
+
+
+def _items(
+    fan_out: str,
+    input_sets: Iterable[Mapping[str, Any]],
+    overrides: Mapping[str, Any] | None,
+    desktops: Sequence[Desktop],
+) -> Iterator[NewItem]:
+    inputs = ({**dict(s), **dict(overrides or {})} for s in input_sets)
     if fan_out == "machines":
-        if not desktops:
-            raise PlanningError(f"job {job_name}: its target selects no desktop")
-        return [NewItem(i, machine_id=d.id, machine_name=d.name) for d in desktops for i in inputs]
-    return [NewItem(i) for i in inputs]
+        every = list(inputs)  # desktop by desktop, every input set on each
+        return (NewItem(i, machine_id=d.id, machine_name=d.name) for d in desktops for i in every)
+    return (NewItem(i) for i in inputs)
 
 
-def build_items(job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | None) -> list[NewItem]:
-    """The items of a new fire of `job`, or PlanningError saying why it cannot run."""
+def _checked_desktops(job: ActiveJob, fleet: Fleet) -> list[Desktop]:
+    """The connected desktops of the job's target, or PlanningError saying why the job cannot run."""
     if job.workflow_error:
         raise PlanningError(job.workflow_error)
     if job.workflow_id is None:
         raise PlanningError(
             f"job {job.name}: its workflows {list(job.loaded.spec.workflows)!r} are not resolved yet"
         )
+    selected = fleet.select(job.target)
+    if not selected:
+        raise PlanningError(f"job {job.name}: its target selects no desktop")
+    return [d for d in selected if d.connected]
+
+
+def build_items(job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | None) -> list[NewItem]:
+    """The items of a new fire of `job`, or PlanningError saying why it cannot run."""
+    desktops = _checked_desktops(job, fleet)
     try:
-        input_sets = load_items(job.loaded)
+        input_sets = list(iter_items(job.loaded)[0])
     except JobFileError as exc:
         raise PlanningError(str(exc)) from exc
-    desktops = [d for d in fleet.select(job.target) if d.connected]
-    if not fleet.select(job.target):
-        raise PlanningError(f"job {job.name}: its target selects no desktop")
     return plan_items(
         fan_out=str(job.loaded.spec.fan_out),
         input_sets=input_sets,
@@ -58,3 +89,124 @@ def build_items(job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | Non
         desktops=desktops,
         job_name=job.name,
     )
+
+
+@attrs.frozen
+class FirePlan:
+    """A fire's items, checked and counted, to be read again one by one (`items()`); `digest` names what they
+    are made of (the job, its items file's bytes, the overrides, the desktops of a fan-out over machines)."""
+
+    job: ActiveJob
+    overrides: Mapping[str, Any] | None
+    desktops: Sequence[Desktop]
+    count: int
+    digest: str
+    file_digest: str | None
+
+    def items(self) -> Iterator[NewItem]:
+        """The items in order, from a fresh read; PlanningError if the items file changed since it was checked."""
+        input_sets, stream = iter_items(self.job.loaded)
+        try:
+            yield from _items(str(self.job.loaded.spec.fan_out), input_sets, self.overrides, self.desktops)
+        except JobFileError as exc:
+            raise PlanningError(str(exc)) from exc
+        if stream is not None and stream.digest != self.file_digest:
+            raise PlanningError(f"job {self.job.name}: its items file changed while the fire was planned")
+
+
+def check_plan(job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | None) -> FirePlan:
+    """Read a fire's items once, keeping none: their number and digest, or PlanningError saying why the fire
+    cannot run (every error of the items file, before any item is recorded)."""
+    desktops = _checked_desktops(job, fleet)
+    fan_out = str(job.loaded.spec.fan_out)
+    if fan_out == "machines" and not desktops:
+        raise PlanningError(f"job {job.name}: its target selects no desktop")
+    input_sets, stream = iter_items(job.loaded)
+    try:
+        rows = sum(1 for _ in input_sets)
+    except JobFileError as exc:
+        raise PlanningError(str(exc)) from exc
+    pinned = [d.id for d in desktops] if fan_out == "machines" else []
+    file_digest = stream.digest if stream is not None else None
+    made_of = [job.loaded.definition_hash, file_digest, dict(overrides or {}), pinned]
+    digest = hashlib.sha256(json.dumps(made_of, sort_keys=True, default=str).encode()).hexdigest()
+    count = rows * len(desktops) if fan_out == "machines" else rows
+    return FirePlan(job, overrides, desktops, count, digest, file_digest)
+
+
+@attrs.frozen
+class PlanOutcome:
+    """What `plan_fire` did: `items` recorded (None when another daemon has the fire), or the `error` that ended
+    it; the transitions to report."""
+
+    items: int | None
+    error: str | None = None
+    transitions: Sequence[Transition] = ()
+
+
+def plan_fire(
+    store: Store, job: ActiveJob, fleet: Fleet, request: FireRequest, now: Callable[[], datetime]
+) -> PlanOutcome:
+    """Plan a requested fire (or continue a plan left midway), a chunk of items per transaction. Blocking: run it
+    in a worker thread."""
+    try:
+        plan = check_plan(job, fleet, request.input_overrides)
+    except PlanningError as exc:
+        return fail_fire(store, request, str(exc), now)
+    claim = store.plans.claim_plan(request.id, now(), expected=plan.count, digest=plan.digest)
+    if claim is None:
+        return PlanOutcome(None)
+    if claim.digest != plan.digest:
+        changed = f"job {job.name}: its items, inputs or desktops changed while the fire was planned"
+        return _abandon(store, request, changed, now)
+    seq = claim.next_seq
+    priority = job.loaded.spec.priority
+    size = PLAN_CHUNK
+    items = itertools.islice(plan.items(), seq, None)
+    try:
+        while chunk := list(itertools.islice(items, size)):
+            started = time.perf_counter()
+            if not store.plans.plan_chunk(request.id, seq, chunk, now(), priority=priority):
+                return PlanOutcome(None)  # taken over or stopped: whoever has it now finishes it
+            seq += len(chunk)
+            size = _next_size(size, time.perf_counter() - started)
+    except PlanningError as exc:
+        return _abandon(store, request, str(exc), now)
+    transitions = store.plans.finish_plan(request.id, now())
+    if transitions is None:
+        return PlanOutcome(None)
+    return PlanOutcome(seq, transitions=transitions)
+
+
+def fail_fire(store: Store, request: FireRequest, error: str, now: Callable[[], datetime]) -> PlanOutcome:
+    """A fire that cannot be planned: failed while still requested; a plan left midway is taken over (once its
+    claim lapsed) and ended with `error`, its pending items cancelled."""
+    if not request.resumed:
+        store.fires.fail(request.id, error, now())
+        return PlanOutcome(None, error)
+    if store.plans.claim_plan(request.id, now(), expected=0, digest=None) is None:
+        return PlanOutcome(None)
+    return _abandon(store, request, error, now)
+
+
+#: The items of a plan's first chunk, and the fewest and most of any chunk.
+PLAN_CHUNK = 1_000
+PLAN_CHUNK_MIN = 250
+PLAN_CHUNK_MAX = 4_000
+#: How long a chunk's transaction should last. Each commit has a cost that grows with the store (on SQLite the
+#: random item ids dirty pages all over the primary key's index, written again at every commit), so chunks are
+#: as big as this allows: they double while quicker than half of it, halve when slower (a loaded machine).
+CHUNK_SECONDS = 0.25
+
+
+def _next_size(size: int, seconds: float) -> int:
+    if seconds < CHUNK_SECONDS / 2:
+        return min(size * 2, PLAN_CHUNK_MAX)
+    if seconds > CHUNK_SECONDS:
+        return max(size // 2, PLAN_CHUNK_MIN)
+    return size
+
+
+def _abandon(store: Store, request: FireRequest, error: str, now: Callable[[], datetime]) -> PlanOutcome:
+    transitions = store.plans.abandon_plan(request.id, error, now())
+    return PlanOutcome(None, error if transitions else None, transitions)  # none: the plan changed hands

@@ -24,7 +24,7 @@ from cyberdesk_runner.fleet_listing import list_fleet
 from cyberdesk_runner.logs import bound_for_batch, get_logger
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.outcome import make_outcome_policy
-from cyberdesk_runner.planning import PlanningError, build_items
+from cyberdesk_runner.planning import fail_fire, plan_fire
 from cyberdesk_runner.references import ApiNames, list_workflows, unknown_references
 from cyberdesk_runner.scheduling import Scheduler
 from cyberdesk_runner.spec import SpecError
@@ -77,6 +77,7 @@ class Runtime:
         self.clock = clock
         self.owner = owner
         self.metrics = metrics or Metrics()
+        store.core.transaction_timer = self.metrics.store_transaction  # /metrics: the store's transactions
         self.rng = rng or random.Random()
         self.poll_interval = poll_interval
         self.fleet = Fleet()
@@ -273,39 +274,40 @@ class Runtime:
         self.reference_errors = errors
 
     async def plan_requested_fires(self) -> int:
-        """Give fires requested from the CLI (manual triggers) their items.
+        """Give fires requested from the CLI (manual triggers) their items, by chunks (`planning.plan_fire`), and
+        continue plans another daemon (or this one, before a restart) left midway.
 
         A fire waits (stays requested) while the API's view is not known yet: an outage delays it, never fails it.
         """
         if not self.fleet_loaded:
             return 0
-        requests = await asyncio.to_thread(self.store.fires.requested)
+        requests = await asyncio.to_thread(self.store.fires.requested, now=self.clock.now())
         for request in requests:
-            now = self.clock.now()
             job = self.catalog.get(request.job_name)
             if job is not None and job.workflow_id is None and job.workflow_error is None:
                 continue  # its workflow is not resolved yet
             if job is None:
-                await self._fail_fire(request.job_name, request.id, f"no job named {request.job_name!r}")
-                continue
-            try:
-                items = build_items(job, self.fleet, request.input_overrides)
-            except PlanningError as exc:
-                await self._fail_fire(job.name, request.id, str(exc))
-                continue
-            planned = await asyncio.to_thread(
-                self.store.fires.plan, request.id, items, now, priority=job.loaded.spec.priority
-            )
-            if planned:
+                error = f"no job named {request.job_name!r}"
+                outcome = await asyncio.to_thread(fail_fire, self.store, request, error, self.clock.now)
+            else:
+                outcome = await asyncio.to_thread(
+                    plan_fire, self.store, job, self.fleet, request, self.clock.now
+                )
+            self.on_transitions(outcome.transitions)
+            if outcome.error is not None and not outcome.transitions:  # failed before it had items
+                log.error("fire_failed", job=request.job_name, fire=request.id, error=outcome.error)
+                self.metrics.fires.labels(request.job_name, "failed").inc()
+            elif outcome.error is not None:  # stopped midway: its events (on_transitions) say how it ended
+                log.error("fire_plan_abandoned", job=request.job_name, fire=request.id, error=outcome.error)
+            elif outcome.items is not None:
                 log.info(
-                    "fire_planned", job=job.name, fire=request.id, items=len(items), trigger=request.trigger
+                    "fire_planned",
+                    job=request.job_name,
+                    fire=request.id,
+                    items=outcome.items,
+                    trigger=request.trigger,
                 )
         return len(requests)
-
-    async def _fail_fire(self, job_name: str, fire_id: str, error: str) -> None:
-        await asyncio.to_thread(self.store.fires.fail, fire_id, error, self.clock.now())
-        log.error("fire_failed", job=job_name, fire=fire_id, error=error)
-        self.metrics.fires.labels(job_name, "failed").inc()
 
     async def dispatch_round(self, *, wait: bool = True) -> int:
         """Plan requested fires, start runs for every due item that limits allow, settle unknown creates.

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from cyberdesk_runner.store.core import Aggregate, new_id
 from cyberdesk_runner.store.fires import fire_data, fire_values
 from cyberdesk_runner.store.items import apply_item_outcome, cancel_items, insert_items, settle_fires
+from cyberdesk_runner.store.plans import stop_planning
 from cyberdesk_runner.store.records import Fail, NewFire, NewItem, Transition
 from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, fire_t, item_t
 
@@ -35,7 +36,10 @@ class Control(Aggregate):
         only_pending: bool = False,
     ) -> list[Transition]:
         """Cancel items that have no run yet, and (unless `only_pending`) ask for the runs of the others to be
-        cancelled in Cyberdesk; the reaper carries that out."""
+        cancelled in Cyberdesk; the reaper carries that out.
+
+        A fire (or a job's fires) still being planned is first marked planned with the items it has, in a
+        transaction of its own (`plans.stop_planning`), so its planner adds none after the cancel."""
         chosen = []
         if where_job is not None:
             chosen.append(item_t.c.job_name == where_job)
@@ -43,6 +47,14 @@ class Control(Aggregate):
             chosen.append(item_t.c.fire_id.in_(list(fire_ids)))
         if item_ids is not None:
             chosen.append(item_t.c.id.in_(list(item_ids)))
+        elif (
+            where_job is not None or fire_ids is not None
+        ):  # whole fires: those being planned get no more items
+            fires = [fire_t.c.job_name == where_job] if where_job is not None else []
+            if fire_ids is not None:
+                fires.append(fire_t.c.id.in_(list(fire_ids)))
+            with self.core.write() as conn:
+                stop_planning(self.core, conn, fires, now)
         with self.core.write() as conn:
             transitions = cancel_items(self.core, conn, chosen, reason, now, only_pending=only_pending)
             self.core.append_events(conn, now, transitions)

@@ -66,7 +66,7 @@ from cyberdesk_runner.store.notify import CHANNEL
 from cyberdesk_runner.store.records import Transition
 from cyberdesk_runner.store.statements import hot_statements
 
-__all__ = ["Aggregate", "StoreCore", "chunks", "new_id", "retry_transient"]
+__all__ = ["Aggregate", "StoreCore", "TransactionTimer", "chunks", "new_id", "retry_transient"]
 
 #: conn.info flag: this transaction made work due; NOTIFY the other daemons when it commits.
 _NOTIFY_FLAG = "cyberdesk_runner_notify"
@@ -77,6 +77,11 @@ _CHUNK = 10_000
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+#: This thread's public store method under way (`retry_transient`): the name its transactions are timed under.
+_caller = threading.local()
+#: (aggregate method, seconds): told of every transaction's duration, from BEGIN to the end of its commit.
+TransactionTimer = Callable[[str, float], None]
 
 
 def new_id(prefix: str) -> str:
@@ -94,15 +99,20 @@ def retry_transient(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
     @functools.wraps(method)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        for attempt in range(_TRIES - 1):
-            try:
-                return method(*args, **kwargs)
-            except sa.exc.DBAPIError as exc:
-                if not is_transient(exc):
-                    raise
-                # Jittered backoff, so two daemons that deadlocked do not collide again at once.
-                time.sleep(min(0.02 * 2**attempt, 0.5) * random.uniform(0.5, 1.5))
-        return method(*args, **kwargs)
+        outer = getattr(_caller, "method", None)
+        _caller.method = method.__qualname__  # what the transactions below are timed as
+        try:
+            for attempt in range(_TRIES - 1):
+                try:
+                    return method(*args, **kwargs)
+                except sa.exc.DBAPIError as exc:
+                    if not is_transient(exc):
+                        raise
+                    # Jittered backoff, so two daemons that deadlocked do not collide again at once.
+                    time.sleep(min(0.02 * 2**attempt, 0.5) * random.uniform(0.5, 1.5))
+            return method(*args, **kwargs)
+        finally:
+            _caller.method = outer
 
     return wrapper
 
@@ -125,11 +135,13 @@ class StoreCore:
         self.sql = hot_statements(row_locks=self.is_postgres)
         #: Which alerts and result files state changes record (`store.outbox.rules`); the daemon sets them.
         self.outbox_rules = OutboxRules()
+        #: Told how long each transaction took (the daemon's /metrics); None: not timed.
+        self.transaction_timer: TransactionTimer | None = None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: committed when the block ends (then NOTIFY, if `work_due` was called)."""
-        with self._writer, self.engine.begin() as conn:
+        with self._writer, self._timed(), self.engine.begin() as conn:
             conn.info.pop(_NOTIFY_FLAG, None)  # a flag left by a transaction that failed
             yield conn
             if conn.info.pop(_NOTIFY_FLAG, False) and self.is_postgres:
@@ -139,8 +151,22 @@ class StoreCore:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (on SQLite a deferred one, which takes no write lock)."""
-        with self._reader.connect() as conn, conn.begin():
+        with self._timed(), self._reader.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def _timed(self) -> Iterator[None]:
+        """Tell `transaction_timer` how long the block took: BEGIN (with its wait for the database's locks) to
+        the end of the commit; not a write's wait for this process's writer lock, which is other transactions'."""
+        timer = self.transaction_timer
+        if timer is None:
+            yield
+            return
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            timer(getattr(_caller, "method", None) or "other", time.perf_counter() - started)
 
     @staticmethod
     def work_due(conn: Connection) -> None:

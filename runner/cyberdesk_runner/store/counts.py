@@ -25,11 +25,13 @@ from cyberdesk_runner.store.tables import (
 
 class Counts(Aggregate):
     def work(self) -> WorkCounts:
-        """Fires waiting to be planned, items open, attempts in flight."""
+        """Fires waiting to be planned (or planned only in part: `store.plans`), items open, attempts in flight."""
+        unplanned = sa.or_(
+            fire_t.c.status == "requested",
+            sa.and_(fire_t.c.status == "running", fire_t.c.planned_at.is_(None)),
+        )
         with self.core.read() as conn:
-            fires = conn.execute(
-                sa.select(sa.func.count()).select_from(fire_t).where(fire_t.c.status == "requested")
-            ).scalar_one()
+            fires = conn.execute(sa.select(sa.func.count()).select_from(fire_t).where(unplanned)).scalar_one()
             items: dict[str, int] = dict(
                 conn.execute(
                     sa.select(item_t.c.status, sa.func.count())

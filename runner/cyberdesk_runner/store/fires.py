@@ -1,9 +1,9 @@
 """Fires: a job's slots and manual triggers, recorded once each with their items (`store.fires`).
 
-Inserted (with items, skipped, or failed before it had any), requested for a daemon to plan, planned, failed;
-settled by `items.settle_fires` when their last item is final. A scheduled slot is recorded at most once: fires
-are unique on their dedup key "<job>@<slot>", so a second insert of the same slot (a restart, another daemon)
-is a no-op and creates no items.
+Inserted (with items, skipped, or failed before it had any), requested for a daemon to plan (by chunks:
+`store.plans`), failed; settled by `items.settle_fires` when their last item is final. A scheduled slot is
+recorded at most once: fires are unique on their dedup key "<job>@<slot>", so a second insert of the same slot
+(a restart, another daemon) is a no-op and creates no items.
 
 A scheduler tick records all its jobs' slots with `record_slots`: one transaction (not one per fire), each
 job's fires and watermark all or nothing.
@@ -11,7 +11,7 @@ job's fires and watermark all or nothing.
 Locks: `start` under `forbid` or `replace` locks the job's row first, then (for `replace`) cancels the fires
 before it through `items.cancel_items` (attempts -> items -> fires, by id); `record_slots` takes its jobs in
 name order, for each the job's row (under `forbid`), its fires, then its watermark (`jobs.move_last_slot`), and
-never cancels (it takes no `replace` runs); `plan` locks the fire's row.
+never cancels (it takes no `replace` runs).
 """
 
 from __future__ import annotations
@@ -168,38 +168,23 @@ class Fires(Aggregate):
             self.core.work_due(conn)
         return fire_id
 
-    def requested(self, limit: int = 20) -> list[FireRequest]:
-        """Fires waiting to be planned, oldest first."""
+    def requested(self, limit: int = 20, *, now: datetime | None = None) -> list[FireRequest]:
+        """Fires waiting to be planned, oldest first; with `now`, also fires whose plan stopped midway (its
+        planner's claim lapsed: `store.plans`), to be continued."""
+        waiting = fire_t.c.status == "requested"
+        if now is not None:
+            stalled = sa.and_(
+                fire_t.c.status == "running",
+                fire_t.c.planned_at.is_(None),
+                fire_t.c.plan_lease_until <= now,
+            )
+            waiting = sa.or_(waiting, stalled)
         with self.core.read() as conn:
-            rows = conn.execute(
-                sa.select(fire_t)
-                .where(fire_t.c.status == "requested")
-                .order_by(fire_t.c.created_at)
-                .limit(limit)
-            )
-            return [FireRequest(r.id, r.job_name, r.trigger, r.input_overrides) for r in rows]
-
-    def plan(self, fire_id: str, items: Sequence[NewItem], now: datetime, *, priority: bool = False) -> bool:
-        """Give a requested fire its items. False when another daemon planned (or cancelled) it first."""
-        core = self.core
-        with core.write() as conn:
-            row = conn.execute(core.lock(sa.select(fire_t).where(fire_t.c.id == fire_id))).first()
-            if row is None or row.status != "requested":
-                return False
-            conn.execute(
-                sa.update(fire_t)
-                .where(fire_t.c.id == fire_id)
-                .values(status="running", planned_at=now, items_total=len(items))
-            )
-            fire = NewFire(row.job_name, row.trigger, row.scheduled_for, priority=priority)
-            insert_items(core, conn, fire_id, fire, items, now)
-            transitions = [
-                Transition("fire_started", row.job_name, fire_id=fire_id, data={"items": len(items)})
+            rows = conn.execute(sa.select(fire_t).where(waiting).order_by(fire_t.c.created_at).limit(limit))
+            return [
+                FireRequest(r.id, r.job_name, r.trigger, r.input_overrides, resumed=r.status == "running")
+                for r in rows
             ]
-            if not items:
-                transitions += settle_fires(core, conn, [fire_id], now)
-            core.append_events(conn, now, transitions)
-            return True
 
     def fail(self, fire_id: str, error: str, now: datetime) -> None:
         """A fire that could not be planned (unknown workflow, no desktop matches, unreadable items file).

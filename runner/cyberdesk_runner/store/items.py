@@ -28,9 +28,17 @@ __all__ = ["apply_item_outcome", "cancel_items", "insert_items", "item_outcome",
 
 
 def insert_items(
-    core: StoreCore, conn: Connection, fire_id: str, fire: NewFire, items: Sequence[NewItem], now: datetime
+    core: StoreCore,
+    conn: Connection,
+    fire_id: str,
+    fire: NewFire,
+    items: Sequence[NewItem],
+    now: datetime,
+    *,
+    first_seq: int = 0,
 ) -> None:
-    """Insert a fire's items, pending and due now (work for every daemon)."""
+    """Insert a fire's items, pending and due now (work for every daemon), numbered from `first_seq` (a fire
+    planned in chunks: unique per fire, so no chunk goes in twice)."""
     if not items:
         return
     core.work_due(conn)
@@ -52,7 +60,7 @@ def insert_items(
                 "created_at": now,
                 "cancel_requested": False,
             }
-            for seq, item in enumerate(items)
+            for seq, item in enumerate(items, start=first_seq)
         ],
     )
 

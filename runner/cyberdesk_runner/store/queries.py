@@ -122,7 +122,7 @@ class Queries(Aggregate):
 
     def item_views(self, fire_id: str, *, limit: int | None = None, offset: int = 0) -> list[ItemView]:
         """A fire's items in order: `limit` of them after the first `offset` (a page of `show F`), read in the
-        order of ix_item_fire_seq, so a page of a 100,000-item fire costs no sort."""
+        order of ux_item_fire_seq, so a page of a 100,000-item fire costs no sort."""
         query = sa.select(item_t).where(item_t.c.fire_id == fire_id).order_by(item_t.c.seq, item_t.c.id)
         if limit is not None:
             query = query.limit(limit)

@@ -129,12 +129,25 @@ class RecordedSlots:
 
 @attrs.frozen
 class FireRequest:
-    """A fire recorded without items (manual trigger from the CLI) that a daemon must plan."""
+    """A fire recorded without items (manual trigger from the CLI) that a daemon must plan, or whose plan a daemon
+    left unfinished (`resumed`: its claim lapsed with part of the items in)."""
 
     id: str
     job_name: str
     trigger: str
     input_overrides: Mapping[str, Any] | None
+    resumed: bool = False
+
+
+@attrs.frozen
+class PlanClaim:
+    """A fire this store plans now (`store.fires.claim_plan`): its items go in from `next_seq` on, and `digest`
+    says what the plan was started from (a continued plan must read the same items, desktops and overrides)."""
+
+    fire_id: str
+    job_name: str
+    next_seq: int
+    digest: str | None
 
 
 @attrs.frozen

@@ -206,6 +206,7 @@ def hot_statements(*, row_locks: bool) -> HotStatements:
             sa.select(fire_t.c.id, fire_t.c.job_name, fire_t.c.error)
             .where(fire_t.c.id.in_(_IDS))
             .where(fire_t.c.status == "running")
+            .where(fire_t.c.planned_at.is_not(None))  # a fire still being planned has more items to come
             .order_by(fire_t.c.id)
         ),
         due_queue=due_queue.with_for_update(skip_locked=True, of=item_t) if row_locks else due_queue,

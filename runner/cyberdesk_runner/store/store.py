@@ -42,6 +42,7 @@ from cyberdesk_runner.store.jobs import Jobs
 from cyberdesk_runner.store.lineage import Lineage
 from cyberdesk_runner.store.outbox import Outbox
 from cyberdesk_runner.store.page import Page
+from cyberdesk_runner.store.plans import Plans
 from cyberdesk_runner.store.queries import Queries
 from cyberdesk_runner.store.results import Results
 from cyberdesk_runner.store.retention import Retention
@@ -60,6 +61,7 @@ class Store:
         self.core = StoreCore(url, owner=owner)
         self.jobs = Jobs(self.core)
         self.fires = Fires(self.core)
+        self.plans = Plans(self.core)
         self.dispatch = Dispatch(self.core)
         self.tracking = Tracking(self.core)
         self.control = Control(self.core)

@@ -66,10 +66,17 @@ class FireRow(SQLModel, table=True):
     upstream_fire_id: str | None = Field(default=None, max_length=40)
     input_overrides: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     definition_hash: str | None = Field(default=None, max_length=64)
+    #: When every item was recorded; NULL while a fire is `requested` or still being planned (`running`, its
+    #: items going in by chunks: `store.fires.plan_chunk`).
     planned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = None
     items_total: int = 0
+    #: While a fire is planned: which store plans it, until when that claim holds (then any daemon continues the
+    #: plan), and the digest of what the plan reads (items file, desktops, overrides).
+    planned_by: str | None = Field(default=None, max_length=64)
+    plan_lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    plan_digest: str | None = Field(default=None, max_length=64)
 
 
 class ItemRow(SQLModel, table=True):
@@ -77,8 +84,10 @@ class ItemRow(SQLModel, table=True):
     __table_args__ = (
         # Per fire: its items, and whether any is still open (`items.settle_fires`, retention).
         sa.Index("ix_item_fire_status", "fire_id", "status"),
-        # A fire's items in order: `show F`'s page and `results F`'s stream read them in index order.
-        sa.Index("ix_item_fire_seq", "fire_id", "seq", "id"),
+        # An item's place in its fire, recorded once whichever daemon plans (or continues planning) the fire; and a
+        # fire's items in order (`show F`'s page and `results F`'s stream read them in index order: seq is unique
+        # within the fire, so (seq, id) is the index's order).
+        sa.Index("ux_item_fire_seq", "fire_id", "seq", unique=True),
         sa.Index("ix_item_due", "status", "next_attempt_at"),
         # A job's queue in dispatch order (`store.dispatch.assign`, priority items first, then the rest): the next N due
         # items are read in index order, not every pending item of the job sorted each round.

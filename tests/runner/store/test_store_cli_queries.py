@@ -64,7 +64,7 @@ def test_a_requested_fire_is_cancelled_before_planning_and_cannot_be_planned(sto
     fire_id = store.fires.request(NewFire("j", "manual", None), T0)
     assert [t.kind for t in store.control.cancel_requested_fire(fire_id, "no", T0)] == ["fire_cancelled"]
     assert store.control.cancel_requested_fire(fire_id, "no", T0) == []
-    assert not store.fires.plan(fire_id, [NewItem({"n": 1})], T0)
+    assert not store.plans.plan(fire_id, [NewItem({"n": 1})], T0)
     view = store.queries.fire_view(fire_id)
     assert view is not None and view.status == "cancelled" and view.finished_at == T0
 

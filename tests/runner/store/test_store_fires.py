@@ -78,8 +78,8 @@ def test_requested_fire_is_planned_once(open_store: Callable[[], Store]) -> None
     ]
     assert one.counts.work().requested_fires == 1
 
-    assert two.fires.plan(fire_id, [NewItem({"n": 1}), NewItem({"n": 2})], at(1), priority=True)
-    assert one.fires.plan(fire_id, [NewItem({"n": 3})], at(1)) is False  # the other daemon won
+    assert two.plans.plan(fire_id, [NewItem({"n": 1}), NewItem({"n": 2})], at(1), priority=True)
+    assert one.plans.plan(fire_id, [NewItem({"n": 3})], at(1)) is False  # the other daemon won
     assert one.fires.requested() == []
     counts = one.counts.work()
     assert (counts.requested_fires, counts.pending_items) == (0, 2)
@@ -88,21 +88,21 @@ def test_requested_fire_is_planned_once(open_store: Callable[[], Store]) -> None
 def test_planning_a_fire_with_no_items_finishes_it(store: Store) -> None:
     add_jobs(store, "a")
     fire_id = store.fires.request(NewFire("a", "manual", None), T0)
-    assert store.fires.plan(fire_id, [], at(1))
+    assert store.plans.plan(fire_id, [], at(1))
     assert store.fires.of_job("a")[0].status == "succeeded"
 
 
 def test_fail_fire_only_fails_a_fire_still_requested(store: Store) -> None:
     add_jobs(store, "a")
     planned = store.fires.request(NewFire("a", "manual", None), T0)
-    assert store.fires.plan(planned, items(1), T0)
+    assert store.plans.plan(planned, items(1), T0)
     store.fires.fail(planned, "too late: another daemon planned it", at(1))
     failing = store.fires.request(NewFire("a", "manual", None), T0)
     store.fires.fail(failing, "no desktop", at(1))
     by_id = {f.id: f for f in store.fires.of_job("a")}
     assert by_id[planned].status == "running"
     assert (by_id[failing].status, by_id[failing].error) == ("failed", "no desktop")
-    assert store.fires.plan(failing, items(1), at(2)) is False
+    assert store.plans.plan(failing, items(1), at(2)) is False
 
 
 def test_work_in_flight_lists_open_fires(store: Store) -> None:

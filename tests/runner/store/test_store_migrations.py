@@ -163,7 +163,8 @@ def test_a_store_at_the_previous_revision_upgrades_with_its_data(blank_url: str)
 
 def test_a_store_at_0009_upgrades_to_the_fire_page_indexes_with_its_data(blank_url: str) -> None:
     """v0010 (issue 18): a fire's items, runs and events read in index order, from a store the previous version
-    filled; SQLite's plan walks the new indexes instead of sorting the whole fire."""
+    filled; SQLite's plan walks the new indexes instead of sorting the whole fire (a fire's items by v0011's
+    unique (fire_id, seq), which took the place of v0010's (fire_id, seq, id))."""
     store = Store(blank_url)
     try:
         migrations.upgrade(store.engine, "0009")
@@ -172,7 +173,7 @@ def test_a_store_at_0009_upgrades_to_the_fire_page_indexes_with_its_data(blank_u
         assert fire_id is not None
         store.dispatch.assign(T0, Chooser(now=T0), lease=LEASE)
         store.upgrade()
-        assert store.schema_revision()[0] == "0010" and _diff(store) == []
+        assert store.schema_revision()[0] == migrations.head_revision() and _diff(store) == []
         assert [i.inputs["n"] for i in store.queries.item_views(fire_id, limit=2, offset=2)] == [2, 3]
         runs = store.queries.attempt_views(AttemptQuery(fire_id=fire_id, limit=100))
         assert len(runs) == 5 and {r.fire_id for r in runs} == {fire_id}
@@ -185,7 +186,7 @@ def test_a_store_at_0009_upgrades_to_the_fire_page_indexes_with_its_data(blank_u
                         str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (fire_id,))
                     )
                     for index, sql in (
-                        ("ix_item_fire_seq", "SELECT * FROM item WHERE fire_id = ? ORDER BY seq, id LIMIT 2"),
+                        ("ux_item_fire_seq", "SELECT * FROM item WHERE fire_id = ? ORDER BY seq, id LIMIT 2"),
                         (
                             "ix_attempt_fire_created",
                             "SELECT * FROM attempt WHERE fire_id = ? ORDER BY created_at DESC, id DESC LIMIT 2",

@@ -1,0 +1,176 @@
+"""A fire's items are planned by chunks: a daemon that dies midway loses and duplicates nothing (another continues
+its plan once the claim lapses), two daemons never both plan one fire; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cyberdesk_runner import planning
+from cyberdesk_runner.catalog import JobCatalog
+from cyberdesk_runner.runtime import Runtime
+from cyberdesk_runner.store import Store
+
+from .harness import Harness
+
+JOB = """
+    name: claims
+    workflow: Submit insurance claim
+    target: {pool: claims-team}
+    concurrency: 8
+    items_from: claims.csv
+"""
+ROWS = 25
+
+
+class _Crash(Exception):
+    """The daemon dies (between two chunks of its plan)."""
+
+
+def _write_claims(tmp_path: Path, prefix: str = "C") -> None:
+    (tmp_path / "jobs").mkdir(exist_ok=True)
+    lines = ["claim_id,patient_name,amount", *(f"{prefix}-{n},P,1" for n in range(ROWS))]
+    (tmp_path / "jobs" / "claims.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    make: Callable[[], str] = request.getfixturevalue("pg_schema")
+    return make()
+
+
+@pytest.fixture(autouse=True)
+def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 10 items, whatever their transactions take."""
+    monkeypatch.setattr(planning, "PLAN_CHUNK", 10)
+    monkeypatch.setattr(planning, "PLAN_CHUNK_MIN", 10)
+    monkeypatch.setattr(planning, "PLAN_CHUNK_MAX", 10)
+
+
+@asynccontextmanager
+async def _harness(tmp_path: Path, store_url: str) -> AsyncIterator[Harness]:
+    """The claims job (ROWS rows of a CSV) on a harness whose store is at `store_url`."""
+    _write_claims(tmp_path)
+    async with Harness(tmp_path, {"claims": JOB}, store_url=store_url, failure_rate=0.0) as h:
+        yield h
+
+
+@asynccontextmanager
+async def _other_daemon(h: Harness, store_url: str) -> AsyncIterator[Runtime]:
+    """Another daemon on the same store and API: its own store connection, so its own owner id."""
+    store = Store(store_url)
+    runtime = Runtime(
+        store=store, client=h.client, catalog=JobCatalog(h.jobs_dir), clock=h.clock, owner="daemon_other"
+    )
+    try:
+        await runtime.start()
+        yield runtime
+    finally:
+        store.close()
+
+
+async def _dies_planning(h: Harness, chunks: int) -> None:
+    """The harness's daemon is asked to plan a fire of the job and dies after `chunks` chunks."""
+    await h.trigger("claims")
+    _crash_after(h.store, chunks)
+    with pytest.raises(_Crash):
+        await h.runtime.plan_requested_fires()
+
+
+def _crash_after(store: Store, chunks: int) -> None:
+    plan_chunk = store.plans.plan_chunk
+
+    def crashing(*args: Any, **kwargs: Any) -> bool:
+        nonlocal chunks
+        if chunks == 0:
+            raise _Crash
+        chunks -= 1
+        return plan_chunk(*args, **kwargs)
+
+    store.plans.plan_chunk = crashing  # type: ignore[method-assign]
+
+
+def _items(h: Harness) -> list[tuple[int, str, str]]:
+    return sorted((r["seq"], r["inputs"]["claim_id"], r["status"]) for r in h.rows("item"))
+
+
+async def test_a_daemon_dying_midway_through_a_plan_loses_and_duplicates_no_item(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with _harness(tmp_path, store_url) as h:
+        await _dies_planning(h, 2)
+        assert [seq for seq, *_ in _items(h)] == list(range(20))
+        [fire] = h.rows("fire")
+        assert (fire["status"], fire["planned_at"], fire["items_total"]) == ("running", None, ROWS)
+
+        async with _other_daemon(h, store_url) as other:
+            await other.plan_requested_fires()
+            assert len(_items(h)) == 20, "the dead daemon's claim still holds"
+            h.clock.advance(61)
+            await other.plan_requested_fires()
+        assert [(seq, claim) for seq, claim, _ in _items(h)] == [(n, f"C-{n}") for n in range(ROWS)]
+        [fire] = h.rows("fire")
+        assert fire["planned_at"] is not None and fire["items_total"] == ROWS
+        await h.run_until_idle()
+        runs = sorted(r.input_values["claim_id"] for r in h.emulator_runs())
+        assert runs == sorted(f"C-{n}" for n in range(ROWS)), "one run per row, none twice"
+        assert h.rows("fire")[0]["status"] == "succeeded"
+
+
+async def test_a_plan_whose_items_file_changed_since_it_began_is_not_continued(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with _harness(tmp_path, store_url) as h:
+        await _dies_planning(h, 1)
+        _write_claims(tmp_path, prefix="NEW")
+        h.clock.advance(61)
+        async with _other_daemon(h, store_url) as other:
+            await other.plan_requested_fires()
+        assert _items(h) == [(n, f"C-{n}", "cancelled") for n in range(10)]
+        [fire] = h.rows("fire")
+        assert fire["status"] == "cancelled" and fire["items_total"] == 10
+        assert "changed while the fire was planned" in fire["error"]
+
+
+@pytest.mark.postgres
+async def test_two_daemons_planning_one_fire_at_once_record_each_item_once(
+    tmp_path: Path, pg_schema: Callable[[], str]
+) -> None:
+    url = pg_schema()
+    async with _harness(tmp_path, url) as h:
+        async with _other_daemon(h, url) as other:
+            await h.trigger("claims")
+            await asyncio.gather(h.runtime.plan_requested_fires(), other.plan_requested_fires())
+        assert [(seq, claim) for seq, claim, _ in _items(h)] == [(n, f"C-{n}") for n in range(ROWS)]
+        assert h.rows("fire")[0]["items_total"] == ROWS
+
+
+async def test_a_plan_left_midway_of_a_job_since_removed_is_ended(tmp_path: Path, store_url: str) -> None:
+    async with _harness(tmp_path, store_url) as h:
+        await _dies_planning(h, 1)
+        (h.jobs_dir / "claims.yaml").unlink()
+        h.clock.advance(61)
+        async with _other_daemon(h, store_url) as other:
+            await other.plan_requested_fires()
+        assert _items(h) == [(n, f"C-{n}", "cancelled") for n in range(10)]
+        [fire] = h.rows("fire")
+        assert (fire["status"], fire["error"]) == ("cancelled", "no job named 'claims'")
+        assert h.store.counts.work().idle
+
+
+async def test_the_metrics_time_each_store_transaction_by_method(tmp_path: Path) -> None:
+    async with _harness(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite'}") as h:
+        await h.trigger("claims")
+        await h.runtime.plan_requested_fires()
+        registry = h.runtime.metrics.registry
+        chunks = {"method": "Plans.plan_chunk"}
+        assert registry.get_sample_value("cyberdesk_runner_store_transaction_seconds_count", chunks) == 3
+        longest = registry.get_sample_value("cyberdesk_runner_store_transaction_max_seconds", chunks)
+        assert longest is not None and longest > 0
