@@ -250,6 +250,7 @@ class Dispatcher:
         now = self._clock.now()
         fleet = self._fleet()
         busy = set(view.busy_desktops)
+        only = view.only_desktops
         active = dict(view.active_by_job)
         candidates: dict[str, deque[Desktop]] = {}
         chosen: list[Assignment] = []
@@ -272,7 +273,7 @@ class Dispatcher:
                                 f"(waited longer than the job's timeout)"
                             )
                     continue
-                if desktop.id in busy:
+                if desktop.id in busy or (only is not None and desktop.id not in only):
                     continue
             else:
                 free = candidates.get(job.name)
@@ -281,10 +282,16 @@ class Dispatcher:
                     # places at most its due items, so only that many (twice, for those another job takes
                     # meanwhile) are picked out: not a sort of 5,000 desktops per round.
                     never = datetime.min.replace(tzinfo=now.tzinfo)
+                    selection = self._selection(job)
+                    pool = (
+                        (d for d in selection.desktops if d.connected and d.id not in busy)
+                        if only is None  # a refill by news: just the desktops it freed, not the whole fleet
+                        else (
+                            d for i in sorted(only & selection.connected) if (d := fleet.get(i)) is not None
+                        )
+                    )
                     ordered = heapq.nsmallest(
-                        2 * len(view.due),
-                        (d for d in self._selection(job).desktops if d.connected and d.id not in busy),
-                        key=lambda d: self._last_used.get(d.id, never),
+                        2 * len(view.due), pool, key=lambda d: self._last_used.get(d.id, never)
                     )
                     free = candidates[job.name] = deque(ordered)
                 while free and free[0].id in busy:  # taken meanwhile by another job's item

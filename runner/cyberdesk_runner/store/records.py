@@ -172,6 +172,9 @@ class DispatchView:
     #: Desktops running (or about to run) one of our runs, from any job and any daemon.
     busy_desktops: frozenset[str]
     active_by_job: Mapping[str, int]
+    #: Set for a refill by news (`dispatch.assign_due(freed=...)`): only these desktops (free, just freed) may be
+    #: chosen, and `busy_desktops` is not read (empty). The store checks it: another choice falls back to a full view.
+    only_desktops: frozenset[str] | None = None
 
 
 @attrs.frozen
