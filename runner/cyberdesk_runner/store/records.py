@@ -216,6 +216,9 @@ class AssignRequest:
     limit: int
     #: How many of a job's due items are worth reading (`store.dispatch.DispatchWindow`); None: `limit`.
     window: Callable[[str, frozenset[str], int], int] | None = None
+    #: Decide over every desktop, not just those the news frees: desktops were left to a round since the last
+    #: decision (the dispatcher had no room to offer), and a refill may reach them first.
+    sweep: bool = False
 
 
 @attrs.frozen

@@ -100,7 +100,12 @@ class Tracking(Aggregate):
             if assign is not None and freed:
                 # After this transaction's row locks (attempt -> item -> fire).
                 assigned = assign_due(
-                    self.core, conn, assign, wait_for_lock=False, events=created_events, freed=freed
+                    self.core,
+                    conn,
+                    assign,
+                    wait_for_lock=False,
+                    events=created_events,
+                    freed=None if assign.sweep else freed,
                 )
             self.core.append_events(conn, now, transitions + created_events)
         return RecordedNews(transitions, unknown, assigned)

@@ -184,3 +184,16 @@ def test_a_refill_that_could_miss_freed_room_elsewhere_decides_over_every_deskto
     assert ref.machine_id == "m-02"
     assert [v.only_desktops for v in chooser.views] == [frozenset({"m-01"}), None]
     assert store.counts.work().creating_attempts == 1
+
+
+def test_a_sweeping_refill_decides_over_every_desktop(store: Store) -> None:
+    # Desktops were left to a round since the last decision: the refill may place there too.
+    add_jobs(store, "a")
+    manual_fire(store, "a", 3)
+    first = start_one(store)
+    chooser = Chooser(["m-01", "m-02"])
+    request = AssignRequest(at(1), chooser, LEASE, limit=200, sweep=True)
+    recorded = store.tracking.record_news([], [run(first, "success")], at(1), policy(), assign=request)
+    assert recorded.assigned is not None
+    assert sorted(r.machine_id for r in recorded.assigned) == ["m-01", "m-02"]
+    assert [v.only_desktops for v in chooser.views] == [None]
