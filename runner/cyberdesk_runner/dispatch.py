@@ -110,6 +110,9 @@ class Dispatcher:
         self._reserved = 0
         #: Whether a round's own assign transaction is under way (then news leaves freed desktops to the rounds).
         self._assigning = False
+        #: Whether freed desktops were left to a round since the last decision over every desktop: the next refill
+        #: by news then decides over every desktop too (`AssignRequest.sweep`), not just those it frees.
+        self._left_to_rounds = False
         #: Whether the last `dispatch_once` claimed as many as it could ask for: more may be due right away.
         self.more_due = False
         #: When each desktop last got work from us, to spread items evenly over a target's desktops.
@@ -139,6 +142,7 @@ class Dispatcher:
         now = self._clock.now()
         stranded: dict[str, str] = {}
         limit = min(self._batch_size, room)
+        self._left_to_rounds = False
         self._assigning = True
         try:
             refs = await asyncio.to_thread(
@@ -165,16 +169,16 @@ class Dispatcher:
         with room reserved for it until `refilled`; None while the calls waiting leave no room or a round is
         assigning (then the freed desktops wait for a round)."""
         room = self._most_claimed - len(self._creating) - self._reserved
-        if room <= 0:
-            self._throttled = True
-            return None
-        if self._assigning:
+        if room <= 0 or self._assigning:
+            self._throttled = self._throttled or room <= 0
+            self._left_to_rounds = True
             return None
         limit = min(self._batch_size, room)
         self._reserved += limit
         now = self._clock.now()
+        sweep, self._left_to_rounds = self._left_to_rounds, False
         # Items pinned to a desktop gone for good are failed by the rounds, not here.
-        return AssignRequest(now, self._choose, self._lease, limit, self._window)
+        return AssignRequest(now, self._choose, self._lease, limit, self._window, sweep)
 
     def refilled(self, request: AssignRequest | None, assigned: Sequence[AttemptRef] | None) -> bool:
         """Start the create calls of the attempts a news transaction assigned (`request`: what it was given, if
@@ -185,6 +189,8 @@ class Dispatcher:
         self._reserved -= request.limit
         if assigned is not None:
             self._start(assigned, request.now)
+        else:
+            self._left_to_rounds = self._left_to_rounds or request.sweep
         self._room_again()  # a round throttled by this reservation alone must not wait for an answer
         return assigned is not None and len(assigned) < request.limit
 
@@ -250,6 +256,7 @@ class Dispatcher:
         now = self._clock.now()
         fleet = self._fleet()
         busy = set(view.busy_desktops)
+        only = view.only_desktops
         active = dict(view.active_by_job)
         candidates: dict[str, deque[Desktop]] = {}
         chosen: list[Assignment] = []
@@ -272,7 +279,7 @@ class Dispatcher:
                                 f"(waited longer than the job's timeout)"
                             )
                     continue
-                if desktop.id in busy:
+                if desktop.id in busy or (only is not None and desktop.id not in only):
                     continue
             else:
                 free = candidates.get(job.name)
@@ -281,10 +288,16 @@ class Dispatcher:
                     # places at most its due items, so only that many (twice, for those another job takes
                     # meanwhile) are picked out: not a sort of 5,000 desktops per round.
                     never = datetime.min.replace(tzinfo=now.tzinfo)
+                    selection = self._selection(job)
+                    pool = (
+                        (d for d in selection.desktops if d.connected and d.id not in busy)
+                        if only is None  # a refill by news: just the desktops it freed, not the whole fleet
+                        else (
+                            d for i in sorted(only & selection.connected) if (d := fleet.get(i)) is not None
+                        )
+                    )
                     ordered = heapq.nsmallest(
-                        2 * len(view.due),
-                        (d for d in self._selection(job).desktops if d.connected and d.id not in busy),
-                        key=lambda d: self._last_used.get(d.id, never),
+                        2 * len(view.due), pool, key=lambda d: self._last_used.get(d.id, never)
                     )
                     free = candidates[job.name] = deque(ordered)
                 while free and free[0].id in busy:  # taken meanwhile by another job's item

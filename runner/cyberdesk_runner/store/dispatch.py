@@ -11,14 +11,15 @@ items with SKIP LOCKED (in queue order), and inserts attempts; the partial uniqu
 desktop is the last guard. `attempts_to_settle` locks attempts with SKIP LOCKED; the others update attempts only.
 `assign_due` is that work inside another transaction: news that frees desktops fills them in its own transaction
 (`tracking.record_news`), after its row locks; it only tries the advisory lock there (never waits for it), so a
-dispatch decision that waits for those rows cannot deadlock with it.
+dispatch decision that waits for those rows cannot deadlock with it. That refill reads only the desktops it freed
+(`_choose_for_freed`), under the same lock and with the same SKIP LOCKED reads, and the same unique index guards it.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -212,58 +213,29 @@ def assign_due(
     *,
     wait_for_lock: bool,
     events: list[Transition] | None = None,
+    freed: Mapping[str, str] | None = None,
 ) -> list[AttemptRef] | None:
     """`Dispatch.assign`'s work, in the caller's transaction. Without `wait_for_lock`, None (nothing read or
     written) when another transaction holds the dispatch lock (PostgreSQL): a caller that already holds row
     locks must never wait for it, as the holder may be waiting for those rows. Its `attempt_created` events go
-    to the event log, or to `events` for a caller that writes its own (one insert per transaction)."""
-    sql = core.sql
+    to the event log, or to `events` for a caller that writes its own (one insert per transaction).
+
+    `freed` (desktop -> job of the attempt that just ended there): a refill by news, which reads only those
+    desktops, per-job counts and as many due items as they can take, not the whole busy set (`_choose_for_freed`).
+    """
     if core.is_postgres:
         if wait_for_lock:
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(*_DISPATCH_LOCK)))
         elif not conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(*_DISPATCH_LOCK))).scalar():
             return None
-    now, limit, window = request.now, request.limit, request.window
-    active = conn.execute(sql.active_attempts).all()
-    busy = frozenset(r.machine_id for r in active)
-    active_by_job: dict[str, int] = defaultdict(int)
-    for row in active:
-        active_by_job[row.job_name] += 1
-    due_rows: list[Any] = []
-    for job_name in conn.execute(sql.job_names).scalars():
-        wanted = limit if window is None else min(limit, window(job_name, busy, active_by_job[job_name]))
-        for priority in (True, False):  # the queue index holds priority ascending: two ordered reads
-            if wanted <= 0:
-                break
-            rows = conn.execute(
-                sql.due_queue, {"b_job": job_name, "b_priority": priority, "b_now": now, "b_limit": wanted}
-            ).all()
-            due_rows += rows
-            wanted -= len(rows)
-    if not due_rows:
-        return []
-    due_rows.sort(key=lambda r: (not r.priority, r.next_attempt_at, r.seq, r.id))
-    view = DispatchView(
-        due=[
-            DueItem(
-                r.id,
-                r.fire_id,
-                r.job_name,
-                r.seq,
-                r.inputs,
-                r.machine_id,
-                r.attempts,
-                r.priority,
-                r.next_attempt_at,
-            )
-            for r in due_rows
-        ],
-        busy_desktops=busy,
-        active_by_job=dict(active_by_job),
-    )
-    assignments = request.choose(view)
+    assignments, due_rows = None, list[Any]()
+    if freed is not None:
+        assignments, due_rows = _choose_for_freed(core, conn, request, freed)
+    if assignments is None:
+        assignments, due_rows = _choose(core, conn, request)
     if not assignments:
         return []
+    sql, now = core.sql, request.now
     by_id = {r.id: r for r in due_rows}
     refs: list[AttemptRef] = []
     transitions: list[Transition] = []
@@ -328,3 +300,90 @@ def assign_due(
     else:
         events += transitions
     return refs
+
+
+def _due(core: StoreCore, conn: Connection, job_name: str, now: datetime, wanted: int) -> list[Any]:
+    """A job's due items in queue order, at most `wanted`: the queue index holds priority ascending, so two
+    ordered reads."""
+    rows: list[Any] = []
+    for priority in (True, False):
+        if wanted <= 0:
+            break
+        read = conn.execute(
+            core.sql.due_queue, {"b_job": job_name, "b_priority": priority, "b_now": now, "b_limit": wanted}
+        ).all()
+        rows += read
+        wanted -= len(read)
+    return rows
+
+
+def _view(
+    due_rows: list[Any], busy: frozenset[str], active_by_job: Mapping[str, int], **kw: Any
+) -> DispatchView:
+    due_rows.sort(key=lambda r: (not r.priority, r.next_attempt_at, r.seq, r.id))
+    due = [
+        DueItem(
+            r.id,
+            r.fire_id,
+            r.job_name,
+            r.seq,
+            r.inputs,
+            r.machine_id,
+            r.attempts,
+            r.priority,
+            r.next_attempt_at,
+        )
+        for r in due_rows
+    ]
+    return DispatchView(due=due, busy_desktops=busy, active_by_job=dict(active_by_job), **kw)
+
+
+def _choose(core: StoreCore, conn: Connection, request: AssignRequest) -> tuple[list[Assignment], list[Any]]:
+    """A dispatch decision over every active attempt (the busy desktops, per-job counts) and every job's queue."""
+    sql, now, limit, window = core.sql, request.now, request.limit, request.window
+    active = conn.execute(sql.active_attempts).all()
+    busy = frozenset(r.machine_id for r in active)
+    active_by_job: dict[str, int] = defaultdict(int)
+    for row in active:
+        active_by_job[row.job_name] += 1
+    due_rows: list[Any] = []
+    for job_name in conn.execute(sql.job_names).scalars():
+        wanted = limit if window is None else min(limit, window(job_name, busy, active_by_job[job_name]))
+        due_rows += _due(core, conn, job_name, now, wanted)
+    if not due_rows:
+        return [], []
+    return request.choose(_view(due_rows, busy, active_by_job)), due_rows
+
+
+def _choose_for_freed(
+    core: StoreCore, conn: Connection, request: AssignRequest, freed: Mapping[str, str]
+) -> tuple[list[Assignment] | None, list[Any]]:
+    """A refill of the desktops news just freed, at a cost in proportion to them: which of them are free (by the
+    unique index on an active desktop), per-job counts (one GROUP BY, counted in SQL), and per job at most as
+    many due items as there are free desktops. The chooser may place only there (`only_desktops`).
+
+    None (decide over the full view instead) when the narrow view may miss work: the chooser placed elsewhere, or
+    a job whose attempt ended here has due items and got none (its room, freed here, may be on another desktop).
+    """
+    sql, now, limit, window = core.sql, request.now, request.limit, request.window
+    busy = frozenset(conn.execute(sql.active_on_desktops, {"ids": sorted(freed)}).scalars())
+    free = frozenset(freed) - busy
+    if not free:
+        return [], []
+    active_by_job: dict[str, int] = defaultdict(int, {job: n for job, n in conn.execute(sql.active_per_job)})
+    due_rows: list[Any] = []
+    for job_name in conn.execute(sql.job_names).scalars():
+        wanted = min(limit, len(free))
+        if (
+            window is not None
+        ):  # no busy desktop is read: the window counts the job's desktops, `free` caps it
+            wanted = min(wanted, window(job_name, frozenset(), active_by_job[job_name]))
+        due_rows += _due(core, conn, job_name, now, wanted)
+    if not due_rows:
+        return [], []
+    assignments = request.choose(_view(due_rows, frozenset(), active_by_job, only_desktops=free))
+    placed_jobs = {r.job_name for r in due_rows if r.id in {a.item_id for a in assignments}}
+    waiting_jobs = {r.job_name for r in due_rows} - placed_jobs
+    if any(a.machine_id not in free for a in assignments) or waiting_jobs & set(freed.values()):
+        return None, []
+    return assignments, due_rows

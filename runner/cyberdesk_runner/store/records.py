@@ -172,6 +172,9 @@ class DispatchView:
     #: Desktops running (or about to run) one of our runs, from any job and any daemon.
     busy_desktops: frozenset[str]
     active_by_job: Mapping[str, int]
+    #: Set for a refill by news (`dispatch.assign_due(freed=...)`): only these desktops (free, just freed) may be
+    #: chosen, and `busy_desktops` is not read (empty). The store checks it: another choice falls back to a full view.
+    only_desktops: frozenset[str] | None = None
 
 
 @attrs.frozen
@@ -213,6 +216,9 @@ class AssignRequest:
     limit: int
     #: How many of a job's due items are worth reading (`store.dispatch.DispatchWindow`); None: `limit`.
     window: Callable[[str, frozenset[str], int], int] | None = None
+    #: Decide over every desktop, not just those the news frees: desktops were left to a round since the last
+    #: decision (the dispatcher had no room to offer), and a refill may reach them first.
+    sweep: bool = False
 
 
 @attrs.frozen

@@ -88,6 +88,14 @@ class HotStatements:
     due_queue: sa.Select[Any]
     #: Desktop and job of every attempt that holds (or may hold) a desktop.
     active_attempts: sa.Select[Any] = sa.select(attempt_t.c.machine_id, attempt_t.c.job_name).where(_ACTIVE)
+    #: Which of some desktops (`ids`) hold an active attempt (the partial unique index on an active desktop).
+    active_on_desktops: sa.Select[Any] = sa.select(attempt_t.c.machine_id).where(
+        _ACTIVE, attempt_t.c.machine_id.in_(_IDS)
+    )
+    #: Active attempts counted per job (a count in SQL: no row of the busy set is made in Python).
+    active_per_job: sa.Select[Any] = (
+        sa.select(attempt_t.c.job_name, sa.func.count()).where(_ACTIVE).group_by(attempt_t.c.job_name)
+    )
     #: Every job's name, in name order.
     job_names: sa.Select[Any] = sa.select(job_t.c.name).order_by(job_t.c.name)
     #: Running fires by id (`ids`): id, job_name, error and their job's `budget.tokens_per_fire` (JSON, as

@@ -26,7 +26,6 @@ from cyberdesk_runner.store.items import item_outcome, settle_fires
 from cyberdesk_runner.store.records import (
     FINAL_ATTEMPT_STATUSES,
     FINAL_ITEM_STATUSES,
-    FINISHED_ATTEMPT_EVENTS,
     AssignRequest,
     AttemptVerdict,
     FinishedAttempt,
@@ -93,13 +92,21 @@ class Tracking(Aggregate):
         (PostgreSQL; this one never waits for it): the caller then leaves the freed desktops to a dispatch round.
         """
         with self.core.write() as conn:
-            transitions = _record_created(self.core, conn, created, now, outcome, steps or {})
-            applied, unknown = _apply_observations(self.core, conn, observations, now, outcome)
+            freed: dict[str, str] = {}  # desktop -> job of the attempt that ended there
+            transitions = _record_created(self.core, conn, created, now, outcome, steps or {}, freed)
+            applied, unknown = _apply_observations(self.core, conn, observations, now, outcome, freed)
             transitions += applied
             assigned, created_events = None, list[Transition]()
-            if assign is not None and any(t.kind in FINISHED_ATTEMPT_EVENTS for t in transitions):
+            if assign is not None and freed:
                 # After this transaction's row locks (attempt -> item -> fire).
-                assigned = assign_due(self.core, conn, assign, wait_for_lock=False, events=created_events)
+                assigned = assign_due(
+                    self.core,
+                    conn,
+                    assign,
+                    wait_for_lock=False,
+                    events=created_events,
+                    freed=None if assign.sweep else freed,
+                )
             self.core.append_events(conn, now, transitions + created_events)
         return RecordedNews(transitions, unknown, assigned)
 
@@ -199,6 +206,7 @@ def _record_created(
     now: datetime,
     outcome: OutcomePolicy,
     steps: Mapping[str, Sequence[NewStepRun]],
+    freed: dict[str, str] | None = None,
 ) -> list[Transition]:
     transitions: list[Transition] = []
     runs = dict(created)
@@ -239,14 +247,20 @@ def _record_created(
         )
     final = [run for _, run in created if run.status in FINAL_ATTEMPT_STATUSES]
     if final:
-        transitions += _apply_observations(core, conn, final, now, outcome)[0]
+        transitions += _apply_observations(core, conn, final, now, outcome, freed)[0]
     return transitions
 
 
 def _apply_observations(
-    core: StoreCore, conn: Connection, runs: Sequence[RunObservation], now: datetime, outcome: OutcomePolicy
+    core: StoreCore,
+    conn: Connection,
+    runs: Sequence[RunObservation],
+    now: datetime,
+    outcome: OutcomePolicy,
+    freed: dict[str, str] | None = None,
 ) -> tuple[list[Transition], list[RunObservation]]:
-    """Apply news about our runs; returns the transitions and the news about runs that are not ours.
+    """Apply news about our runs; returns the transitions and the news about runs that are not ours. The
+    desktops of the attempts it ends go to `freed` (desktop -> job).
 
     News about step runs moves their rows first, and becomes news about their attempts (`steps.py`)."""
     runs, transitions = apply_step_news(core, conn, runs, now)
@@ -294,6 +308,8 @@ def _apply_observations(
             )
     if progressed:
         conn.execute(core.sql.attempt_progressed, progressed)
+    if freed is not None:
+        freed.update((f.row.machine_id, f.row.job_name) for f in finishing)
     transitions += _finish_attempts(core, conn, finishing, now, outcome)
     return transitions, unknown
 

@@ -82,6 +82,7 @@ class Chooser:
     def __call__(self, view: DispatchView) -> list[Assignment]:
         self.views.append(view)
         busy = set(view.busy_desktops)
+        only = view.only_desktops  # a refill by news: only the desktops it freed
         active = dict(view.active_by_job)
         chosen: list[Assignment] = []
         for item in view.due:
@@ -90,11 +91,11 @@ class Chooser:
             if active.get(item.job_name, 0) >= self.concurrency.get(item.job_name, 1_000_000):
                 continue
             if item.machine_id is not None:
-                if item.machine_id in busy:
+                if item.machine_id in busy or (only is not None and item.machine_id not in only):
                     continue
                 desktop = item.machine_id
             else:
-                free = [d for d in self.desktops if d not in busy]
+                free = [d for d in self.desktops if d not in busy and (only is None or d in only)]
                 if not free:
                     continue
                 desktop = free[0]

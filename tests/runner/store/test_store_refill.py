@@ -136,3 +136,64 @@ def test_news_never_waits_for_another_dispatch_decision(pg_store: Store) -> None
         assert ref.machine_id == "m-01"
     finally:
         other.dispose()
+
+
+def test_a_refill_places_only_on_the_desktops_it_freed_within_the_jobs_concurrency(store: Store) -> None:
+    desktops = ["m-01", "m-02", "m-03", "m-04"]
+    add_jobs(store, "a", "b")
+    manual_fire(store, "a", 6)
+    manual_fire(store, "b", 3)
+    # a: 2 runs (its concurrency), b: 2 runs; one desktop stays idle, never offered by the refill.
+    limits = {"a": 2, "b": 3}
+    refs = store.dispatch.assign(at(0), Chooser(desktops[:3], concurrency=limits), lease=LEASE)
+    refs += store.dispatch.assign(at(0), Chooser(desktops[3:], concurrency=limits), lease=LEASE)
+    store.tracking.record_created(created(refs), at(0), policy())
+    by_job = {r.job_name: [x for x in refs if x.job_name == r.job_name] for r in refs}
+    assert (len(by_job["a"]), len(by_job["b"])) == (2, 2)
+    ending = by_job["b"][0]  # b's run ends: only its desktop is freed
+    chooser = Chooser(desktops, concurrency=limits)
+    recorded = store.tracking.record_news(
+        [], [run(f"run-{ending.id}", "success")], at(1), policy(), assign=refill(chooser)
+    )
+    [view] = chooser.views
+    assert view.only_desktops == frozenset({ending.machine_id}) and view.busy_desktops == frozenset()
+    assert recorded.assigned is not None
+    [ref] = recorded.assigned
+    # a is at its concurrency: the freed desktop goes to b's next item, and to no busy desktop.
+    assert (ref.job_name, ref.machine_id) == ("b", ending.machine_id)
+    active = store.tracking.in_flight_by_job()
+    assert active == {"a": 2, "b": 2}
+    machines = [a.machine_id for a in store.tracking.in_flight()]
+    assert len(machines) == len(set(machines))
+
+
+def test_a_refill_that_could_miss_freed_room_elsewhere_decides_over_every_desktop(store: Store) -> None:
+    desktops = ["m-01", "m-02"]
+    add_jobs(store, "a", "b")
+    manual_fire(store, "a", 3)
+    [first] = store.dispatch.assign(at(0), Chooser(desktops[:1], concurrency={"a": 1}), lease=LEASE)
+    store.tracking.record_created(created([first]), at(0), policy())
+    # a's run ends on m-01 while m-02 is idle: a chooser that takes m-02 for a's next item is not held to the
+    # freed desktop (the store decides over the full view instead), and never places twice.
+    chooser = Chooser(desktops[1:], concurrency={"a": 1})
+    recorded = store.tracking.record_news(
+        [], [run(f"run-{first.id}", "success")], at(1), policy(), assign=refill(chooser)
+    )
+    assert recorded.assigned is not None
+    [ref] = recorded.assigned
+    assert ref.machine_id == "m-02"
+    assert [v.only_desktops for v in chooser.views] == [frozenset({"m-01"}), None]
+    assert store.counts.work().creating_attempts == 1
+
+
+def test_a_sweeping_refill_decides_over_every_desktop(store: Store) -> None:
+    # Desktops were left to a round since the last decision: the refill may place there too.
+    add_jobs(store, "a")
+    manual_fire(store, "a", 3)
+    first = start_one(store)
+    chooser = Chooser(["m-01", "m-02"])
+    request = AssignRequest(at(1), chooser, LEASE, limit=200, sweep=True)
+    recorded = store.tracking.record_news([], [run(first, "success")], at(1), policy(), assign=request)
+    assert recorded.assigned is not None
+    assert sorted(r.machine_id for r in recorded.assigned) == ["m-01", "m-02"]
+    assert [v.only_desktops for v in chooser.views] == [None]
