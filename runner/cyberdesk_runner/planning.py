@@ -43,9 +43,14 @@ def plan_items(
     `fan_out: items` gives one item per input set, to run on any desktop of the target. `fan_out: machines`
     gives every input set once on every selected desktop, each run then picks up that desktop's parameters.
     """
+    _require_desktops(fan_out, desktops, job_name)
+    return list(_items(fan_out, input_sets, overrides, desktops))
+
+
+def _require_desktops(fan_out: str, desktops: Sequence[Desktop], job_name: str) -> None:
+    """A fan-out over machines needs at least one connected desktop to plan for."""
     if fan_out == "machines" and not desktops:
         raise PlanningError(f"job {job_name}: its target selects no desktop")
-    return list(_items(fan_out, input_sets, overrides, desktops))
 
 
 def _items(
@@ -119,8 +124,7 @@ def check_plan(job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | None
     cannot run (every error of the items file, before any item is recorded)."""
     desktops = _checked_desktops(job, fleet)
     fan_out = str(job.loaded.spec.fan_out)
-    if fan_out == "machines" and not desktops:
-        raise PlanningError(f"job {job.name}: its target selects no desktop")
+    _require_desktops(fan_out, desktops, job.name)
     input_sets, stream = iter_items(job.loaded)
     try:
         rows = sum(1 for _ in input_sets)

@@ -22,7 +22,6 @@ __all__ = [
     "iter_items",
     "load_items",
     "read_data_file",
-    "stream_data_file",
 ]
 
 DataFile = tuple[list[dict[str, Any]], str]
@@ -44,7 +43,7 @@ def iter_items(job: LoadedJob) -> tuple[Iterator[dict[str, Any]], DataStream | N
     spec = job.spec
     stream = None
     if job.items_path is not None:
-        stream = stream_data_file(job.items_path, job)  # fresh objects, read for this call
+        stream = DataStream(job.items_path, job)  # fresh objects, read for this call
         items: Iterable[dict[str, Any]] = stream
     elif spec.items is not None:
         items = [dict(item) for item in copy.deepcopy(spec.items)]
@@ -130,11 +129,6 @@ class DataStream:
         self.digest = self._hash.hexdigest()
         if errors:
             raise JobFileError(errors)
-
-
-def stream_data_file(path: Path, job: LoadedJob | None = None) -> DataStream:
-    """The rows of a CSV or JSON Lines file, streamed (see DataStream)."""
-    return DataStream(path, job)
 
 
 class _HashingReader(io.RawIOBase):
@@ -257,7 +251,7 @@ def input_columns(job: LoadedJob) -> set[str] | None:
     if spec.items_from_output is not None:
         return None
     rows: Iterable[dict[str, Any]] = (
-        stream_data_file(job.items_path, job)
+        DataStream(job.items_path, job)
         if job.items_path is not None
         else [dict(item) for item in spec.items or ({},)]
     )
