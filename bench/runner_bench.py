@@ -1,7 +1,8 @@
 """The runner's throughput, API economy, tracking latency and memory, against an emulator in a subprocess.
 
     python bench/runner_bench.py [--daemons 1,2,3] [--store sqlite|postgres] [--poll-only]
-                                 [--items 2000] [--desktops 200] [--in-flight 10000] [--webhook-rate N]
+                                 [--items 2000] [--desktops 200] [--in-flight 10000]
+                                 [--webhook-rate N [--news-window 30ms]]
                                  [--big-fire 100000 [--big-fire-seconds 20]] [--json PATH|-]
 
 Everything runs as separate processes on this machine: one emulator (high `--speed`, so desktops are never the
@@ -32,7 +33,8 @@ limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
 
 The emulator is served by `cyberdesk.emulator.EmulatorServer` with its webhooks sent through its default,
 httpx-aiohttp transport (`--emulator-webhooks httpx` uses httpx's own pool, which caps deliveries near 100/s
-here; see docs/performance notes); `--webhook-rate N` caps them at N per second (slow news). Daemons log at
+here; see docs/performance notes); `--webhook-rate N` caps them at N per second (slow news), and
+`--news-window` sets the daemons' `tracking.news_window`. Daemons log at
 warning level unless `--log-level` says otherwise. `--json PATH` (or `-`) writes every figure as JSON, for
 `bench/compare.py OLD NEW`.
 """
@@ -75,6 +77,7 @@ PG_URL = os.environ.get("CYBERDESK_RUNNER_BENCH_PG", "postgresql+psycopg://postg
 WORKFLOW = "Bench work"
 VERBOSE = False
 WEBHOOKS_TO_EACH = False
+NEWS_WINDOW: str | None = None  # the daemons' tracking.news_window (--news-window)
 
 # Served in a subprocess: the emulator with a chosen webhook transport, until SIGTERM.
 _EMULATOR_PROGRAM = """
@@ -418,6 +421,7 @@ def _start_daemons(
     for n in range(count):
         port, server_port = _free_port(), _free_port()
         webhook = "" if poll_only else f'webhook: {{listen: "127.0.0.1:{port}", secret: "{WEBHOOK_SECRET}"}}'
+        window = f"news_window: {NEWS_WINDOW}" if NEWS_WINDOW else ""
         config = work / f"daemon-{secrets.token_hex(3)}.yaml"
         config.write_text(
             textwrap.dedent(f"""
@@ -427,6 +431,7 @@ def _start_daemons(
             server: {{listen: "127.0.0.1:{server_port}"}}
             tracking:
               poll_interval: {poll_interval}
+              {window}
               {webhook}
             log: {{level: {log_level}}}
         """)
@@ -921,6 +926,9 @@ def main() -> None:
         "--webhook-rate", type=float, default=None, help="cap the emulator's webhooks at N deliveries/s"
     )
     parser.add_argument(
+        "--news-window", default=None, help="the daemons' tracking.news_window, e.g. 30ms (default: none)"
+    )
+    parser.add_argument(
         "--skip",
         default="",
         help="comma-separated parts to skip: a, b, c, rss, baselines (the emulator's create-only rate and the thin client)",
@@ -955,6 +963,7 @@ def main() -> None:
         desktops=args.desktops,
         speed=args.speed,
         webhook_rate=args.webhook_rate,
+        news_window=args.news_window,
         poll_only=args.poll_only,
         emulator_webhooks=args.emulator_webhooks,
     )
@@ -962,8 +971,9 @@ def main() -> None:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Runs the parts not skipped, prints their tables and returns their figures."""
-    global VERBOSE, WEBHOOKS_TO_EACH
+    global VERBOSE, WEBHOOKS_TO_EACH, NEWS_WINDOW
     VERBOSE = args.verbose
+    NEWS_WINDOW = args.news_window
     WEBHOOKS_TO_EACH = args.webhooks_to == "each"
     skip = set(filter(None, args.skip.split(",")))
     counts = [int(n) for n in args.daemons.split(",") if n]

@@ -201,6 +201,7 @@ class Daemon:
             max_in_flight_requests=self.config.dispatch.max_in_flight_requests,
             lease=self.config.dispatch.lease,
             poll_interval=self.config.tracking.poll_interval,
+            news_window=self.config.tracking.news_window,
             on_wake=self._wake,
         )
         self.runtime = self._loops.runtime = runtime

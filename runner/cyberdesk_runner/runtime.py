@@ -67,6 +67,7 @@ class Runtime:
         max_in_flight_requests: int = 32,
         lease: timedelta = timedelta(seconds=30),
         poll_interval: timedelta = timedelta(seconds=15),
+        news_window: timedelta | None = None,
         on_wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
@@ -100,6 +101,7 @@ class Runtime:
             outcome=self.policy,
             on_transitions=self.on_transitions,
             metrics=self.metrics,
+            news_window=news_window.total_seconds() if news_window is not None else 0.0,
         )
         self.dispatcher = Dispatcher(
             store=store,

@@ -445,3 +445,13 @@ def test_the_embedded_emulator_can_cap_its_webhooks(tmp_path: Path) -> None:
     [(name, line, _, field, message)] = config_errors(path)
     assert (name, line, field) == ("config.yaml", 2, "emulator.webhook_rate")
     assert "more than 0" in message and "got 0" in message
+
+
+def test_a_news_window_is_optional_and_at_most_a_second(tmp_path: Path) -> None:
+    assert default_config(tmp_path).tracking.news_window is None  # news of an end goes at once unless asked
+    path = write(tmp_path / "config.yaml", "tracking:\n  news_window: 30ms\n")
+    assert load_config(path, {}).tracking.news_window == timedelta(milliseconds=30)
+    write(path, "tracking:\n  news_window: 5s\n")
+    [(name, line, _, field, message)] = config_errors(path)
+    assert (name, line, field) == ("config.yaml", 2, "tracking.news_window")
+    assert "at most 1s" in message and "5s" in message

@@ -4,7 +4,7 @@ burst of webhooks costs a few commits, not hundreds, and a run's creation is rec
 A batch that ends runs also fills the desktops it frees, in its own transaction (`refill`: the dispatcher), so a
 run's end costs no dispatch round of its own however slowly the news comes. Create calls' answers alone (no news
 of an end with them) wait up to CREATED_GATHER for news to ride along with: slow news then costs one transaction
-per run, not two. News of an end is never held back.
+per run, not two. News of an end is not held back, unless `tracking.news_window` says to: see NewsWindow.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ _RETRY_AT_ONCE = 500
 CREATED_GATHER = 0.02
 #: A batch of at least this much news goes at once.
 _FULL_ENOUGH = 16
+#: Why a news window exists, in short: each batch wakes the store thread and then the event loop, and on a small
+#: virtual machine a thread woken from sleep runs its first tens of microseconds several times slower than a warm
+#: one (`bench/wakeup_cost.py`). News arriving a few milliseconds apart (webhooks at 200/s) therefore costs about
+#: twice the CPU per run of news arriving in bursts. A window of 20-30 ms gathers such news into shared
+#: transactions, at the price of that much tracking latency; the default is no window.
 
 
 class Refill(Protocol):
@@ -72,6 +77,7 @@ class ObservationSink:
         max_batch: int = 500,
         refill: Refill | None = None,
         created_gather: float = CREATED_GATHER,
+        news_window: float = 0.0,
     ) -> None:
         self._metrics = metrics
         self._store = store
@@ -81,6 +87,8 @@ class ObservationSink:
         self._max_batch = max_batch
         self.refill = refill
         self._created_gather = created_gather
+        #: Seconds that news of an end waits for more news to share its transaction (0: it goes at once).
+        self._news_window = news_window
         self._queue: asyncio.Queue[tuple[News, asyncio.Future[None]]] = asyncio.Queue()
         #: News about runs not known when it came, by run id, with when it came. A fast run's webhook can arrive
         #: before its create call's answer is recorded: it is applied right after that answer, in order.
@@ -120,22 +128,24 @@ class ObservationSink:
                     self._queue.task_done()
 
     async def _next_batch(self) -> list[tuple[News, asyncio.Future[None]]]:
-        """What is queued (up to max_batch); create calls' answers alone wait a moment for company."""
+        """What is queued (up to max_batch). Create calls' answers alone wait a moment for company; news of an
+        end waits only as long as the news window (none by default)."""
         batch = [await self._queue.get()]
-        deadline: float | None = None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while len(batch) < self._max_batch:
             if not self._queue.empty():
                 batch.append(self._queue.get_nowait())
                 continue
-            if len(batch) >= _FULL_ENOUGH or any(not isinstance(n, CreatedRun) for n, _ in batch):
+            if len(batch) >= _FULL_ENOUGH:
                 break
-            loop = asyncio.get_running_loop()
-            if deadline is None:
-                deadline = loop.time() + self._created_gather
-            if loop.time() >= deadline:
+            ends = any(not isinstance(n, CreatedRun) for n, _ in batch)
+            wait = self._news_window if ends else max(self._created_gather, self._news_window)
+            left = started + wait - loop.time()
+            if left <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), deadline - loop.time()))
+                batch.append(await asyncio.wait_for(self._queue.get(), left))
             except TimeoutError:
                 break
         return batch
