@@ -14,7 +14,9 @@ limit), the daemons (`cyberdesk-runner run`), PostgreSQL. Figures:
     - Cyberdesk API requests per completed run, from the emulator's counters (target <= 1.5 with webhooks,
       <= 3 with --poll-only);
     - tracking latency: a run's end in the emulator -> its terminal status in the store (the attempt's
-      finishing event), both wall clock on this machine (target p50 < 50 ms with webhooks);
+      finishing event), both wall clock on this machine (target p50 < 50 ms with webhooks); and the same in two
+      parts, from the emulator's delivery log (its last 1,000 attempts): the run's end -> its webhook sent (the
+      emulator's part) and sent -> store (the daemon's part, which includes waiting for a core);
     - peak RSS (VmHWM) of a daemon holding `--in-flight` items in flight (target < 200 MB), read twice: with as
       many desktops (every item a run in flight) and over `--desktops` desktops (the rest pending), on a store
       whose schema is already at head (a daemon's usual start).
@@ -228,6 +230,10 @@ class Emulator:
 
     def runs(self) -> list[dict[str, Any]]:
         return httpx.get(f"{self.base_url}/_emulator/runs", timeout=120).json()["runs"]  # type: ignore[no-any-return]
+
+    def webhook_log(self) -> list[dict[str, Any]]:
+        """The emulator's last 1,000 delivery attempts, each with when it was sent and answered."""
+        return httpx.get(f"{self.base_url}/_emulator/webhooks", timeout=60).json()["log"]  # type: ignore[no-any-return]
 
 
 @contextmanager
@@ -510,6 +516,12 @@ class Result:
     latency_p50_ms: float
     latency_p90_ms: float
     latency_p99_ms: float
+    #: The same latency in two parts, over the runs among the emulator's last 1,000 deliveries: the run's end ->
+    #: its webhook sent (the emulator's part: a real cloud's is its own) and webhook sent -> store (the daemon's).
+    end_to_sent_p50_ms: float
+    end_to_sent_p99_ms: float
+    sent_to_store_p50_ms: float
+    sent_to_store_p99_ms: float
     webhook_share: float
     daemon_cpu_per_run_ms: float
     emulator_cpu_per_run_ms: float
@@ -584,6 +596,7 @@ def run_job(
         news = _metric(procs, "cyberdesk_runner_news_batch_size_sum")
         after = emu.stats()
         timeline = emu.runs()
+        deliveries = emu.webhook_log()
         finished, ours = _store_view(engine)
     finally:
         for p in procs:
@@ -599,6 +612,7 @@ def run_job(
         if r["ended_at"] and r["id"] in finished
     ]
     by_webhook = sum(1 for at_source in finished.values() if at_source[1] == "webhook")
+    end_to_sent, sent_to_store = _latency_parts(runs, deliveries, finished)
     api = _api_requests(after) - _api_requests(before)
     return Result(
         label=label,
@@ -609,6 +623,10 @@ def run_job(
         latency_p50_ms=_percentile(latencies, 0.5),
         latency_p90_ms=_percentile(latencies, 0.9),
         latency_p99_ms=_percentile(latencies, 0.99),
+        end_to_sent_p50_ms=_percentile(end_to_sent, 0.5),
+        end_to_sent_p99_ms=_percentile(end_to_sent, 0.99),
+        sent_to_store_p50_ms=_percentile(sent_to_store, 0.5),
+        sent_to_store_p99_ms=_percentile(sent_to_store, 0.99),
         webhook_share=by_webhook / max(len(finished), 1),
         daemon_cpu_per_run_ms=cpu / max(len(runs), 1) * 1000,
         emulator_cpu_per_run_ms=emulator_cpu / max(len(runs), 1) * 1000,
@@ -617,6 +635,27 @@ def run_job(
         dispatch_rounds_per_run=rounds / max(len(runs), 1),
         news_per_transaction=news / max(batches, 1),
     )
+
+
+def _latency_parts(
+    runs: list[dict[str, Any]],
+    deliveries: list[dict[str, Any]],
+    finished: dict[str, tuple[datetime, str]],
+) -> tuple[list[float], list[float]]:
+    """(run end -> first webhook sent, that send -> end in the store), in ms, for runs with a delivery in the log."""
+    ended = {r["id"]: _when(r["ended_at"]) for r in runs if r["ended_at"]}
+    first_sent: dict[str, datetime] = {}
+    for attempt in deliveries:
+        run_id = attempt.get("run_id")
+        if run_id in ended and run_id not in first_sent:
+            first_sent[run_id] = _when(attempt["sent_at"])
+    end_to_sent = [(sent - ended[run_id]).total_seconds() * 1000 for run_id, sent in first_sent.items()]
+    sent_to_store = [
+        (finished[run_id][0] - sent).total_seconds() * 1000
+        for run_id, sent in first_sent.items()
+        if run_id in finished
+    ]
+    return end_to_sent, sent_to_store
 
 
 def _store_view(engine: sa.Engine) -> tuple[dict[str, tuple[datetime, str]], set[str]]:
@@ -1062,6 +1101,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "end->store p50",
             "p90",
             "p99",
+            "end->sent p50/p99",
+            "sent->store p50/p99",
             "via webhook",
             "CPU/run: daemons",
             "emulator",
@@ -1083,6 +1124,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 f"{r.latency_p50_ms:.0f} ms",
                 f"{r.latency_p90_ms:.0f} ms",
                 f"{r.latency_p99_ms:.0f} ms",
+                f"{r.end_to_sent_p50_ms:.0f}/{r.end_to_sent_p99_ms:.0f} ms",
+                f"{r.sent_to_store_p50_ms:.0f}/{r.sent_to_store_p99_ms:.0f} ms",
                 f"{r.webhook_share:.0%}",
                 f"{r.daemon_cpu_per_run_ms:.2f} ms",
                 f"{r.emulator_cpu_per_run_ms:.2f} ms",

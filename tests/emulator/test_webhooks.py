@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -11,8 +12,9 @@ import pytest
 from httpx_aiohttp import AiohttpTransport
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from cyberdesk.emulator import Emulator, EmulatorOptions
+from cyberdesk.emulator import Emulator, EmulatorOptions, ManualClock
 from cyberdesk.emulator.cli import ServeOptions
+from cyberdesk.emulator.ticker import MIN_PAUSE, pause
 from cyberdesk.emulator.webhooks import WebhookDispatcher
 
 from .conftest import wf
@@ -102,6 +104,8 @@ async def test_failed_deliveries_are_retried_with_the_same_id(
     }
     states = [entry["state"] for entry in em.webhooks.log]
     assert states == ["pending", "pending", "delivered"]
+    for entry in em.webhooks.log:  # each attempt says when its request went out and when it was answered
+        assert datetime.fromisoformat(entry["sent_at"]) <= datetime.fromisoformat(entry["at"])
 
 
 async def test_delivery_gives_up_after_five_attempts(make_emulator: Callable[..., Emulator]) -> None:
@@ -203,3 +207,30 @@ async def test_deliveries_go_through_aiohttp_unless_a_transport_is_given() -> No
     mock = httpx.MockTransport(lambda request: httpx.Response(204))
     async with Emulator(webhook_transport=mock).webhooks.client() as client:
         assert client._transport is mock
+
+
+def test_the_ticker_wakes_when_the_next_run_ends_not_a_whole_tick_later(
+    make_emulator: Callable[..., Emulator], clock: ManualClock
+) -> None:
+    em = make_emulator()  # runs take exactly 100 simulated seconds
+    assert pause(em, 0.01) == 0.01  # nothing scheduled: the ticker's interval
+    em.create_run(wf(em))
+    em.process_due()  # placed: it ends 100 simulated seconds from now, at the emulator's speed
+    ends_in = em.next_due_in()
+    assert ends_in is not None and ends_in > 0
+    clock.advance(ends_in - 0.004)
+    assert pause(em, 0.01) == pytest.approx(0.004, abs=1e-6)  # sooner than the interval: when the run ends
+    clock.advance(0.004)
+    assert pause(em, 0.01) == MIN_PAUSE  # due now: the next pass comes at once, but never spins
+
+
+def test_the_ticker_waits_for_capped_or_retried_webhooks_only_when_it_has_room_for_them(
+    make_emulator: Callable[..., Emulator],
+) -> None:
+    em = make_emulator(webhook_rate=2, webhook_url="https://hooks.test/a", webhook_secret=SECRET)
+    for n in range(3):
+        em.webhooks.enqueue({"event_id": f"evt_{n}", "run": {"id": f"run_{n}"}}, f"msg_{n}")
+    assert pause(em, 1.0) == MIN_PAUSE  # the first is due at once
+    em.webhooks.take_due()
+    assert pause(em, 1.0) == pytest.approx(0.5, abs=0.05)  # the cap lets the next go in half a second
+    assert pause(em, 1.0, webhooks=False) == 1.0  # no room for deliveries: they do not wake the ticker

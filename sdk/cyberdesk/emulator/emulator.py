@@ -89,6 +89,12 @@ class Emulator:
         with self.lock:
             self.simulation.process_due()
 
+    def next_due_in(self) -> float | None:
+        """Seconds until the next scheduled change (a run's end, a desktop's status); None when none is."""
+        with self.lock:
+            due = self.simulation.next_due()
+            return None if due is None else max(0.0, due - self.clock.now())
+
     def advance(self, seconds: float) -> None:
         """Moves the clock forward (clock seconds: simulated durations are already divided by speed)."""
         with self.lock:

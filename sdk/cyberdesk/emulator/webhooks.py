@@ -155,8 +155,9 @@ class WebhookDispatcher:
         return HttpxAiohttpClient(timeout=self.timeout)
 
     async def attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+        sent_at = datetime.now(UTC)
         try:
-            status, error = await self._post(client, delivery)
+            status, error = await self._post(client, delivery, sent_at)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -177,7 +178,7 @@ class WebhookDispatcher:
                 self.failed_attempts += 1
                 delivery.next_at = self._monotonic() + self.retry_delays[delivery.attempts - 1]
                 heapq.heappush(self._pending, (delivery.next_at, next(self._seq), delivery))
-            self.log.append(self._entry(delivery, status, error))
+            self.log.append(self._entry(delivery, sent_at, status, error))
         level = logging.INFO if ok or delivery.state == "failed" else logging.DEBUG
         log.log(
             level,
@@ -188,11 +189,12 @@ class WebhookDispatcher:
             status if error is None else error,
         )
 
-    async def _post(self, client: httpx.AsyncClient, delivery: Delivery) -> tuple[int | None, str | None]:
+    async def _post(
+        self, client: httpx.AsyncClient, delivery: Delivery, sent_at: datetime
+    ) -> tuple[int | None, str | None]:
         signer = next((w for e, w in self._signers if e is delivery.endpoint), None) or Webhook(
             delivery.endpoint.secret
         )
-        sent_at = datetime.now(UTC)
         headers = {
             "content-type": "application/json",
             "user-agent": "Svix-Webhooks/1.0 (cyberdesk-emulator)",
@@ -206,7 +208,9 @@ class WebhookDispatcher:
             return None, f"{type(exc).__name__}: {exc}"
         return response.status_code, None
 
-    def _entry(self, delivery: Delivery, status: int | None, error: str | None) -> dict[str, Any]:
+    def _entry(
+        self, delivery: Delivery, sent_at: datetime, status: int | None, error: str | None
+    ) -> dict[str, Any]:
         return {
             "msg_id": delivery.msg_id,
             "event_id": delivery.event_id,
@@ -216,6 +220,8 @@ class WebhookDispatcher:
             "status_code": status,
             "error": error,
             "state": delivery.state,
+            # When the attempt's request went out, and when its answer came (or it failed).
+            "sent_at": sent_at.isoformat(),
             "at": datetime.now(UTC).isoformat(),
         }
 
