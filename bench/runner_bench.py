@@ -647,7 +647,7 @@ def _latency_parts(
     first_sent: dict[str, datetime] = {}
     for attempt in deliveries:
         run_id = attempt.get("run_id")
-        if run_id in ended and run_id not in first_sent:
+        if run_id in ended and run_id not in first_sent and attempt.get("sent_at"):  # older emulators: no sent_at
             first_sent[run_id] = _when(attempt["sent_at"])
     end_to_sent = [(sent - ended[run_id]).total_seconds() * 1000 for run_id, sent in first_sent.items()]
     sent_to_store = [
