@@ -320,3 +320,50 @@ def test_request_models_parse_too() -> None:
     assert RunRetry.from_dict({}).reuse_session is True
     assert RunUpdate.from_dict({"status": "success", "error": None}).status is RunStatus.SUCCESS
     assert RID in RunResponse.from_dict(run_json()).to_dict().values()
+
+
+# Any JSON value, or a well-formed one of the kinds response fields take: most changes break a field, some do not.
+field_values = (
+    json_values | st.uuids().map(str) | st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat)
+)
+
+
+PAYLOADS: dict[type[Model], Any] = {
+    RunResponse: run_json,
+    RunResponseWithIncludes: run_json,
+    MachineResponse: machine_json,
+    ConnectionResponse: connection_json,
+    TrajectoryResponse: trajectory_json,
+}
+
+
+@settings(max_examples=200)
+@given(data=st.data(), model=st.sampled_from(list(PAYLOADS)))
+def test_the_written_loader_answers_as_the_field_by_field_walk(
+    data: st.DataObject, model: type[Model]
+) -> None:
+    """`from_dict` runs a loader written for each class (`_base._loader`); `load` with a parser override walks the
+    fields one by one. Both give the same model, or the same error at the same path."""
+    from cyberdesk.models._base import load
+
+    payload = PAYLOADS[model]()
+    changes = data.draw(st.dictionaries(st.sampled_from([*payload, "x_new"]), field_values, max_size=3))
+    dropped = data.draw(st.sets(st.sampled_from(list(payload)), max_size=2))
+    payload = {k: v for k, v in {**payload, **changes}.items() if k not in dropped}
+    outcomes: list[object] = []
+    for parse in (model.from_dict, lambda body: load(model, body, {"not a field": lambda v: v})):
+        try:
+            outcomes.append(parse(payload))
+        except ModelError as exc:
+            outcomes.append((exc.reason, exc.path))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_the_written_loader_takes_any_mapping_and_refuses_the_rest() -> None:
+    from types import MappingProxyType
+
+    assert RunResponse.from_dict(MappingProxyType(run_json())) == RunResponse.from_dict(run_json())
+    with pytest.raises(ModelError, match="expected an object for RunResponse, got list"):
+        RunResponse.from_dict([])  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match=r"output_data: expected an object, got dict"):
+        RunResponse.from_dict(run_json(output_data={1: "a"}))

@@ -14,6 +14,7 @@ Rules (they mirror the real API's generated client, see docs/cyberdesk-api.md):
 
 import datetime as dt
 import enum
+import itertools
 import types
 import typing
 import uuid
@@ -89,7 +90,12 @@ def _typed(tp: type) -> Parser:
             return float(value)
         raise ModelError(f"expected {tp.__name__}, got {_kind(value)}")
 
+    _TYPED[parse] = tp
     return parse
+
+
+#: The parsers `_typed` made, with the type each accepts as is (`_loader` checks that type inline).
+_TYPED: dict[Parser, type] = {}
 
 
 def _parse_uuid(value: Any) -> uuid.UUID:
@@ -153,7 +159,10 @@ def _list(item: Parser) -> Parser:
 
 def _dict(item: Parser) -> Parser:
     def parse(value: Any) -> dict[str, Any]:
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        # `type(...) is dict` first: what json.loads makes, checked without the ABC machinery.
+        if (type(value) is not dict and not isinstance(value, Mapping)) or not all(
+            map(isinstance, value, itertools.repeat(str))
+        ):
             raise ModelError(f"expected an object, got {_kind(value)}")
         if item is _identity:
             return dict(value)
@@ -182,7 +191,13 @@ def _union(options: Sequence[Parser], nullable: bool) -> Parser:
                 errors.append(e)
         raise errors[0] if len(errors) == 1 else ModelError(f"unexpected value {value!r}")
 
+    if nullable and len(options) == 1:
+        _NULLABLE[parse] = options[0]
     return parse
+
+
+#: The parsers `_union` made of one option or null, with that option (`_loader` checks null inline).
+_NULLABLE: dict[Parser, Parser] = {}
 
 
 def _parser(tp: Any) -> Parser:
@@ -213,8 +228,77 @@ def _parser(tp: Any) -> Parser:
     raise TypeError(f"models: unsupported field type {tp!r}")
 
 
+_LOADERS: dict[type, Callable[[Any], Any]] = {}
+_MISSING = object()
+
+
+def _loader(cls: type[M]) -> Callable[[Any], M]:
+    """``load(cls, data)`` as one function written for ``cls`` (made on first use): the same checks, errors and
+    result, without walking the plan field by field. Every answer of every call is parsed through it, so its cost
+    is paid per run many times over (a create call's answer, a webhook's event, each run of a listed page)."""
+    loader = _LOADERS.get(cls)
+    if loader is not None:
+        return loader
+    plan = _plan(cls)
+    env: dict[str, Any] = {
+        "cls": cls,
+        "Mapping": Mapping,
+        "ModelError": ModelError,
+        "MISSING": _MISSING,
+        "kind": _kind,
+        "known": frozenset(f.name for f in plan),
+    }
+    lines = [
+        "def load(data):",
+        "    if type(data) is not dict and not isinstance(data, Mapping):",
+        "        raise ModelError(f'expected an object for {cls.__name__}, got {kind(data)}')",
+        "    kw = {}",
+    ]
+    for i, f in enumerate(plan):
+        name = repr(f.name)
+        lines.append(f"    v = data.get({name}, MISSING)")
+        lines.append("    if v is MISSING:")
+        lines.append(
+            f"        raise ModelError('required key is missing', ({name},))"
+            if f.required
+            else "        pass"
+        )
+        parse, fast = f.parse, []
+        if parse is _identity:
+            lines.append(f"    else:\n        kw[{name}] = v")
+            continue
+        if parse in _NULLABLE:
+            fast.append("v is None")
+            parse = _NULLABLE[parse]
+        tp = _TYPED.get(parse)
+        if tp is str:  # the common case written out; anything else goes to the parser for its answer
+            fast.append("type(v) is str")
+        # Past the null check, a nullable union of one option is that option (its error, unchanged).
+        env[f"p{i}"] = parse
+        if fast:
+            lines.append(f"    elif {' or '.join(fast)}:\n        kw[{name}] = v")
+        lines += [
+            "    else:",
+            "        try:",
+            f"            kw[{name}] = p{i}(v)",
+            "        except ModelError as e:",
+            f"            raise e.at({name}) from None",
+        ]
+    lines += [
+        "    if len(data) > len(kw):",
+        f"        kw[{_ADDITIONAL!r}] = {{k: v for k, v in data.items() if k not in known}}",
+        "    return cls(**kw)",
+    ]
+    exec(compile("\n".join(lines), f"<model loader {cls.__qualname__}>", "exec"), env)
+    made: Callable[[Any], M] = env["load"]
+    _LOADERS[cls] = made
+    return made
+
+
 def load(cls: type[M], data: Any, parsers: Mapping[str, Parser] | None = None) -> M:
     """Build ``cls`` from a decoded JSON object; ``parsers`` overrides the parser of some fields (generic items)."""
+    if not parsers:
+        return _loader(cls)(data)
     if not isinstance(data, Mapping):
         raise ModelError(f"expected an object for {cls.__name__}, got {_kind(data)}")
     kwargs: dict[str, Any] = {}
@@ -277,7 +361,7 @@ class Model:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Parse a decoded JSON object. Raises :class:`ModelError` (a ``ValueError``) when it does not fit."""
-        return load(cls, data)
+        return _loader(cls)(data)
 
     def to_dict(self) -> JSONObject:
         """The JSON object of this model (UNSET fields omitted, ``None`` kept as null)."""
