@@ -135,6 +135,10 @@ def encode_query(query: Mapping[str, QueryValue]) -> list[tuple[str, str]]:
     return params
 
 
+#: `json.dumps(body, separators=(",", ":"), allow_nan=False)`, its encoder made once rather than per call.
+_BODY_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def prepare(call: Call[Any], base_url: str, idempotency_enabled: bool) -> Prepared:
     path = call.path
     if call.path_params:
@@ -142,7 +146,7 @@ def prepare(call: Call[Any], base_url: str, idempotency_enabled: bool) -> Prepar
     headers: dict[str, str] = {}
     content = None
     if call.body is not None:
-        content = json.dumps(call.body.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+        content = _BODY_ENCODER.encode(call.body.to_dict()).encode()
         headers["Content-Type"] = "application/json"
     retryable = True
     if call.method in WRITE_METHODS:

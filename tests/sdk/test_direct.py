@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from httpx_aiohttp import AiohttpTransport
@@ -125,3 +126,80 @@ async def test_a_refused_connection_is_the_same_error_on_both_paths() -> None:
             errors.append((await client.runs.get(RID)).error)
     assert errors[0] is not None and errors[0].kind in (ErrorKind.NETWORK, ErrorKind.TIMEOUT)
     assert errors[0] == errors[1]
+
+
+async def test_an_answer_without_encoding_reads_as_httpx_reads_it() -> None:
+    """The lane builds such answers itself (`_direct._answer`): the same status, headers, body, JSON and state as
+    httpx's, whether the server sent a Content-Length or chunks."""
+    body = json.dumps({"status": "ok", "text": "é"}).encode()
+
+    async def sized(_: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, status=201, content_type="application/json")
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=201, headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(body[:5])
+        await response.write(body[5:])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/sized", sized)
+    app.router.add_get("/chunked", chunked)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with (
+            CyberdeskClient(API_KEY, base_url=base_url) as client,
+            httpx.AsyncClient(transport=AiohttpTransport()) as plain,
+        ):
+            await client.health.check()  # makes the pool and its lane
+            lane = client._core._direct
+            assert lane is not None
+            for path in ("/sized", "/chunked"):
+                ours = await lane.send("GET", base_url + path, (), None, {})
+                theirs = await plain.get(base_url + path)
+                await theirs.aread()
+                # What httpx's constructor makes of the same answer (what the lane built before `_answer`).
+                built = httpx.Response(theirs.status_code, headers=theirs.headers.raw, content=theirs.content)
+                assert ours.status_code == built.status_code == 201
+                skip = {"date"}  # the only header that may differ between two answers
+                assert [h for h in ours.headers.multi_items() if h[0] not in skip] == [
+                    h for h in built.headers.multi_items() if h[0] not in skip
+                ]
+                assert (ours.content, ours.json(), ours.text) == (theirs.content, theirs.json(), theirs.text)
+                assert (
+                    ours.is_closed
+                    and ours.is_stream_consumed
+                    and ours.extensions["reason_phrase"] == b"Created"
+                )
+            assert (
+                "content-length",
+                str(len(body)),
+            ) in ours.headers.multi_items()  # added to chunks, as httpx does
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_lane_is_off_when_httpx_reads_answers_otherwise(
+    recorder: tuple[Recorder, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cyberdesk._direct as direct_module
+
+    server, base_url = recorder
+    server.answers = [answer(200, {"status": "ok"})]
+    assert direct_module._answers_as_httpx()
+    monkeypatch.setattr(direct_module, "_answer", lambda *_: httpx_response_without_body())
+    assert not direct_module._answers_as_httpx()
+    async with CyberdeskClient(API_KEY, base_url=base_url) as client:
+        assert (await client.health.check()).data == {"status": "ok"}
+        assert client._core._direct is None  # every call went through httpx
+
+
+def httpx_response_without_body() -> Any:
+    return httpx.Response(200)
