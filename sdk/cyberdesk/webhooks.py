@@ -153,36 +153,63 @@ def verify(payload: bytes | str, headers: Mapping[str, str], secret: str) -> Web
     """Check the Svix signature of a delivery and return its typed event.
 
     ``payload`` must be the raw body exactly as received; ``headers`` any mapping (case-insensitive lookup).
+    A receiver that checks every delivery against one secret keeps a :class:`WebhookVerifier` instead.
     """
-    given = {k.lower(): v for k, v in headers.items()}
-    missing = [h for h in SIGNATURE_HEADERS if not given.get(h)]
-    if missing:
-        raise WebhookVerificationError(
-            Rejection.MISSING_HEADER, f"missing webhook header(s): {', '.join(missing)}"
-        )
-    webhook = _webhook(secret)
-    _check_timestamp(given["svix-timestamp"], datetime.now(UTC))
-    data: Any = None
-    try:
-        data = webhook.verify(payload, {h: given[h] for h in SIGNATURE_HEADERS})
-    except json.JSONDecodeError:
-        pass  # parsed once the signature matched (svix 1.x, standardwebhooks); ours below says what is wrong
-    except Exception as exc:
-        # Whatever svix raises: its own WebhookVerificationError (2.x, and 1.x for most problems), a ValueError
-        # for a garbled svix-signature (older 1.x), a UnicodeDecodeError... all mean "not signed with this secret".
-        raise WebhookVerificationError(
-            Rejection.BAD_SIGNATURE,
-            f"webhook signature does not verify ({type(exc).__name__}): no svix-signature matches "
-            "this body and timestamp with the configured secret",
-        ) from None
-    if data is None:  # svix 2.x returns nothing; a body of JSON `null` is refused by parse_event all the same
+    return WebhookVerifier(secret).verify(payload, headers)
+
+
+class WebhookVerifier:
+    """:func:`verify` for one secret, decoded once rather than for every delivery: the same checks in the same
+    order, with the same errors (an invalid secret too is reported by ``verify``, once the headers are checked)."""
+
+    def __init__(self, secret: str) -> None:
+        self._verifier: _Verifier | None = None
+        self._invalid: WebhookVerificationError | None = None
         try:
-            data = json.loads(payload)
-        except ValueError as exc:
+            self._verifier = _webhook(secret)
+        except WebhookVerificationError as exc:
+            self._invalid = exc
+
+    def __repr__(self) -> str:
+        return "<WebhookVerifier>"  # never the secret
+
+    def verify(self, payload: bytes | str, headers: Mapping[str, str]) -> WebhookEvent:
+        """Check the Svix signature of a delivery and return its typed event (see :func:`verify`)."""
+        given = {k.lower(): v for k, v in headers.items()}
+        signature = {h: given.get(h, "") for h in SIGNATURE_HEADERS}
+        missing = [h for h, value in signature.items() if not value]
+        if missing:
             raise WebhookVerificationError(
-                Rejection.MALFORMED_BODY, f"webhook body is not JSON: {exc}"
+                Rejection.MISSING_HEADER, f"missing webhook header(s): {', '.join(missing)}"
+            )
+        if self._verifier is None:
+            assert self._invalid is not None
+            raise WebhookVerificationError(self._invalid.reason, str(self._invalid)) from None
+        _check_timestamp(signature["svix-timestamp"], datetime.now(UTC))
+        data: Any = None
+        try:
+            data = self._verifier.verify(payload, signature)
+        except json.JSONDecodeError:
+            pass  # parsed once the signature matched (svix 1.x, standardwebhooks); ours below says what is wrong
+        except Exception as exc:
+            # Whatever svix raises: its own WebhookVerificationError (2.x, and 1.x for most problems), a ValueError
+            # for a garbled svix-signature (older 1.x), a UnicodeDecodeError... all mean "not signed with this
+            # secret".
+            raise WebhookVerificationError(
+                Rejection.BAD_SIGNATURE,
+                f"webhook signature does not verify ({type(exc).__name__}): no svix-signature matches "
+                "this body and timestamp with the configured secret",
             ) from None
-    return parse_event(data)
+        if (
+            data is None
+        ):  # svix 2.x returns nothing; a JSON `null` body is refused by parse_event all the same
+            try:
+                data = json.loads(payload)
+            except ValueError as exc:
+                raise WebhookVerificationError(
+                    Rejection.MALFORMED_BODY, f"webhook body is not JSON: {exc}"
+                ) from None
+        return parse_event(data)
 
 
 def sign(
@@ -212,6 +239,7 @@ __all__ = [
     "Rejection",
     "WebhookEvent",
     "WebhookVerificationError",
+    "WebhookVerifier",
     "generate_secret",
     "parse_event",
     "sign",

@@ -3,8 +3,10 @@
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
@@ -12,7 +14,15 @@ from svix.webhooks import Webhook
 from svix.webhooks import WebhookVerificationError as SvixVerificationError
 
 from cyberdesk import DownedMachinesEvent, RunCompletedEvent, RunResponse, UnknownValue, UnknownWebhookEvent
-from cyberdesk.webhooks import Rejection, WebhookVerificationError, generate_secret, parse_event, sign, verify
+from cyberdesk.webhooks import (
+    Rejection,
+    WebhookVerificationError,
+    WebhookVerifier,
+    generate_secret,
+    parse_event,
+    sign,
+    verify,
+)
 
 from .helpers import MID, RID, run_json
 
@@ -71,15 +81,46 @@ def test_downed_machines_event() -> None:
     assert isinstance(event, DownedMachinesEvent) and event.machines[0].reason.startswith("no heartbeat")
 
 
+def rejections(body: bytes, headers: dict[str, str], secret: str) -> list[WebhookVerificationError]:
+    """How ``verify`` and a ``WebhookVerifier`` of the secret refuse the delivery (each must)."""
+    checks: list[Callable[[], object]] = [
+        lambda: verify(body, headers, secret),
+        lambda: WebhookVerifier(secret).verify(body, headers),
+    ]
+    refused = []
+    for check in checks:
+        with pytest.raises(WebhookVerificationError) as raised:
+            check()
+        refused.append(raised.value)
+    return refused
+
+
 def expect_rejection(body: bytes, headers: dict[str, str], secret: str, reason: Rejection) -> str:
-    """The delivery is rejected for ``reason``, with a message (returned) that holds no secret nor chained cause."""
+    """The delivery is rejected for ``reason``, with a message (returned) that holds no secret nor chained cause,
+    by ``verify`` and by a ``WebhookVerifier`` of the secret alike."""
+    messages = []
+    for refused in rejections(body, headers, secret):
+        message = str(refused)
+        assert refused.reason is reason, message
+        key = secret.removeprefix("whsec_")  # the prefix alone is no secret (messages name the format)
+        assert message and SECRET not in message and (not key or key not in message)
+        assert refused.__cause__ is None
+        messages.append(message)
+    assert messages[0] == messages[1]
+    return messages[0]
+
+
+def test_a_verifier_checks_delivery_after_delivery_with_its_secret() -> None:
+    verifier = WebhookVerifier(SECRET)
+    for n in range(3):
+        body = json.dumps({**EVENT, "event_id": str(uuid4())}).encode()
+        assert verifier.verify(body, sign(body, SECRET, msg_id=f"msg_{n}")) == verify(
+            body, sign(body, SECRET), SECRET
+        )
     with pytest.raises(WebhookVerificationError) as raised:
-        verify(body, headers, secret)
-    message = str(raised.value)
-    assert raised.value.reason is reason, message
-    assert message and SECRET not in message and (not secret or secret not in message)
-    assert raised.value.__cause__ is None
-    return message
+        verifier.verify(BODY, sign(BODY, generate_secret()))
+    assert raised.value.reason is Rejection.BAD_SIGNATURE
+    assert SECRET not in repr(verifier)
 
 
 def test_wrong_secret() -> None:
@@ -174,10 +215,10 @@ def test_malformed_body(body: bytes, words: str) -> None:
 
 @pytest.mark.parametrize("secret", ["whsec_%%%not-base64", "", "whsec_"])
 def test_an_invalid_secret_is_reported_without_its_value(secret: str) -> None:
-    with pytest.raises(WebhookVerificationError) as raised:
-        verify(BODY, {"svix-id": "m", "svix-timestamp": "1", "svix-signature": "v1,x"}, secret)
-    assert raised.value.reason is Rejection.INVALID_SECRET
-    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    headers = {"svix-id": "m", "svix-timestamp": "1", "svix-signature": "v1,x"}
+    # A verifier is made whatever its secret; each delivery it checks is refused for it, as by `verify`.
+    expect_rejection(BODY, headers, secret, Rejection.INVALID_SECRET)
+    assert all(refused.__suppress_context__ for refused in rejections(BODY, headers, secret))
 
 
 def test_sign_uses_utc_seconds_whatever_the_timezone() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from cyberdesk import RunCompletedEvent
-from cyberdesk.webhooks import WebhookVerificationError, generate_secret, sign, verify
+from cyberdesk.webhooks import SIGNATURE_HEADERS, WebhookVerificationError, WebhookVerifier
 from cyberdesk_runner.logs import get_logger
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.tracking.news import observation, unknown_statuses
@@ -25,18 +25,18 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 #: Largest delivery read; a run's event with its output is far smaller.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+#: The signature's headers as ASGI names them (lower case, bytes).
+_SIGNATURE = frozenset(name.encode("latin-1") for name in SIGNATURE_HEADERS)
 
 
 class WebhookReceiver:
     def __init__(self, *, secret: str, sink: ObservationSink, metrics: Metrics) -> None:
-        self._secret = secret
+        # The secret decoded once (and the signature checker imported now, not in the first delivery's latency).
+        self._verifier = WebhookVerifier(secret)
         self._sink = sink
         # The counters' children, looked up once rather than by label on every delivery.
         self._accepted = metrics.webhooks.labels("accepted")
         self._rejected = metrics.webhooks.labels("rejected")
-        # cyberdesk.webhooks imports its signature checker on first use; signing a throwaway body loads it now
-        # rather than in the first delivery's latency.
-        sign(b"{}", generate_secret())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -53,10 +53,10 @@ class WebhookReceiver:
         headers = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope["headers"]
-            if name.startswith(b"svix-")
+            if name in _SIGNATURE
         }
         try:
-            event = verify(payload, headers, self._secret)
+            event = self._verifier.verify(payload, headers)
         except WebhookVerificationError as exc:
             self._rejected.inc()
             client = scope.get("client")
@@ -72,7 +72,8 @@ class WebhookReceiver:
         if isinstance(event, RunCompletedEvent) and unknown_statuses.is_known(event.run):
             await self._sink.record([observation(event.run, "webhook")])
         self._accepted.inc()
-        await _respond(send, 200, {"ok": True})
+        await send({"type": "http.response.start", "status": 200, "headers": list(_OK_HEADERS)})
+        await send({"type": "http.response.body", "body": _OK})
 
 
 async def _body(receive: Receive) -> bytes | None:
@@ -90,12 +91,18 @@ async def _body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
+def _json_headers(content: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+
+
 async def _respond(send: Send, status: int, body: dict[str, Any], *extra: tuple[bytes, bytes]) -> None:
     content = json.dumps(body, separators=(",", ":")).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(content)).encode()),
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [*_json_headers(content), *extra]}
+    )
     await send({"type": "http.response.body", "body": content})
+
+
+#: The answer to every accepted delivery, encoded once.
+_OK = json.dumps({"ok": True}, separators=(",", ":")).encode()
+_OK_HEADERS = tuple(_json_headers(_OK))
