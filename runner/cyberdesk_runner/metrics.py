@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import threading
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
 
 
 class Metrics:
@@ -103,6 +107,7 @@ class Metrics:
         )
         self._longest: dict[str, float] = {}
         self._longest_lock = threading.Lock()
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
         self.loop_last_round = Gauge(
             "cyberdesk_runner_loop_last_round_timestamp_seconds",
             "When each loop last completed a round (a stale loop stops advancing; /healthz says 503)",
@@ -110,9 +115,18 @@ class Metrics:
             registry=r,
         )
 
+    def child(self, metric: _M, *labels: str) -> _M:
+        """`metric.labels(*labels)`, looked up once: the loops count every run under a few label values, and
+        prometheus_client takes a lock and builds the key on every lookup. Any thread may call it."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child  # type: ignore[return-value] # the child of a metric is of its type
+
     def store_transaction(self, method: str, seconds: float) -> None:
         """One store transaction's duration (`StoreCore.transaction_timer`); called from any thread."""
-        self.store_transactions.labels(method).observe(seconds)
+        self.child(self.store_transactions, method).observe(seconds)
         if seconds > self._longest.get(method, 0.0):
             with self._longest_lock:  # two threads' maxima: the larger one stays
                 if seconds > self._longest.get(method, 0.0):

@@ -159,19 +159,20 @@ class Runtime:
                     if v
                 }
                 events.info(t.kind, **fields, **dict(t.data))
+            metrics = self.metrics
             if t.kind == "run_created":  # recorded once per run, even when a create call was repeated
-                self.metrics.runs_created.labels(t.job_name).inc()
+                metrics.child(metrics.runs_created, t.job_name).inc()
             elif t.kind.startswith("attempt_") and t.kind != "attempt_created":
-                self.metrics.runs_finished.labels(t.job_name, t.kind.removeprefix("attempt_")).inc()
+                metrics.child(metrics.runs_finished, t.job_name, t.kind.removeprefix("attempt_")).inc()
                 # Counted once per run: the store finishes an attempt once, whichever daemon hears of it.
                 if t.data.get("tokens"):
-                    self.metrics.tokens.labels(t.job_name).inc(t.data["tokens"])
+                    metrics.child(metrics.tokens, t.job_name).inc(t.data["tokens"])
                 if t.data.get("billed_seconds"):
-                    self.metrics.billed_seconds.labels(t.job_name).inc(t.data["billed_seconds"])
+                    metrics.child(metrics.billed_seconds, t.job_name).inc(t.data["billed_seconds"])
             elif t.kind == "item_retry_scheduled":
-                self.metrics.retries.labels(t.job_name).inc()
+                metrics.child(metrics.retries, t.job_name).inc()
             elif t.kind in _FIRE_OUTCOMES:
-                self.metrics.fires.labels(t.job_name, t.kind.removeprefix("fire_")).inc()
+                metrics.child(metrics.fires, t.job_name, t.kind.removeprefix("fire_")).inc()
             wake = (
                 wake
                 or t.kind in ("item_retry_scheduled", "fire_started", "fire_requested")

@@ -107,7 +107,10 @@ class ObservationSink:
             future: asyncio.Future[None] = loop.create_future()
             self._queue.put_nowait((one, future))
             futures.append(future)
-        await asyncio.gather(*futures)
+        if len(futures) == 1:  # one run's news (a create call's answer, a webhook): no gathering needed
+            await futures[0]
+        else:
+            await asyncio.gather(*futures)
 
     async def run(self) -> None:
         """Drain the queue forever, one store transaction per batch."""
