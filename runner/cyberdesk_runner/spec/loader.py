@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from cyberdesk_runner.spec.files import template_names
 from cyberdesk_runner.spec.items import check_data_file, input_columns
 from cyberdesk_runner.spec.job import LoadedJob
 from cyberdesk_runner.spec.models import JobSpec
-from cyberdesk_runner.spec.yamlpos import parse_yaml
+from cyberdesk_runner.spec.yamlpos import NodePos, YamlPath, parse_yaml
 
 __all__ = ["JOB_FILE_SUFFIXES", "JobLoadResult", "job_files", "load_job_file", "load_jobs", "read_source"]
 
@@ -109,6 +110,27 @@ def _after_errors(jobs: dict[str, LoadedJob]) -> list[SpecError]:
 def load_job_file(path: Path) -> LoadedJob:
     """Load and validate one job file, including its items file; raises JobFileError with every problem."""
     source = read_source(path)
+    spec, positions = _validated(path, source)
+    job = LoadedJob(spec, path, "", source, positions)
+    items_hash = ""
+    if job.items_path is not None:
+        items_hash = check_data_file(job.items_path, job)  # errors now rather than at the first fire
+    if spec.files:
+        _check_file_templates(job)
+    return replace(job, definition_hash=_definition_hash(spec, items_hash))
+
+
+#: The last text of each job file that validated, with what it gave. The daemon reloads its job files every few
+#: seconds; YAML with positions is parsed in pure Python, so only a text that changed is parsed again.
+_VALIDATED: dict[Path, tuple[str, JobSpec, Mapping[YamlPath, NodePos]]] = {}
+_VALIDATED_KEPT = 1024
+
+
+def _validated(path: Path, source: str) -> tuple[JobSpec, Mapping[YamlPath, NodePos]]:
+    """The job of one file's text (a frozen JobSpec) and where each of its values is; raises JobFileError."""
+    known = _VALIDATED.get(path)
+    if known is not None and known[0] == source:
+        return known[1], known[2]
     doc = parse_yaml(source, path)
     if doc.data is None:
         raise JobFileError(
@@ -137,13 +159,11 @@ def load_job_file(path: Path) -> LoadedJob:
             missing = "required key is missing (or give steps)"
             errors.append(SpecError(path, pos.line, pos.column, "workflow", missing))
         raise JobFileError(errors) from None
-    job = LoadedJob(spec, path, "", source, doc.positions)
-    items_hash = ""
-    if job.items_path is not None:
-        items_hash = check_data_file(job.items_path, job)  # errors now rather than at the first fire
-    if spec.files:
-        _check_file_templates(job)
-    return replace(job, definition_hash=_definition_hash(spec, items_hash))
+    _VALIDATED.pop(path, None)
+    _VALIDATED[path] = (source, spec, doc.positions)
+    while len(_VALIDATED) > _VALIDATED_KEPT:
+        del _VALIDATED[next(iter(_VALIDATED))]
+    return spec, doc.positions
 
 
 def _check_file_templates(job: LoadedJob) -> None:

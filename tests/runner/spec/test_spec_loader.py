@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from spec_helpers import VALID_HEAD
 
-from cyberdesk_runner.spec import JobSpec, load_items, load_job_file, load_jobs
+from cyberdesk_runner.spec import JobFileError, JobSpec, load_items, load_job_file, load_jobs
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -144,6 +144,24 @@ def test_definition_hash_covers_the_items_file(write: Callable[..., Path]) -> No
     before = load_job_file(path).definition_hash
     write("data/claims.csv", "claim_id\nA\nB\n")
     assert load_job_file(path).definition_hash != before
+
+
+def test_a_reload_parses_only_a_text_that_changed(write: Callable[..., Path]) -> None:
+    """The daemon reloads its job files every few seconds: the same text gives the same job without parsing it
+    again; any edit (the same length, a file broken then mended) is read as it is now."""
+    path = write("a.yaml", VALID_HEAD + "concurrency: 4\n")
+    first = load_job_file(path)
+    assert load_job_file(path).spec is first.spec  # not parsed again
+    write("a.yaml", VALID_HEAD + "concurrency: 5\n")  # same size: only the text tells
+    assert load_job_file(path).spec.concurrency == 5
+    write("a.yaml", VALID_HEAD + "concurrency: 0\n")
+    with pytest.raises(JobFileError):
+        load_job_file(path)
+    with pytest.raises(JobFileError):
+        load_job_file(path)  # an invalid text is refused every time, not remembered as good
+    write("a.yaml", VALID_HEAD + "concurrency: 4\n")
+    again = load_job_file(path)
+    assert again.spec == first.spec and again.definition_hash == first.definition_hash
 
 
 def test_load_jobs_reads_only_yaml_files(write: Callable[..., Path], jobs_dir: Path) -> None:
