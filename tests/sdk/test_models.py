@@ -367,3 +367,17 @@ def test_the_written_loader_takes_any_mapping_and_refuses_the_rest() -> None:
         RunResponse.from_dict([])  # type: ignore[arg-type]
     with pytest.raises(ModelError, match=r"output_data: expected an object, got dict"):
         RunResponse.from_dict(run_json(output_data={1: "a"}))
+
+
+def test_ids_parsed_again_are_the_same_ids_and_bad_ones_still_fail() -> None:
+    from cyberdesk.models import _base
+
+    first, again = RunResponse.from_dict(run_json()), RunResponse.from_dict(run_json())
+    assert first == again and first.workflow_id == UUID(run_json()["workflow_id"])
+    for _ in range(2):  # a refused text is not remembered as good
+        with pytest.raises(ModelError, match="is not a valid UUID"):
+            RunResponse.from_dict(run_json(id="not-a-uuid"))
+    for n in range(_base._UUIDS_KEPT + 10):  # bounded: emptied when full
+        _base._parse_uuid(str(UUID(int=n)))
+    assert len(_base._UUIDS) <= _base._UUIDS_KEPT
+    assert RunCreate(workflow_id=WID, machine_id=MID).workflow_id == UUID(WID)

@@ -98,13 +98,31 @@ def _typed(tp: type) -> Parser:
 _TYPED: dict[Parser, type] = {}
 
 
+#: UUIDs parsed lately, by their text: the same few ids (a job's workflow, its desktops, a run's id in its create
+#: answer and then its webhook) come back in every answer, and ``uuid.UUID(text)`` is the dearest part of parsing
+#: one. UUIDs are immutable, so one instance serves every model that has the id. Emptied when full.
+_UUIDS: dict[str, uuid.UUID] = {}
+_UUIDS_KEPT = 2048
+
+
+def _uuid_of(text: str) -> uuid.UUID:
+    """``uuid.UUID(text)``, remembered (raises its ValueError)."""
+    known = _UUIDS.get(text)
+    if known is None:
+        known = uuid.UUID(text)
+        if len(_UUIDS) >= _UUIDS_KEPT:
+            _UUIDS.clear()
+        _UUIDS[text] = known
+    return known
+
+
 def _parse_uuid(value: Any) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
     if not isinstance(value, str):
         raise ModelError(f"expected a UUID string, got {_kind(value)}")
     try:
-        return uuid.UUID(value)
+        return _uuid_of(value) if type(value) is str else uuid.UUID(value)
     except ValueError:
         raise ModelError(f"{value!r} is not a valid UUID") from None
 
@@ -375,7 +393,7 @@ def to_uuid(value: uuid.UUID | str) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
     try:
-        return uuid.UUID(value)
+        return _uuid_of(value) if type(value) is str else uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         raise ValueError(f"{value!r} is not a valid UUID") from None
 
