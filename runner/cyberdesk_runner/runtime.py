@@ -7,13 +7,18 @@ signals and the embedded emulator around them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import random
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import attrs
 
 from cyberdesk import CyberdeskClient
+from cyberdesk_runner import bulk
 from cyberdesk_runner.api_access import is_key_refused, key_refused_message, status_of
 from cyberdesk_runner.catalog import CatalogChange, JobCatalog
 from cyberdesk_runner.clock import Clock
@@ -42,11 +47,16 @@ from cyberdesk_runner.tracking.sink import ObservationSink
 
 log = get_logger("cyberdesk_runner")
 
+_T = TypeVar("_T")
+
 #: A daemon round that claimed fewer than this many attempts makes the next one wait DISPATCH_GATHER seconds first:
 #: when desktops free up one by one (slow news), a round per freed desktop costs a store transaction each; a short
 #: wait lets a few share one. Busy rounds (a burst of freed desktops, a backlog) never wait.
 SMALL_ROUND = 16
 DISPATCH_GATHER = 0.025
+
+#: How often a daemon looks for cancels left midway (their claim lapsed) to finish.
+_CANCELS_EVERY = timedelta(seconds=1)
 
 _FIRE_OUTCOMES = frozenset(
     {"fire_started", "fire_succeeded", "fire_failed", "fire_cancelled", "fire_skipped"}
@@ -94,6 +104,10 @@ class Runtime:
         self._workflow_names: dict[str, str | None] = {}
         #: Attempts the last daemon round claimed (see SMALL_ROUND).
         self._last_claimed = SMALL_ROUND
+        #: Set when the daemon stops: chunked work (plans, retries, cancels) ends after its chunk (`bulk`).
+        self.stopping = threading.Event()
+        self._bulk_work: set[asyncio.Future[Any]] = set()
+        self._cancels_seen: datetime | None = None
         self.sink = ObservationSink(
             store=store,
             clock=clock,
@@ -283,6 +297,16 @@ class Runtime:
             return 0
         requests = await asyncio.to_thread(self.store.fires.requested, now=self.clock.now())
         for request in requests:
+            if self.stopping.is_set():
+                break
+            if request.copies_failed:  # a retry whose copy of failed items stopped midway
+                copied = await self._bulk(
+                    bulk.continue_retry, self.store, request, self.clock.now, stopping=self.stopping.is_set
+                )
+                if copied is not None:
+                    self.on_transitions(copied)
+                    log.info("retry_copied", job=request.job_name, fire=request.id)
+                continue
             job = self.catalog.get(request.job_name)
             if job is not None and job.workflow_id is None and job.workflow_error is None:
                 continue  # its workflow is not resolved yet
@@ -290,8 +314,14 @@ class Runtime:
                 error = f"no job named {request.job_name!r}"
                 outcome = await asyncio.to_thread(fail_fire, self.store, request, error, self.clock.now)
             else:
-                outcome = await asyncio.to_thread(
-                    plan_fire, self.store, job, self.fleet, request, self.clock.now
+                outcome = await self._bulk(
+                    plan_fire,
+                    self.store,
+                    job,
+                    self.fleet,
+                    request,
+                    self.clock.now,
+                    stopping=self.stopping.is_set,
                 )
             self.on_transitions(outcome.transitions)
             if outcome.error is not None and not outcome.transitions:  # failed before it had items
@@ -309,6 +339,37 @@ class Runtime:
                 )
         return len(requests)
 
+    async def continue_cancels(self) -> int:
+        """Finish the cancels of fires whose process (a CLI, a daemon) stopped between chunks (`bulk`); looked
+        for at most once a second."""
+        now = self.clock.now()
+        if self.stopping.is_set() or (
+            self._cancels_seen is not None and now - self._cancels_seen < _CANCELS_EVERY
+        ):
+            return 0
+        self._cancels_seen = now
+        return await self._bulk(
+            bulk.continue_cancels,
+            self.store,
+            self.clock.now,
+            stopping=self.stopping.is_set,
+            on_transitions=self.on_transitions,
+        )
+
+    async def _bulk(self, work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run chunked store work in a worker thread that a stop does not cut off: the daemon's stop sets
+        `stopping` (the work ends after its chunk, giving back its claim) and waits for it (`bulk_work_done`)."""
+        call = functools.partial(contextvars.copy_context().run, work, *args, **kwargs)
+        future = asyncio.get_running_loop().run_in_executor(None, call)
+        self._bulk_work.add(future)
+        future.add_done_callback(self._bulk_work.discard)
+        return await asyncio.shield(future)
+
+    async def bulk_work_done(self) -> None:
+        """Wait for chunked work under way to end its chunk and give back its claim (the caller bounds the wait)."""
+        if self._bulk_work:
+            await asyncio.wait(set(self._bulk_work))
+
     async def dispatch_round(self, *, wait: bool = True) -> int:
         """Plan requested fires, start runs for every due item that limits allow, settle unknown creates.
 
@@ -319,6 +380,7 @@ class Runtime:
         if not wait and self._last_claimed < SMALL_ROUND:
             await asyncio.sleep(DISPATCH_GATHER)  # freed desktops trickle in: gather a few per round
         await self.plan_requested_fires()
+        await self.continue_cancels()
         if self.fleet_loaded:
             await self.downstream.fire_once()  # upstream fires that ended: their `after:` jobs' fires
         started = 0

@@ -42,7 +42,7 @@ from cyberdesk_runner.store.records import (
 )
 from cyberdesk_runner.store.tables import fire_t, item_t, job_t
 
-__all__ = ["Fires", "fire_data", "fire_values"]
+__all__ = ["Fires", "copies_failed", "copy_digest", "fire_data", "fire_values", "retry_of"]
 
 
 class Fires(Aggregate):
@@ -182,7 +182,14 @@ class Fires(Aggregate):
         with self.core.read() as conn:
             rows = conn.execute(sa.select(fire_t).where(waiting).order_by(fire_t.c.created_at).limit(limit))
             return [
-                FireRequest(r.id, r.job_name, r.trigger, r.input_overrides, resumed=r.status == "running")
+                FireRequest(
+                    r.id,
+                    r.job_name,
+                    r.trigger,
+                    r.input_overrides,
+                    resumed=r.status == "running",
+                    copies_failed=r.status == "running" and copies_failed(r.plan_digest),
+                )
                 for r in rows
             ]
 
@@ -264,6 +271,33 @@ def fire_values(
         "planned_at": now if status == "running" else None,
         "items_total": items_total,
     }
+
+
+def retry_of(old: Any, *, priority: bool) -> NewFire:
+    """A retry of the fire `old` (its row): the same job, definition and overrides."""
+    return NewFire(
+        old.job_name,
+        "retry",
+        None,
+        definition_hash=old.definition_hash,
+        input_overrides=old.input_overrides,
+        retry_of=old.id,
+        priority=priority,
+    )
+
+
+#: What a retry fire's plan digest starts with: its items are copies of the failed items of the fire it retries.
+_COPY_PREFIX = "failed-items-of:"
+
+
+def copy_digest(retried_fire_id: str) -> str:
+    """The plan digest of a retry fire whose items are copied from `retried_fire_id`'s failed items."""
+    return f"{_COPY_PREFIX}{retried_fire_id}"
+
+
+def copies_failed(digest: str | None) -> bool:
+    """Whether a plan with this digest copies failed items (a retry), rather than reading the job's items."""
+    return digest is not None and digest.startswith(_COPY_PREFIX)
 
 
 def fire_data(fire: NewFire, items: int) -> dict[str, Any]:

@@ -36,11 +36,14 @@ def insert_items(
     now: datetime,
     *,
     first_seq: int = 0,
+    seqs: Sequence[int] | None = None,
 ) -> None:
     """Insert a fire's items, pending and due now (work for every daemon), numbered from `first_seq` (a fire
-    planned in chunks: unique per fire, so no chunk goes in twice)."""
+    planned in chunks: unique per fire, so no chunk goes in twice), or numbered `seqs` (a retry's copies keep
+    the seq of the item they copy)."""
     if not items:
         return
+    numbers = range(first_seq, first_seq + len(items)) if seqs is None else seqs
     core.work_due(conn)
     conn.execute(
         sa.insert(item_t),
@@ -60,7 +63,7 @@ def insert_items(
                 "created_at": now,
                 "cancel_requested": False,
             }
-            for seq, item in enumerate(items, start=first_seq)
+            for seq, item in zip(numbers, items, strict=True)
         ],
     )
 
