@@ -3,7 +3,8 @@ and the cancel of a whole fire (`cyberdesk-runner retry F`, `cancel F`), like th
 (`planning.plan_fire`).
 
 On SQLite one transaction blocks every daemon's writes for its whole length, so neither is one transaction over
-100,000 items: each chunk is sized to last about `CHUNK_SECONDS` (`ChunkSizer`). What has to be done is recorded
+100,000 items: each chunk is sized to last about `CHUNK_SECONDS` (`ChunkSizer`), and on SQLite a pause between
+chunks lets other processes' writers in (`SQLITE_PAUSE`). What has to be done is recorded
 in the store before the first chunk, so a process that stops between chunks loses and duplicates nothing:
 - a retry is a fire being planned (`store.plans.start_retry`): its items are copies of the failed items, each
   keeping its seq, so it goes on after its last copy; the same `retry F` run again, or any daemon once the
@@ -47,6 +48,11 @@ CHUNK_MAX = 4_000
 #: random item ids dirty pages all over the primary key's index, written again at every commit), so chunks are
 #: as big as this allows: they double while quicker than half of it, halve when slower (a loaded machine).
 CHUNK_SECONDS = 0.25
+#: On SQLite, a pause between two chunks: a writer of another process (a daemon, while the CLI retries or cancels)
+#: waits for the write lock in SQLite's busy handler, which sleeps up to 100 ms between tries, so chunks back to
+#: back would shut it out until the last one. (Within one process writers queue on a lock, and PostgreSQL locks
+#: rows, not the database: no pause there.)
+SQLITE_PAUSE = 0.12
 
 Stopping = Callable[[], bool]
 OnTransitions = Callable[[Sequence[Transition]], None]
@@ -157,6 +163,7 @@ def _copy(
         seq, copied = chunk.next_seq, copied + chunk.copied
         if chunk.done:
             return copied, store.plans.finish_plan(claim.fire_id, now())
+        _let_others_write(store)
 
 
 # -- cancel --------------------------------------------------------------------------------------------------
@@ -234,3 +241,10 @@ def _cancel_chunks(
         after = chunk.last_seq
         if chunk.done:
             return True
+        _let_others_write(store)
+
+
+def _let_others_write(store: Store) -> None:
+    """Between two chunks, let writers of other processes in (SQLite: see SQLITE_PAUSE)."""
+    if not store.core.is_postgres and SQLITE_PAUSE > 0:
+        time.sleep(SQLITE_PAUSE)

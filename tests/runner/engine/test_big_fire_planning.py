@@ -57,6 +57,7 @@ def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planning, "PLAN_CHUNK_MAX", 10)
     for name in ("CHUNK_FIRST", "CHUNK_MIN", "CHUNK_MAX"):
         monkeypatch.setattr(bulk, name, 10)
+    monkeypatch.setattr(bulk, "SQLITE_PAUSE", 0)
 
 
 @asynccontextmanager

@@ -40,6 +40,7 @@ def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bulk, "CHUNK_FIRST", 4)
     monkeypatch.setattr(bulk, "CHUNK_MIN", 4)
     monkeypatch.setattr(bulk, "CHUNK_MAX", 4)
+    monkeypatch.setattr(bulk, "SQLITE_PAUSE", 0)
 
 
 def _failed_fire(store: Store) -> str:
