@@ -96,6 +96,21 @@ def build_items(job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | Non
     )
 
 
+def items_or_count(
+    job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | None, *, most: int | None = None
+) -> list[NewItem] | int:
+    """The items of a new fire of `job`, or only their number when there are more than `most` (default
+    `PLAN_CHUNK_MAX`, one chunk): such a fire is recorded requested and planned by chunks (`plan_fire`), not
+    inserted whole in one transaction. PlanningError says why it cannot run. Only a job with an items file can
+    have that many: it is read once to count (kept only when few), inline items are built at once."""
+    if job.loaded.items_path is None:
+        return build_items(job, fleet, overrides)
+    plan = check_plan(job, fleet, overrides)
+    if plan.count > (PLAN_CHUNK_MAX if most is None else most):
+        return plan.count
+    return list(plan.items())
+
+
 @attrs.frozen
 class FirePlan:
     """A fire's items, checked and counted, to be read again one by one (`items()`); `digest` names what they

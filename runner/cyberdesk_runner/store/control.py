@@ -18,7 +18,14 @@ import sqlalchemy as sa
 
 from cyberdesk_runner.store.core import Aggregate, new_id
 from cyberdesk_runner.store.fires import fire_data, fire_values, retry_of
-from cyberdesk_runner.store.items import apply_item_outcome, cancel_items, insert_items, settle_fires
+from cyberdesk_runner.store.items import (
+    apply_item_outcome,
+    ask_cancels,
+    cancel_item_ids,
+    cancel_items,
+    insert_items,
+    settle_fires,
+)
 from cyberdesk_runner.store.plans import Plans, stop_planning
 from cyberdesk_runner.store.records import (
     CancelChunk,
@@ -171,30 +178,13 @@ class Control(Aggregate):
         core = self.core
         with core.write() as conn:
             row = conn.execute(core.lock(sa.select(fire_t).where(fire_t.c.id == fire_id))).first()
-            if row is None:
-                return None
-            if row.status == "requested":
-                conn.execute(
-                    sa.update(fire_t)
-                    .where(fire_t.c.id == fire_id)
-                    .values(status="cancelled", finished_at=now)
-                )
-                transitions = [
-                    Transition("fire_cancelled", row.job_name, fire_id=fire_id, data={"reason": reason})
-                ]
-                core.append_events(conn, now, transitions)
-                return CancelStart(transitions, chunks=False, reason=reason)
-            if row.status != "running":
+            if row is None or row.status not in ("requested", "running"):
                 return None
             # Only the fire's row is locked here (its items are locked by the chunks, before the fire).
-            stop_planning(core, conn, [fire_t.c.id == fire_id], now)
+            transitions = ask_cancels(conn, [row], reason, now, lease_until=now + lease)
+            core.append_events(conn, now, transitions)
             recorded = row.cancel_reason if row.cancel_reason is not None else reason
-            conn.execute(
-                sa.update(fire_t)
-                .where(fire_t.c.id == fire_id)
-                .values(cancel_reason=recorded, cancel_lease_until=now + lease)
-            )
-            return CancelStart([], chunks=True, reason=recorded)
+            return CancelStart(transitions, chunks=row.status == "running", reason=recorded)
 
     def cancel_chunk(
         self, fire_id: str, after_seq: int, now: datetime, *, limit: int, lease: timedelta = CANCEL_LEASE
@@ -208,20 +198,14 @@ class Control(Aggregate):
             reason = conn.execute(sa.select(fire_t.c.cancel_reason).where(fire_t.c.id == fire_id)).scalar()
             if reason is None:
                 return CancelChunk([], after_seq, done=True)
-            chosen = [item_t.c.fire_id == fire_id, _NOT_CANCELLED_YET]
             rows = conn.execute(
                 sa.select(item_t.c.id, item_t.c.seq)
-                .where(*chosen, item_t.c.seq > after_seq)
+                .where(item_t.c.fire_id == fire_id, item_t.c.seq > after_seq, _NOT_CANCELLED_YET)
                 .order_by(item_t.c.seq)
                 .limit(limit)
             ).all()
-            transitions: list[Transition] = []
-            if rows:
-                ids = [r.id for r in rows]
-                # Checked again under the items' locks: another process's chunk may have taken some.
-                transitions = cancel_items(
-                    core, conn, [item_t.c.id.in_(ids), *chosen], reason, now, only_pending=False
-                )
+            # Checked again under the items' locks: another process's chunk may have taken some.
+            transitions = cancel_item_ids(core, conn, [r.id for r in rows], reason, now) if rows else []
             done = len(rows) < limit
             conn.execute(
                 sa.update(fire_t)

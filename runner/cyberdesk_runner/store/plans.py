@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from cyberdesk_runner.store.core import Aggregate, StoreCore, new_id
 from cyberdesk_runner.store.fires import copies_failed, copy_digest, fire_data, fire_values, retry_of
-from cyberdesk_runner.store.items import cancel_items, insert_items, settle_fires
+from cyberdesk_runner.store.items import cancel_items, end_plan, insert_items, settle_fires
 from cyberdesk_runner.store.records import CopiedChunk, NewFire, NewItem, PlanClaim, RetryStart, Transition
 from cyberdesk_runner.store.tables import fire_t, item_t
 
@@ -108,8 +108,7 @@ class Plans(Aggregate):
             row = _own_plan(core, conn, fire_id)
             if row is None:
                 return None
-            total = _recorded(conn, fire_id)
-            _end_plan(conn, fire_id, now, total)
+            total = end_plan(conn, fire_id, now)
             transitions = [Transition("fire_started", row.job_name, fire_id=fire_id, data={"items": total})]
             transitions += settle_fires(core, conn, [fire_id], now)
             core.append_events(conn, now, transitions)
@@ -129,8 +128,7 @@ class Plans(Aggregate):
                 )
                 if _own_plan(core, conn, fire_id) is None:
                     raise _PlanTakenOver
-                total = _recorded(conn, fire_id)
-                _end_plan(conn, fire_id, now, total)
+                total = end_plan(conn, fire_id, now)
                 ended = {"error": error} | ({"status": "failed", "finished_at": now} if total == 0 else {})
                 row = conn.execute(
                     sa.update(fire_t)
@@ -306,7 +304,7 @@ def stop_planning(core: StoreCore, conn: Connection, chosen: Sequence[Any], now:
         )
     ).all()
     for row in rows:
-        _end_plan(conn, row.id, now, _recorded(conn, row.id))
+        end_plan(conn, row.id, now)
     return [r.id for r in rows]
 
 
@@ -337,15 +335,3 @@ def _plan_of(owner: str, fire_id: str) -> sa.Select[Any]:
 def _own_plan(core: StoreCore, conn: Connection, fire_id: str) -> Any:
     """The fire's row, locked, when this store holds its plan; else None."""
     return conn.execute(core.lock(_plan_of(core.owner, fire_id))).first()
-
-
-def _recorded(conn: Connection, fire_id: str) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).where(item_t.c.fire_id == fire_id)).scalar_one())
-
-
-def _end_plan(conn: Connection, fire_id: str, now: datetime, total: int) -> None:
-    conn.execute(
-        sa.update(fire_t)
-        .where(fire_t.c.id == fire_id)
-        .values(planned_at=now, items_total=total, planned_by=None, plan_lease_until=None)
-    )

@@ -103,6 +103,9 @@ class SlotFire:
     skip_reason: str | None = None
     #: Recorded as failed, with this error (the fire could not be planned).
     error: str | None = None
+    #: Recorded as requested, this many items expected: too many for one transaction, a daemon plans them by
+    #: chunks from the items file (`planning.plan_fire`), as a manual trigger's.
+    requested: int | None = None
 
 
 @attrs.frozen

@@ -6,7 +6,9 @@ item run once; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -268,3 +270,24 @@ async def test_a_retry_stopped_midway_is_finished_by_a_daemon_each_failed_item_r
         assert sorted(r["seq"] for r in retried) == list(range(ROWS))
         again = h.emulator_runs()[first:]
         assert sorted(r.input_values["claim_id"] for r in again) == sorted(f"C-{n}" for n in range(ROWS))
+
+
+async def test_an_after_fire_too_big_for_one_transaction_is_requested_and_planned_by_chunks(
+    tmp_path: Path, store_url: str
+) -> None:
+    followup = JOB.replace("name: claims", "name: followup") + "    after: {job: claims}\n"
+    async with _harness(tmp_path, store_url) as h:
+        (h.jobs_dir / "followup.yaml").write_text(textwrap.dedent(followup))
+        await h.runtime.reload_jobs(force=True)
+        upstream = await h.trigger("claims")
+        await h.run_until_idle()
+        [fire] = [f for f in h.rows("fire") if f["job_name"] == "followup"]
+        assert (fire["trigger"], fire["upstream_fire_id"], fire["status"]) == ("after", upstream, "succeeded")
+        seqs = sorted(i["seq"] for i in h.rows("item") if i["fire_id"] == fire["id"])
+        assert seqs == list(range(ROWS))
+        kinds = [
+            e["kind"] for e in sorted(h.rows("event"), key=lambda e: e["id"]) if e["fire_id"] == fire["id"]
+        ]
+        assert kinds[0] == "fire_requested" and "fire_started" in kinds, "recorded requested, then planned"
+        claims = Counter(r.input_values["claim_id"] for r in h.emulator_runs())
+        assert claims == {f"C-{n}": 2 for n in range(ROWS)}, "each row once upstream, once after it"

@@ -122,9 +122,7 @@ def test_cancelling_a_fire_being_planned_stops_its_plan(store: Store) -> None:
     fire_id = _requested(store)
     assert store.plans.claim_plan(fire_id, T0, expected=10, digest=None)
     assert store.plans.plan_chunk(fire_id, 0, _rows(2), T0)
-    kinds = [
-        t.kind for t in store.control.cancel_pending_items(None, "stop", at(1), fire_ids=[fire_id])
-    ]
+    kinds = [t.kind for t in store.control.cancel_pending_items(None, "stop", at(1), fire_ids=[fire_id])]
     assert kinds == ["item_cancelled", "item_cancelled", "fire_cancelled"]
     assert store.plans.plan_chunk(fire_id, 2, _rows(2, 2), at(2)) is False
     assert store.plans.finish_plan(fire_id, at(2)) is None
