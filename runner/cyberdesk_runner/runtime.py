@@ -55,8 +55,8 @@ _T = TypeVar("_T")
 SMALL_ROUND = 16
 DISPATCH_GATHER = 0.025
 
-#: How often a daemon looks for cancels left midway (their claim lapsed) to finish.
-_CANCELS_EVERY = timedelta(seconds=1)
+#: How often a daemon looks for retries and cancels left midway (their claim lapsed) to finish.
+_BULK_EVERY = timedelta(seconds=1)
 
 _FIRE_OUTCOMES = frozenset(
     {"fire_started", "fire_succeeded", "fire_failed", "fire_cancelled", "fire_skipped"}
@@ -107,7 +107,8 @@ class Runtime:
         #: Set when the daemon stops: chunked work (plans, retries, cancels) ends after its chunk (`bulk`).
         self.stopping = threading.Event()
         self._bulk_work: set[asyncio.Future[Any]] = set()
-        self._cancels_seen: datetime | None = None
+        self._bulk_seen: datetime | None = None
+        self._bulk_round: asyncio.Task[None] | None = None
         self.sink = ObservationSink(
             store=store,
             clock=clock,
@@ -299,13 +300,7 @@ class Runtime:
         for request in requests:
             if self.stopping.is_set():
                 break
-            if request.copies_failed:  # a retry whose copy of failed items stopped midway
-                copied = await self._bulk(
-                    bulk.continue_retry, self.store, request, self.clock.now, stopping=self.stopping.is_set
-                )
-                if copied is not None:
-                    self.on_transitions(copied)
-                    log.info("retry_copied", job=request.job_name, fire=request.id)
+            if request.copies_failed:  # a retry whose copy of failed items stopped midway: continue_bulk_work
                 continue
             job = self.catalog.get(request.job_name)
             if job is not None and job.workflow_id is None and job.workflow_error is None:
@@ -339,22 +334,53 @@ class Runtime:
                 )
         return len(requests)
 
-    async def continue_cancels(self) -> int:
-        """Finish the cancels of fires whose process (a CLI, a daemon) stopped between chunks (`bulk`); looked
-        for at most once a second."""
-        now = self.clock.now()
-        if self.stopping.is_set() or (
-            self._cancels_seen is not None and now - self._cancels_seen < _CANCELS_EVERY
-        ):
+    async def continue_bulk_work(self) -> int:
+        """Finish what a process (the CLI, a daemon) left between two chunks, once its claim lapsed or was given
+        back (`bulk`): a retry's copy of failed items, a fire's cancel. Looked for at most once a second; how many
+        this daemon took over."""
+        if not self._bulk_due():
             return 0
-        self._cancels_seen = now
-        return await self._bulk(
-            bulk.continue_cancels,
-            self.store,
-            self.clock.now,
-            stopping=self.stopping.is_set,
-            on_transitions=self.on_transitions,
-        )
+        taken = 0
+        for request in await asyncio.to_thread(self.store.fires.requested, now=self.clock.now()):
+            if not request.copies_failed or self.stopping.is_set():
+                continue
+            copied = await self._bulk(
+                bulk.continue_retry, self.store, request, self.clock.now, stopping=self.stopping.is_set
+            )
+            if copied is not None:
+                taken += 1
+                self.on_transitions(copied)
+                log.info("retry_copied", job=request.job_name, fire=request.id)
+        if not self.stopping.is_set():
+            taken += await self._bulk(
+                bulk.continue_cancels,
+                self.store,
+                self.clock.now,
+                stopping=self.stopping.is_set,
+                on_transitions=self.on_transitions,
+            )
+        return taken
+
+    def _bulk_due(self) -> bool:
+        now = self.clock.now()
+        if self.stopping.is_set() or (self._bulk_seen is not None and now - self._bulk_seen < _BULK_EVERY):
+            return False
+        self._bulk_seen = now
+        return True
+
+    def _continue_bulk_work_aside(self) -> None:
+        """`continue_bulk_work` as a task of its own: a cancel of 100,000 items takes a minute, and the dispatch
+        round goes on meanwhile. One at a time."""
+        if self._bulk_round is not None and not self._bulk_round.done():
+            return
+
+        async def run() -> None:
+            try:
+                await self.continue_bulk_work()
+            except Exception as exc:  # tried again a second later, like a loop's round
+                log.error("loop_error", loop="bulk", error=f"{type(exc).__name__}: {exc}")
+
+        self._bulk_round = asyncio.create_task(run(), name="bulk")
 
     async def _bulk(self, work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """Run chunked store work in a worker thread that a stop does not cut off: the daemon's stop sets
@@ -369,6 +395,8 @@ class Runtime:
         """Wait for chunked work under way to end its chunk and give back its claim (the caller bounds the wait)."""
         if self._bulk_work:
             await asyncio.wait(set(self._bulk_work))
+        if self._bulk_round is not None:
+            await asyncio.wait([self._bulk_round])
 
     async def dispatch_round(self, *, wait: bool = True) -> int:
         """Plan requested fires, start runs for every due item that limits allow, settle unknown creates.
@@ -380,7 +408,10 @@ class Runtime:
         if not wait and self._last_claimed < SMALL_ROUND:
             await asyncio.sleep(DISPATCH_GATHER)  # freed desktops trickle in: gather a few per round
         await self.plan_requested_fires()
-        await self.continue_cancels()
+        if wait:
+            await self.continue_bulk_work()
+        else:
+            self._continue_bulk_work_aside()
         if self.fleet_loaded:
             await self.downstream.fire_once()  # upstream fires that ended: their `after:` jobs' fires
         started = 0

@@ -2,11 +2,19 @@
 
 Cancelling ends pending items at once and asks for running items' runs to be cancelled in Cyberdesk (the reaper
 carries that out); failing gives up on pending items that cannot run; retrying runs failed work again as a new
-fire. The rules of items themselves live in `items`.
+fire (a whole fire's failed items by chunks: `store.plans.start_retry`). The rules of items themselves live in
+`items`.
+
+A whole fire's cancel goes by chunks (`bulk.cancel_fire`): `request_cancel` marks the fire (`cancel_reason`, its
+plan ended, dispatch takes none of its items from then on) and claims the work until `cancel_lease_until`;
+each `cancel_chunk` cancels the next pending items and flags the next running ones not flagged yet, checked again
+under their locks, and renews the claim (cleared after the last chunk). A claim that lapsed or was given back
+(`release_cancel`) is taken by any daemon (`cancels_to_continue`, `claim_cancel`).
 
 Locks, in the one order attempt -> item -> fire: cancels lock the running items' active attempts by id, then
-the items by id, then settle fires by id (`items.cancel_items`); `fail_pending_items` and `retry_failed` lock
-items (by id, by seq) and settle or insert fires after them.
+the items by id, then settle fires by id (`items.cancel_items`, `items.cancel_item_ids`), then (a chunk) the
+fire's claim; `request_cancel` locks the fire alone; `fail_pending_items` and `retry_failed` lock items (by id)
+and settle or insert fires after them.
 """
 
 from __future__ import annotations
