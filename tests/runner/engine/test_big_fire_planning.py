@@ -291,3 +291,20 @@ async def test_an_after_fire_too_big_for_one_transaction_is_requested_and_planne
         assert kinds[0] == "fire_requested" and "fire_started" in kinds, "recorded requested, then planned"
         claims = Counter(r.input_values["claim_id"] for r in h.emulator_runs())
         assert claims == {f"C-{n}": 2 for n in range(ROWS)}, "each row once upstream, once after it"
+
+
+async def test_the_daemon_finishes_a_cancel_left_midway_aside_from_its_dispatch_round(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with _harness(tmp_path, store_url) as h:
+        fire_id = await h.trigger("claims")
+        await h.cycle()
+        outcome = bulk.cancel_fire(h.store, fire_id, "enough", h.clock.now, stopping=_stop_after(1))
+        assert not outcome.finished
+        await h.advance(1)  # the daemon looks for work left midway once a second
+        await h.runtime.dispatch_round(wait=False)  # as the daemon's loop: the cancel goes on in a task
+        await asyncio.wait_for(h.runtime.bulk_work_done(), timeout=30)
+        statuses = Counter((r["status"], r["cancel_requested"]) for r in h.rows("item"))
+        assert statuses == {("cancelled", False): ROWS - 8, ("running", True): 8}
+        [fire] = h.rows("fire")
+        assert fire["cancel_lease_until"] is None, "carried through"
