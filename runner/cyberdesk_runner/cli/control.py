@@ -153,8 +153,9 @@ def retry(
     """Run a failed item, or every failed item of a fire, again as a new fire (trigger `retry`).
 
     The new items keep the inputs and desktops of the old ones. A fire that failed before it had items (its
-    planning failed) is planned again. A big fire's failed items are copied by chunks; stopped midway (Ctrl-C),
-    the same command run again, or any daemon, finishes the copy (each failed item is retried once)."""
+    planning failed) is planned again. While a fire's retry runs, retrying that fire again answers with it. A big
+    fire's failed items are copied by chunks; stopped midway (Ctrl-C), the same command run again, or any daemon,
+    finishes the copy (each failed item is retried once)."""
     settings = config_or_exit(config)
     with open_store(settings) as store, stop_signals() as stop:
         target = require_ref(store, ref)
@@ -194,7 +195,12 @@ def _say_retry(outcome: bulk.RetryOutcome, fire_id: str, retried: str, items: in
     if outcome.replan:
         out.print(f"fire {fire_id} plans {retried} again (it failed before it had items)", markup=False)
         return
-    again = "" if outcome.created else " (an unfinished retry, continued)"
+    if outcome.created:
+        again = ""
+    elif outcome.copied:
+        again = f" (a retry left midway: {outcome.copied} more copied now)"
+    else:
+        again = " (its retry already under way: nothing new to retry)"
     if outcome.finished:
         out.print(f"fire {fire_id} retries {items} failed item(s) of {retried}{again}", markup=False)
     elif outcome.busy:
