@@ -170,8 +170,9 @@ class Plans(Aggregate):
         """Retry every failed item of a fire as a new fire (trigger "retry", `retry_of` the fire), claimed by this
         store to copy its items by chunks (`copy_failed`, then `finish_plan`). None when it has no failed item.
 
-        A fire has one retry in flight at a time: while one is requested or running (its items not all ended),
-        it is the answer (`created` False), not a second one running the same items again; one whose copy
+        A fire has one retry of all its failed items in flight at a time (retries of single items aside): while
+        one is requested or running (its items not all ended), it is the answer (`created` False), not a second
+        one running the same items again; one whose copy
         stopped midway (its copier killed or stopped) is continued, its claim taken if it lapsed or was given
         back (else `claim` is None: another process copies now). A fire that failed before it had items (it
         could not be planned) is requested again, to be planned like a trigger (`replan`)."""
@@ -181,10 +182,12 @@ class Plans(Aggregate):
             if old is None:
                 return None
             digest = copy_digest(old.id)
+            # A retry of the whole fire (not of one of its items): its copy, or its plan again (no items).
+            whole = sa.true() if old.items_total == 0 else fire_t.c.plan_digest == digest
             current = conn.execute(
                 core.lock(
                     sa.select(fire_t)
-                    .where(fire_t.c.status.in_(("requested", "running")), fire_t.c.retry_of == old.id)
+                    .where(fire_t.c.status.in_(("requested", "running")), fire_t.c.retry_of == old.id, whole)
                     .order_by(fire_t.c.created_at, fire_t.c.id)
                     .limit(1)
                 )

@@ -103,6 +103,16 @@ def test_a_retry_copies_each_failed_item_once_keeping_its_place(store: Store) ->
     assert third.fire_id is not None and len(seq_n_status(store, third.fire_id)) == len(FAILED)
 
 
+def test_a_retry_of_one_item_does_not_stand_for_the_fire_s_retry(store: Store) -> None:
+    fire_id = _failed_fire(store)
+    [first] = [i for i in store.queries.item_views(fire_id, limit=1) if i.status == "failed"]
+    one = store.control.retry_failed(first.id, at(1))
+    assert one is not None and [i.seq for i in store.queries.item_views(one)] == [0]
+    whole = bulk.retry_fire(store, fire_id, lambda: at(2))
+    assert whole.created and whole.fire_id not in (None, one)
+    assert whole.fire_id is not None and len(seq_n_status(store, whole.fire_id)) == len(FAILED)
+
+
 def test_a_retry_killed_midway_is_finished_by_the_command_run_again_once_its_claim_lapses(
     open_store: Callable[[], Store],
 ) -> None:
