@@ -202,7 +202,9 @@ def _say_retry(outcome: bulk.RetryOutcome, fire_id: str, retried: str, items: in
     else:
         again = " (its retry already under way: nothing new to retry)"
     if outcome.finished:
-        out.print(f"fire {fire_id} retries {items} failed item(s) of {retried}{again}", markup=False)
+        out.print(
+            f"fire {fire_id} retries {items} failed item(s) of {retried}{again}", markup=False, soft_wrap=True
+        )
     elif outcome.busy:
         out.print(
             f"fire {fire_id} retries the failed items of {retried}: another process is copying them now "
@@ -211,7 +213,9 @@ def _say_retry(outcome: bulk.RetryOutcome, fire_id: str, retried: str, items: in
             soft_wrap=True,
         )
     else:
-        out.print(f"fire {fire_id} retries {items} failed item(s) of {retried}{again}", markup=False)
+        out.print(
+            f"fire {fire_id} retries {items} failed item(s) of {retried}{again}", markup=False, soft_wrap=True
+        )
         err.print(
             f"stopped after copying {outcome.copied} item(s) into it: `cyberdesk-runner retry {retried}` again, "
             "or a running daemon, copies the rest (none twice)",
