@@ -230,35 +230,44 @@ class Plans(Aggregate):
     def copy_failed(
         self, fire_id: str, next_seq: int, now: datetime, *, limit: int, lease: timedelta = COPY_LEASE
     ) -> CopiedChunk | None:
-        """Copy the next `limit` failed items (from seq `next_seq` on) of the fire a retry fire retries into it,
-        each keeping its seq, and renew the claim. None when the copy is no longer this store's (taken over
-        after our claim lapsed, or stopped by a cancel): nothing was recorded."""
+        """Copy the failed items among the next `limit` items (from seq `next_seq` on) of the fire a retry fire
+        retries into it, each keeping its seq, and renew the claim. None when the copy is no longer this store's
+        (taken over after our claim lapsed, or stopped by a cancel): nothing was recorded.
+
+        The window is read in seq order without a condition on status (a failed item is final), so each chunk
+        reads `limit` rows by the fire's (fire, seq) index, whatever the database believes of the table (on a
+        PostgreSQL table not analyzed since the fire's items went in, a condition on status was planned as a
+        read of every failed item of the fire, each chunk)."""
         core = self.core
         with core.write() as conn:
             row = _own_plan(core, conn, fire_id)
             if row is None or row.retry_of is None or not copies_failed(row.plan_digest):
                 return None
-            failed = conn.execute(
-                sa.select(
-                    item_t.c.seq,
-                    item_t.c.inputs,
-                    item_t.c.machine_id,
-                    item_t.c.machine_name,
-                    item_t.c.priority,
-                )
-                .where(
-                    item_t.c.fire_id == row.retry_of, item_t.c.seq >= next_seq, item_t.c.status == "failed"
-                )
+            window = conn.execute(
+                sa.select(item_t.c.seq, item_t.c.status)
+                .where(item_t.c.fire_id == row.retry_of, item_t.c.seq >= next_seq)
                 .order_by(item_t.c.seq)
                 .limit(limit)
             ).all()
+            seqs = [r.seq for r in window if r.status == "failed"]
             conn.execute(sa.update(fire_t).where(fire_t.c.id == fire_id).values(plan_lease_until=now + lease))
-            if failed:
+            if seqs:
+                failed = conn.execute(
+                    sa.select(
+                        item_t.c.seq,
+                        item_t.c.inputs,
+                        item_t.c.machine_id,
+                        item_t.c.machine_name,
+                        item_t.c.priority,
+                    )
+                    .where(item_t.c.fire_id == row.retry_of, item_t.c.seq.in_(seqs))
+                    .order_by(item_t.c.seq)
+                ).all()
                 fire = NewFire(row.job_name, row.trigger, None, priority=any(r.priority for r in failed))
                 copies = [NewItem(r.inputs, r.machine_id, r.machine_name) for r in failed]
                 insert_items(core, conn, fire_id, fire, copies, now, seqs=[r.seq for r in failed])
-            last = failed[-1].seq + 1 if failed else next_seq
-            return CopiedChunk(len(failed), last, len(failed) < limit)
+            last = window[-1].seq + 1 if window else next_seq
+            return CopiedChunk(len(seqs), last, len(window) < limit)
 
     def retry(self, fire_id: str, now: datetime, *, chunk: int = 1_000) -> str | None:
         """`start_retry`, then every chunk of the copy and its end, here (the CLI sizes chunks by time and stops
