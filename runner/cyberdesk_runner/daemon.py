@@ -55,6 +55,8 @@ _STORE_THREADS = 4
 _STORE_WAIT_MAX = 30.0
 #: Seconds a stopping daemon waits for create calls already made, before abandoning them to be settled later.
 _CREATES_GRACE = 2.0
+#: Seconds a stopping daemon waits for a plan (retry, cancel) under way to end its chunk and give back its claim.
+_BULK_GRACE = 10.0
 _IDLE_CHECK_EVERY = 0.25
 #: Seconds between dispatch rounds when nothing wakes the dispatcher earlier.
 _DISPATCH_EVERY = 1.0
@@ -230,10 +232,13 @@ class Daemon:
         finally:
             log.info("daemon_stopping", daemon=self.id)
             self.notifier.stopping()
+            runtime.stopping.set()  # a plan, retry or cancel under way ends after its chunk, its claim given back
             loops = [t for t in tasks if t.get_name() != "sink"]
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.bulk_work_done(), timeout=_BULK_GRACE)
             # Create calls already made get a moment to be answered and recorded (the sink still runs).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runtime.dispatcher.drain(), timeout=_CREATES_GRACE)

@@ -23,7 +23,7 @@ from cyberdesk_runner.catalog import ActiveJob, JobCatalog
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.fleet import Fleet
 from cyberdesk_runner.logs import get_logger
-from cyberdesk_runner.planning import PlanningError, build_items, plan_items
+from cyberdesk_runner.planning import PlanningError, items_or_count, plan_items
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.lineage import UpstreamOutput
 from cyberdesk_runner.store.records import NewFire, NewItem
@@ -145,7 +145,14 @@ class DownstreamFirer:
         now = self._clock.now()
         try:
             if spec.items_from_output is None:
-                items = build_items(job, fleet, None)
+                items = items_or_count(job, fleet, None)
+                if isinstance(items, int):  # too many for one transaction: requested, planned by chunks
+                    fire_id = await asyncio.to_thread(self._store.fires.insert_requested, fire, items, now)
+                    if fire_id is not None:
+                        log.info(
+                            "fire_after", job=job.name, fire=fire_id, upstream_fire=upstream_id, items=items
+                        )
+                    return fire_id is not None
             else:
                 if job.workflow_error:
                     raise PlanningError(job.workflow_error)

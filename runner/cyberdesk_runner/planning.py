@@ -2,8 +2,8 @@
 
 A requested fire is planned by `plan_fire` in bounded memory: the items file is read once to check it (every
 error before any item is recorded), then again, streamed, a chunk of items per store transaction (`store.plans`;
-chunks sized to last about `CHUNK_SECONDS`); a plan another daemon left midway is continued after its last
-recorded item.
+chunks sized to last about `bulk.CHUNK_SECONDS`); a plan another daemon left midway (or gave back at a clean
+stop) is continued after its last recorded item.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
+from cyberdesk_runner.bulk import CHUNK_FIRST, CHUNK_MAX, CHUNK_MIN, ChunkSizer
 from cyberdesk_runner.catalog import ActiveJob
 from cyberdesk_runner.fleet import Desktop, Fleet
 from cyberdesk_runner.spec import JobFileError
@@ -96,6 +96,21 @@ def build_items(job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | Non
     )
 
 
+def items_or_count(
+    job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | None, *, most: int | None = None
+) -> list[NewItem] | int:
+    """The items of a new fire of `job`, or only their number when there are more than `most` (default
+    `PLAN_CHUNK_MAX`, one chunk): such a fire is recorded requested and planned by chunks (`plan_fire`), not
+    inserted whole in one transaction. PlanningError says why it cannot run. Only a job with an items file can
+    have that many: it is read once to count (kept only when few), inline items are built at once."""
+    if job.loaded.items_path is None:
+        return build_items(job, fleet, overrides)
+    plan = check_plan(job, fleet, overrides)
+    if plan.count > (PLAN_CHUNK_MAX if most is None else most):
+        return plan.count
+    return list(plan.items())
+
+
 @attrs.frozen
 class FirePlan:
     """A fire's items, checked and counted, to be read again one by one (`items()`); `digest` names what they
@@ -149,10 +164,17 @@ class PlanOutcome:
 
 
 def plan_fire(
-    store: Store, job: ActiveJob, fleet: Fleet, request: FireRequest, now: Callable[[], datetime]
+    store: Store,
+    job: ActiveJob,
+    fleet: Fleet,
+    request: FireRequest,
+    now: Callable[[], datetime],
+    *,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> PlanOutcome:
     """Plan a requested fire (or continue a plan left midway), a chunk of items per transaction. Blocking: run it
-    in a worker thread."""
+    in a worker thread. `stopping` (the daemon stops) ends it between chunks, the claim given back: whoever comes
+    next continues at once."""
     try:
         plan = check_plan(job, fleet, request.input_overrides)
     except PlanningError as exc:
@@ -165,15 +187,18 @@ def plan_fire(
         return _abandon(store, request, changed, now)
     seq = claim.next_seq
     priority = job.loaded.spec.priority
-    size = PLAN_CHUNK
+    sizer = ChunkSizer(PLAN_CHUNK, PLAN_CHUNK_MIN, PLAN_CHUNK_MAX)
     items = itertools.islice(plan.items(), seq, None)
     try:
-        while chunk := list(itertools.islice(items, size)):
-            started = time.perf_counter()
+        while chunk := list(itertools.islice(items, sizer.size)):
+            if stopping():
+                store.plans.release_plan(request.id, now())
+                return PlanOutcome(None)
+            sizer.start()
             if not store.plans.plan_chunk(request.id, seq, chunk, now(), priority=priority):
                 return PlanOutcome(None)  # taken over or stopped: whoever has it now finishes it
+            sizer.done()
             seq += len(chunk)
-            size = _next_size(size, time.perf_counter() - started)
     except PlanningError as exc:
         return _abandon(store, request, str(exc), now)
     transitions = store.plans.finish_plan(request.id, now())
@@ -193,22 +218,10 @@ def fail_fire(store: Store, request: FireRequest, error: str, now: Callable[[], 
     return _abandon(store, request, error, now)
 
 
-#: The items of a plan's first chunk, and the fewest and most of any chunk.
-PLAN_CHUNK = 1_000
-PLAN_CHUNK_MIN = 250
-PLAN_CHUNK_MAX = 4_000
-#: How long a chunk's transaction should last. Each commit has a cost that grows with the store (on SQLite the
-#: random item ids dirty pages all over the primary key's index, written again at every commit), so chunks are
-#: as big as this allows: they double while quicker than half of it, halve when slower (a loaded machine).
-CHUNK_SECONDS = 0.25
-
-
-def _next_size(size: int, seconds: float) -> int:
-    if seconds < CHUNK_SECONDS / 2:
-        return min(size * 2, PLAN_CHUNK_MAX)
-    if seconds > CHUNK_SECONDS:
-        return max(size // 2, PLAN_CHUNK_MIN)
-    return size
+#: The items of a plan's first chunk, and the fewest and most of any chunk (chunks sized by time: `bulk.ChunkSizer`).
+PLAN_CHUNK = CHUNK_FIRST
+PLAN_CHUNK_MIN = CHUNK_MIN
+PLAN_CHUNK_MAX = CHUNK_MAX
 
 
 def _abandon(store: Store, request: FireRequest, error: str, now: Callable[[], datetime]) -> PlanOutcome:

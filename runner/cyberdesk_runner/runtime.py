@@ -7,13 +7,18 @@ signals and the embedded emulator around them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import random
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import attrs
 
 from cyberdesk import CyberdeskClient
+from cyberdesk_runner import bulk
 from cyberdesk_runner.api_access import is_key_refused, key_refused_message, status_of
 from cyberdesk_runner.catalog import CatalogChange, JobCatalog
 from cyberdesk_runner.clock import Clock
@@ -42,11 +47,16 @@ from cyberdesk_runner.tracking.sink import ObservationSink
 
 log = get_logger("cyberdesk_runner")
 
+_T = TypeVar("_T")
+
 #: A daemon round that claimed fewer than this many attempts makes the next one wait DISPATCH_GATHER seconds first:
 #: when desktops free up one by one (slow news), a round per freed desktop costs a store transaction each; a short
 #: wait lets a few share one. Busy rounds (a burst of freed desktops, a backlog) never wait.
 SMALL_ROUND = 16
 DISPATCH_GATHER = 0.025
+
+#: How often a daemon looks for retries and cancels left midway (their claim lapsed) to finish.
+_BULK_EVERY = timedelta(seconds=1)
 
 _FIRE_OUTCOMES = frozenset(
     {"fire_started", "fire_succeeded", "fire_failed", "fire_cancelled", "fire_skipped"}
@@ -95,6 +105,11 @@ class Runtime:
         self._workflow_names: dict[str, str | None] = {}
         #: Attempts the last daemon round claimed (see SMALL_ROUND).
         self._last_claimed = SMALL_ROUND
+        #: Set when the daemon stops: chunked work (plans, retries, cancels) ends after its chunk (`bulk`).
+        self.stopping = threading.Event()
+        self._bulk_work: set[asyncio.Future[Any]] = set()
+        self._bulk_seen: datetime | None = None
+        self._bulk_round: asyncio.Task[None] | None = None
         self.sink = ObservationSink(
             store=store,
             clock=clock,
@@ -286,6 +301,10 @@ class Runtime:
             return 0
         requests = await asyncio.to_thread(self.store.fires.requested, now=self.clock.now())
         for request in requests:
+            if self.stopping.is_set():
+                break
+            if request.copies_failed:  # a retry whose copy of failed items stopped midway: continue_bulk_work
+                continue
             job = self.catalog.get(request.job_name)
             if job is not None and job.workflow_id is None and job.workflow_error is None:
                 continue  # its workflow is not resolved yet
@@ -293,8 +312,14 @@ class Runtime:
                 error = f"no job named {request.job_name!r}"
                 outcome = await asyncio.to_thread(fail_fire, self.store, request, error, self.clock.now)
             else:
-                outcome = await asyncio.to_thread(
-                    plan_fire, self.store, job, self.fleet, request, self.clock.now
+                outcome = await self._bulk(
+                    plan_fire,
+                    self.store,
+                    job,
+                    self.fleet,
+                    request,
+                    self.clock.now,
+                    stopping=self.stopping.is_set,
                 )
             self.on_transitions(outcome.transitions)
             if outcome.error is not None and not outcome.transitions:  # failed before it had items
@@ -312,6 +337,70 @@ class Runtime:
                 )
         return len(requests)
 
+    async def continue_bulk_work(self) -> int:
+        """Finish what a process (the CLI, a daemon) left between two chunks, once its claim lapsed or was given
+        back (`bulk`): a retry's copy of failed items, a fire's cancel. Looked for at most once a second; how many
+        this daemon took over."""
+        if not self._bulk_due():
+            return 0
+        taken = 0
+        for request in await asyncio.to_thread(self.store.fires.requested, now=self.clock.now()):
+            if not request.copies_failed or self.stopping.is_set():
+                continue
+            copied = await self._bulk(
+                bulk.continue_retry, self.store, request, self.clock.now, stopping=self.stopping.is_set
+            )
+            if copied is not None:
+                taken += 1
+                self.on_transitions(copied)
+                log.info("retry_copied", job=request.job_name, fire=request.id)
+        if not self.stopping.is_set():
+            taken += await self._bulk(
+                bulk.continue_cancels,
+                self.store,
+                self.clock.now,
+                stopping=self.stopping.is_set,
+                on_transitions=self.on_transitions,
+            )
+        return taken
+
+    def _bulk_due(self) -> bool:
+        now = self.clock.now()
+        if self.stopping.is_set() or (self._bulk_seen is not None and now - self._bulk_seen < _BULK_EVERY):
+            return False
+        self._bulk_seen = now
+        return True
+
+    def _continue_bulk_work_aside(self) -> None:
+        """`continue_bulk_work` as a task of its own: a cancel of 100,000 items takes a minute, and the dispatch
+        round goes on meanwhile. One at a time."""
+        if self._bulk_round is not None and not self._bulk_round.done():
+            return
+
+        async def run() -> None:
+            try:
+                await self.continue_bulk_work()
+            except Exception as exc:  # tried again a second later, like a loop's round
+                log.error("loop_error", loop="bulk", error=f"{type(exc).__name__}: {exc}")
+
+        self._bulk_round = asyncio.create_task(run(), name="bulk")
+
+    async def _bulk(self, work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run chunked store work in a worker thread that a stop does not cut off: the daemon's stop sets
+        `stopping` (the work ends after its chunk, giving back its claim) and waits for it (`bulk_work_done`)."""
+        call = functools.partial(contextvars.copy_context().run, work, *args, **kwargs)
+        future = asyncio.get_running_loop().run_in_executor(None, call)
+        self._bulk_work.add(future)
+        future.add_done_callback(self._bulk_work.discard)
+        return await asyncio.shield(future)
+
+    async def bulk_work_done(self) -> None:
+        """Wait for chunked work under way to end its chunk and give back its claim (the caller bounds the wait)."""
+        if self._bulk_work:
+            await asyncio.wait(set(self._bulk_work))
+        if self._bulk_round is not None:
+            await asyncio.wait([self._bulk_round])
+
     async def dispatch_round(self, *, wait: bool = True) -> int:
         """Plan requested fires, start runs for every due item that limits allow, settle unknown creates.
 
@@ -322,6 +411,10 @@ class Runtime:
         if not wait and self._last_claimed < SMALL_ROUND:
             await asyncio.sleep(DISPATCH_GATHER)  # freed desktops trickle in: gather a few per round
         await self.plan_requested_fires()
+        if wait:
+            await self.continue_bulk_work()
+        else:
+            self._continue_bulk_work_aside()
         if self.fleet_loaded:
             await self.downstream.fire_once()  # upstream fires that ended: their `after:` jobs' fires
         started = 0

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Collection, Mapping
+import signal
+import threading
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -53,6 +56,43 @@ STANDALONE = False
 
 def standalone_process() -> bool:
     return STANDALONE
+
+
+class StopSignals:
+    """SIGINT and SIGTERM asked the command to stop (`stop_signals`): work by chunks ends after its chunk."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a program its signal ended."""
+        return 128 + (self.signal or 0)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[StopSignals]:
+    """While the block runs, SIGINT and SIGTERM only ask it to stop (a second SIGINT interrupts at once); their
+    handlers are put back after. Outside the main thread (programs calling the CLI in-process) nothing changes."""
+    stop = StopSignals()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def asked(signum: int, _frame: object) -> None:
+        if stop.signal == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.signal = signum
+
+    previous = {sig: signal.signal(sig, asked) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:

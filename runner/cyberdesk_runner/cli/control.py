@@ -13,14 +13,23 @@ from typing import Annotated
 
 import typer
 
+from cyberdesk_runner import bulk
 from cyberdesk_runner.cli.access import open_store, require_job, require_ref
-from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, err, fail, out
+from cyberdesk_runner.cli.common import (
+    ConfigOption,
+    ExitCode,
+    StopSignals,
+    config_or_exit,
+    err,
+    fail,
+    out,
+    stop_signals,
+)
 from cyberdesk_runner.cli.render import print_json
 from cyberdesk_runner.cli.shapes import fire_json
 from cyberdesk_runner.cli.status import fresh_daemons
 from cyberdesk_runner.cli.waiting import TimeoutOption, WaitOption, report, wait_for_fire
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import Transition
 from cyberdesk_runner.store.views import Ref
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -76,12 +85,13 @@ def cancel(
     """Cancel a fire (all its items), an item, or a run (its item).
 
     Pending items are cancelled at once; runs in flight are flagged, and the daemon cancels them in Cyberdesk
-    on its next round."""
+    on its next round. A big fire is cancelled by chunks; stopped midway (Ctrl-C), the same command run again,
+    or any daemon, finishes it."""
     settings = config_or_exit(config)
     now = datetime.now(UTC)
-    with open_store(settings) as store:
+    with open_store(settings) as store, stop_signals() as stop:
         target = require_ref(store, ref)
-        kinds = Counter(t.kind for t in _cancel(store, target, reason, now))
+        kinds, finished = _cancel(store, target, reason, stop)
         fire = store.queries.fire_view(target.fire_id)
         daemons = len(fresh_daemons(store, now))
     result = {
@@ -92,35 +102,45 @@ def cancel(
         "fire_id": target.fire_id,
         "fire_status": fire.status if fire is not None else None,
     }
+    if not finished:
+        result["finished"] = False
     if as_json:
         print_json(result)
-        return
-    if not (kinds["item_cancelled"] or kinds["cancel_requested"] or kinds["fire_cancelled"]):
+    elif not (
+        kinds["item_cancelled"] or kinds["cancel_requested"] or kinds["fire_cancelled"] or not finished
+    ):
         out.print(f"nothing to cancel: {target.kind} {target.id} is {target.status}", markup=False)
-        return
-    lines = []
-    if kinds["item_cancelled"]:
-        lines.append(f"{kinds['item_cancelled']} pending item(s) cancelled")
-    if kinds["cancel_requested"]:
-        lines.append(
-            f"{kinds['cancel_requested']} run(s) in flight flagged: the daemon cancels them in Cyberdesk"
+    else:
+        lines = []
+        if kinds["item_cancelled"]:
+            lines.append(f"{kinds['item_cancelled']} pending item(s) cancelled")
+        if kinds["cancel_requested"]:
+            lines.append(
+                f"{kinds['cancel_requested']} run(s) in flight flagged: the daemon cancels them in Cyberdesk"
+            )
+        if fire is not None:
+            lines.append(f"fire {fire.id} is {fire.status}")
+        out.print("; ".join(lines), markup=False, soft_wrap=True)
+        if kinds["cancel_requested"] and not daemons:
+            err.print("note: no daemon is running; the runs are cancelled when one starts", markup=False)
+    if not finished:
+        err.print(
+            f"stopped before every item was cancelled: its items get no new run; `cyberdesk-runner cancel "
+            f"{target.id}` again, or a running daemon, cancels the rest",
+            markup=False,
+            soft_wrap=True,
         )
-    if fire is not None:
-        lines.append(f"fire {fire.id} is {fire.status}")
-    out.print("; ".join(lines), markup=False, soft_wrap=True)
-    if kinds["cancel_requested"] and not daemons:
-        err.print("note: no daemon is running; the runs are cancelled when one starts", markup=False)
+        raise typer.Exit(stop.exit_code)
 
 
-def _cancel(store: Store, target: Ref, reason: str, now: datetime) -> list[Transition]:
+def _cancel(store: Store, target: Ref, reason: str, stop: StopSignals) -> tuple[Counter[str], bool]:
+    """What the cancel did (transitions by kind), and whether it got to the end (False: stopped by a signal)."""
     if target.kind == "fire":
-        if target.status == "requested":
-            cancelled = store.control.cancel_requested_fire(target.id, reason, now)
-            if cancelled:
-                return cancelled
-        return store.control.cancel_pending_items(None, reason, now, fire_ids=[target.id])
+        outcome = bulk.cancel_fire(store, target.id, reason, _now, stopping=stop.requested)
+        return outcome.kinds, outcome.finished
     assert target.item_id is not None
-    return store.control.cancel_pending_items(None, reason, now, item_ids=[target.item_id])
+    transitions = store.control.cancel_pending_items(None, reason, _now(), item_ids=[target.item_id])
+    return Counter(t.kind for t in transitions), True
 
 
 def retry(
@@ -133,14 +153,20 @@ def retry(
     """Run a failed item, or every failed item of a fire, again as a new fire (trigger `retry`).
 
     The new items keep the inputs and desktops of the old ones. A fire that failed before it had items (its
-    planning failed) is planned again."""
+    planning failed) is planned again. While a fire's retry runs, retrying that fire again answers with it. A big
+    fire's failed items are copied by chunks; stopped midway (Ctrl-C), the same command run again, or any daemon,
+    finishes the copy (each failed item is retried once)."""
     settings = config_or_exit(config)
-    with open_store(settings) as store:
+    with open_store(settings) as store, stop_signals() as stop:
         target = require_ref(store, ref)
         require_job(store, target.job_name)
-        source = target.fire_id if target.kind == "fire" else target.item_id
-        assert source is not None
-        fire_id = store.control.retry_failed(source, datetime.now(UTC))
+        if target.kind == "fire":
+            outcome = bulk.retry_fire(store, target.fire_id, _now, stopping=stop.requested)
+        else:
+            assert target.item_id is not None
+            item_retry = store.control.retry_failed(target.item_id, _now())
+            outcome = bulk.RetryOutcome(item_retry, finished=True)
+        fire_id = outcome.fire_id
         if fire_id is None:
             what = (
                 f"fire {target.id} has no failed item"
@@ -150,20 +176,56 @@ def retry(
             fail(f"nothing to retry: {what}", ExitCode.FAILED)
         view = store.queries.fire_view(fire_id)
         assert view is not None
-        if not as_json and view.items_total:
-            out.print(
-                f"fire {fire_id} retries {view.items_total} failed item(s) of {target.fire_id}", markup=False
-            )
-        elif not as_json:
-            out.print(
-                f"fire {fire_id} plans {target.fire_id} again (it failed before it had items)", markup=False
-            )
+        if not as_json:
+            _say_retry(outcome, fire_id, target.fire_id, view.items_total)
+        if not outcome.finished and stop.signal is not None:
+            if as_json:
+                print_json(fire_json(view) | {"finished": False})
+            raise typer.Exit(stop.exit_code)
         if wait:
             view = wait_for_fire(store, fire_id, timeout)
         code = report(view, fire_id, timeout) if wait else ExitCode.OK
     if as_json:
         print_json(fire_json(view) if view is not None else {"id": fire_id})
     raise typer.Exit(int(code))
+
+
+def _say_retry(outcome: bulk.RetryOutcome, fire_id: str, retried: str, items: int) -> None:
+    """What `retry` did, in one line (and where it stopped, on stderr)."""
+    if outcome.replan:
+        out.print(f"fire {fire_id} plans {retried} again (it failed before it had items)", markup=False)
+        return
+    if outcome.created:
+        again = ""
+    elif outcome.copied:
+        again = f" (a retry left midway: {outcome.copied} more copied now)"
+    else:
+        again = " (its retry already under way: nothing new to retry)"
+    if outcome.finished:
+        out.print(
+            f"fire {fire_id} retries {items} failed item(s) of {retried}{again}", markup=False, soft_wrap=True
+        )
+    elif outcome.busy:
+        out.print(
+            f"fire {fire_id} retries the failed items of {retried}: another process is copying them now "
+            f"({items} failed item(s)); it, or a daemon, finishes",
+            markup=False,
+            soft_wrap=True,
+        )
+    else:
+        out.print(
+            f"fire {fire_id} retries {items} failed item(s) of {retried}{again}", markup=False, soft_wrap=True
+        )
+        err.print(
+            f"stopped after copying {outcome.copied} item(s) into it: `cyberdesk-runner retry {retried}` again, "
+            "or a running daemon, copies the rest (none twice)",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _item_status(store: Store, target: Ref) -> str:

@@ -39,7 +39,7 @@ from cyberdesk_runner.catalog import ActiveJob, JobCatalog
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.fleet import Fleet
 from cyberdesk_runner.logs import get_logger
-from cyberdesk_runner.planning import PlanningError, build_items
+from cyberdesk_runner.planning import PlanningError, items_or_count
 from cyberdesk_runner.scheduling.policy import (
     DEFAULT_GRACE,
     MAX_SLOTS_PER_TICK,
@@ -347,22 +347,26 @@ class Scheduler:
         if in_flight:  # known before planning: skip without reading the items
             return [SlotFire(fire, skip_reason=overlap_skip_reason(in_flight))]
         try:
-            items = build_items(job, tick.the_fleet(), None)
+            items = items_or_count(job, tick.the_fleet(), None)
         except PlanningError as exc:
             return [SlotFire(fire, error=str(exc))]
         except Exception as exc:
             _log.exception("planning_crashed", job=job.name)
             return [SlotFire(fire, error=f"could not plan the fire: {exc!r}")]
+        requested = (
+            items if isinstance(items, int) else None
+        )  # too many for one transaction: planned by chunks
+        listed = items if isinstance(items, list) else []
         if overlap != "replace":
             # Overlap is judged again where the fire is recorded: another daemon may have started a slot of this
             # job since the look above.
-            return [SlotFire(fire, items)]
+            return [SlotFire(fire, listed, requested=requested)]
         rule = OverlapRule(
             overlap,
             skip_reason=overlap_skip_reason,
             replace_reason=f"replaced by the fire of {decision.due.at.isoformat()} (overlap: replace)",
         )
-        started = self._store.fires.start(fire, items, tick.now, rule)
+        started = self._store.fires.start(fire, listed, tick.now, rule, requested=requested)
         # None: another daemon (or this one before a restart) recorded this slot first.
         if started is not None:
             tick.transitions += started.transitions

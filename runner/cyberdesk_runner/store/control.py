@@ -2,26 +2,50 @@
 
 Cancelling ends pending items at once and asks for running items' runs to be cancelled in Cyberdesk (the reaper
 carries that out); failing gives up on pending items that cannot run; retrying runs failed work again as a new
-fire. The rules of items themselves live in `items`.
+fire (a whole fire's failed items by chunks: `store.plans.start_retry`). The rules of items themselves live in
+`items`.
+
+A whole fire's cancel goes by chunks (`bulk.cancel_fire`): `request_cancel` marks the fire (`cancel_reason`, its
+plan ended, dispatch takes none of its items from then on) and claims the work until `cancel_lease_until`;
+each `cancel_chunk` cancels the next pending items and flags the next running ones not flagged yet, checked again
+under their locks, and renews the claim (cleared after the last chunk). A claim that lapsed or was given back
+(`release_cancel`) is taken by any daemon (`cancels_to_continue`, `claim_cancel`).
 
 Locks, in the one order attempt -> item -> fire: cancels lock the running items' active attempts by id, then
-the items by id, then settle fires by id (`items.cancel_items`); `fail_pending_items` and `retry_failed` lock
-items (by id, by seq) and settle or insert fires after them.
+the items by id, then settle fires by id (`items.cancel_items`, `items.cancel_item_ids`), then (a chunk) the
+fire's claim; `request_cancel` locks the fire alone; `fail_pending_items` and `retry_failed` lock items (by id)
+and settle or insert fires after them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from cyberdesk_runner.store.core import Aggregate, new_id
-from cyberdesk_runner.store.fires import fire_data, fire_values
-from cyberdesk_runner.store.items import apply_item_outcome, cancel_items, insert_items, settle_fires
-from cyberdesk_runner.store.plans import stop_planning
-from cyberdesk_runner.store.records import Fail, NewFire, NewItem, Transition
+from cyberdesk_runner.store.fires import fire_data, fire_values, retry_of
+from cyberdesk_runner.store.items import (
+    apply_item_outcome,
+    ask_cancels,
+    cancel_item_ids,
+    cancel_items,
+    insert_items,
+    settle_fires,
+)
+from cyberdesk_runner.store.plans import Plans, stop_planning
+from cyberdesk_runner.store.records import (
+    CancelChunk,
+    CancelStart,
+    Fail,
+    NewItem,
+    Transition,
+)
 from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, fire_t, item_t
+
+#: How long the process cancelling a fire's items holds that work without a chunk; then any daemon continues it.
+CANCEL_LEASE = timedelta(seconds=15)
 
 
 class Control(Aggregate):
@@ -111,67 +135,134 @@ class Control(Aggregate):
     def retry_failed(self, fire_or_item_id: str, now: datetime) -> str | None:
         """Run failed work again as a new fire (trigger "retry", `retry_of` the old fire); returns its id.
 
-        A fire id retries every failed item of that fire, an item id that item if it failed. The new items copy
-        the old ones' inputs and desktop pins and are pending at once: a daemon dispatches them like any other.
-        A fire that failed before it had items (it could not be planned) is requested again, to be planned.
-        None when there is nothing failed to retry.
+        An item id retries that item if it failed, in one transaction. A fire id retries every failed item of
+        that fire, copied by chunks (`store.plans.start_retry`, `Plans.retry`; the CLI sizes them by time,
+        `bulk.retry_fire`). The new items copy the old ones' inputs and desktop pins and are pending at once: a
+        daemon dispatches them like any other. A fire that failed before it had items (it could not be planned)
+        is requested again, to be planned. None when there is nothing failed to retry.
         """
+        if not fire_or_item_id.startswith("item_"):
+            return Plans(self.core).retry(fire_or_item_id, now)
         core = self.core
         with core.write() as conn:
-            query = sa.select(item_t).where(item_t.c.status == "failed").order_by(item_t.c.seq)
-            if fire_or_item_id.startswith("item_"):
-                items = conn.execute(core.lock(query.where(item_t.c.id == fire_or_item_id))).all()
-                fire_id = items[0].fire_id if items else None
-            else:
-                fire_id = fire_or_item_id
-                items = conn.execute(core.lock(query.where(item_t.c.fire_id == fire_id))).all()
-            old = conn.execute(sa.select(fire_t).where(fire_t.c.id == fire_id)).first() if fire_id else None
-            if old is None:
+            query = sa.select(item_t).where(item_t.c.status == "failed", item_t.c.id == fire_or_item_id)
+            item = conn.execute(core.lock(query)).first()
+            if item is None:
                 return None
-            replan = not items and old.status == "failed" and old.items_total == 0
-            if not items and not replan:
-                return None
+            old = conn.execute(sa.select(fire_t).where(fire_t.c.id == item.fire_id)).one()
             retry_id = new_id("fire")
-            fire = NewFire(
-                old.job_name,
-                "retry",
-                None,
-                definition_hash=old.definition_hash,
-                input_overrides=old.input_overrides,
-                retry_of=old.id,
-                priority=any(i.priority for i in items),
-            )
-            status = "requested" if replan else "running"
-            if replan:
-                core.work_due(conn)
+            fire = retry_of(old, priority=item.priority)
             conn.execute(
-                sa.insert(fire_t).values(
-                    **fire_values(retry_id, fire, now, status=status, items_total=len(items))
-                )
+                sa.insert(fire_t).values(**fire_values(retry_id, fire, now, status="running", items_total=1))
             )
             insert_items(
-                core,
-                conn,
-                retry_id,
-                fire,
-                [NewItem(i.inputs, i.machine_id, i.machine_name) for i in items],
-                now,
+                core, conn, retry_id, fire, [NewItem(item.inputs, item.machine_id, item.machine_name)], now
             )
-            retried_item = fire_or_item_id if fire_or_item_id.startswith("item_") else None
             transitions = [
                 Transition(
                     "retried",
                     old.job_name,
                     fire_id=old.id,
-                    item_id=retried_item,
-                    data={"retry_fire": retry_id, "items": len(items)},
+                    item_id=item.id,
+                    data={"retry_fire": retry_id, "items": 1},
                 ),
-                Transition(
-                    "fire_requested" if replan else "fire_started",
-                    old.job_name,
-                    fire_id=retry_id,
-                    data=fire_data(fire, len(items)),
-                ),
+                Transition("fire_started", old.job_name, fire_id=retry_id, data=fire_data(fire, 1)),
             ]
             core.append_events(conn, now, transitions)
         return retry_id
+
+    # -- a whole fire's cancel, by chunks ----------------------------------------------------------------
+
+    def request_cancel(
+        self, fire_id: str, reason: str, now: datetime, *, lease: timedelta = CANCEL_LEASE
+    ) -> CancelStart | None:
+        """Ask for a fire's cancel. A fire still requested is cancelled at once. A running one is marked (its
+        plan, if one is under way, ends with the items it has; dispatch takes none of its items any more) and
+        claimed by this process until now + `lease`, to cancel its items by chunks (`cancel_chunk`). None when
+        the fire is not there or has ended.
+
+        The mark is the request: if the process stops between chunks, `cancels_to_continue` hands the rest to
+        any daemon once the claim lapses. A fire whose cancel was asked before keeps its first reason."""
+        core = self.core
+        with core.write() as conn:
+            row = conn.execute(core.lock(sa.select(fire_t).where(fire_t.c.id == fire_id))).first()
+            if row is None or row.status not in ("requested", "running"):
+                return None
+            # Only the fire's row is locked here (its items are locked by the chunks, before the fire).
+            transitions = ask_cancels(conn, [row], reason, now, lease_until=now + lease)
+            core.append_events(conn, now, transitions)
+            recorded = row.cancel_reason if row.cancel_reason is not None else reason
+            return CancelStart(transitions, chunks=row.status == "running", reason=recorded)
+
+    def cancel_chunk(
+        self, fire_id: str, after_seq: int, now: datetime, *, limit: int, lease: timedelta = CANCEL_LEASE
+    ) -> CancelChunk:
+        """Cancel the open items among the next `limit` items (seq after `after_seq`) of a fire whose cancel was
+        asked: pending ones at once, running ones flagged (the reaper cancels their runs); and renew the claim.
+        Items already cancelled or flagged are not touched again, whoever asked (exactly once, however many
+        processes continue the cancel, from wherever they start). `done` when the fire has no item after these.
+
+        The window is read in seq order, its statuses looked at here: each chunk reads `limit` rows by the fire's
+        (fire, seq) index, whatever the database believes of the table (on a PostgreSQL table not analyzed since
+        the fire's items went in, a condition on status was planned as a read of every open item, each chunk)."""
+        core = self.core
+        with core.write() as conn:
+            reason = conn.execute(sa.select(fire_t.c.cancel_reason).where(fire_t.c.id == fire_id)).scalar()
+            if reason is None:
+                return CancelChunk([], after_seq, done=True)
+            rows = conn.execute(
+                sa.select(item_t.c.id, item_t.c.seq, item_t.c.status, item_t.c.cancel_requested)
+                .where(item_t.c.fire_id == fire_id, item_t.c.seq > after_seq)
+                .order_by(item_t.c.seq)
+                .limit(limit)
+            ).all()
+            due = [
+                r.id
+                for r in rows
+                if r.status == "pending" or (r.status == "running" and not r.cancel_requested)
+            ]
+            # Checked again under the items' locks: another process's chunk may have taken some.
+            transitions = cancel_item_ids(core, conn, due, reason, now) if due else []
+            done = len(rows) < limit
+            conn.execute(
+                sa.update(fire_t)
+                .where(fire_t.c.id == fire_id, fire_t.c.cancel_lease_until.is_not(None))
+                .values(cancel_lease_until=None if done else now + lease)
+            )
+            core.append_events(conn, now, transitions)
+            return CancelChunk(transitions, rows[-1].seq if rows else after_seq, done)
+
+    def cancels_to_continue(self, now: datetime, limit: int = 20) -> list[str]:
+        """Fires whose cancel was asked and not carried through, their claim lapsed (the process cancelling their
+        items stopped midway): any daemon continues them (`claim_cancel`, then `cancel_chunk`)."""
+        with self.core.read() as conn:
+            rows = conn.execute(
+                sa.select(fire_t.c.id)
+                .where(fire_t.c.status == "running", fire_t.c.cancel_lease_until <= now)
+                .order_by(fire_t.c.cancel_lease_until, fire_t.c.id)
+                .limit(limit)
+            )
+            return [r.id for r in rows]
+
+    def claim_cancel(self, fire_id: str, now: datetime, *, lease: timedelta = CANCEL_LEASE) -> bool:
+        """Take over a fire's cancel whose claim lapsed; False when another process holds it or it is over."""
+        with self.core.write() as conn:
+            claimed = conn.execute(
+                sa.update(fire_t)
+                .where(
+                    fire_t.c.id == fire_id, fire_t.c.status == "running", fire_t.c.cancel_lease_until <= now
+                )
+                .values(cancel_lease_until=now + lease)
+                .returning(fire_t.c.id)
+            ).first()
+            return claimed is not None
+
+    def release_cancel(self, fire_id: str, now: datetime) -> None:
+        """Give back the claim on a fire's cancel stopped midway (a clean stop): any daemon continues it at once."""
+        with self.core.write() as conn:
+            conn.execute(
+                sa.update(fire_t)
+                .where(fire_t.c.id == fire_id, fire_t.c.cancel_lease_until.is_not(None))
+                .values(cancel_lease_until=now)
+            )
+            self.core.work_due(conn)

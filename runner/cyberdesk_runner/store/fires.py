@@ -17,7 +17,7 @@ never cancels (it takes no `replace` runs).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from cyberdesk_runner.store.core import Aggregate, StoreCore, new_id
 from cyberdesk_runner.store.engine import describe_error, is_transient
-from cyberdesk_runner.store.items import cancel_items, insert_items, settle_fires
+from cyberdesk_runner.store.items import ask_cancels, cancel_items, insert_items, settle_fires
 from cyberdesk_runner.store.jobs import move_last_slot
 from cyberdesk_runner.store.records import (
     FireRequest,
@@ -40,9 +40,9 @@ from cyberdesk_runner.store.records import (
     StartedFire,
     Transition,
 )
-from cyberdesk_runner.store.tables import fire_t, item_t, job_t
+from cyberdesk_runner.store.tables import OPEN_ITEM_STATUSES, fire_t, item_t, job_t
 
-__all__ = ["Fires", "fire_data", "fire_values"]
+__all__ = ["Fires", "copies_failed", "copy_digest", "fire_data", "fire_values", "retry_of"]
 
 
 class Fires(Aggregate):
@@ -52,23 +52,27 @@ class Fires(Aggregate):
         Scheduled and catch-up fires are unique on (job, scheduled time): a second insert of the same slot, by
         this daemon after a restart or by another daemon, is a no-op and creates no items.
         """
-        fire_id = new_id("fire")
-        with self.core.write() as conn:
-            transitions = _record_running(self.core, conn, fire_id, fire, items, now)
-            if transitions is None:
-                return None
-            self.core.append_events(conn, now, transitions)
-        return fire_id
+        return self._record_one(
+            lambda conn, fire_id: _record_running(self.core, conn, fire_id, fire, items, now), now
+        )
 
     def start(
-        self, fire: NewFire, items: Sequence[NewItem], now: datetime, overlap: OverlapRule
+        self,
+        fire: NewFire,
+        items: Sequence[NewItem],
+        now: datetime,
+        overlap: OverlapRule,
+        *,
+        requested: int | None = None,
     ) -> StartedFire | None:
-        """Record a scheduled fire and its items, judging overlap in the same transaction; None when the slot is
-        already recorded.
+        """Record a scheduled fire and its items (or, `requested`, the fire alone, its items planned by chunks),
+        judging overlap in the same transaction; None when the slot is already recorded.
 
         Under `forbid` or `replace` the job's row is locked first, so daemons recording slots of one job take
         turns and each sees the fires the others started: two slots due at once never both start under
-        `forbid`, and a `replace` fire cancels every fire before it, not only those committed when it looked.
+        `forbid`, and a `replace` fire cancels every fire before it, not only those committed when it looked. A
+        fire replaced that has more than `CANCEL_AT_ONCE` open items, or is requested or still being planned, is
+        asked to be cancelled (`items.ask_cancels`; any daemon cancels its items by chunks within a second).
         """
         core = self.core
         fire_id = new_id("fire")
@@ -80,15 +84,14 @@ class Fires(Aggregate):
             skipped = bool(in_flight) and overlap.mode == "forbid"
             if skipped:
                 transitions = _record_skipped(core, conn, fire_id, fire, overlap.skip_reason(in_flight), now)
+            elif requested is not None:
+                transitions = _record_requested(core, conn, fire_id, fire, requested, now)
             else:
                 transitions = _record_running(core, conn, fire_id, fire, items, now)
             if transitions is None:
                 return None
             if in_flight and not skipped:  # replace
-                chosen = [item_t.c.job_name == fire.job_name, item_t.c.fire_id.in_(in_flight)]
-                transitions += cancel_items(
-                    core, conn, chosen, overlap.replace_reason, now, only_pending=False
-                )
+                transitions += _replace(core, conn, fire.job_name, in_flight, overlap.replace_reason, now)
             core.append_events(conn, now, transitions)
         return StartedFire(fire_id, skipped, transitions)
 
@@ -134,20 +137,32 @@ class Fires(Aggregate):
 
     def record_skipped(self, fire: NewFire, reason: str, now: datetime) -> str | None:
         """Record that a slot was not run, and why. None when the slot was already recorded."""
-        fire_id = new_id("fire")
-        with self.core.write() as conn:
-            transitions = _record_skipped(self.core, conn, fire_id, fire, reason, now)
-            if transitions is None:
-                return None
-            self.core.append_events(conn, now, transitions)
-        return fire_id
+        return self._record_one(
+            lambda conn, fire_id: _record_skipped(self.core, conn, fire_id, fire, reason, now), now
+        )
 
     def insert_failed(self, fire: NewFire, error: str, now: datetime) -> str | None:
         """Record a scheduled slot that could not be planned (unresolved workflow, no desktop, unreadable items
         file) as a failed fire. None when the slot was already recorded."""
+        return self._record_one(
+            lambda conn, fire_id: _record_failed(self.core, conn, fire_id, fire, error, now), now
+        )
+
+    def insert_requested(self, fire: NewFire, expected: int, now: datetime) -> str | None:
+        """Record a fire whose `expected` items are too many for one transaction: requested, a daemon plans them by
+        chunks (`planning.plan_fire`). None when its slot (or its upstream fire's follow-up) is already recorded."""
+        return self._record_one(
+            lambda conn, fire_id: _record_requested(self.core, conn, fire_id, fire, expected, now), now
+        )
+
+    def _record_one(
+        self, record: Callable[[Connection, str], list[Transition] | None], now: datetime
+    ) -> str | None:
+        """One fire recorded by `record(conn, fire_id)` in a transaction of its own, its events appended; its id,
+        or None when `record` found its slot taken."""
         fire_id = new_id("fire")
         with self.core.write() as conn:
-            transitions = _record_failed(self.core, conn, fire_id, fire, error, now)
+            transitions = record(conn, fire_id)
             if transitions is None:
                 return None
             self.core.append_events(conn, now, transitions)
@@ -182,7 +197,14 @@ class Fires(Aggregate):
         with self.core.read() as conn:
             rows = conn.execute(sa.select(fire_t).where(waiting).order_by(fire_t.c.created_at).limit(limit))
             return [
-                FireRequest(r.id, r.job_name, r.trigger, r.input_overrides, resumed=r.status == "running")
+                FireRequest(
+                    r.id,
+                    r.job_name,
+                    r.trigger,
+                    r.input_overrides,
+                    resumed=r.status == "running",
+                    copies_failed=r.status == "running" and copies_failed(r.plan_digest),
+                )
                 for r in rows
             ]
 
@@ -266,6 +288,33 @@ def fire_values(
     }
 
 
+def retry_of(old: Any, *, priority: bool) -> NewFire:
+    """A retry of the fire `old` (its row): the same job, definition and overrides."""
+    return NewFire(
+        old.job_name,
+        "retry",
+        None,
+        definition_hash=old.definition_hash,
+        input_overrides=old.input_overrides,
+        retry_of=old.id,
+        priority=priority,
+    )
+
+
+#: What a retry fire's plan digest starts with: its items are copies of the failed items of the fire it retries.
+_COPY_PREFIX = "failed-items-of:"
+
+
+def copy_digest(retried_fire_id: str) -> str:
+    """The plan digest of a retry fire whose items are copied from `retried_fire_id`'s failed items."""
+    return f"{_COPY_PREFIX}{retried_fire_id}"
+
+
+def copies_failed(digest: str | None) -> bool:
+    """Whether a plan with this digest copies failed items (a retry), rather than reading the job's items."""
+    return digest is not None and digest.startswith(_COPY_PREFIX)
+
+
 def fire_data(fire: NewFire, items: int) -> dict[str, Any]:
     """What a fire's events say of it."""
     data: dict[str, Any] = {"trigger": fire.trigger, "items": items}
@@ -312,6 +361,56 @@ def _record_running(
     if not items:
         transitions += settle_fires(core, conn, [fire_id], now)
     return transitions
+
+
+def _record_requested(
+    core: StoreCore, conn: Connection, fire_id: str, fire: NewFire, expected: int, now: datetime
+) -> list[Transition] | None:
+    """Insert a fire whose items a daemon plans by chunks; None when its slot is taken. The caller appends the
+    events."""
+    if not _insert_fire_row(
+        core, conn, fire_values(fire_id, fire, now, status="requested", items_total=expected)
+    ):
+        return None
+    core.work_due(conn)  # a daemon plans it
+    return [Transition("fire_requested", fire.job_name, fire_id=fire_id, data=fire_data(fire, expected))]
+
+
+#: A fire replaced (overlap: replace) with at most this many open items has them cancelled in the replacing
+#: fire's transaction; more are cancelled by chunks (`store.control.cancel_chunk`), as `cancel F` does.
+CANCEL_AT_ONCE = 4_000
+
+
+def _replace(
+    core: StoreCore, conn: Connection, job_name: str, fire_ids: Sequence[str], reason: str, now: datetime
+) -> list[Transition]:
+    """Cancel the fires a `replace` fire replaces: a few open items at once, else (or a fire requested or being
+    planned) asked, for chunks. Attempts and items are locked before the fires (the one order)."""
+    rows = conn.execute(sa.select(fire_t).where(fire_t.c.id.in_(list(fire_ids))).order_by(fire_t.c.id)).all()
+    asked = [
+        r.id
+        for r in rows
+        if r.status == "requested" or r.planned_at is None or _open_items(conn, r.id) > CANCEL_AT_ONCE
+    ]
+    at_once = [i for i in fire_ids if i not in asked]
+    transitions: list[Transition] = []
+    if at_once:
+        chosen = [item_t.c.job_name == job_name, item_t.c.fire_id.in_(at_once)]
+        transitions += cancel_items(core, conn, chosen, reason, now, only_pending=False)
+    if asked:
+        locked = conn.execute(
+            core.lock(sa.select(fire_t).where(fire_t.c.id.in_(asked)).order_by(fire_t.c.id))
+        )
+        transitions += ask_cancels(conn, locked.all(), reason, now, lease_until=now)
+    return transitions
+
+
+def _open_items(conn: Connection, fire_id: str) -> int:
+    """How many of the fire's items are pending or running (by the index on fire and status)."""
+    query = sa.select(sa.func.count()).where(
+        item_t.c.fire_id == fire_id, item_t.c.status.in_(OPEN_ITEM_STATUSES)
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 def _record_skipped(
@@ -365,6 +464,8 @@ def _record_job_slots(core: StoreCore, conn: Connection, job: JobSlots, now: dat
             recorded = _record_skipped(core, conn, fire_id, slot.fire, slot.skip_reason, now)
         elif in_flight := (_fires_in_flight(conn, name) if forbid else []):
             recorded = _record_skipped(core, conn, fire_id, slot.fire, overlap.skip_reason(in_flight), now)
+        elif slot.requested is not None:
+            recorded = _record_requested(core, conn, fire_id, slot.fire, slot.requested, now)
         else:
             recorded = _record_running(core, conn, fire_id, slot.fire, slot.items, now)
         transitions += recorded or []

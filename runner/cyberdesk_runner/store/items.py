@@ -22,9 +22,24 @@ from sqlalchemy.engine import Connection
 
 from cyberdesk_runner.store.core import StoreCore, chunks, new_id
 from cyberdesk_runner.store.records import Fail, ItemOutcome, NewFire, NewItem, Retry, Succeed, Transition
-from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, OPEN_ITEM_STATUSES, attempt_t, item_t
+from cyberdesk_runner.store.tables import (
+    ACTIVE_ATTEMPT_STATUSES,
+    OPEN_ITEM_STATUSES,
+    attempt_t,
+    fire_t,
+    item_t,
+)
 
-__all__ = ["apply_item_outcome", "cancel_items", "insert_items", "item_outcome", "settle_fires"]
+__all__ = [
+    "apply_item_outcome",
+    "ask_cancels",
+    "cancel_item_ids",
+    "cancel_items",
+    "end_plan",
+    "insert_items",
+    "item_outcome",
+    "settle_fires",
+]
 
 
 def insert_items(
@@ -36,11 +51,14 @@ def insert_items(
     now: datetime,
     *,
     first_seq: int = 0,
+    seqs: Sequence[int] | None = None,
 ) -> None:
     """Insert a fire's items, pending and due now (work for every daemon), numbered from `first_seq` (a fire
-    planned in chunks: unique per fire, so no chunk goes in twice)."""
+    planned in chunks: unique per fire, so no chunk goes in twice), or numbered `seqs` (a retry's copies keep
+    the seq of the item they copy)."""
     if not items:
         return
+    numbers = range(first_seq, first_seq + len(items)) if seqs is None else seqs
     core.work_due(conn)
     conn.execute(
         sa.insert(item_t),
@@ -60,7 +78,7 @@ def insert_items(
                 "created_at": now,
                 "cancel_requested": False,
             }
-            for seq, item in enumerate(items, start=first_seq)
+            for seq, item in zip(numbers, items, strict=True)
         ],
     )
 
@@ -88,7 +106,44 @@ def cancel_items(
                 .order_by(attempt_t.c.id)
             )
         ).all()
-    items = conn.execute(core.lock(sa.select(item_t).where(*chosen).order_by(item_t.c.id))).all()
+    items = conn.execute(core.lock(sa.select(*_CANCEL_READ).where(*chosen).order_by(item_t.c.id))).all()
+    return _cancel_rows(core, conn, items, reason, now)
+
+
+def cancel_item_ids(
+    core: StoreCore, conn: Connection, ids: Sequence[str], reason: str, now: datetime
+) -> list[Transition]:
+    """Cancel these items (a chunk of a whole fire's cancel) where still pending, or running and not flagged yet:
+    every other is left alone, so a chunk done twice does nothing twice. Rows are read by id only (the primary key
+    and the attempts' item index), never by status: a big fire's other open items are not scanned, whatever the
+    database believes of the table's size. The caller appends the events."""
+    # The one lock order: the items' active attempts first, then the items, each by id.
+    conn.execute(
+        core.lock(
+            sa.select(attempt_t.c.id)
+            .where(attempt_t.c.item_id.in_(list(ids)), attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
+            .order_by(attempt_t.c.id)
+        )
+    ).all()
+    rows = conn.execute(
+        core.lock(
+            sa.select(*_CANCEL_READ, item_t.c.cancel_requested)
+            .where(item_t.c.id.in_(list(ids)))
+            .order_by(item_t.c.id)
+        )
+    ).all()
+    due = [r for r in rows if r.status == "pending" or (r.status == "running" and not r.cancel_requested)]
+    return _cancel_rows(core, conn, due, reason, now)
+
+
+#: What a cancel reads of an item: not its inputs (JSON).
+_CANCEL_READ = (item_t.c.id, item_t.c.status, item_t.c.job_name, item_t.c.fire_id)
+
+
+def _cancel_rows(
+    core: StoreCore, conn: Connection, items: Sequence[Any], reason: str, now: datetime
+) -> list[Transition]:
+    """Cancel these open items (locked): pending ones at once, running ones flagged for the reaper."""
     transitions: list[Transition] = []
     running = [i.id for i in items if i.status == "running"]
     for chunk in chunks(running):
@@ -209,4 +264,46 @@ def settle_fires(
         # Why the fire stopped early (a budget), for the fire_failed alert and the log.
         data: dict[str, Any] = {**counts, "reason": fire.error} if fire.error else dict(counts)
         transitions.append(Transition(f"fire_{status}", fire.job_name, fire_id=fire.id, data=data))
+    return transitions
+
+
+def end_plan(conn: Connection, fire_id: str, now: datetime) -> int:
+    """A fire's plan ends with the items it has (all in, or stopped): planned now, no planner. Their number."""
+    total = int(conn.execute(sa.select(sa.func.count()).where(item_t.c.fire_id == fire_id)).scalar_one())
+    conn.execute(
+        sa.update(fire_t)
+        .where(fire_t.c.id == fire_id)
+        .values(planned_at=now, items_total=total, planned_by=None, plan_lease_until=None)
+    )
+    return total
+
+
+def ask_cancels(
+    conn: Connection, fires: Sequence[Any], reason: str, now: datetime, *, lease_until: datetime
+) -> list[Transition]:
+    """Ask for the cancel of whole fires (their rows, locked by the caller; fire rows are locked last): a fire still
+    requested is cancelled at once; a running one is marked (its plan, if under way, ends with the items it has;
+    dispatch takes none of its items any more; its first reason is kept) and claimed until `lease_until`, its items
+    cancelled by chunks (`store.control.cancel_chunk`, by whoever holds the claim, or by any daemon once it
+    lapsed). The caller appends the events (fire_cancelled of requested fires)."""
+    transitions: list[Transition] = []
+    for row in fires:
+        if row.status == "requested":
+            conn.execute(
+                sa.update(fire_t).where(fire_t.c.id == row.id).values(status="cancelled", finished_at=now)
+            )
+            transitions.append(
+                Transition("fire_cancelled", row.job_name, fire_id=row.id, data={"reason": reason})
+            )
+        elif row.status == "running":
+            if row.planned_at is None:
+                end_plan(conn, row.id, now)
+            conn.execute(
+                sa.update(fire_t)
+                .where(fire_t.c.id == row.id)
+                .values(
+                    cancel_reason=row.cancel_reason if row.cancel_reason is not None else reason,
+                    cancel_lease_until=lease_until,
+                )
+            )
     return transitions

@@ -103,6 +103,9 @@ class SlotFire:
     skip_reason: str | None = None
     #: Recorded as failed, with this error (the fire could not be planned).
     error: str | None = None
+    #: Recorded as requested, this many items expected: too many for one transaction, a daemon plans them by
+    #: chunks from the items file (`planning.plan_fire`), as a manual trigger's.
+    requested: int | None = None
 
 
 @attrs.frozen
@@ -137,6 +140,9 @@ class FireRequest:
     trigger: str
     input_overrides: Mapping[str, Any] | None
     resumed: bool = False
+    #: A retry fire whose items are copied from the failed items of the fire it retries (`store.plans`), not
+    #: planned from the job's items: a resumed one is continued by `bulk.continue_retry`.
+    copies_failed: bool = False
 
 
 @attrs.frozen
@@ -148,6 +154,55 @@ class PlanClaim:
     job_name: str
     next_seq: int
     digest: str | None
+
+
+@attrs.frozen
+class RetryStart:
+    """A retry of a fire's failed items (`store.plans.start_retry`): the retry fire, and this store's claim on
+    copying its items (None: nothing to copy, or another process copies them now)."""
+
+    fire_id: str
+    claim: PlanClaim | None
+    #: False: the fire's retry in flight (its items being copied, or not all ended yet) was found instead.
+    created: bool = True
+    #: The fire it retries failed before it had items: the retry is requested, to be planned like a trigger.
+    replan: bool = False
+    #: Its items are still being copied (by this store when `claim`, else by another process).
+    copying: bool = False
+
+
+@attrs.frozen
+class CopiedChunk:
+    """A chunk of a retry fire's items copied from the failed items of the fire it retries."""
+
+    copied: int
+    #: Where the next chunk starts (the seq after the last failed item copied: copies keep their seq).
+    next_seq: int
+    #: No failed item is left after this chunk: the retry fire can be finished (`finish_plan`).
+    done: bool
+
+
+@attrs.frozen
+class CancelStart:
+    """What asking for a fire's cancel did (`store.control.request_cancel`)."""
+
+    #: fire_cancelled for a fire still requested (cancelled at once); else none yet.
+    transitions: list[Transition]
+    #: The fire has items left to cancel, by chunks (`store.control.cancel_chunk`).
+    chunks: bool
+    #: The cancel's reason as recorded (the first one asked, if the fire's cancel was asked before).
+    reason: str | None = None
+
+
+@attrs.frozen
+class CancelChunk:
+    """A chunk of a fire's cancel: its items' transitions (item_cancelled, cancel_requested, fire_cancelled)."""
+
+    transitions: list[Transition]
+    #: The seq of the last item looked at: the next chunk starts after it.
+    last_seq: int
+    #: No item of the fire is left to cancel or flag: the cancel's chunks are over.
+    done: bool
 
 
 @attrs.frozen

@@ -193,6 +193,12 @@ def hot_statements(*, row_locks: bool) -> HotStatements:
             item_t.c.status == "pending",
             item_t.c.next_attempt_at <= sa.bindparam("b_now"),
             item_t.c.cancel_requested.is_(False),
+            # A fire whose cancel was asked gets no new run while its items are cancelled by chunks.
+            item_t.c.fire_id.not_in(
+                sa.select(fire_t.c.id).where(
+                    fire_t.c.status == "running", fire_t.c.cancel_reason.is_not(None)
+                )
+            ),
             sa.or_(
                 item_t.c.machine_id.is_(None),
                 item_t.c.machine_id.not_in(sa.select(attempt_t.c.machine_id).where(_ACTIVE)),

@@ -77,6 +77,11 @@ class FireRow(SQLModel, table=True):
     planned_by: str | None = Field(default=None, max_length=64)
     plan_lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     plan_digest: str | None = Field(default=None, max_length=64)
+    #: A cancel of the whole fire was asked (why): its open items are cancelled by chunks (`store.control`), and
+    #: none of its items is dispatched any more. Until when the process cancelling them holds the work (renewed
+    #: each chunk; once it lapses any daemon finishes the cancel); NULL once every item is cancelled or flagged.
+    cancel_reason: str | None = None
+    cancel_lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ItemRow(SQLModel, table=True):

@@ -1,9 +1,14 @@
 """A fire's items are planned by chunks: a daemon that dies midway loses and duplicates nothing (another continues
-its plan once the claim lapses), two daemons never both plan one fire; on SQLite and PostgreSQL."""
+its plan once the claim lapses), a daemon that stops gives its plan back (another continues at once), two daemons
+never both plan one fire; a big fire's retry and cancel by chunks, stopped midway, are finished by a daemon, each
+item run once; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+import textwrap
+import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cyberdesk_runner import planning
+from cyberdesk_runner import bulk, planning
 from cyberdesk_runner.catalog import JobCatalog
 from cyberdesk_runner.runtime import Runtime
 from cyberdesk_runner.store import Store
@@ -52,13 +57,18 @@ def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planning, "PLAN_CHUNK", 10)
     monkeypatch.setattr(planning, "PLAN_CHUNK_MIN", 10)
     monkeypatch.setattr(planning, "PLAN_CHUNK_MAX", 10)
+    for name in ("CHUNK_FIRST", "CHUNK_MIN", "CHUNK_MAX"):
+        monkeypatch.setattr(bulk, name, 10)
+    monkeypatch.setattr(bulk, "SQLITE_PAUSE", 0)
 
 
 @asynccontextmanager
-async def _harness(tmp_path: Path, store_url: str) -> AsyncIterator[Harness]:
+async def _harness(
+    tmp_path: Path, store_url: str, *, job: str = JOB, failure_rate: float = 0.0
+) -> AsyncIterator[Harness]:
     """The claims job (ROWS rows of a CSV) on a harness whose store is at `store_url`."""
     _write_claims(tmp_path)
-    async with Harness(tmp_path, {"claims": JOB}, store_url=store_url, failure_rate=0.0) as h:
+    async with Harness(tmp_path, {"claims": job}, store_url=store_url, failure_rate=failure_rate) as h:
         yield h
 
 
@@ -174,3 +184,127 @@ async def test_the_metrics_time_each_store_transaction_by_method(tmp_path: Path)
         assert registry.get_sample_value("cyberdesk_runner_store_transaction_seconds_count", chunks) == 3
         longest = registry.get_sample_value("cyberdesk_runner_store_transaction_max_seconds", chunks)
         assert longest is not None and longest > 0
+
+
+async def test_a_stopping_daemon_gives_its_plan_back_between_chunks_and_another_continues_at_once(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with _harness(tmp_path, store_url) as h:
+        await h.trigger("claims")
+        runtime = h.runtime
+        in_chunk, go_on = threading.Event(), threading.Event()
+        plan_chunk = h.store.plans.plan_chunk
+
+        def slow_second_chunk(*args: Any, **kwargs: Any) -> bool:
+            if args[1] == 10:  # the second chunk: the daemon is asked to stop while it is under way
+                in_chunk.set()
+                go_on.wait(10)
+            return plan_chunk(*args, **kwargs)
+
+        h.store.plans.plan_chunk = slow_second_chunk  # type: ignore[method-assign]
+        # As the daemon's stop does: `stopping` set, the dispatch loop cancelled, then the work waited for.
+        loop = asyncio.create_task(runtime.dispatch_round())
+        assert await asyncio.to_thread(in_chunk.wait, 10)
+        runtime.stopping.set()
+        loop.cancel()
+        go_on.set()
+        await asyncio.wait_for(runtime.bulk_work_done(), timeout=10)
+        assert [seq for seq, *_ in _items(h)] == list(range(20)), "the chunk under way ends, no other starts"
+        [fire] = h.rows("fire")
+        assert (fire["planned_at"], fire["planned_by"]) == (None, None), "its claim given back"
+
+        async with _other_daemon(h, store_url) as other:
+            await other.plan_requested_fires()  # at once: no lapse waited for
+        assert [(seq, claim) for seq, claim, _ in _items(h)] == [(n, f"C-{n}") for n in range(ROWS)]
+        assert h.rows("fire")[0]["planned_at"] is not None
+
+
+def _stop_after(chunks: int) -> Callable[[], bool]:
+    """A stop asked after `chunks` chunks (as a signal between two chunks would)."""
+    calls = 0
+
+    def stopping() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > chunks
+
+    return stopping
+
+
+async def test_a_cancel_stopped_midway_gets_no_new_run_and_a_daemon_finishes_it(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with _harness(tmp_path, store_url) as h:
+        fire_id = await h.trigger("claims")
+        await h.cycle()  # planned, 8 runs started (concurrency 8)
+        runs = len(h.emulator_runs())
+        assert runs == 8
+        outcome = bulk.cancel_fire(h.store, fire_id, "enough", h.clock.now, stopping=_stop_after(1))
+        assert outcome.started and not outcome.finished
+        assert outcome.kinds["item_cancelled"] + outcome.kinds["cancel_requested"] == 10
+        await h.run_until_idle()  # the daemon finishes the cancel; the reaper cancels the runs
+        assert len(h.emulator_runs()) == runs, "no run started after the cancel was asked"
+        statuses = sorted(r["status"] for r in h.rows("item"))
+        assert statuses == ["cancelled"] * ROWS
+        [fire] = h.rows("fire")
+        assert (fire["status"], fire["cancel_reason"], fire["cancel_lease_until"]) == (
+            "cancelled",
+            "enough",
+            None,
+        )
+
+
+async def test_a_retry_stopped_midway_is_finished_by_a_daemon_each_failed_item_run_once_more(
+    tmp_path: Path, store_url: str
+) -> None:
+    failing = JOB + "    retry: {max_attempts: 1}\n"
+    async with _harness(tmp_path, store_url, job=failing, failure_rate=1.0) as h:
+        fire_id = await h.trigger("claims")
+        await h.run_until_idle()
+        assert h.store.queries.fire_view(fire_id).status == "failed"  # type: ignore[union-attr]
+        first = len(h.emulator_runs())
+        outcome = bulk.retry_fire(h.store, fire_id, h.clock.now, stopping=_stop_after(1))
+        assert outcome.fire_id is not None and not outcome.finished and outcome.copied == 10
+        await h.run_until_idle()  # a daemon copies the rest at once (the claim given back), then runs them
+        retried = [r for r in h.rows("item") if r["fire_id"] == outcome.fire_id]
+        assert sorted(r["seq"] for r in retried) == list(range(ROWS))
+        again = h.emulator_runs()[first:]
+        assert sorted(r.input_values["claim_id"] for r in again) == sorted(f"C-{n}" for n in range(ROWS))
+
+
+async def test_an_after_fire_too_big_for_one_transaction_is_requested_and_planned_by_chunks(
+    tmp_path: Path, store_url: str
+) -> None:
+    followup = JOB.replace("name: claims", "name: followup") + "    after: {job: claims}\n"
+    async with _harness(tmp_path, store_url) as h:
+        (h.jobs_dir / "followup.yaml").write_text(textwrap.dedent(followup))
+        await h.runtime.reload_jobs(force=True)
+        upstream = await h.trigger("claims")
+        await h.run_until_idle()
+        [fire] = [f for f in h.rows("fire") if f["job_name"] == "followup"]
+        assert (fire["trigger"], fire["upstream_fire_id"], fire["status"]) == ("after", upstream, "succeeded")
+        seqs = sorted(i["seq"] for i in h.rows("item") if i["fire_id"] == fire["id"])
+        assert seqs == list(range(ROWS))
+        kinds = [
+            e["kind"] for e in sorted(h.rows("event"), key=lambda e: e["id"]) if e["fire_id"] == fire["id"]
+        ]
+        assert kinds[0] == "fire_requested" and "fire_started" in kinds, "recorded requested, then planned"
+        claims = Counter(r.input_values["claim_id"] for r in h.emulator_runs())
+        assert claims == {f"C-{n}": 2 for n in range(ROWS)}, "each row once upstream, once after it"
+
+
+async def test_the_daemon_finishes_a_cancel_left_midway_aside_from_its_dispatch_round(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with _harness(tmp_path, store_url) as h:
+        fire_id = await h.trigger("claims")
+        await h.cycle()
+        outcome = bulk.cancel_fire(h.store, fire_id, "enough", h.clock.now, stopping=_stop_after(1))
+        assert not outcome.finished
+        await h.advance(1)  # the daemon looks for work left midway once a second
+        await h.runtime.dispatch_round(wait=False)  # as the daemon's loop: the cancel goes on in a task
+        await asyncio.wait_for(h.runtime.bulk_work_done(), timeout=30)
+        statuses = Counter((r["status"], r["cancel_requested"]) for r in h.rows("item"))
+        assert statuses == {("cancelled", False): ROWS - 8, ("running", True): 8}
+        [fire] = h.rows("fire")
+        assert fire["cancel_lease_until"] is None, "carried through"

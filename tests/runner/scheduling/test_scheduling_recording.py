@@ -11,7 +11,7 @@ from sched_helpers import Harness, utc
 
 from cyberdesk_runner.catalog import ActiveJob
 from cyberdesk_runner.fleet import Fleet
-from cyberdesk_runner.planning import build_items
+from cyberdesk_runner.planning import items_or_count
 from cyberdesk_runner.scheduling import scheduler as scheduler_module
 from cyberdesk_runner.store.records import JobSlots, NewItem, RecordedSlots
 
@@ -26,12 +26,12 @@ def test_a_job_whose_fire_cannot_be_stored_is_left_to_the_next_tick_and_the_othe
         harness.add_job(name, {"cron": "0 6 * * *"})
     harness.tick()
 
-    def unstorable_for_bad(job: ActiveJob, fleet: Fleet, overrides: object) -> list[NewItem]:
+    def unstorable_for_bad(job: ActiveJob, fleet: Fleet, overrides: object) -> list[NewItem] | int:
         if job.name == "bad":
             return [NewItem({"when": object()})]  # nothing the store can write as JSON
-        return build_items(job, fleet, None)
+        return items_or_count(job, fleet, None)
 
-    monkeypatch.setattr(scheduler_module, "build_items", unstorable_for_bad)
+    monkeypatch.setattr(scheduler_module, "items_or_count", unstorable_for_bad)
     harness.clock.set(utc(2026, 6, 1, 6, 0, 1))
     harness.tick()
     assert harness.started("early") == harness.started("late") == [utc(2026, 6, 1, 6)]

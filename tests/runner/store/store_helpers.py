@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import (
     Assignment,
@@ -24,6 +26,7 @@ from cyberdesk_runner.store.records import (
     RunObservation,
     Succeed,
 )
+from cyberdesk_runner.store.tables import item_t
 
 R = TypeVar("R")
 
@@ -48,6 +51,17 @@ def items(n: int, *, pinned: Sequence[str] | None = None) -> list[NewItem]:
     if pinned is not None:
         return [NewItem({"n": i}, machine_id=pinned[i % len(pinned)]) for i in range(n)]
     return [NewItem({"n": i}) for i in range(n)]
+
+
+def seq_n_status(store: Store, fire_id: str) -> list[tuple[int, int, str]]:
+    """(seq, input n, status) of the fire's items, by seq."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(item_t.c.seq, item_t.c.inputs, item_t.c.status)
+            .where(item_t.c.fire_id == fire_id)
+            .order_by(item_t.c.seq)
+        ).all()
+    return [(r.seq, r.inputs["n"], r.status) for r in rows]
 
 
 def manual_fire(store: Store, job_name: str, n: int, now: datetime = T0, **fire: Any) -> str:

@@ -171,9 +171,11 @@ def test_a_store_at_0009_upgrades_to_the_fire_page_indexes_with_its_data(blank_u
         store.jobs.sync([JobDefinition("a", "h", {}, "/a.yaml")], T0)
         fire_id = store.fires.insert(NewFire("a", "manual", None), [NewItem({"n": n}) for n in range(5)], T0)
         assert fire_id is not None
-        store.dispatch.assign(T0, Chooser(now=T0), lease=LEASE)
         store.upgrade()
         assert store.schema_revision()[0] == migrations.head_revision() and _diff(store) == []
+        store.dispatch.assign(
+            T0, Chooser(now=T0), lease=LEASE
+        )  # (this version's dispatch reads 0012's columns)
         assert [i.inputs["n"] for i in store.queries.item_views(fire_id, limit=2, offset=2)] == [2, 3]
         runs = store.queries.attempt_views(AttemptQuery(fire_id=fire_id, limit=100))
         assert len(runs) == 5 and {r.fire_id for r in runs} == {fire_id}

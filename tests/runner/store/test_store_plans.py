@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from store_helpers import T0, add_jobs, at, together
+from store_helpers import T0, add_jobs, at, seq_n_status, together
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import NewFire, NewItem
@@ -17,17 +17,6 @@ from cyberdesk_runner.store.tables import item_t
 
 def _rows(n: int, start: int = 0) -> list[NewItem]:
     return [NewItem({"n": i}) for i in range(start, start + n)]
-
-
-def _items(store: Store, fire_id: str) -> list[tuple[int, int, str]]:
-    """(seq, n, status) of the fire's items, by seq."""
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(item_t.c.seq, item_t.c.inputs, item_t.c.status)
-            .where(item_t.c.fire_id == fire_id)
-            .order_by(item_t.c.seq)
-        ).all()
-    return [(r.seq, r.inputs["n"], r.status) for r in rows]
 
 
 def _fire(store: Store, fire_id: str) -> tuple[str, int, bool]:
@@ -72,7 +61,7 @@ def test_a_plan_left_midway_is_continued_by_another_daemon_once_its_claim_lapses
     assert transitions is not None and [(t.kind, t.data) for t in transitions] == [
         ("fire_started", {"items": 5})
     ]
-    assert _items(other, fire_id) == [(n, n, "pending") for n in range(5)]
+    assert seq_n_status(other, fire_id) == [(n, n, "pending") for n in range(5)]
     assert _fire(other, fire_id) == ("running", 5, True)
     assert other.fires.requested(now=at(600)) == []
     assert other.counts.work().requested_fires == 0
@@ -94,7 +83,7 @@ def test_daemons_claiming_one_plan_at_once_leave_it_to_one(open_store: Callable[
         assert len(winners) == 1
         refused = [s.plans.plan_chunk(fire_id, 0, _rows(1), at(round_)) for s in stores]
         assert refused == [i in winners for i in range(len(stores))]
-        assert _items(stores[0], fire_id) == [(0, 0, "pending")]
+        assert seq_n_status(stores[0], fire_id) == [(0, 0, "pending")]
 
 
 def test_an_item_is_recorded_once_per_place_in_its_fire(store: Store) -> None:
@@ -103,7 +92,7 @@ def test_an_item_is_recorded_once_per_place_in_its_fire(store: Store) -> None:
     assert store.plans.plan_chunk(fire_id, 0, _rows(2), T0)
     with pytest.raises(sa.exc.IntegrityError):
         store.plans.plan_chunk(fire_id, 1, _rows(1), T0)
-    assert _items(store, fire_id) == [(0, 0, "pending"), (1, 1, "pending")]
+    assert seq_n_status(store, fire_id) == [(0, 0, "pending"), (1, 1, "pending")]
 
 
 def test_a_fire_being_planned_is_settled_only_once_every_item_is_in(store: Store) -> None:

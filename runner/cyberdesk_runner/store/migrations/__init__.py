@@ -33,7 +33,7 @@ __all__ = ["HEAD", "alembic_config", "current_revision", "draft_revision", "head
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 #: The newest revision in versions/ (Alembic's head), known without loading Alembic.
-HEAD = "0011"
+HEAD = "0012"
 #: Where Alembic records a store's revision (its default version table).
 _VERSION_TABLE = "alembic_version"
 #: The revision that matches the schema `create_all` made before migrations existed.
