@@ -132,7 +132,7 @@ class StoreCore:
         self._writer: AbstractContextManager[Any] = (
             contextlib.nullcontext() if self.is_postgres else threading.Lock()
         )
-        self.sql = hot_statements(row_locks=self.is_postgres)
+        self.sql = hot_statements(postgres=self.is_postgres)
         #: Which alerts and result files state changes record (`store.outbox.rules`); the daemon sets them.
         self.outbox_rules = OutboxRules()
         #: Told how long each transaction took (the daemon's /metrics); None: not timed.
@@ -192,8 +192,8 @@ class StoreCore:
         (consequences.py), in the caller's transaction: none is lost, none is invented."""
         if not transitions:
             return
-        conn.execute(
-            self.sql.insert_events,
+        self.sql.insert_events.many(
+            conn,
             [
                 {
                     "at": now,
