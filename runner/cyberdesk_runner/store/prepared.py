@@ -11,9 +11,10 @@ processors. A database error is handled by the connection as Core's would be (wr
 connection invalidated), so `retry_transient` sees the same errors.
 
 What a statement may hold: bind parameters named by the caller (`sa.bindparam("b_...")`), literal values
-(`one_of` for a literal IN list: Core's expanding IN is rendered per call), and id lists as `ids_in(column,
-"ids")`: a JSON array (SQLite, `json_each`) or an array (PostgreSQL, `= ANY`), one SQL string for any length.
-An INSERT names its columns (`keys`), every column with a default among them.
+(`one_of` for a literal IN list), and id lists as `ids_in(column, "ids")`: an array on PostgreSQL (`= ANY`),
+on SQLite an IN list of as many placeholders as ids, as Core renders it (so SQLite plans the query as before:
+a JSON array read by `json_each` made it prefer other indexes). An INSERT names its columns (`keys`), every
+column with a default among them.
 """
 
 from __future__ import annotations
@@ -38,12 +39,11 @@ def one_of(column: sa.ColumnElement[Any], values: Iterable[Any]) -> sa.ColumnEle
 
 
 def ids_in(column: sa.ColumnElement[Any], name: str, *, postgres: bool) -> sa.ColumnElement[bool]:
-    """`column` is one of the ids bound as `name` (a list): `= ANY(array)` on PostgreSQL, `IN (SELECT value FROM
-    json_each(?))` on SQLite (both use the column's index); the same SQL for any number of ids."""
+    """`column` is one of the ids bound as `name` (a list): `= ANY(array)` on PostgreSQL (one SQL string for any
+    number of ids), an IN list rendered for the number of ids on SQLite."""
     if postgres:
         return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.String)))
-    values = sa.func.json_each(sa.bindparam(name, type_=sa.JSON)).table_valued("value")
-    return column.in_(sa.select(values.c.value))
+    return column.in_(sa.bindparam(name, expanding=True))
 
 
 class _Compiled:
@@ -55,20 +55,28 @@ class _Compiled:
         binds = {name: bind for bind, name in compiled.bind_names.items()}
         names = list(compiled.positiontup or []) if dialect.positional else list(dict.fromkeys(binds))
         expected = set(keys or ()) | {name for name, bind in binds.items() if bind.required}
-        #: (the caller's name for it, or None for a literal; the literal, bound already; its bind processor), in
-        #: the order the SQL takes them.
-        self.binds: list[tuple[str | None, Any, _Processor | None]] = []
+        #: (the caller's name for it, or None for a literal; the literal, bound already; its bind processor;
+        #: whether it is a list, one placeholder per element), in the order the SQL takes them.
+        self.binds: list[tuple[str | None, Any, _Processor | None, bool]] = []
+        #: The SQL's IN lists to render per call: (its placeholder in `sql`, the list's name).
+        self.lists: list[tuple[str, str]] = []
         for name in names:
             bind = binds[name]
-            if bind.expanding:
-                raise ValueError(f"{name}: an IN list expanded per call; use one_of() or ids_in()")
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if name in expected:
-                self.binds.append((name, None, processor))
+            if bind.expanding:
+                placeholder = f"(__[POSTCOMPILE_{name}])"  # how Core leaves an IN list to render per call
+                if name not in expected or not dialect.positional or placeholder not in self.sql:
+                    raise ValueError(f"{name}: an IN list of literals (use one_of()) or of unknown form")
+                self.lists.append((placeholder, name))
+                self.binds.append((name, None, processor, True))
+            elif name in expected:
+                self.binds.append((name, None, processor, False))
             else:
                 literal = bind.effective_value
-                self.binds.append((None, literal if processor is None else processor(literal), None))
+                self.binds.append((None, literal if processor is None else processor(literal), None, False))
         self.names = names
+        #: The SQL for each combination of list lengths met so far.
+        self._sql_for: dict[tuple[int, ...], str] = {}
         self.positional = dialect.positional
         self.dialect = dialect
         self.columns = list(getattr(statement, "selected_columns", ()))
@@ -82,10 +90,12 @@ class _Compiled:
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
         """One call's parameters as the driver takes them: a tuple (positional) or a dict (named)."""
-        values = []
-        for name, literal, processor in self.binds:
+        values: list[Any] = []
+        for name, literal, processor, is_list in self.binds:
             if name is None:
                 values.append(literal)
+            elif is_list:
+                values += given[name] if processor is None else [processor(v) for v in given[name]]
             elif processor is None:
                 values.append(given[name])
             else:
@@ -93,6 +103,20 @@ class _Compiled:
         if self.positional:
             return tuple(values)
         return dict(zip(self.names, values, strict=True))
+
+    def sql_for(self, given: Mapping[str, Any]) -> str:
+        """The SQL with its IN lists rendered for the lengths of this call's lists."""
+        if not self.lists:
+            return self.sql
+        lengths = tuple(len(given[name]) for _, name in self.lists)
+        sql = self._sql_for.get(lengths)
+        if sql is None:
+            sql = self.sql
+            for (placeholder, _), n in zip(self.lists, lengths, strict=True):
+                # An empty list is an empty set (`NOT IN` it is true), as Core renders it.
+                sql = sql.replace(placeholder, f"({', '.join('?' * n)})" if n else "(SELECT NULL WHERE 0)")
+            self._sql_for[lengths] = sql
+        return sql
 
     def make_rows(self, cursor: Any) -> list[Any]:
         raw = cursor.fetchall()
@@ -137,8 +161,8 @@ class Prepared:
 
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         """The rows (named tuples, in the statement's column order)."""
-        compiled = self._for(conn)
-        cursor = _execute(conn, compiled, compiled.parameters(params or {}), many=False)
+        compiled, params = self._for(conn), params or {}
+        cursor = _execute(conn, compiled.sql_for(params), compiled.parameters(params), many=False)
         try:
             return compiled.make_rows(cursor)
         finally:
@@ -154,8 +178,8 @@ class Prepared:
 
     def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement that returns no rows; returns the rows it changed."""
-        compiled = self._for(conn)
-        cursor = _execute(conn, compiled, compiled.parameters(params or {}), many=False)
+        compiled, params = self._for(conn), params or {}
+        cursor = _execute(conn, compiled.sql_for(params), compiled.parameters(params), many=False)
         try:
             return int(cursor.rowcount)
         finally:
@@ -166,20 +190,22 @@ class Prepared:
         if not params:
             return
         compiled = self._for(conn)
-        _execute(conn, compiled, [compiled.parameters(p) for p in params], many=True).close()
+        if compiled.lists:
+            raise ValueError("an IN list in a statement run once per parameter set")
+        _execute(conn, compiled.sql, [compiled.parameters(p) for p in params], many=True).close()
 
 
-def _execute(conn: Connection, compiled: _Compiled, parameters: Any, *, many: bool) -> Any:
+def _execute(conn: Connection, sql: str, parameters: Any, *, many: bool) -> Any:
     """Run on the connection's DB-API cursor; a database error as Core's `execute` would raise it."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         if many:
-            cursor.executemany(compiled.sql, parameters)
+            cursor.executemany(sql, parameters)
         else:
-            cursor.execute(compiled.sql, parameters)
+            cursor.execute(sql, parameters)
     except Exception as exc:
         # The connection's own handling of a driver error: wrapped (DBAPIError, which `retry_transient` reads),
         # a lost connection invalidated (with the pool's older ones), the error events, the transaction marked.
-        conn._handle_dbapi_exception(exc, compiled.sql, parameters, cursor, None)
+        conn._handle_dbapi_exception(exc, sql, parameters, cursor, None)
         raise
     return cursor

@@ -71,9 +71,15 @@ def test_any_number_of_ids(store: Store) -> None:
         by_ids = store.core.sql.items_by_id
         assert by_ids.rows(conn, {"ids": []}) == []
         assert [r.id for r in by_ids.rows(conn, {"ids": all_ids[:1]})] == all_ids[:1]
-        # Unknown ids are no match; more ids than one IN list of Core's could take are one statement.
-        many = all_ids + [f"item_{n:016x}" for n in range(70_000)]
+        assert [r.id for r in by_ids.rows(conn, {"ids": all_ids[:3]})] == all_ids[:3]
+        # Unknown ids match nothing; a whole chunk of ids (the most one statement is given) is one statement.
+        many = all_ids + [f"item_{n:016x}" for n in range(10_000 - len(all_ids))]
         assert [r.id for r in by_ids.rows(conn, {"ids": many})] == all_ids
+        # An empty list is an empty set, also under NOT.
+        not_in = Prepared(
+            sa.select(item_t.c.id).where(~ids_in(item_t.c.id, "ids", postgres=store.is_postgres))
+        )
+        assert sorted(not_in.scalars(conn, {"ids": []})) == all_ids
 
 
 def test_a_database_error_is_raised_as_core_raises_it(store: Store) -> None:
