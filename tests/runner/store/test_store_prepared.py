@@ -3,16 +3,18 @@ read back what Core reads, take any number of ids, and raise database errors as 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from store_helpers import LEASE, T0, Chooser, add_jobs, manual_fire
 
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.prepared import Prepared, ids_in
 from cyberdesk_runner.store.statements import NEW_EVENT
 from cyberdesk_runner.store.tables import attempt_t, event_t, item_t
+from cyberdesk_runner.store.types import UTCDateTime
 
 #: 12:00:00.000120 UTC, given in another zone.
 _AT = datetime(2026, 6, 1, 14, 0, 0, 120, tzinfo=timezone(timedelta(hours=2)))
@@ -99,3 +101,31 @@ def test_what_a_prepared_statement_may_not_hold() -> None:
         expanding.rows(conn)
     with pytest.raises(ValueError, match="defaults"):
         Prepared(sa.insert(item_t), keys=["id"])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 6, 1, 12, 0, tzinfo=UTC),
+        datetime(2026, 6, 1, 12, 0, 0, 120, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(1, 1, 1, 0, 0, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    ],
+)
+def test_times_are_written_and_read_on_sqlite_as_its_datetime_type_does(value: datetime) -> None:
+    """UTCDateTime's own SQLite text and parse are SQLAlchemy's SQLite DATETIME's, only faster."""
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(dialect)  # the type as Core and the prepared statements bind it
+    written, read = ours.bind_processor(dialect), ours.result_processor(dialect, None)
+    core_written, core_read = (
+        sqlite.DATETIME().bind_processor(dialect),
+        sqlite.DATETIME().result_processor(dialect, None),
+    )
+    assert written is not None and read is not None and core_written is not None and core_read is not None
+    assert written(value) == core_written(ours.process_bind_param(value, dialect))
+    assert read(written(value)) == ours.process_result_value(core_read(written(value)), dialect) == value
+    assert read(written(value)).tzinfo is UTC
+    assert written(None) is None and read(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        written(value.replace(tzinfo=None))
