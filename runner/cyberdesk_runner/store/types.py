@@ -13,8 +13,8 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores naive values).
 
     On SQLite the text is written and read by `_to_sqlite` / `_from_sqlite`: the same text as SQLAlchemy's
-    SQLite DATETIME (`YYYY-MM-DD HH:MM:SS.ffffff`, in UTC), without its per-value formatting through a dict and
-    its regular-expression parse, which cost the hot paths a few µs per time (about fifteen times per run).
+    SQLite DATETIME (`YYYY-MM-DD HH:MM:SS.ffffff`, in UTC), without its formatting through a dict and its
+    regular-expression parse: the hot paths bind about fifteen times per run and read five.
     """
 
     impl = sa.DateTime(timezone=True)
@@ -46,11 +46,19 @@ def _to_sqlite(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the store; use timezone-aware UTC times")
-    # isoformat: "YYYY-MM-DD HH:MM:SS.ffffff+00:00", its first 26 characters as SQLite's DATETIME writes them.
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 (a tuple is the quickest to format)
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+        utc.microsecond,
+    )
 
 
 def _from_sqlite(value: str | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return datetime.fromisoformat(value + "+00:00")  # quicker than .replace(tzinfo=UTC)
