@@ -204,7 +204,8 @@ def hot_statements(*, postgres: bool) -> HotStatements:
                 fire_t.c.id,
                 fire_t.c.job_name,
                 fire_t.c.error,
-                job_t.c.definition["budget"]["tokens_per_fire"].label("tokens_per_fire"),
+                # One path (one JSON_EXTRACT of the definition on SQLite), not one index after another (two).
+                job_t.c.definition[("budget", "tokens_per_fire")].label("tokens_per_fire"),
             )
             .join(job_t, job_t.c.name == fire_t.c.job_name)
             .where(by_ids(fire_t.c.id), fire_t.c.status == "running")
