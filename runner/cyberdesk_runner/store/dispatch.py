@@ -293,8 +293,8 @@ def assign_due(
                 data={"number": number, "machine": a.machine_name or a.machine_id},
             )
         )
-    conn.execute(sql.insert_attempts, attempt_rows)
-    conn.execute(sql.item_running, [{"b_id": r.item_id, "b_attempts": r.number} for r in refs])
+    sql.insert_attempts.many(conn, attempt_rows)
+    sql.item_running.many(conn, [{"b_id": r.item_id, "b_attempts": r.number} for r in refs])
     if events is None:
         core.append_events(conn, now, transitions)
     else:
@@ -309,9 +309,9 @@ def _due(core: StoreCore, conn: Connection, job_name: str, now: datetime, wanted
     for priority in (True, False):
         if wanted <= 0:
             break
-        read = conn.execute(
-            core.sql.due_queue, {"b_job": job_name, "b_priority": priority, "b_now": now, "b_limit": wanted}
-        ).all()
+        read = core.sql.due_queue.rows(
+            conn, {"b_job": job_name, "b_priority": priority, "b_now": now, "b_limit": wanted}
+        )
         rows += read
         wanted -= len(read)
     return rows
@@ -341,13 +341,13 @@ def _view(
 def _choose(core: StoreCore, conn: Connection, request: AssignRequest) -> tuple[list[Assignment], list[Any]]:
     """A dispatch decision over every active attempt (the busy desktops, per-job counts) and every job's queue."""
     sql, now, limit, window = core.sql, request.now, request.limit, request.window
-    active = conn.execute(sql.active_attempts).all()
+    active = sql.active_attempts.rows(conn)
     busy = frozenset(r.machine_id for r in active)
     active_by_job: dict[str, int] = defaultdict(int)
     for row in active:
         active_by_job[row.job_name] += 1
     due_rows: list[Any] = []
-    for job_name in conn.execute(sql.job_names).scalars():
+    for job_name in sql.job_names.scalars(conn):
         wanted = limit if window is None else min(limit, window(job_name, busy, active_by_job[job_name]))
         due_rows += _due(core, conn, job_name, now, wanted)
     if not due_rows:
@@ -366,13 +366,13 @@ def _choose_for_freed(
     a job whose attempt ended here has due items and got none (its room, freed here, may be on another desktop).
     """
     sql, now, limit, window = core.sql, request.now, request.limit, request.window
-    busy = frozenset(conn.execute(sql.active_on_desktops, {"ids": sorted(freed)}).scalars())
+    busy = frozenset(sql.active_on_desktops.scalars(conn, {"ids": sorted(freed)}))
     free = frozenset(freed) - busy
     if not free:
         return [], []
-    active_by_job: dict[str, int] = defaultdict(int, {job: n for job, n in conn.execute(sql.active_per_job)})
+    active_by_job: dict[str, int] = defaultdict(int, {job: n for job, n in sql.active_per_job.rows(conn)})
     due_rows: list[Any] = []
-    for job_name in conn.execute(sql.job_names).scalars():
+    for job_name in sql.job_names.scalars(conn):
         wanted = min(limit, len(free))
         if (
             window is not None

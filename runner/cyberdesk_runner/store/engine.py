@@ -18,10 +18,11 @@ from sqlalchemy.engine import Engine
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str, *, one_connection: bool = False) -> Engine:
+    """The store's engine; `one_connection` (SQLite): a pool of one connection."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, one_connection=one_connection)
     if parsed.get_backend_name() == "postgresql":
         # application_name shows which connections are the runner's in pg_stat_activity (a name given in the
         # URL, e.g. one per daemon, wins). No pre-ping (a round trip per transaction): a pooled connection the
@@ -29,6 +30,16 @@ def create_store_engine(url: str) -> Engine:
         name = {} if "application_name" in parsed.query else {"application_name": "cyberdesk-runner"}
         return sa.create_engine(url, pool_size=10, max_overflow=10, pool_recycle=3600, connect_args=name)
     raise ValueError(f"store: unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
+
+
+def is_sqlite_file(url: sa.URL) -> bool:
+    """Whether `url` is a SQLite database in a file named by its path (not in memory, not a `file:` URI)."""
+    database = url.database or ""
+    return (
+        url.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and not database.startswith("file:")
+    )
 
 
 def libpq_conninfo(url: str) -> str:
@@ -68,11 +79,12 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(orig, psycopg.OperationalError)
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, *, one_connection: bool = False) -> Engine:
     # The stdlib driver opens transactions lazily and never for reads, which breaks SAVEPOINT and lets a
     # deferred read-then-write transaction fail with "database is locked". Take over transaction control:
     # every transaction starts with BEGIN IMMEDIATE (one writer at a time, waiting up to busy_timeout).
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if one_connection else {}
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **pool)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -246,21 +246,21 @@ def settle_fires(
     if not ids:
         return []
     sql = core.sql
-    running = conn.execute(sql.running_fires, {"ids": ids}).all()
+    running = sql.running_fires.rows(conn, {"ids": ids})
     transitions: list[Transition] = []
     for fire in running:
         # Cheap test first (index on fire_id, status), so finishing one item of a big fire stays O(1).
-        still_open = conn.execute(sql.fire_open_item, {"b_fire": fire.id}).first()
+        still_open = sql.fire_open_item.first(conn, {"b_fire": fire.id})
         if still_open is not None:
             continue
-        counts: dict[str, int] = dict(conn.execute(sql.fire_item_counts, {"b_fire": fire.id}).all())
+        counts: dict[str, int] = dict(sql.fire_item_counts.rows(conn, {"b_fire": fire.id}))
         if counts.get("failed"):
             status = "failed"
         elif counts.get("cancelled"):
             status = "cancelled"
         else:
             status = "succeeded"
-        conn.execute(sql.fire_finished, {"b_fire": fire.id, "b_status": status, "b_now": now})
+        sql.fire_finished.run(conn, {"b_fire": fire.id, "b_status": status, "b_now": now})
         # Why the fire stopped early (a budget), for the fire_failed alert and the log.
         data: dict[str, Any] = {**counts, "reason": fire.error} if fire.error else dict(counts)
         transitions.append(Transition(f"fire_{status}", fire.job_name, fire_id=fire.id, data=data))

@@ -178,13 +178,13 @@ def apply_step_news(
         {
             r.attempt_id
             for chunk in chunks(list(by_run))
-            for r in conn.execute(core.sql.step_attempts_by_run, {"ids": list(chunk)})
+            for r in core.sql.step_attempts_by_run.rows(conn, {"ids": list(chunk)})
         }
     )
     if not touched:
         return list(runs), []
     # Attempts first (the one lock order), then their steps.
-    attempts = {r.id: r for r in conn.execute(core.sql.attempts_by_id, {"ids": touched})}
+    attempts = {r.id: r for r in core.sql.attempts_by_id.rows(conn, {"ids": touched})}
     steps_query = (
         sa.select(step_run_t)
         .where(step_run_t.c.attempt_id.in_(touched))

@@ -119,7 +119,7 @@ class Store:
         return migrations.current_revision(self.engine), migrations.head_revision()
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.core.dispose()
 
     @retry_transient
     def ping(self) -> None:

@@ -133,7 +133,7 @@ class Tracking(Aggregate):
         if not by_attempt:
             return []
         with self.core.write() as conn:
-            rows = conn.execute(self.core.sql.attempts_by_id, {"ids": list(by_attempt)}).all()
+            rows = self.core.sql.attempts_by_id.rows(conn, {"ids": list(by_attempt)})
             finishing = [
                 _Finish(
                     row,
@@ -212,7 +212,7 @@ def _record_created(
     runs = dict(created)
     if not runs:
         return transitions
-    rows = conn.execute(core.sql.attempts_by_id, {"ids": list(runs)}).all()
+    rows = core.sql.attempts_by_id.rows(conn, {"ids": list(runs)})
     recorded: list[dict[str, Any]] = []
     for row in rows:
         run = runs[row.id]
@@ -241,7 +241,7 @@ def _record_created(
             )
         )
     if recorded:
-        conn.execute(core.sql.attempt_created, recorded)
+        core.sql.attempt_created.many(conn, recorded)
         insert_step_runs(
             core, conn, {r["b_id"]: steps[r["b_id"]] for r in recorded if r["b_id"] in steps}, now
         )
@@ -268,7 +268,7 @@ def _apply_observations(
     if not by_run:
         return transitions, []
     # Attempts in id order: two daemons applying the same webhooks wait for each other, never deadlock.
-    rows = conn.execute(core.sql.attempts_by_run, {"ids": list(by_run)}).all()
+    rows = core.sql.attempts_by_run.rows(conn, {"ids": list(by_run)})
     known = {r.run_id for r in rows}
     unknown = [by_run[run_id] for run_id in sorted(by_run.keys() - known)]
     finishing: list[_Finish] = []
@@ -307,7 +307,7 @@ def _apply_observations(
                 )
             )
     if progressed:
-        conn.execute(core.sql.attempt_progressed, progressed)
+        core.sql.attempt_progressed.many(conn, progressed)
     if freed is not None:
         freed.update((f.row.machine_id, f.row.job_name) for f in finishing)
     transitions += _finish_attempts(core, conn, finishing, now, outcome)
@@ -327,8 +327,8 @@ def _finish_attempts(
         return []
     core.work_due(conn)  # their desktops are free again: any daemon may dispatch there now
     figures = {f.row.id: usage_figures(f.usage) for f in finishing}
-    conn.execute(
-        core.sql.attempt_finished,
+    core.sql.attempt_finished.many(
+        conn,
         [
             {
                 "b_id": f.row.id,
@@ -347,9 +347,7 @@ def _finish_attempts(
     )
     item_ids = sorted({f.row.item_id for f in finishing})
     items = {
-        r.id: r
-        for chunk in chunks(item_ids)
-        for r in conn.execute(core.sql.items_by_id, {"ids": list(chunk)})
+        r.id: r for chunk in chunks(item_ids) for r in core.sql.items_by_id.rows(conn, {"ids": list(chunk)})
     }
     transitions: list[Transition] = []
     item_updates: list[dict[str, Any]] = []
@@ -383,7 +381,7 @@ def _finish_attempts(
         if values["b_status"] != "pending":
             settle.add(item.fire_id)
     if item_updates:
-        conn.execute(core.sql.item_outcome, item_updates)
+        core.sql.item_outcome.many(conn, item_updates)
     costly = {f.row.fire_id for f in finishing if figures[f.row.id][0]}
     transitions += stop_fires_over_budget(core, conn, costly, now, settle)
     return transitions + settle_fires(core, conn, settle, now)

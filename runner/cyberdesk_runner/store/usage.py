@@ -127,7 +127,7 @@ def stop_fires_over_budget(
     ids = sorted(set(fire_ids))
     if not ids:
         return []
-    fires = conn.execute(core.sql.fire_budgets, {"ids": ids}).all()
+    fires = core.sql.fire_budgets.rows(conn, {"ids": ids})
     budgets = {f.id: (f, limit) for f in fires if (limit := _whole_number(f.tokens_per_fire)) is not None}
     if not budgets:
         return []
