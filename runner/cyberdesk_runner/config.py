@@ -44,8 +44,7 @@ from cyberdesk_runner.durations import Duration, format_duration
 from cyberdesk_runner.passwords import parse_password_hash
 from cyberdesk_runner.spec.diagnostics import describe, validation_errors
 from cyberdesk_runner.spec.errors import JobFileError, SpecError
-from cyberdesk_runner.spec.loader import read_source
-from cyberdesk_runner.spec.yamlpos import YamlDocument, YamlPath, format_path, parse_yaml
+from cyberdesk_runner.spec.yamlpos import YamlDocument, YamlPath, format_path, parse_yaml, read_source
 
 if TYPE_CHECKING:
     from cyberdesk.emulator import Emulator

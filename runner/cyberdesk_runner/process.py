@@ -54,6 +54,7 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
 def quiet_garbage_collector(young_threshold: int = YOUNG_THRESHOLD) -> None:
     """Move everything alive now (modules, classes, functions) out of the collector's reach, and collect the
     youngest generation less often. Objects made later are collected as usual."""
+    gc.unfreeze()  # what the console script froze after its imports (cli.main): its garbage is collected too
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()

@@ -7,6 +7,7 @@ import ctypes.util
 import gc
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +52,19 @@ def test_the_collector_leaves_what_exists_alone_and_still_collects_new_cycles(re
     a.other, b.other = b, a
     del a, b
     assert gc.collect() >= 2  # a cycle made after the freeze is still garbage
+
+
+def test_the_collector_frees_the_garbage_the_console_script_froze_after_its_imports(restored_gc: None) -> None:
+    class Node:
+        other: object = None
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    gone = weakref.ref(a)
+    del a, b
+    gc.freeze()  # as `cli.main` does once the command's modules are loaded
+    quiet_garbage_collector()
+    assert gone() is None
 
 
 def _empty_config(tmp_path: Path) -> Path:

@@ -8,13 +8,20 @@ import signal
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
-from rich.console import Console
 
 from cyberdesk_runner.config import Config, find_config_path, load_config
 from cyberdesk_runner.spec import JobFileError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    #: Standard error and standard output, for people (Rich). Made on first use, below: `results` writes its CSV
+    #: without loading Rich, unless it has an error to print.
+    err: Console
+    out: Console
 
 
 class ExitCode(enum.IntEnum):
@@ -46,8 +53,27 @@ ConfigOption = Annotated[
     ),
 ]
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+
+_consoles: dict[str, Console] = {}
+
+
+def console(name: Literal["err", "out"]) -> Console:
+    """`err` or `out`, made on first use."""
+    made = _consoles.get(name)
+    if made is None:
+        from rich.console import Console
+
+        made = _consoles[name] = globals()[name] = Console(stderr=name == "err", highlight=False)
+    return made
+
+
+if not TYPE_CHECKING:  # to mypy, `err` and `out` are the Consoles declared above
+
+    def __getattr__(name: str) -> Console:
+        if name == "err" or name == "out":
+            return console(name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Set by the console script: the process runs this command alone, so process-wide tuning is ours to do.
 #: Programs that call the CLI in-process (the tests) keep their own settings.
@@ -96,7 +122,7 @@ def stop_signals() -> Iterator[StopSignals]:
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    console("err").print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
     raise typer.Exit(int(code))
 
 
@@ -118,7 +144,7 @@ def config_or_exit(path: Path | None) -> Config:
         return load_config(found)
     except JobFileError as exc:
         for error in exc.errors:
-            err.print(str(error), markup=False, soft_wrap=True)
+            console("err").print(str(error), markup=False, soft_wrap=True)
         raise typer.Exit(int(ExitCode.CONFIG)) from exc
     except (OSError, ValueError) as exc:
         fail(str(exc), ExitCode.CONFIG)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cyberdesk_runner.cli.access import open_store, require_job, require_ref
-from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, err, fail
+from cyberdesk_runner.cli.common import ConfigOption, ExitCode, config_or_exit, console, fail
 from cyberdesk_runner.config import Config
 from cyberdesk_runner.results.export import export_results
 from cyberdesk_runner.results.formats import FORMATS, Format
@@ -83,7 +83,7 @@ def results(
 
             folder = download.expanduser().resolve()
             done = _download(settings, store, fire, folder)
-            err.print(
+            console("err").print(
                 f"{done.downloaded} file(s) downloaded ({done.bytes / 1e6:.1f} MB), {done.existed} already there, "
                 f"{done.failed} failed, in {folder}",
                 markup=False,

@@ -17,7 +17,7 @@ from cyberdesk_runner.spec.files import template_names
 from cyberdesk_runner.spec.items import check_data_file, input_columns
 from cyberdesk_runner.spec.job import LoadedJob
 from cyberdesk_runner.spec.models import JobSpec
-from cyberdesk_runner.spec.yamlpos import NodePos, YamlPath, parse_yaml
+from cyberdesk_runner.spec.yamlpos import NodePos, YamlPath, parse_yaml, read_source
 
 __all__ = ["JOB_FILE_SUFFIXES", "JobLoadResult", "job_files", "load_job_file", "load_jobs", "read_source"]
 
@@ -185,17 +185,6 @@ def _check_file_templates(job: LoadedJob) -> None:
             )
     if errors:
         raise JobFileError(errors)
-
-
-def read_source(path: Path) -> str:
-    """The text of a YAML file; raises JobFileError if it cannot be read or is not UTF-8."""
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise JobFileError([SpecError(path, None, None, "", f"not UTF-8 text (byte {exc.start})")]) from None
-    except OSError as exc:
-        problem = "file not found" if isinstance(exc, FileNotFoundError) else f"cannot read ({exc.strerror})"
-        raise JobFileError([SpecError(path, None, None, "", problem)]) from None
 
 
 def _definition_hash(spec: JobSpec, items_hash: str) -> str:

@@ -21,7 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cyberdesk_runner.spec.errors import JobFileError, SpecError
 
-__all__ = ["Located", "NodePos", "YamlDocument", "YamlPath", "format_path", "parse_yaml"]
+__all__ = ["Located", "NodePos", "YamlDocument", "YamlPath", "format_path", "parse_yaml", "read_source"]
 
 YamlPath = tuple[Hashable, ...]
 """Keys and list indices from the document root to a value, e.g. `("retry", "backoff")`."""
@@ -120,6 +120,17 @@ class YamlDocument:
                 exact = False
             shown.append(part)
         return Located(self.positions[found], tuple(shown), exact)
+
+
+def read_source(path: Path) -> str:
+    """The text of a YAML file; raises JobFileError if it cannot be read or is not UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise JobFileError([SpecError(path, None, None, "", f"not UTF-8 text (byte {exc.start})")]) from None
+    except OSError as exc:
+        problem = "file not found" if isinstance(exc, FileNotFoundError) else f"cannot read ({exc.strerror})"
+        raise JobFileError([SpecError(path, None, None, "", problem)]) from None
 
 
 def parse_yaml(text: str, file: Path) -> YamlDocument:

@@ -19,11 +19,11 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from cyberdesk_runner.store.records import Transition
 from cyberdesk_runner.store.tables import attempt_t, item_t
-from cyberdesk_runner.store.types import UTCDateTime
+from cyberdesk_runner.store.types import TableModel, UTCDateTime
 
 #: Alert events that come from the store's own transitions (the others, `store.watch`'s, are raised by the
 #: daemons; the config's `AlertEventName` lists them all).
@@ -33,7 +33,7 @@ _FIRE_ENDS = frozenset({"fire_succeeded", "fire_failed", "fire_cancelled"})
 MASK = "***"
 
 
-class AlertRow(SQLModel, table=True):
+class AlertRow(TableModel, table=True):
     __tablename__ = "alert"
     __table_args__ = (
         sa.Index("ix_alert_due", "status", "next_try_at"),
@@ -56,7 +56,7 @@ class AlertRow(SQLModel, table=True):
     last_error: str | None = None
 
 
-class ResultFileRow(SQLModel, table=True):
+class ResultFileRow(TableModel, table=True):
     __tablename__ = "result_file"
     __table_args__ = (sa.Index("ix_result_file_status", "status"),)
 
@@ -71,7 +71,7 @@ class ResultFileRow(SQLModel, table=True):
     error: str | None = None
 
 
-class DesktopDownRow(SQLModel, table=True):
+class DesktopDownRow(TableModel, table=True):
     """A desktop in some job's target seen disconnected, since when (one row per disconnection: deleted when it
     is seen connected again). The first daemon to see it writes `since`; every daemon then names the
     disconnection by it, so its alert has one id however many daemons watch."""

@@ -17,7 +17,7 @@ Adding an aggregate module (say `labels.py`):
                 self.core.work_due(conn)               # NOTIFY the other daemons when this commits
             return transitions
 
-then give `Store.__init__` a line `self.labels = Labels(self.core)`. What an aggregate gets:
+then give `Store` a line `labels: Labels` (made from labels.py on first use, see store.py). What an aggregate gets:
 - `self.core.write()` / `self.core.read()`: a write transaction (committed when the block ends, rolled back on
   an exception) or a read-only one. Every public method of an `Aggregate` subclass is one transaction (or a loop
   of idempotent ones) and is run again on transient errors (deadlock, serialization failure, lost connection):
@@ -54,17 +54,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from cyberdesk_runner.store.consequences import OutboxRules, record_consequences
 from cyberdesk_runner.store.engine import create_store_engine, is_sqlite_file, is_transient
 from cyberdesk_runner.store.notify import CHANNEL
-from cyberdesk_runner.store.records import Transition
-from cyberdesk_runner.store.statements import hot_statements
+
+if TYPE_CHECKING:
+    # Loaded on first use (below): a command that only reads (`fires`, `show F`) builds no hot statement and
+    # loads neither the outbox's tables nor the other database's dialect before its first line.
+    from cyberdesk_runner.store.consequences import OutboxRules
+    from cyberdesk_runner.store.records import Transition
+    from cyberdesk_runner.store.statements import HotStatements
 
 __all__ = ["Aggregate", "StoreCore", "TransactionTimer", "chunks", "new_id", "retry_transient"]
 
@@ -139,11 +142,22 @@ class StoreCore:
         self._writer: AbstractContextManager[Any] = (
             contextlib.nullcontext() if self.is_postgres else threading.Lock()
         )
-        self.sql = hot_statements(postgres=self.is_postgres)
-        #: Which alerts and result files state changes record (`store.outbox.rules`); the daemon sets them.
-        self.outbox_rules = OutboxRules()
         #: Told how long each transaction took (the daemon's /metrics); None: not timed.
         self.transaction_timer: TransactionTimer | None = None
+
+    @functools.cached_property
+    def sql(self) -> HotStatements:
+        """The statements of the hot paths, built on first use (once per store)."""
+        from cyberdesk_runner.store.statements import hot_statements
+
+        return hot_statements(postgres=self.is_postgres)
+
+    @functools.cached_property
+    def outbox_rules(self) -> OutboxRules:
+        """Which alerts and result files state changes record (`store.outbox.rules`); the daemon sets them."""
+        from cyberdesk_runner.store.consequences import OutboxRules
+
+        return OutboxRules()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -197,8 +211,14 @@ class StoreCore:
 
     def insert_or_nothing(self, table: sa.Table, index: list[str]) -> Any:
         """INSERT .. ON CONFLICT (`index`) DO NOTHING; add `.returning(...)` to learn whether the row went in."""
-        dialect_insert = postgresql.insert if self.is_postgres else sqlite.insert
-        return dialect_insert(table).on_conflict_do_nothing(index_elements=index)
+        # The dialect's module is imported here, not with the store: a SQLite store never loads PostgreSQL's.
+        if self.is_postgres:
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=index)
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=index)
 
     def append_events(self, conn: Connection, now: datetime, transitions: Sequence[Transition]) -> None:
         """Append `transitions` to the event log, and the alerts and result files they cause to the outbox
@@ -221,6 +241,8 @@ class StoreCore:
                 for t in transitions
             ],
         )
+        from cyberdesk_runner.store.consequences import record_consequences
+
         record_consequences(conn, now, transitions, self.outbox_rules, self.insert_or_nothing)
 
 

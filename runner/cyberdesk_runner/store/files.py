@@ -26,11 +26,11 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from cyberdesk_runner.store.core import Aggregate
 from cyberdesk_runner.store.tables import attempt_t, item_t, step_run_t
-from cyberdesk_runner.store.types import UTCDateTime
+from cyberdesk_runner.store.types import TableModel, UTCDateTime
 
 __all__ = ["Files", "InputFile", "OutputFile", "attempt_file_t", "output_file_t"]
 
@@ -38,7 +38,7 @@ __all__ = ["Files", "InputFile", "OutputFile", "attempt_file_t", "output_file_t"
 MAX_DOWNLOAD_TRIES = 5
 
 
-class AttemptFileRow(SQLModel, table=True):
+class AttemptFileRow(TableModel, table=True):
     """A file an attempt attached to its run: which file, and what its bytes were when first recorded."""
 
     __tablename__ = "attempt_file"
@@ -55,7 +55,7 @@ class AttemptFileRow(SQLModel, table=True):
     cleanup: bool = False
 
 
-class OutputFileRow(SQLModel, table=True):
+class OutputFileRow(TableModel, table=True):
     """An output attachment of one of our runs, to download once next to the fire's result file."""
 
     __tablename__ = "output_file"

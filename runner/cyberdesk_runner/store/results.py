@@ -14,7 +14,7 @@ from those few items alone, so `results F` prints its header and first rows with
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -96,6 +96,44 @@ def _without_jit(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET LOCAL jit = off")
 
 
+#: Keys found one query each by `_first_appearances` before the rest are found by one grouping pass.
+WALKED_KEYS = 32
+
+
+def _first_appearances(
+    conn: sa.Connection,
+    rows: sa.FromClause,
+    key: sa.ColumnElement[Any],
+    where: Sequence[sa.ColumnElement[bool]],
+) -> set[int]:
+    """The seq of the item where each value of `key` first appears among `rows` (an item per row or more).
+
+    Walks the items in order (the index on (fire_id, seq)): each query returns the first item at or after the
+    last one found that holds a key not known yet, and stops there; the last query, finding none, has read every
+    item once. Past `WALKED_KEYS` keys (a fire whose items bring new keys all along), one GROUP BY over the
+    items left finds the rest.
+    """
+    seqs: set[int] = set()
+    known: list[Any] = []
+    start: int | None = None
+
+    def query(*columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+        query = sa.select(*columns).select_from(rows).where(*where)
+        if known:
+            query = query.where(key.not_in(known))
+        return query if start is None else query.where(item_t.c.seq >= start)
+
+    while len(known) < WALKED_KEYS:
+        first = conn.execute(query(item_t.c.seq, key).order_by(item_t.c.seq).limit(1)).first()
+        if first is None:
+            return seqs
+        seqs.add(first[0])
+        known.append(first[1])
+        start = first[0]
+    seqs.update(conn.execute(query(sa.func.min(item_t.c.seq)).group_by(key)).scalars())
+    return seqs
+
+
 class Results(Aggregate):
     """Reads of what fires produced (`store.results`)."""
 
@@ -105,7 +143,9 @@ class Results(Aggregate):
 
         Planning the columns over these items alone (`result_rows(seqs=...)`) names them in the order a pass
         over every item would: any other item only holds keys an earlier one brought. The keys are read by the
-        database (JSON functions, one GROUP BY each), a few times faster than decoding every row in Python.
+        database (its JSON functions), a few times faster than decoding every row in Python, walking the items
+        in order (`_first_appearances`): a fire whose items all hold the first one's keys is read once, with
+        nothing sorted or grouped.
         """
         postgres = self.core.is_postgres
 
@@ -121,28 +161,28 @@ class Results(Aggregate):
             return keys, sa.func.typeof(keys.c.key) == "text"
 
         (inputs, input_keys), (outputs, output_keys) = keys_of(item_t.c.inputs), keys_of(_OUTPUT)
-        firsts = [
-            sa.select(sa.func.min(item_t.c.seq))
-            .select_from(item_t)
-            .join(inputs, input_keys)
-            .group_by(inputs.c.key),
-            sa.select(sa.func.min(item_t.c.seq))
-            .select_from(
-                item_t.join(attempt_t, _FINAL).outerjoin(
-                    step_run_t, step_run_t.c.attempt_id == attempt_t.c.id
-                )
+        # An output key is one per step: (step, alias, key) as one value, JSON text (NULLs included, unlike a
+        # row value, which NOT IN would never match).
+        step_key = (
+            sa.cast(
+                sa.func.json_build_array(step_run_t.c.step_index, step_run_t.c.alias, outputs.c.key), sa.Text
             )
-            .join(outputs, output_keys)
-            .group_by(step_run_t.c.step_index, step_run_t.c.alias, outputs.c.key),
-        ]
+            if postgres
+            else sa.func.json_array(step_run_t.c.step_index, step_run_t.c.alias, outputs.c.key)
+        )
+        of_fire = [item_t.c.fire_id == fire_id]
+        if status is not None:
+            of_fire.append(item_t.c.status == status)
+        # Only an item with an attempt has a final one (attempts are numbered from 1): the others need no look-up.
+        with_attempts = [*of_fire, item_t.c.attempts > 0]
         seqs: set[int] = set()
         with self.core.read() as conn:
             _without_jit(conn)
-            for query in firsts:
-                query = query.where(item_t.c.fire_id == fire_id)
-                if status is not None:
-                    query = query.where(item_t.c.status == status)
-                seqs.update(conn.execute(query).scalars())
+            seqs |= _first_appearances(conn, item_t.join(inputs, input_keys), inputs.c.key, of_fire)
+            final_runs = item_t.join(attempt_t, _FINAL).outerjoin(
+                step_run_t, step_run_t.c.attempt_id == attempt_t.c.id
+            )
+            seqs |= _first_appearances(conn, final_runs.join(outputs, output_keys), step_key, with_attempts)
         return seqs
 
     def result_rows(

@@ -28,55 +28,75 @@ records them, so a decision and its record can never diverge, even with several 
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cyberdesk_runner.store.control import Control
 from cyberdesk_runner.store.core import StoreCore, retry_transient
-from cyberdesk_runner.store.counts import Counts
-from cyberdesk_runner.store.daemons import Daemons
-from cyberdesk_runner.store.dispatch import Dispatch
-from cyberdesk_runner.store.files import Files
-from cyberdesk_runner.store.fires import Fires
-from cyberdesk_runner.store.jobs import Jobs
-from cyberdesk_runner.store.lineage import Lineage
-from cyberdesk_runner.store.outbox import Outbox
-from cyberdesk_runner.store.page import Page
-from cyberdesk_runner.store.plans import Plans
-from cyberdesk_runner.store.queries import Queries
-from cyberdesk_runner.store.results import Results
-from cyberdesk_runner.store.retention import Retention
-from cyberdesk_runner.store.steps import Steps
 from cyberdesk_runner.store.tables import job_t
-from cyberdesk_runner.store.tracking import Tracking
-from cyberdesk_runner.store.usage import Usage
-from cyberdesk_runner.store.watch import Watch
+
+if TYPE_CHECKING:
+    from cyberdesk_runner.store.control import Control
+    from cyberdesk_runner.store.counts import Counts
+    from cyberdesk_runner.store.daemons import Daemons
+    from cyberdesk_runner.store.dispatch import Dispatch
+    from cyberdesk_runner.store.files import Files
+    from cyberdesk_runner.store.fires import Fires
+    from cyberdesk_runner.store.jobs import Jobs
+    from cyberdesk_runner.store.lineage import Lineage
+    from cyberdesk_runner.store.outbox import Outbox
+    from cyberdesk_runner.store.page import Page
+    from cyberdesk_runner.store.plans import Plans
+    from cyberdesk_runner.store.queries import Queries
+    from cyberdesk_runner.store.results import Results
+    from cyberdesk_runner.store.retention import Retention
+    from cyberdesk_runner.store.steps import Steps
+    from cyberdesk_runner.store.tracking import Tracking
+    from cyberdesk_runner.store.usage import Usage
+    from cyberdesk_runner.store.watch import Watch
 
 __all__ = ["Store"]
 
 
 class Store:
+    # The aggregates: `store.<name>` is the class `<Name>` of the module `<name>.py`, made on first use (its module
+    # imported then), so that a command reading two of them (`runs`, `show F`) loads neither the others nor their
+    # tables before its first line. They hold nothing but the core: two threads making one at once is harmless.
+    jobs: Jobs
+    fires: Fires
+    plans: Plans
+    dispatch: Dispatch
+    tracking: Tracking
+    control: Control
+    counts: Counts
+    retention: Retention
+    daemons: Daemons
+    lineage: Lineage
+    steps: Steps
+    queries: Queries
+    results: Results
+    outbox: Outbox
+    watch: Watch
+    page: Page
+    usage: Usage
+    files: Files
+
     def __init__(self, url: str, *, owner: str | None = None) -> None:
-        #: Shared by every aggregate below. `owner`: who this store claims create calls as (attempt.owner).
+        #: Shared by every aggregate. `owner`: who this store claims create calls as (attempt.owner).
         self.core = StoreCore(url, owner=owner)
-        self.jobs = Jobs(self.core)
-        self.fires = Fires(self.core)
-        self.plans = Plans(self.core)
-        self.dispatch = Dispatch(self.core)
-        self.tracking = Tracking(self.core)
-        self.control = Control(self.core)
-        self.counts = Counts(self.core)
-        self.retention = Retention(self.core)
-        self.daemons = Daemons(self.core)
-        self.lineage = Lineage(self.core)
-        self.steps = Steps(self.core)
-        self.queries = Queries(self.core)
-        self.results = Results(self.core)
-        self.outbox = Outbox(self.core)
-        self.watch = Watch(self.core)
-        self.page = Page(self.core)
-        self.usage = Usage(self.core)
-        self.files = Files(self.core)
+
+    if not TYPE_CHECKING:  # to mypy, the annotations above are the attributes (a misspelt one stays an error)
+
+        def __getattr__(self, name: str) -> Any:
+            """An aggregate on its first use; then a plain attribute of this store."""
+            if name not in _AGGREGATES:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            module = importlib.import_module(f"{__package__}.{name}")
+            aggregate = getattr(module, name.capitalize())(self.core)
+            self.__dict__[name] = aggregate
+            return aggregate
 
     @property
     def url(self) -> str:
@@ -131,3 +151,6 @@ class Store:
         """Whether the store's tables exist (read-only commands ask before reading a store no daemon made)."""
         with self.core.read() as conn:
             return bool(sa.inspect(conn).has_table(job_t.name))
+
+
+_AGGREGATES = frozenset(Store.__annotations__)

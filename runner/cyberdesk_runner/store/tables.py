@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from cyberdesk_runner.store.types import UTCDateTime
+from cyberdesk_runner.store.types import TableModel, UTCDateTime
 
 #: Attempt statuses in which a run holds (or may hold) its desktop.
 ACTIVE_ATTEMPT_STATUSES = ("creating", "scheduling", "running", "running_checks")
@@ -21,7 +21,7 @@ ACTIVE_ATTEMPT_STATUSES = ("creating", "scheduling", "running", "running_checks"
 OPEN_ITEM_STATUSES = ("pending", "running")
 
 
-class JobRow(SQLModel, table=True):
+class JobRow(TableModel, table=True):
     __tablename__ = "job"
 
     name: str = Field(primary_key=True, max_length=100)
@@ -37,7 +37,7 @@ class JobRow(SQLModel, table=True):
     last_slot_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class FireRow(SQLModel, table=True):
+class FireRow(TableModel, table=True):
     __tablename__ = "fire"
     __table_args__ = (
         sa.Index("ix_fire_job_created", "job_name", "created_at"),
@@ -84,7 +84,7 @@ class FireRow(SQLModel, table=True):
     cancel_lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class ItemRow(SQLModel, table=True):
+class ItemRow(TableModel, table=True):
     __tablename__ = "item"
     __table_args__ = (
         # Per fire: its items, and whether any is still open (`items.settle_fires`, retention).
@@ -118,7 +118,7 @@ class ItemRow(SQLModel, table=True):
     cancel_requested: bool = False
 
 
-class AttemptRow(SQLModel, table=True):
+class AttemptRow(TableModel, table=True):
     __tablename__ = "attempt"
     __table_args__ = (
         sa.Index("ix_attempt_item", "item_id"),
@@ -177,7 +177,7 @@ class AttemptRow(SQLModel, table=True):
     billed_seconds: float | None = Field(default=None)
 
 
-class EventRow(SQLModel, table=True):
+class EventRow(TableModel, table=True):
     """Append-only log of state changes, for `show` and for audits."""
 
     __tablename__ = "event"
@@ -205,7 +205,7 @@ class EventRow(SQLModel, table=True):
     data: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
 
 
-class DaemonRow(SQLModel, table=True):
+class DaemonRow(TableModel, table=True):
     """One row per daemon process: its heartbeat and health, for `status` and for lease take-over."""
 
     __tablename__ = "daemon"
@@ -219,7 +219,7 @@ class DaemonRow(SQLModel, table=True):
     health: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
 
 
-class LeaseRow(SQLModel, table=True):
+class LeaseRow(TableModel, table=True):
     """Named leases (for example the poller's) so that one daemon at a time does shared work."""
 
     __tablename__ = "lease"
@@ -229,7 +229,7 @@ class LeaseRow(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class StepRunRow(SQLModel, table=True):
+class StepRunRow(TableModel, table=True):
     """One step run of a multi-step (`steps:`) attempt: written with the chain call's answer, in the transaction
     that records the attempt's creation, and moved by news about its run like an attempt by its own."""
 

@@ -1,5 +1,6 @@
 """The console script registers only the command it runs: `fires` or `show F` do not load the daemon (uvicorn,
-the emulator) or svix before printing; `--help` and an unknown command still see every command."""
+the emulator), svix, APScheduler (the job files' schedules) or the store's write paths before printing; `--help`
+and an unknown command still see every command."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from cyberdesk_runner.cli import main
 try:
     main()
 except SystemExit as exit:
-    loaded = sorted(m for m in ("cyberdesk_runner.daemon", "uvicorn", "svix") if m in sys.modules)
+    heavy = ("cyberdesk_runner.daemon", "uvicorn", "svix", "apscheduler", "cyberdesk_runner.store.tracking")
+    loaded = sorted(m.split(".")[-1] for m in heavy if m in sys.modules)
     print("LOADED", ",".join(loaded), file=sys.stderr)
     raise
 """
@@ -33,12 +35,24 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _loaded(result: subprocess.CompletedProcess[str]) -> set[str]:
+    """Which of the heavy modules the command loaded (the last part of their names)."""
+    return set(filter(None, result.stderr.rsplit("LOADED ", 1)[1].strip().split(",")))
+
+
 @pytest.mark.parametrize("command", ["fires", "runs", "show", "results", "jobs", "status"])
 def test_a_reading_command_loads_neither_the_daemon_nor_svix(command: str) -> None:
     result = _cli(command, "--help")
     assert result.returncode == 0, result.stderr
     assert f"cyberdesk-runner {command}" in result.stdout
-    assert "LOADED \n" in result.stderr  # nothing of the three
+    assert not {"daemon", "uvicorn", "svix"} & _loaded(result)
+
+
+@pytest.mark.parametrize("command", ["fires", "runs", "show", "results"])
+def test_a_command_reading_history_loads_no_schedules_nor_the_stores_write_paths(command: str) -> None:
+    result = _cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert _loaded(result) == set()
 
 
 def test_help_lists_every_command() -> None:

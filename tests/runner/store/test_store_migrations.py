@@ -16,7 +16,6 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlmodel import SQLModel
 from store_helpers import LEASE, T0, Chooser, at, policy, run, together
 
 from cyberdesk_runner.store import Store, migrations
@@ -37,7 +36,7 @@ def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def _diff(store: Store) -> list[object]:
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        return list(compare_metadata(context, SQLModel.metadata))
+        return list(compare_metadata(context, migrations.target_metadata()))
 
 
 def test_upgrade_makes_the_schema_of_tables_py(blank_url: str) -> None:

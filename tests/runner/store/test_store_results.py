@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from store_helpers import T0, add_jobs
 
+import cyberdesk_runner.store.results as results_module
 from cyberdesk_runner.results.table import ResultTable
 from cyberdesk_runner.store import Store
 from cyberdesk_runner.store.records import NewFire, NewItem
@@ -112,3 +114,15 @@ def test_the_first_items_only_among_the_status_asked_for(store: Store) -> None:
         seqs = store.results.column_seqs(fire_id, status=status)
         assert _columns(store, fire_id, status=status, seqs=seqs) == _columns(store, fire_id, status=status)
     assert store.results.column_seqs("fire_none") == set()
+
+
+@pytest.mark.parametrize("walked", [1, 3])
+def test_keys_past_the_walk_are_found_from_where_it_stopped(
+    store: Store, monkeypatch: pytest.MonkeyPatch, walked: int
+) -> None:
+    # A fire whose items bring new keys all along: after `WALKED_KEYS` keys, one grouping pass finds the rest.
+    fire_id = _fire(store)
+    every = store.results.column_seqs(fire_id)
+    monkeypatch.setattr(results_module, "WALKED_KEYS", walked)
+    assert store.results.column_seqs(fire_id) == every == {0, 2, 3, 4, 5, 6}
+    assert store.results.column_seqs(fire_id, status="succeeded") == {0, 2, 3, 5}

@@ -29,7 +29,15 @@ from sqlalchemy.engine import Connection, Engine
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["HEAD", "alembic_config", "current_revision", "draft_revision", "head_revision", "upgrade"]
+__all__ = [
+    "HEAD",
+    "alembic_config",
+    "current_revision",
+    "draft_revision",
+    "head_revision",
+    "target_metadata",
+    "upgrade",
+]
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 #: The newest revision in versions/ (Alembic's head), known without loading Alembic.
@@ -55,6 +63,18 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     return HEAD
+
+
+def target_metadata() -> sa.MetaData:
+    """Every table of the store, as the migrations must make them: tables.py's and those of the modules that
+    own their tables (the outbox's, the files'), which a process loads only when it uses them."""
+    from sqlmodel import SQLModel
+
+    import cyberdesk_runner.store.consequences
+    import cyberdesk_runner.store.files
+    import cyberdesk_runner.store.tables  # noqa: F401
+
+    return SQLModel.metadata
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlmodel import SQLModel
 
-import cyberdesk_runner.store.consequences  # registers the outbox tables on SQLModel.metadata
-import cyberdesk_runner.store.tables  # noqa: F401 - registers the tables on SQLModel.metadata
+from cyberdesk_runner.store.migrations import target_metadata
 
 connection = context.config.attributes.get("connection")
 if not isinstance(connection, Connection):
@@ -18,7 +16,7 @@ if not isinstance(connection, Connection):
     )
 context.configure(
     connection=connection,
-    target_metadata=SQLModel.metadata,
+    target_metadata=target_metadata(),
     # SQLite cannot ALTER most things: batch mode copies the table instead. A no-op on PostgreSQL.
     render_as_batch=True,
     compare_type=True,
