@@ -11,7 +11,7 @@ import contextvars
 import functools
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -268,14 +268,21 @@ class Runtime:
         """List the desktops (and which pools they are in), then resolve workflows: one refresh of the API's view."""
         try:
             pool_members = any(job.loaded.spec.target.pool for job in self.catalog.jobs.values())
-            listing = await list_fleet(self.client, pool_members=pool_members)
+            previous = self.fleet if self.fleet_loaded else None
+            listing = await list_fleet(self.client, pool_members=pool_members, previous=previous)
             await self.resolve_workflows()
         except Exception as exc:
             self._api_failed(exc)
             raise
+        # An unchanged fleet is the same object (list_fleet): the names of its desktops are the same too.
+        names = self.api_names
+        machines: Mapping[str, str | None] = (
+            names.machines
+            if names is not None and listing.fleet is self.fleet
+            else {d.id: d.name for d in listing.fleet.desktops.values()}
+        )
         self.fleet = listing.fleet
         self.fleet_loaded = True
-        machines = {d.id: d.name for d in listing.fleet.desktops.values()}
         self.api_names = ApiNames(workflows=self._workflow_names, pools=listing.pools, machines=machines)
         self._check_references()
         self._on_wake()

@@ -163,6 +163,9 @@ CASES = [
          items=PoolResponse, query=[("skip", "5"), ("limit", "5"), ("include", "machines")]),
     Case("pools", "get", (PID,), {}, "GET", f"/v1/pools/{PID}", ok(pool_json(machines=[machine_json()])),
          PoolResponseWithIncludes),
+    Case("pools", "get_machine_ids", (PID,), {}, "GET", f"/v1/pools/{PID}",
+         ok(pool_json(included=[{"type": "machine", **machine_json()}])), list, items=str,
+         query=[("include", "machines")]),
     Case("pools", "create", (PoolCreate(name="pool-1", pool_parameters={"region": "eu"}),), {}, "POST", "/v1/pools",
          ok(pool_json(), 201), PoolResponse, body={"name": "pool-1", "pool_parameters": {"region": "eu"}}),
     Case("pools", "update", (PID, PoolUpdate(description=None, pool_sensitive_parameters={})), {}, "PATCH",
@@ -410,6 +413,26 @@ async def test_operation(case: Case, mode: str, make_client: Callable[..., Cyber
     assert len(api.requests) == 1
     check_request(case, api.last)
     check_result(case, response)
+
+
+async def test_a_pools_machine_ids_are_read_from_its_included_machines_and_its_deprecated_list(
+    mode: str, make_client: Callable[..., CyberdeskClient]
+) -> None:
+    other = "0f3e5d2b-1e4f-4a6b-8c7d-0e1f2a3b4c09"
+    pool = pool_json(
+        machines=[machine_json(machine_parameters={"site": "eu"})],
+        included=[
+            {"type": "pool", "id": PID, "name": "pool-1"},
+            {"type": "machine", **machine_json(id=other.upper(), name="desk-2")},
+            {"type": "machine", **machine_json()},  # in both lists: once
+        ],
+    )
+    response = await call(make_client(Api(ok(pool))), mode, "pools", "get_machine_ids", PID)
+    assert response.data == [MID, other]
+
+    broken = pool_json(included=[{"type": "machine", **machine_json(id="not-a-uuid")}])
+    response = await call(make_client(Api(ok(broken))), mode, "pools", "get_machine_ids", PID)
+    assert response.data is None and response.error is not None and response.error.kind == "decode"
 
 
 @pytest.mark.parametrize("case", WRITES, ids=lambda c: c.id)

@@ -289,6 +289,18 @@ class InFlightAttempt:
     cancel_requested: bool
 
 
+@attrs.define
+class RunsToPoll:
+    """One workflow's runs in flight as polls reconcile them (`store.tracking.runs_to_poll`): only what a poll
+    compares, run id -> status in the store, and when the oldest was created (the listing starts there).
+    10,000 runs in flight hold about 1 MB this way; the poller takes each run out of `statuses` as the
+    listing shows it."""
+
+    workflow_id: str
+    oldest: datetime
+    statuses: dict[str, str]
+
+
 @attrs.frozen
 class RunObservation:
     """What the API (webhook, poll, create or cancel response) says about one run."""

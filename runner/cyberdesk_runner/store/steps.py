@@ -32,10 +32,11 @@ from cyberdesk_runner.store.records import (
 from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, step_run_t
 from cyberdesk_runner.store.usage import usage_figures
 
-__all__ = ["Steps", "apply_step_news", "chain_status", "insert_step_runs", "step_label"]
+__all__ = ["OPEN_STEP", "Steps", "apply_step_news", "chain_status", "insert_step_runs", "step_label"]
 
 _PROGRESS = {"scheduling": 1, "running": 2, "running_checks": 3}
-_OPEN_STEP = step_run_t.c.status.not_in(sorted(FINAL_ATTEMPT_STATUSES))
+#: A step run not final yet (polls watch it while its attempt is in flight).
+OPEN_STEP = step_run_t.c.status.not_in(sorted(FINAL_ATTEMPT_STATUSES))
 
 
 class Steps(Aggregate):
@@ -57,7 +58,7 @@ class Steps(Aggregate):
         with self.core.write() as conn:
             rows = conn.execute(
                 sa.update(step_run_t)
-                .where(step_run_t.c.run_id.in_(list(run_ids)), _OPEN_STEP)
+                .where(step_run_t.c.run_id.in_(list(run_ids)), OPEN_STEP)
                 .values(status=status, error=[error], ended_at=now, updated_at=now)
                 .returning(step_run_t.c.attempt_id, step_run_t.c.step_index, step_run_t.c.run_id)
             ).all()
@@ -129,7 +130,7 @@ def _open(conn: Connection, attempt_filter: Any, limit: int | None = None) -> li
             attempt_t.c.cancel_requested,
         )
         .join(attempt_t, attempt_t.c.id == step_run_t.c.attempt_id)
-        .where(_OPEN_STEP, attempt_filter)
+        .where(OPEN_STEP, attempt_filter)
         .order_by(step_run_t.c.attempt_id, step_run_t.c.step_index)
     )
     if limit is not None:

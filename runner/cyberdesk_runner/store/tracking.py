@@ -34,11 +34,12 @@ from cyberdesk_runner.store.records import (
     NewStepRun,
     RecordedNews,
     RunObservation,
+    RunsToPoll,
     Transition,
     timed_out_error,
 )
-from cyberdesk_runner.store.steps import apply_step_news, insert_step_runs
-from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t
+from cyberdesk_runner.store.steps import OPEN_STEP, apply_step_news, insert_step_runs
+from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, step_run_t
 from cyberdesk_runner.store.usage import stop_fires_over_budget, usage_figures
 
 __all__ = ["OutcomePolicy", "Tracking"]
@@ -159,6 +160,35 @@ class Tracking(Aggregate):
                 sa.select(*_IN_FLIGHT_COLUMNS).where(attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES))
             )
             return [InFlightAttempt(*r) for r in rows]
+
+    def runs_to_poll(self) -> list[RunsToPoll]:
+        """Every run polls reconcile, by workflow: the run of each attempt in flight, or for a multi-step attempt
+        with steps open, those step runs instead. Rows are read one at a time into a dict per workflow, run id ->
+        status (one string per status): 10,000 runs in flight are not 10,000 records, nor 10,000 rows at once."""
+        active = attempt_t.c.status.in_(ACTIVE_ATTEMPT_STATUSES)
+        has_open_steps = sa.exists().where(step_run_t.c.attempt_id == attempt_t.c.id, OPEN_STEP)
+        queries = (
+            sa.select(
+                attempt_t.c.workflow_id, attempt_t.c.run_id, attempt_t.c.status, attempt_t.c.created_at
+            ).where(active, attempt_t.c.run_id.is_not(None), ~has_open_steps),
+            sa.select(
+                step_run_t.c.workflow_id, step_run_t.c.run_id, step_run_t.c.status, step_run_t.c.created_at
+            )
+            .join(attempt_t, attempt_t.c.id == step_run_t.c.attempt_id)
+            .where(active, OPEN_STEP),
+        )
+        by_workflow: dict[str, RunsToPoll] = {}
+        statuses: dict[str, str] = {}
+        with self.core.read() as conn:
+            for query in queries:
+                for workflow_id, run_id, status, created_at in conn.execute(query):
+                    runs = by_workflow.get(workflow_id)
+                    if runs is None:
+                        runs = by_workflow[workflow_id] = RunsToPoll(workflow_id, created_at, {})
+                    elif created_at < runs.oldest:
+                        runs.oldest = created_at
+                    runs.statuses[run_id] = statuses.setdefault(status, status)
+        return list(by_workflow.values())
 
     def to_reap(self, now: datetime) -> list[InFlightAttempt]:
         """Attempts in flight with a run that are past their deadline or asked to be cancelled: the reaper's

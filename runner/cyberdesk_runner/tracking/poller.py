@@ -1,20 +1,21 @@
 """Polling reconciliation: every in-flight run's status, with a few paged list calls per workflow.
 
 Webhooks are hints; this is the truth. A lost webhook costs at most one poll interval.
+
+A round holds only what it compares: run id -> status in the store, per workflow (`store.tracking.runs_to_poll`),
+and one page of the listing at a time. What a page shows moved is recorded before the next page is asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from cyberdesk import CyberdeskClient, RunField, RunListSortMode
+from cyberdesk import CyberdeskClient, Page, RunField, RunListSortMode, RunResponse
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.metrics import Metrics
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.records import InFlightAttempt, RunObservation
+from cyberdesk_runner.store.records import RunObservation, RunsToPoll
 from cyberdesk_runner.tracking.news import is_news, observation
 from cyberdesk_runner.tracking.sink import ObservationSink
 
@@ -45,58 +46,40 @@ class Poller:
 
     async def poll_once(self) -> int:
         """Hand on every run in flight whose status moved; returns the number of API requests made."""
-        attempts = await asyncio.to_thread(self._store.tracking.in_flight)
-        # A multi-step attempt is watched through its open step runs, each against its own workflow.
-        steps = await asyncio.to_thread(self._store.steps.in_flight)
-        chained = {s.attempt_id for s in steps}
-        in_flight = [a for a in attempts if a.run_id and a.id not in chained] + [
-            InFlightAttempt(
-                s.attempt_id,
-                s.job_name,
-                s.run_id,
-                s.workflow_id,
-                "",
-                s.status,
-                s.created_at,
-                s.deadline_at,
-                s.cancel_requested,
-            )
-            for s in steps
-        ]
+        watched = await asyncio.to_thread(self._store.tracking.runs_to_poll)
         requests = 0
-        observations: list[RunObservation] = []
-        if len(in_flight) <= _GET_EACH_UP_TO:
-            for attempt in in_flight:
-                requests += 1
-                response = await self._client.runs.get(attempt.run_id or "")
-                if response.data is not None and is_news(response.data, attempt.status):
-                    observations.append(observation(response.data, "poll"))
-        else:
-            by_workflow: dict[str, list[InFlightAttempt]] = defaultdict(list)
-            for attempt in in_flight:
-                by_workflow[attempt.workflow_id].append(attempt)
-            for workflow_id, attempts in by_workflow.items():
-                found, made = await self._list_workflow(workflow_id, attempts)
-                observations += found
-                requests += made
-        self._metrics.poll_requests.inc(requests)
-        await self._sink.record(observations)
+        try:
+            if sum(len(runs.statuses) for runs in watched) <= _GET_EACH_UP_TO:
+                requests = await self._get_each(watched)
+            else:
+                for runs in watched:
+                    requests += await self._list_workflow(runs)
+        finally:
+            self._metrics.poll_requests.inc(requests)
         self.last_poll_at = self._clock.now()
         return requests
 
-    async def _list_workflow(
-        self, workflow_id: str, attempts: Sequence[InFlightAttempt]
-    ) -> tuple[list[RunObservation], int]:
-        # Only runs whose status moved become observations: with thousands in flight, most have not.
-        known = {a.run_id: a.status for a in attempts}
-        since = min(a.created_at for a in attempts) - _SKEW
-        found: list[RunObservation] = []
-        seen: set[str] = set()
+    async def _get_each(self, watched: list[RunsToPoll]) -> int:
+        requests = 0
+        observations: list[RunObservation] = []
+        for runs in watched:
+            for run_id, stored in runs.statuses.items():
+                requests += 1
+                response = await self._client.runs.get(run_id)
+                if response.data is not None and is_news(response.data, stored):
+                    observations.append(observation(response.data, "poll"))
+        await self._sink.record(observations)
+        return requests
+
+    async def _list_workflow(self, runs: RunsToPoll) -> int:
+        """List the workflow's runs, newest first, until each of `runs` was seen (or the listing ends: a run
+        Cyberdesk lost is looked for to the end, and left to its timeout). Returns the requests made."""
+        since = runs.oldest - _SKEW
         skip, requests = 0, 0
-        while True:
+        while runs.statuses:
             requests += 1
             response = await self._client.runs.list(
-                workflow_id=workflow_id,
+                workflow_id=runs.workflow_id,
                 created_at_from=since,
                 sort_mode=RunListSortMode.CREATED_AT_DESC,
                 fields=_FIELDS,
@@ -106,13 +89,22 @@ class Poller:
             page = response.data
             if page is None:
                 break
-            for run in page.items:
-                run_id = str(run.id)
-                if run_id in known:
-                    seen.add(run_id)
-                    if is_news(run, known[run_id]):
-                        found.append(observation(run, "poll"))
-            skip += len(page.items)
-            if not page.items or skip >= page.total or len(seen) >= len(known):
+            listed, total = len(page.items), page.total
+            found = _moved(page, runs.statuses)
+            del response, page  # only what moved outlives the page, while it is recorded
+            await self._sink.record(found)
+            skip += listed
+            if not listed or skip >= total:
                 break
-        return found, requests
+        return requests
+
+
+def _moved(page: Page[RunResponse], statuses: dict[str, str]) -> list[RunObservation]:
+    """What the page says about runs in `statuses` whose status moved; each run it shows leaves `statuses`
+    (shown again on a later page, when the listing shifted meanwhile, it is not looked at twice)."""
+    found: list[RunObservation] = []
+    for run in page.items:
+        stored = statuses.pop(str(run.id), None)
+        if stored is not None and is_news(run, stored):
+            found.append(observation(run, "poll"))
+    return found

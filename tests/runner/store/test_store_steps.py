@@ -69,6 +69,33 @@ def test_a_chain_answer_is_recorded_once_with_one_row_per_step(store: Store) -> 
     assert store.steps.open_after_end() == []
 
 
+def test_polls_watch_each_run_in_flight_once_by_workflow_and_a_chain_by_its_open_steps(store: Store) -> None:
+    add_jobs(store, "a", "b")
+    manual_fire(store, "a", 1)
+    [(_, chain)] = _chain(store)
+    # Step 1 done, steps 2 and 3 open.
+    store.tracking.apply_observations([_news(chain[0], "success")], at(1), policy())
+    manual_fire(store, "b", 3)
+    refs = store.dispatch.assign(at(5), Chooser(now=at(5)), lease=LEASE)
+    ended, running, _creating = (ref.id for ref in refs)
+    store.tracking.record_created(
+        [(ended, _news(f"run-{ended}", "running")), (running, _news(f"run-{running}", "running"))],
+        at(6),
+        policy(),
+    )
+    store.tracking.apply_observations([_news(f"run-{ended}", "success")], at(7), policy())
+
+    watched = {runs.workflow_id: runs for runs in store.tracking.runs_to_poll()}
+
+    # Job b's attempts run workflow wf-1 (Chooser), as does the chain's second step: one listing for both. The
+    # chain's own run (its first step's, final) and job b's attempt still creating (no run yet) are not polled.
+    assert {w: runs.statuses for w, runs in watched.items()} == {
+        "wf-1": {chain[1]: "scheduling", f"run-{running}": "running"},
+        "wf-2": {chain[2]: "scheduling"},
+    }
+    assert watched["wf-1"].oldest == watched["wf-2"].oldest == T0  # the chain's answer was recorded at T0
+
+
 def test_every_step_succeeding_ends_the_attempt_with_the_last_steps_output(store: Store) -> None:
     add_jobs(store, "a")
     fire_id = manual_fire(store, "a", 1)

@@ -15,7 +15,7 @@ import structlog
 from cyberdesk import CyberdeskClient
 from cyberdesk_runner.clock import ManualClock
 from cyberdesk_runner.metrics import Metrics
-from cyberdesk_runner.store.records import InFlightAttempt, RunObservation
+from cyberdesk_runner.store.records import InFlightAttempt, RunObservation, RunsToPoll
 from cyberdesk_runner.tracking.poller import Poller
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -51,25 +51,27 @@ def _run(run_id: str, status: str, created_at: datetime) -> dict[str, Any]:
 class FakeStore:
     def __init__(self, attempts: list[InFlightAttempt]) -> None:
         self.attempts = attempts
-        self.tracking = self  # the poller asks `store.tracking.in_flight()`
-        self.steps = _NoSteps()
+        self.tracking = self  # the poller asks `store.tracking.runs_to_poll()`
 
-    def in_flight(self) -> list[InFlightAttempt]:
-        return self.attempts
-
-
-class _NoSteps:
-    """No multi-step attempts in flight (`store.steps.in_flight()`)."""
-
-    def in_flight(self) -> list[object]:
-        return []
+    def runs_to_poll(self) -> list[RunsToPoll]:
+        by_workflow: dict[str, RunsToPoll] = {}
+        for a in self.attempts:
+            runs = by_workflow.setdefault(a.workflow_id, RunsToPoll(a.workflow_id, a.created_at, {}))
+            runs.oldest = min(runs.oldest, a.created_at)
+            runs.statuses[a.run_id or ""] = a.status
+        return list(by_workflow.values())
 
 
 class FakeSink:
-    def __init__(self) -> None:
+    def __init__(self, api: FakeApi | None = None) -> None:
         self.recorded: list[RunObservation] = []
+        self.api = api
+        #: For each call of `record` with news: how many API requests had been made by then.
+        self.requests_at_record: list[int] = []
 
     async def record(self, news: Sequence[RunObservation]) -> None:
+        if news and self.api is not None:
+            self.requests_at_record.append(len(self.api.requests))
         self.recorded += news
 
 
@@ -94,7 +96,7 @@ class FakeApi:
 
 
 async def _poll(attempts: list[InFlightAttempt], api: FakeApi) -> tuple[int, FakeSink]:
-    sink = FakeSink()
+    sink = FakeSink(api)
     async with CyberdeskClient("cd_test_key", async_transport=httpx.MockTransport(api)) as client:
         poller = Poller(
             store=FakeStore(attempts),  # type: ignore[arg-type]
@@ -128,6 +130,54 @@ async def test_lists_pages_until_every_run_in_flight_is_seen_and_hands_on_only_m
     first = api.requests[0].url.params
     assert first["workflow_id"] == WORKFLOW and first["sort_mode"] == "created_at_desc"
     assert datetime.fromisoformat(first["created_at_from"]) < T0  # from before the oldest run, for clock skew
+
+
+async def test_a_round_over_many_pages_reconciles_each_run_once_and_records_page_by_page() -> None:
+    ours = [(str(uuid.uuid4()), n) for n in range(1_050)]
+    attempts = [_attempt(n, run_id, "running") for run_id, n in ours]
+    moved = {run_id: "success" if n % 3 else "error" for run_id, n in ours if n % 7 == 0 or n == 0}
+    # Newest first, ours among as many runs of others (not in flight here): 21 pages of 100.
+    listed: list[dict[str, Any]] = []
+    for run_id, n in reversed(ours):
+        listed.append(_run(run_id, moved.get(run_id, "running"), T0 + timedelta(seconds=n)))
+        listed.append(_run(str(uuid.uuid4()), "success", T0 + timedelta(seconds=n)))
+    api = FakeApi(listed)
+
+    requests, sink = await _poll(attempts, api)
+
+    assert sorted((o.run_id, o.status) for o in sink.recorded) == sorted(moved.items())  # each once
+    assert requests == len(api.requests) == 21
+    # What a page showed moved was recorded before the next page was asked for: one record per page with news.
+    pages = sink.requests_at_record
+    assert pages == sorted(set(pages)) and len(pages) > 10
+    assert sink.requests_at_record[-1] == 21  # the oldest runs (n = 0) are on the last page
+
+
+async def test_a_run_shown_twice_because_the_listing_shifted_is_handed_on_once() -> None:
+    ours = [(str(uuid.uuid4()), n) for n in range(150)]
+    attempts = [_attempt(n, run_id, "running") for run_id, n in ours]
+    listed = [_run(run_id, "success", T0 + timedelta(seconds=n)) for run_id, n in reversed(ours)]
+    # A run created between the two page requests pushes the listing down by one: the first page's last run
+    # is the second page's first.
+    api = ShiftingApi(listed, _run(str(uuid.uuid4()), "running", T0 + timedelta(hours=1)))
+
+    requests, sink = await _poll(attempts, api)
+
+    assert requests == 2
+    assert sorted(o.run_id for o in sink.recorded) == sorted(run_id for run_id, _ in ours)
+
+
+class ShiftingApi(FakeApi):
+    """A listing that gains a newer run once its first page has been read."""
+
+    def __init__(self, runs: list[dict[str, Any]], newcomer: dict[str, Any]) -> None:
+        super().__init__(runs)
+        self.newcomer = newcomer
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if len(self.requests) == 1 and self.runs[0] is not self.newcomer:
+            self.runs.insert(0, self.newcomer)
+        return super().__call__(request)
 
 
 async def test_a_run_missing_from_the_listing_makes_it_read_to_the_end() -> None:
