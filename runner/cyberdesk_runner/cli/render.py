@@ -16,7 +16,9 @@ from typing import Any, Literal
 import attrs
 import typer
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
+from rich.table import Column as RichColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -113,9 +115,95 @@ def show(renderable: RenderableType) -> None:
     # to the console's width (tables and grids keep their natural width), so the console is simply as wide as
     # allowed: measuring the renderable first cost as much as laying it out.
     wide = Console(width=max(out.width, _MAX_WIDTH), highlight=False, no_color=out.no_color)
-    with wide.capture() as captured:
-        wide.print(renderable)
-    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+    lines = plain_table_lines(renderable, wide) if isinstance(renderable, Table) else None
+    if lines is None:
+        with wide.capture() as captured:
+            wide.print(renderable)
+        lines = captured.get().splitlines()
+    typer.echo("\n".join(line.rstrip() for line in lines))
+
+
+def plain_table_lines(grid: Table, console: Console) -> list[str] | None:
+    """The lines `console` prints for `grid`, laid out here when Rich's layout comes down to padding strings:
+    a table as `table()` makes it, printed without colours, whose cells are one line each and fit the console
+    without wrapping. None for anything else, which Rich prints.
+
+    The same lines (once stripped of trailing spaces, as `show` prints them) in a few milliseconds: Rich lays out
+    each cell on its own, about a millisecond per ten cells, which was most of what `runs` did after its query.
+    tests/runner/cli/test_cli_render.py holds it to Rich's output.
+    """
+    if not _plain_layout(grid, console):
+        return None
+    last = len(grid.columns) - 1
+    texts: list[list[str]] = []  # per column: the header, then each cell
+    widths: list[int] = []  # per column, with its padding: a space each side, none at the table's edges
+    for index, column in enumerate(grid.columns):
+        cells = _plain_cells(column)
+        if cells is None:
+            return None
+        widths.append(max(max(map(len, cells)), column.min_width or 0) + (index > 0) + (index < last) or 1)
+        # Right-justified, a text loses its trailing spaces (it was measured with them).
+        texts.append([text.rstrip() for text in cells] if column.justify == "right" else cells)
+    table_width = sum(widths) + last  # a one-space divider between columns
+    annotations = [str(text) for text in (grid.title, grid.caption) if text]
+    if table_width > console.width or any(len(text) > table_width for text in annotations):
+        return None  # Rich would wrap cells to fit, or a title or caption to the table's width
+
+    def line(row: int) -> str:
+        cells = []
+        for index, (column, width) in enumerate(zip(grid.columns, widths, strict=True)):
+            text, inner = texts[index][row], width - (index > 0) - (index < last)
+            text = text.rjust(inner) if column.justify == "right" else text.ljust(inner)
+            cells.append((" " if index else "") + text + (" " if index < last else ""))
+        return " ".join(cells)
+
+    lines = [line(0), "─" * table_width, *(line(row) for row in range(1, len(texts[0])))]
+    return ([str(grid.title)] if grid.title else []) + lines + ([str(grid.caption)] if grid.caption else [])
+
+
+def _plain_layout(grid: Table, console: Console) -> bool:
+    """Whether `grid` is laid out as `table()` lays out its tables, for a console without colours."""
+    if console.color_system is not None or console.options.ascii_only or console.legacy_windows:
+        return False  # styles, or box characters of their own
+    layout = (grid.box, grid.show_edge, grid.pad_edge, grid.padding, grid.collapse_padding, grid.expand)
+    if layout != (box.SIMPLE_HEAD, False, False, (0, 1, 0, 1), False, False) or grid.width or grid.min_width:
+        return False
+    if not grid.show_header or grid.show_footer or grid.show_lines or grid.leading or grid.row_styles:
+        return False
+    if not grid.columns or any(row.end_section or row.style for row in grid.rows):
+        return False
+    annotations = ((grid.title, grid.title_justify), (grid.caption, grid.caption_justify))
+    return all(
+        not text or (isinstance(text, str) and justify == "left" and _one_plain_line(text, markup=True))
+        for text, justify in annotations
+    )
+
+
+def _plain_cells(column: RichColumn) -> list[str] | None:
+    """A column's header and cells as plain text, if Rich prints each as it is; else None."""
+    header = column.header
+    if column.width is not None or column.max_width is not None or column.ratio or column.footer:
+        return None
+    if column.justify not in ("left", "right") or column.style or column.vertical != "top":
+        return None
+    if not (isinstance(header, str) and _one_plain_line(header, markup=True)):
+        return None
+    cells = [header]
+    for cell in column.cells:
+        if not isinstance(cell, Text) or cell.justify or cell.overflow or cell.no_wrap is not None:
+            return None
+        if not _one_plain_line(cell.plain, markup=False):
+            return None
+        cells.append(cell.plain)
+    return cells
+
+
+def _one_plain_line(text: str, *, markup: bool) -> bool:
+    """Whether Rich prints `text` as it is on one line of as many cells as characters (printable ASCII or
+    other characters one cell wide; for a title, caption or header also no markup, nor `:emoji:` codes)."""
+    if not text.isprintable() or (markup and ("[" in text or text.count(":") > 1)):
+        return False
+    return text.isascii() or cell_len(text) == len(text)
 
 
 def print_listing(

@@ -1,6 +1,6 @@
 """The console script registers only the command it runs: `fires` or `show F` do not load the daemon (uvicorn,
-the emulator), svix, APScheduler (the job files' schedules) or the store's write paths before printing; `--help`
-and an unknown command still see every command."""
+the emulator), svix, APScheduler (the job files' schedules), the store's write paths or PostgreSQL's dialect (the
+store here is SQLite) before printing; `--help` and an unknown command still see every command."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from cyberdesk_runner.cli import main
 try:
     main()
 except SystemExit as exit:
-    heavy = ("cyberdesk_runner.daemon", "uvicorn", "svix", "apscheduler", "cyberdesk_runner.store.tracking")
+    heavy = ("cyberdesk_runner.daemon", "uvicorn", "svix", "apscheduler", "cyberdesk_runner.store.tracking",
+             "sqlalchemy.dialects.postgresql")
     loaded = sorted(m.split(".")[-1] for m in heavy if m in sys.modules)
     print("LOADED", ",".join(loaded), file=sys.stderr)
     raise

@@ -52,6 +52,23 @@ def test_upgrade_makes_the_schema_of_tables_py(blank_url: str) -> None:
         store.close()
 
 
+def test_tables_created_without_the_migrations_have_the_active_desktop_index_too(tmp_path: Path) -> None:
+    # Declared apart from the attempt table's other indexes (tables.py says why), it joins the table before its
+    # DDL: in a process of its own, where nothing declared it yet.
+    url = f"sqlite:///{tmp_path / 'made.sqlite'}"
+    program = (
+        "import sys, sqlalchemy as sa\n"
+        "from sqlmodel import SQLModel\n"
+        "import cyberdesk_runner.store.tables\n"
+        "SQLModel.metadata.create_all(sa.create_engine(sys.argv[1]))\n"
+    )
+    subprocess.run([sys.executable, "-c", program, url], check=True, timeout=120)
+    engine = sa.create_engine(url)
+    indexes = {index["name"]: index for index in sa.inspect(engine).get_indexes("attempt")}
+    engine.dispose()
+    assert indexes["ux_attempt_active_desktop"]["unique"]
+
+
 _OLD_ROWS = {
     "job": {
         "name": "a",

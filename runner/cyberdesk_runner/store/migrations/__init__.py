@@ -66,14 +66,16 @@ def head_revision() -> str:
 
 
 def target_metadata() -> sa.MetaData:
-    """Every table of the store, as the migrations must make them: tables.py's and those of the modules that
-    own their tables (the outbox's, the files'), which a process loads only when it uses them."""
+    """Every table of the store, as the migrations must make them: tables.py's (with the index declared apart,
+    tables.ACTIVE_DESKTOP_INDEX) and those of the modules that own their tables (the outbox's, the files'), which
+    a process loads only when it uses them."""
     from sqlmodel import SQLModel
 
     import cyberdesk_runner.store.consequences
-    import cyberdesk_runner.store.files
-    import cyberdesk_runner.store.tables  # noqa: F401
+    import cyberdesk_runner.store.files  # noqa: F401
+    from cyberdesk_runner.store.tables import declare_active_desktop_index
 
+    declare_active_desktop_index()
     return SQLModel.metadata
 
 
