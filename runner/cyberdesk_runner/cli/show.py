@@ -80,18 +80,30 @@ def show_command(
 ) -> None:
     """Show one fire, item or run (attempt): its runs, inputs, outputs, errors and event history."""
     settings = config_or_exit(config)
+    now = datetime.now(UTC)
     with open_store(settings) as store:
-        document = collect(store, require_ref(store, ref), datetime.now(UTC), limit or None, page=page)
+        found = require_ref(store, ref)
+        document = head(store, found)
+        if not as_json:
+            show(_fire_block(document))  # on screen while the rest is read
+        fill(store, found, document, now, limit or None, page=page)
     if as_json:
         print_json(document)
         return
-    for part in parts(document):
+    for part in parts(document)[1:]:
         show(part)
 
 
 def collect(store: Store, ref: Ref, now: datetime, limit: int | None, *, page: int = 1) -> dict[str, Any]:
     """Everything `show` prints about `ref`, as its JSON document: for a fire, page `page` of its items (`limit`
     a page; None: all of them on one page)."""
+    document = head(store, ref)
+    fill(store, ref, document, now, limit, page=page)
+    return document
+
+
+def head(store: Store, ref: Ref) -> dict[str, Any]:
+    """The start of `ref`'s document: its job and its fire (what `show` prints first)."""
     job = store.jobs.get(ref.job_name)
     sensitive = sorted((job.definition.get("sensitive_inputs") or {}) if job is not None else {})
     fire = store.queries.fire_view(ref.fire_id)
@@ -105,7 +117,13 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None, *, page: i
             for fire_id, job_name, status in store.lineage.downstream_fires(fire.id)
         ],
     }
-    document: dict[str, Any] = {
+    result_file = store.outbox.result_file(ref.fire_id)
+    fire_data["result_file"] = (
+        {"status": result_file[0], "path": result_file[1]} if result_file is not None else None
+    )
+    if sensitive and fire_data["input_overrides"]:
+        fire_data["input_overrides"] = mask(fire_data["input_overrides"], sensitive)
+    return {
         "kind": ref.kind,
         "id": ref.id,
         "job": {"name": ref.job_name, "sensitive_inputs": sensitive, "removed": job is None or job.removed},
@@ -114,6 +132,14 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None, *, page: i
         "attempt": None,
         "items": [],
     }
+
+
+def fill(
+    store: Store, ref: Ref, document: dict[str, Any], now: datetime, limit: int | None, *, page: int = 1
+) -> None:
+    """The rest of the document `head` began: a fire's page of items, the item or attempt, runs and events."""
+    sensitive = document["job"]["sensitive_inputs"]
+    fire_data = document["fire"]
     if ref.kind == "fire":
         offset = (page - 1) * limit if limit is not None else 0
         document["items"] = [
@@ -141,11 +167,7 @@ def collect(store: Store, ref: Ref, now: datetime, limit: int | None, *, page: i
         document["attempt"] = next(a for a in document["attempts"] if a["id"] == ref.id)
     document["events"] = [event_json(e) for e in events.events]
     document["events_total"] = events.total
-    result_file = store.outbox.result_file(ref.fire_id)
-    document["fire"]["result_file"] = (
-        {"status": result_file[0], "path": result_file[1]} if result_file is not None else None
-    )
-    return _masked(document, sensitive)
+    _masked(document, sensitive)
 
 
 def _items_page(
@@ -163,19 +185,17 @@ def _items_page(
     }
 
 
-def _masked(document: dict[str, Any], sensitive: Collection[str]) -> dict[str, Any]:
-    """Mask what came back from Cyberdesk or the event log under a sensitive name (defence in depth)."""
+def _masked(document: dict[str, Any], sensitive: Collection[str]) -> None:
+    """Mask what came back from Cyberdesk or the event log under a sensitive name (defence in depth; the fire's
+    input overrides are masked by `head`)."""
     if not sensitive:
-        return document
+        return
     for attempt in document["attempts"]:
         attempt["output"] = mask(attempt["output"], sensitive)
         for step in attempt["steps"]:
             step["output"] = mask(step["output"], sensitive)
     for event in document["events"]:
         event["data"] = mask(event["data"], sensitive)
-    if document["fire"]["input_overrides"]:
-        document["fire"]["input_overrides"] = mask(document["fire"]["input_overrides"], sensitive)
-    return document
 
 
 # -- for people ----------------------------------------------------------------------------------------
