@@ -15,7 +15,17 @@ import pytest
 from typer.testing import CliRunner
 
 from cyberdesk_runner.cli import build_app
-from cyberdesk_runner.process import YOUNG_THRESHOLD, limit_malloc_arenas, quiet_garbage_collector
+from cyberdesk_runner.process import (
+    YOUNG_THRESHOLD,
+    fix_mmap_threshold,
+    limit_malloc_arenas,
+    quiet_garbage_collector,
+)
+
+_GLIBC = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or "libc.so" not in (ctypes.util.find_library("c") or ""),
+    reason="glibc only: elsewhere there is nothing to tune",
+)
 
 
 def test_an_operator_setting_of_malloc_arenas_wins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,13 +33,28 @@ def test_an_operator_setting_of_malloc_arenas_wins(monkeypatch: pytest.MonkeyPat
     assert limit_malloc_arenas() is False
 
 
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux") or "libc.so" not in (ctypes.util.find_library("c") or ""),
-    reason="glibc only: elsewhere there is nothing to cap",
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MALLOC_MMAP_THRESHOLD_", "65536"), ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")],
 )
+def test_an_operator_setting_of_the_mmap_threshold_wins(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert fix_mmap_threshold() is False
+
+
+@_GLIBC
 def test_glibc_takes_the_arena_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert limit_malloc_arenas() is True
+
+
+@_GLIBC
+def test_glibc_takes_the_fixed_mmap_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.check=0")  # another tunable is no setting of this one
+    assert fix_mmap_threshold() is True
 
 
 @pytest.fixture
