@@ -22,7 +22,6 @@ from cyberdesk_runner.logs import get_logger, register_secret
 from cyberdesk_runner.runtime import Runtime
 from cyberdesk_runner.server import bind, build_app, make_server
 from cyberdesk_runner.tracking.webhooks import WebhookReceiver
-from cyberdesk_runner.web.page import StatusPage
 from cyberdesk_runner.web.routes import page_routes
 
 log = get_logger("cyberdesk_runner.daemon")
@@ -83,9 +82,7 @@ async def start_http(
         webhook=webhook,
         webhook_path=path,
         auth=config.server.auth,
-        page_routes=page_routes(
-            StatusPage(runtime.store, fleet=lambda: runtime.fleet if runtime.fleet_loaded else None)
-        ),
+        page_routes=page_routes(runtime.store, fleet=lambda: runtime.fleet if runtime.fleet_loaded else None),
     )
     try:
         sock = bind(host, port)

@@ -1,10 +1,9 @@
 """The status page's routes: `/` (the overview), `/jobs` (every job, paged), `/jobs/{name}`, `/fires/{id}`,
 `/items/{id}`, `/static/...`.
 
-Pages are rendered on the server (Jinja2, autoescaped). The page's script asks for the same URL every 2 seconds
-with `X-Live: 1` and gets only the `<main>` part, whose changed sections it swaps in: live, with no reload and no
-lost scroll.
-Every asset is package data: no CDN, no build step; the Content-Security-Policy allows nothing else.
+Their views (`views.py`: Jinja2, the page's reads) are loaded in a worker thread when a page is first asked for:
+a daemon whose page nobody opens does without them (about 3 MB). Every asset is package data: no CDN, no build
+step; the Content-Security-Policy allows nothing else.
 """
 
 from __future__ import annotations
@@ -12,117 +11,58 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from cyberdesk_runner.cli.render import ago, span, when
-from cyberdesk_runner.cli.shapes import items_text
-from cyberdesk_runner.web.page import StatusPage, utc_now
+from cyberdesk_runner.fleet import Fleet
+from cyberdesk_runner.store import Store
+
+if TYPE_CHECKING:
+    from cyberdesk_runner.web.views import View
 
 __all__ = ["page_routes"]
 
-#: How often the page asks for news (milliseconds): the issue's bound is 2 s.
-REFRESH_MS = 2000
-_HEADERS = {
-    # Style attributes carry the progress bars' widths; <style> elements and every other source stay forbidden.
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "style-src-attr 'unsafe-inline'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
+#: Each page's path, by the name of its view.
+ROUTES = {
+    "overview": "/",
+    "jobs": "/jobs",
+    "job": "/jobs/{name}",
+    "fire": "/fires/{id}",
+    "item": "/items/{id}",
 }
-_BAR_PARTS = ("succeeded", "failed", "cancelled", "running", "pending")
 
 
-def progress(items: dict[str, int]) -> list[tuple[str, float, int]]:
-    """A fire's item counts as bar segments: (status, percent of the width, count), empty ones left out."""
-    total = items.get("total") or 0
-    if not total:
-        return []
-    return [(part, 100.0 * items[part] / total, items[part]) for part in _BAR_PARTS if items.get(part)]
+def page_routes(
+    store: Store, fleet: Callable[[], Fleet | None], now: Callable[[], datetime] | None = None
+) -> list[BaseRoute]:
+    """The page's routes over `store` and the daemon's fleet snapshot (`fleet`; None until it is known)."""
+    loading: asyncio.Future[dict[str, View]] | None = None
 
+    async def views() -> dict[str, View]:
+        nonlocal loading
+        if loading is None:  # once, whichever request comes first; the others wait for it
+            loading = asyncio.ensure_future(asyncio.to_thread(_load_views, store, fleet, now))
+        return await asyncio.shield(loading)
 
-def _environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("cyberdesk_runner.web", "templates"),
-        autoescape=select_autoescape(default=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters |= {"when": when, "ago": ago, "span": span, "items_text": items_text, "progress": progress}
-    return env
+    def route(name: str, path: str) -> Route:
+        async def endpoint(request: Request) -> Response:
+            return await (await views())[name](request)
 
-
-def page_routes(page: StatusPage, now: Callable[[], datetime] = utc_now) -> list[BaseRoute]:
-    templates = _environment()
-
-    def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
-        fragment = request.headers.get("x-live") == "1"
-        html = templates.get_template(template).render(fragment=fragment, refresh_ms=REFRESH_MS, **context)
-        return HTMLResponse(html, status_code=status, headers=_HEADERS)
-
-    def not_found(request: Request, what: str) -> Response:
-        return render(request, "missing.html", status=404, what=what)
-
-    rendered: dict[bool, tuple[object, str]] = {}
-
-    def overview_html(fragment: bool) -> str:
-        # Browsers polling together share the overview (a one-second cache) and so its HTML too.
-        document = page.overview(now())
-        last = rendered.get(fragment)
-        if last is not None and last[0] is document:
-            return last[1]
-        html = templates.get_template("overview.html").render(
-            fragment=fragment, refresh_ms=REFRESH_MS, page=document
-        )
-        rendered[fragment] = (document, html)
-        return html
-
-    async def overview(request: Request) -> Response:
-        # Asked and rendered in a worker thread: a big page must not hold up webhooks on the event loop.
-        html = await asyncio.to_thread(overview_html, request.headers.get("x-live") == "1")
-        return HTMLResponse(html, headers=_HEADERS)
-
-    async def jobs(request: Request) -> Response:
-        number = request.query_params.get("page", "1")
-        listing = await asyncio.to_thread(page.jobs_listing, now(), int(number)) if number.isdigit() else None
-        if listing is None:
-            return not_found(
-                request, f"page {int(number)} of jobs" if number.isdigit() else "such page of jobs"
-            )
-        return render(request, "jobs.html", listing=listing)
-
-    async def job(request: Request) -> Response:
-        name = request.path_params["name"]
-        document = await asyncio.to_thread(page.job, name, now())
-        return render(request, "job.html", job=document) if document else not_found(request, f"job {name}")
-
-    async def fire(request: Request) -> Response:
-        fire_id = request.path_params["id"]
-        document = await asyncio.to_thread(page.show, "fire", fire_id, now())
-        return (
-            render(request, "show.html", doc=document) if document else not_found(request, f"fire {fire_id}")
-        )
-
-    async def item(request: Request) -> Response:
-        item_id = request.path_params["id"]
-        document = await asyncio.to_thread(page.show, "item", item_id, now())
-        return (
-            render(request, "show.html", doc=document) if document else not_found(request, f"item {item_id}")
-        )
+        return Route(path, endpoint, name=name)
 
     return [
-        Route("/", overview),
-        Route("/jobs", jobs),
-        Route("/jobs/{name}", job),
-        Route("/fires/{id}", fire),
-        Route("/items/{id}", item),
+        *(route(name, path) for name, path in ROUTES.items()),
         Mount("/static", StaticFiles(packages=[("cyberdesk_runner.web", "static")]), name="static"),
     ]
+
+
+def _load_views(
+    store: Store, fleet: Callable[[], Fleet | None], now: Callable[[], datetime] | None
+) -> dict[str, View]:
+    from cyberdesk_runner.web.views import page_views
+
+    return page_views(store, fleet, now)

@@ -4,6 +4,8 @@ never shows a secret, and the live fragment the page's script asks for."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -152,3 +154,15 @@ def test_the_overview_lists_the_jobs_with_news_first_and_links_to_all(
         missing = _get(live_page, path)
         assert missing.status_code == 404 and "<b>" not in missing.text
     assert SECRET not in first.text + second.text
+
+
+def test_a_daemon_loads_the_pages_views_only_when_a_page_is_asked_for() -> None:
+    """Jinja2 and the page's reads (about 3 MB) stay out of a daemon whose page nobody opens; the tests above ask
+    for pages of a daemon started the same way."""
+    probe = (
+        "import sys; import cyberdesk_runner.cli.run, cyberdesk_runner.daemon; "
+        "print(sorted(m for m in ('jinja2', 'cyberdesk_runner.web.views', 'cyberdesk_runner.web.page') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
