@@ -207,6 +207,34 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_wakes(pid: int) -> dict[int, tuple[int, float]]:
+    """Each thread of `pid`: its context switches so far (voluntary + not) and its CPU seconds.
+
+    A thread that sleeps and is woken switches once per wake; on this machine each wake costs a fixed CPU price
+    (bench/wakeup_cost.py), so wakes per run explain why a run costs more when its news comes slowly."""
+    threads: dict[int, tuple[int, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        switches = sum(int(line.split()[1]) for line in status.splitlines() if "ctxt_switches:" in line)
+        threads[int(task.name)] = (switches, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return threads
+
+
+def _wakes_between(
+    before: dict[int, tuple[int, float]], after: dict[int, tuple[int, float]]
+) -> list[tuple[int, float]]:
+    """(wakes, CPU seconds) of each thread between two readings, busiest first (threads born meanwhile count whole)."""
+    moved = [
+        (switches - before.get(tid, (0, 0.0))[0], cpu - before.get(tid, (0, 0.0))[1])
+        for tid, (switches, cpu) in after.items()
+    ]
+    return sorted((m for m in moved if m[0] or m[1]), key=lambda m: -m[1])
+
+
 def _postgres_cpu_seconds() -> float:
     """CPU used so far by every PostgreSQL server process (other users of the server count too: run alone)."""
     total = 0.0
@@ -529,6 +557,9 @@ class Result:
     peak_rss_mb: float
     dispatch_rounds_per_run: float
     news_per_transaction: float
+    #: The daemons' threads' context switches per run (each is a wake-up), and per thread (wakes, CPU ms) per run.
+    wakes_per_run: float = float("nan")
+    threads: list[tuple[float, float]] | None = None
     light: bool = False
 
 
@@ -574,6 +605,7 @@ def run_job(
         _wait_ready(engine, procs)
         before = emu.stats()
         cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
+        wakes_before = [_thread_wakes(p.pid) for p in procs]
         emulator_before, postgres_before = _cpu_seconds(emu.process.pid), _postgres_cpu_seconds()
         started = time.monotonic()
         _trigger(engine)
@@ -588,6 +620,11 @@ def run_job(
             time.sleep(0.1)
         elapsed = time.monotonic() - started
         cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
+        threads = [
+            t
+            for p, b in zip(procs, wakes_before, strict=True)
+            for t in _wakes_between(b, _thread_wakes(p.pid))
+        ]
         emulator_cpu = _cpu_seconds(emu.process.pid) - emulator_before
         postgres_cpu = _postgres_cpu_seconds() - postgres_before
         rss = max(_peak_rss_mb(p.pid) for p in procs)
@@ -634,6 +671,8 @@ def run_job(
         peak_rss_mb=rss,
         dispatch_rounds_per_run=rounds / max(len(runs), 1),
         news_per_transaction=news / max(batches, 1),
+        wakes_per_run=sum(w for w, _ in threads) / max(len(runs), 1),
+        threads=[(w / max(len(runs), 1), c / max(len(runs), 1) * 1000) for w, c in threads[:6]],
     )
 
 
@@ -647,7 +686,9 @@ def _latency_parts(
     first_sent: dict[str, datetime] = {}
     for attempt in deliveries:
         run_id = attempt.get("run_id")
-        if run_id in ended and run_id not in first_sent and attempt.get("sent_at"):  # older emulators: no sent_at
+        if (
+            run_id in ended and run_id not in first_sent and attempt.get("sent_at")
+        ):  # older emulators: no sent_at
             first_sent[run_id] = _when(attempt["sent_at"])
     end_to_sent = [(sent - ended[run_id]).total_seconds() * 1000 for run_id, sent in first_sent.items()]
     sent_to_store = [
@@ -923,6 +964,15 @@ def _count_text(engine: sa.Engine, query: str) -> str:
 # -- main -------------------------------------------------------------------------------------------------
 
 
+def _print_threads(results: list[Result]) -> None:
+    """Where each run's daemon CPU went by thread (the event loop is the busiest; the store's threads follow)."""
+    for r in results:
+        busiest = ", ".join(
+            f"{w:.1f} wakes {c:.2f} ms" for w, c in r.threads or [] if w >= 0.05 or c >= 0.005
+        )
+        print(f"  {r.label}: per run, the daemons' busiest threads: {busiest}")
+
+
 def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
     if not rows:
         return
@@ -1110,6 +1160,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "peak RSS",
             "rounds/run",
             "news/txn",
+            "wakes/run",
         ],
         [
             [
@@ -1133,10 +1184,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 f"{r.peak_rss_mb:.0f} MB",
                 f"{r.dispatch_rounds_per_run:.2f}",
                 f"{r.news_per_transaction:.1f}",
+                f"{r.wakes_per_run:.1f}",
             ]
             for r in results
         ],
     )
+    _print_threads(results)
     if memory:
         _table(
             f"one daemon holding {args.in_flight:,} items in flight ({args.store}; runs never end)",
@@ -1168,7 +1221,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         }
     for r in results:
         figure = dataclasses.asdict(r)
-        del figure["label"], figure["light"]
+        del figure["label"], figure["light"], figure["threads"]
         if not r.light and not math.isnan(thin):
             figure["share_of_thin_client"] = r.create_rate / thin
         figures[r.label] = figure
