@@ -118,10 +118,7 @@ def _first_appearances(
     start: int | None = None
 
     def query(*columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
-        query = sa.select(*columns).select_from(rows).where(*where)
-        if known:
-            query = query.where(key.not_in(known))
-        return query if start is None else query.where(item_t.c.seq >= start)
+        return sa.select(*columns).select_from(rows).where(*where, *_not_known(key, known, start))
 
     while len(known) < WALKED_KEYS:
         first = conn.execute(query(item_t.c.seq, key).order_by(item_t.c.seq).limit(1)).first()
@@ -130,8 +127,26 @@ def _first_appearances(
         seqs.add(first[0])
         known.append(first[1])
         start = first[0]
-    seqs.update(conn.execute(query(sa.func.min(item_t.c.seq)).group_by(key)).scalars())
-    return seqs
+    return seqs | _grouped_first_appearances(conn, rows, [key], [*where, *_not_known(key, known, start)])
+
+
+def _not_known(
+    key: sa.ColumnElement[Any], known: list[Any], start: int | None
+) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = [key.not_in(known)] if known else []
+    return conditions if start is None else [*conditions, item_t.c.seq >= start]
+
+
+def _grouped_first_appearances(
+    conn: sa.Connection,
+    rows: sa.FromClause,
+    keys: Sequence[sa.ColumnElement[Any]],
+    where: Sequence[sa.ColumnElement[bool]],
+) -> set[int]:
+    """The same as `_first_appearances`, in one GROUP BY over every row: no order needed, so the database may
+    hash and read in parallel."""
+    query = sa.select(sa.func.min(item_t.c.seq)).select_from(rows).where(*where).group_by(*keys)
+    return set(conn.execute(query).scalars())
 
 
 class Results(Aggregate):
@@ -143,9 +158,9 @@ class Results(Aggregate):
 
         Planning the columns over these items alone (`result_rows(seqs=...)`) names them in the order a pass
         over every item would: any other item only holds keys an earlier one brought. The keys are read by the
-        database (its JSON functions), a few times faster than decoding every row in Python, walking the items
-        in order (`_first_appearances`): a fire whose items all hold the first one's keys is read once, with
-        nothing sorted or grouped.
+        database (its JSON functions), a few times faster than decoding every row in Python. SQLite walks the
+        items in order (`_first_appearances`): a fire whose items all hold the first one's keys is read once,
+        with nothing sorted or grouped. PostgreSQL groups them (`_grouped_first_appearances`).
         """
         postgres = self.core.is_postgres
 
@@ -161,27 +176,33 @@ class Results(Aggregate):
             return keys, sa.func.typeof(keys.c.key) == "text"
 
         (inputs, input_keys), (outputs, output_keys) = keys_of(item_t.c.inputs), keys_of(_OUTPUT)
-        # An output key is one per step: (step, alias, key) as one value, JSON text (NULLs included, unlike a
-        # row value, which NOT IN would never match).
-        step_key = (
-            sa.cast(
-                sa.func.json_build_array(step_run_t.c.step_index, step_run_t.c.alias, outputs.c.key), sa.Text
-            )
-            if postgres
-            else sa.func.json_array(step_run_t.c.step_index, step_run_t.c.alias, outputs.c.key)
-        )
         of_fire = [item_t.c.fire_id == fire_id]
         if status is not None:
             of_fire.append(item_t.c.status == status)
         # Only an item with an attempt has a final one (attempts are numbered from 1): the others need no look-up.
         with_attempts = [*of_fire, item_t.c.attempts > 0]
         seqs: set[int] = set()
+        final_runs = item_t.join(attempt_t, _FINAL).outerjoin(
+            step_run_t, step_run_t.c.attempt_id == attempt_t.c.id
+        )
         with self.core.read() as conn:
             _without_jit(conn)
+            if postgres:
+                # PostgreSQL groups the whole fire at once faster than it walks it in order (a hash aggregate,
+                # read in parallel where it may; the walk looks up each item's attempt by index): on a
+                # 100,000-item fire, 0.33 s against 0.67 s for the outputs' keys.
+                seqs |= _grouped_first_appearances(
+                    conn, item_t.join(inputs, input_keys), [inputs.c.key], of_fire
+                )
+                step_keys = [step_run_t.c.step_index, step_run_t.c.alias, outputs.c.key]
+                seqs |= _grouped_first_appearances(
+                    conn, final_runs.join(outputs, output_keys), step_keys, with_attempts
+                )
+                return seqs
+            # An output key is one per step: (step, alias, key) as one value, JSON text (NULLs included, unlike
+            # a row value, which NOT IN would never match).
+            step_key = sa.func.json_array(step_run_t.c.step_index, step_run_t.c.alias, outputs.c.key)
             seqs |= _first_appearances(conn, item_t.join(inputs, input_keys), inputs.c.key, of_fire)
-            final_runs = item_t.join(attempt_t, _FINAL).outerjoin(
-                step_run_t, step_run_t.c.attempt_id == attempt_t.c.id
-            )
             seqs |= _first_appearances(conn, final_runs.join(outputs, output_keys), step_key, with_attempts)
         return seqs
 
