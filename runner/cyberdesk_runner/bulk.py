@@ -11,7 +11,9 @@ in the store before the first chunk, so a process that stops between chunks lose
   claim lapsed (`fires.requested`), continues it;
 - a cancel is marked on the fire (`store.control.request_cancel`; dispatch takes none of its items from then
   on): each chunk cancels pending items and flags running ones not flagged yet, so a chunk run twice does
-  nothing twice; the same `cancel F` run again, or any daemon once the claim lapsed, finishes it.
+  nothing twice; the same `cancel F` run again, or any daemon once the claim lapsed, finishes it;
+- a removed job is marked removed (`store.jobs.sync`; dispatch takes none of its items, its catalog entry gone):
+  each chunk cancels some of its pending items, and every daemon looks for any left (`retire_removed_jobs`).
 A clean stop (`stopping`: a daemon stopping, the CLI on SIGINT or SIGTERM) ends between chunks and gives the
 claim back, so whoever comes next continues at once.
 
@@ -37,6 +39,7 @@ __all__ = [
     "cancel_fire",
     "continue_cancels",
     "continue_retry",
+    "retire_removed_jobs",
     "retry_fire",
 ]
 
@@ -53,6 +56,9 @@ CHUNK_SECONDS = 0.25
 #: back would shut it out until the last one. (Within one process writers queue on a lock, and PostgreSQL locks
 #: rows, not the database: no pause there.)
 SQLITE_PAUSE = 0.12
+
+#: Why a removed job's pending items are cancelled.
+REMOVED_JOB = "the job was removed"
 
 Stopping = Callable[[], bool]
 OnTransitions = Callable[[Sequence[Transition]], None]
@@ -217,6 +223,30 @@ def continue_cancels(
             taken += 1
             _cancel_chunks(store, fire_id, now, stopping, Counter(), on_transitions)
     return taken
+
+
+def retire_removed_jobs(
+    store: Store,
+    now: Callable[[], datetime],
+    *,
+    stopping: Stopping = _never,
+    on_transitions: OnTransitions = _ignore,
+) -> int:
+    """Cancel the pending items of jobs removed from the job files, by chunks; how many were cancelled. Nothing
+    to claim: each chunk checks its items again under their locks, so daemons doing this at once, or one
+    finishing what a stopped one left, cancel each item once."""
+    sizer, cancelled = ChunkSizer(), 0
+    while not stopping():
+        transitions, done = store.control.cancel_pending_of_removed_jobs(
+            REMOVED_JOB, now(), limit=sizer.start()
+        )
+        sizer.done()
+        cancelled += sum(1 for t in transitions if t.kind == "item_cancelled")
+        on_transitions(transitions)
+        if done:
+            break
+        _let_others_write(store)
+    return cancelled
 
 
 def _cancel_chunks(

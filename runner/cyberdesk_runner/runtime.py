@@ -57,6 +57,9 @@ DISPATCH_GATHER = 0.025
 
 #: How often a daemon looks for retries and cancels left midway (their claim lapsed) to finish.
 _BULK_EVERY = timedelta(seconds=1)
+#: How often a daemon looks for pending items of removed jobs that nobody cancelled (a daemon stopped midway):
+#: they wait harmlessly meanwhile, as dispatch takes none of them.
+_RETIRE_EVERY = timedelta(seconds=30)
 
 _FIRE_OUTCOMES = frozenset(
     {"fire_started", "fire_succeeded", "fire_failed", "fire_cancelled", "fire_skipped"}
@@ -109,6 +112,7 @@ class Runtime:
         self.stopping = threading.Event()
         self._bulk_work: set[asyncio.Future[Any]] = set()
         self._bulk_seen: datetime | None = None
+        self._retire_seen: datetime | None = None
         self._bulk_round: asyncio.Task[None] | None = None
         self.sink = ObservationSink(
             store=store,
@@ -232,14 +236,9 @@ class Runtime:
         if change or force:
             await asyncio.to_thread(self.store.jobs.sync, self.catalog.definitions(), self.clock.now())
             for name in change.removed:
-                transitions = await asyncio.to_thread(
-                    self.store.control.cancel_pending_items,
-                    name,
-                    "the job was removed",
-                    self.clock.now(),
-                    only_pending=True,
-                )
-                self.on_transitions(transitions)
+                await asyncio.to_thread(self.store.control.stop_plans_of_job, name, self.clock.now())
+            if change.removed:
+                await self._retire_removed_jobs()
             if any(
                 job.workflow_id is None and job.workflow_error is None for job in self.catalog.jobs.values()
             ):
@@ -369,7 +368,22 @@ class Runtime:
                 stopping=self.stopping.is_set,
                 on_transitions=self.on_transitions,
             )
+        # A removed job's pending items left by a daemon that stopped (or crashed) before cancelling them all.
+        now = self.clock.now()
+        if self._retire_seen is None or now - self._retire_seen >= _RETIRE_EVERY:
+            self._retire_seen = now
+            await self._retire_removed_jobs()
         return taken
+
+    async def _retire_removed_jobs(self) -> None:
+        if not self.stopping.is_set():
+            await self._bulk(
+                bulk.retire_removed_jobs,
+                self.store,
+                self.clock.now,
+                stopping=self.stopping.is_set,
+                on_transitions=self.on_transitions,
+            )
 
     def _bulk_due(self) -> bool:
         now = self.clock.now()

@@ -42,7 +42,7 @@ from cyberdesk_runner.store.records import (
     NewItem,
     Transition,
 )
-from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, fire_t, item_t
+from cyberdesk_runner.store.tables import ACTIVE_ATTEMPT_STATUSES, attempt_t, fire_t, item_t, job_t
 
 #: How long the process cancelling a fire's items holds that work without a chunk; then any daemon continues it.
 CANCEL_LEASE = timedelta(seconds=15)
@@ -83,6 +83,45 @@ class Control(Aggregate):
             transitions = cancel_items(self.core, conn, chosen, reason, now, only_pending=only_pending)
             self.core.append_events(conn, now, transitions)
         return transitions
+
+    # -- a removed job's pending items, by chunks --------------------------------------------------------
+
+    def stop_plans_of_job(self, job_name: str, now: datetime) -> None:
+        """End the plans under way of a job's fires with the items they have (a removed job: its planner adds
+        none after its pending items are cancelled)."""
+        with self.core.write() as conn:
+            stop_planning(self.core, conn, [fire_t.c.job_name == job_name], now)
+
+    def cancel_pending_of_removed_jobs(
+        self, reason: str, now: datetime, *, limit: int
+    ) -> tuple[list[Transition], bool]:
+        """Cancel at most `limit` pending items of jobs removed from the job files (their running items finish);
+        True as second value when none is left. Any daemon may call this at any time, as often as it likes:
+        an item already cancelled, or started by a daemon that had not seen the removal yet, is left alone
+        (checked again under its lock), so a cancel stopped midway is finished by the next call.
+
+        Looked for first in a read (every daemon asks once a second; there is seldom anything), one removed job
+        at a time by the job queue's index (job, status, ...): never a scan of every pending item."""
+        core = self.core
+        ids: list[str] = []
+        with core.read() as conn:
+            removed = (
+                conn.execute(sa.select(job_t.c.name).where(job_t.c.removed_at.is_not(None))).scalars().all()
+            )
+            for name in removed:
+                ids += conn.execute(
+                    sa.select(item_t.c.id)
+                    .where(item_t.c.job_name == name, item_t.c.status == "pending")
+                    .limit(limit - len(ids))
+                ).scalars()
+                if len(ids) >= limit:
+                    break
+        if not ids:
+            return [], True
+        with core.write() as conn:
+            transitions = cancel_items(core, conn, [item_t.c.id.in_(ids)], reason, now, only_pending=True)
+            core.append_events(conn, now, transitions)
+        return transitions, len(ids) < limit
 
     def fail_pending_items(self, item_ids: Sequence[str], reason: str, now: datetime) -> list[Transition]:
         """Give up on items that cannot run (their desktop is gone); items no longer pending are left alone."""

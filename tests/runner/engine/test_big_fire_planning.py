@@ -308,3 +308,66 @@ async def test_the_daemon_finishes_a_cancel_left_midway_aside_from_its_dispatch_
         assert statuses == {("cancelled", False): ROWS - 8, ("running", True): 8}
         [fire] = h.rows("fire")
         assert fire["cancel_lease_until"] is None, "carried through"
+
+
+async def test_a_removed_jobs_pending_items_are_cancelled_by_chunks_each_once_and_its_runs_finish(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with _harness(tmp_path, store_url) as h:
+        await h.trigger("claims")
+        await h.cycle()  # planned, 8 runs started (concurrency 8)
+        chunks = _count_chunks(h.store)
+        (h.jobs_dir / "claims.yaml").unlink()
+        await h.runtime.reload_jobs()
+        assert chunks() == 2, "17 pending items by chunks of 10"
+        await h.run_until_idle()
+        statuses = Counter(r["status"] for r in h.rows("item"))
+        assert statuses == {"cancelled": ROWS - 8, "succeeded": 8}, "its runs in flight finish"
+        assert len(h.emulator_runs()) == 8
+        cancelled = [e for e in h.rows("event") if e["kind"] == "item_cancelled"]
+        assert len(cancelled) == ROWS - 8 and len({e["item_id"] for e in cancelled}) == ROWS - 8
+
+
+async def test_a_removed_jobs_cancel_stopped_midway_is_finished_by_any_daemon_each_item_once(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with _harness(tmp_path, store_url) as h:
+        await h.trigger("claims")
+        await h.runtime.plan_requested_fires()
+        (h.jobs_dir / "claims.yaml").unlink()
+        cancel = h.store.control.cancel_pending_of_removed_jobs
+        calls = 0
+
+        def dies_after_one_chunk(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise _Crash
+            return cancel(*args, **kwargs)
+
+        h.store.control.cancel_pending_of_removed_jobs = dies_after_one_chunk  # type: ignore[method-assign]
+        with pytest.raises(_Crash):
+            await h.runtime.reload_jobs()
+        assert Counter(r["status"] for r in h.rows("item")) == {"cancelled": 10, "pending": ROWS - 10}
+        # Two daemons started after it look for leftovers at once: each item is cancelled once.
+        async with _other_daemon(h, store_url) as first, _other_daemon(h, store_url) as second:
+            await asyncio.gather(first.continue_bulk_work(), second.continue_bulk_work())
+        assert Counter(r["status"] for r in h.rows("item")) == {"cancelled": ROWS}
+        cancelled = [e for e in h.rows("event") if e["kind"] == "item_cancelled"]
+        assert len(cancelled) == ROWS and len({e["item_id"] for e in cancelled}) == ROWS
+        assert h.emulator_runs() == [], "no run of the removed job was started"
+
+
+def _count_chunks(store: Store) -> Callable[[], int]:
+    """How many chunks of a removed job's cancel found items to cancel, from now on."""
+    cancel = store.control.cancel_pending_of_removed_jobs
+    found = 0
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal found
+        transitions, done = cancel(*args, **kwargs)
+        found += bool(transitions)
+        return transitions, done
+
+    store.control.cancel_pending_of_removed_jobs = counting  # type: ignore[method-assign]
+    return lambda: found

@@ -7,6 +7,7 @@ import functools
 from collections.abc import Callable
 from datetime import timedelta
 
+import sqlalchemy as sa
 from store_helpers import (
     LEASE,
     T0,
@@ -14,6 +15,7 @@ from store_helpers import (
     add_jobs,
     at,
     dispatch_and_create,
+    job,
     manual_fire,
     policy,
     run,
@@ -132,3 +134,43 @@ def test_daemons_register_and_heartbeat(store: Store) -> None:
     store.daemons.register("daemon_1", "host", 42, T0)
     store.daemons.heartbeat("daemon_1", {"ok": True}, at(5))
     store.daemons.heartbeat("daemon_1", {"ok": True}, at(6), stopped=True)
+
+
+def test_a_removed_jobs_pending_items_are_cancelled_by_chunks_running_ones_and_other_jobs_left_alone(
+    store: Store,
+) -> None:
+    add_jobs(store, "a", "b")
+    manual_fire(store, "a", 5)
+    dispatch_and_create(store, at_most=1)
+    manual_fire(store, "b", 2)
+    assert store.control.cancel_pending_of_removed_jobs("gone", at(1), limit=2) == ([], True), "none removed"
+    store.jobs.sync([job("b")], at(1))  # "a" is no longer in the job files
+    chunks = []
+    while True:
+        transitions, done = store.control.cancel_pending_of_removed_jobs("gone", at(2), limit=2)
+        chunks.append([t.kind for t in transitions])
+        if done:
+            break
+    assert chunks == [["item_cancelled"] * 2, ["item_cancelled"] * 2, []]
+    counts = store.counts.work()
+    assert (counts.pending_items, counts.running_items) == (2, 1), "b's items, and a's item in flight"
+    assert [a.cancel_requested for a in store.tracking.in_flight()] == [False], "its run in flight finishes"
+
+
+def test_daemons_cancelling_a_removed_jobs_items_at_once_cancel_each_once(store: Store) -> None:
+    add_jobs(store, "a")
+    manual_fire(store, "a", 12)
+    store.jobs.sync([], at(1))
+    cancel = functools.partial(store.control.cancel_pending_of_removed_jobs, "gone", at(2), limit=5)
+    results, errors = together([cancel, cancel, cancel])
+    assert not errors
+    while not cancel()[1]:
+        pass
+    assert store.counts.work().pending_items == 0
+    kinds = [t.kind for r in results if r is not None for t in r[0]]
+    assert kinds.count("item_cancelled") <= 12
+    with store.engine.connect() as conn:
+        events = (
+            conn.execute(sa.text("SELECT item_id FROM event WHERE kind = 'item_cancelled'")).scalars().all()
+        )
+    assert len(events) == len(set(events)) == 12, "each item cancelled once"
