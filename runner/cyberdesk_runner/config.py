@@ -124,7 +124,9 @@ class TrackingSettings(BaseModel):
     @classmethod
     def _check_news_window(cls, window: timedelta | None) -> timedelta | None:
         if window is not None and window > timedelta(seconds=1):
-            raise ValueError(f"must be at most 1s (it delays every run's news), got {format_duration(window)!r}")
+            raise ValueError(
+                f"must be at most 1s (it delays every run's news), got {format_duration(window)!r}"
+            )
         return window
 
 

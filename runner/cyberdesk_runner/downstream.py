@@ -7,6 +7,8 @@ and have no fire of this job after them; each gets exactly one downstream fire (
   mapping element's keys become inputs, a scalar goes under `value`; a mapping gives one item), ordered by
   upstream item then element, merged over the job's `inputs`; no element at all records a skipped fire. For a
   multi-step upstream job a path starting with a step alias reads that step's output, any other the last step's.
+A downstream fire with more items than one chunk (either way) is recorded `requested` and planned by chunks
+(`planning.plan_fire`), as a manual fire is: never one transaction of 100,000 items.
 Exactly once comes from the store (one fire per (upstream fire, job), see store/lineage.py): this follow-up is
 idempotent, so it runs on every daemon, after restarts and crashes, and the second to record finds it done.
 Only upstream fires that ended within the job's `max_delay` are followed, as late slots of schedules are not.
@@ -15,18 +17,17 @@ Only upstream fires that ended within the job's `max_delay` are followed, as lat
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Callable, Mapping
-from typing import Any
+from datetime import datetime
 
+from cyberdesk_runner import planning
 from cyberdesk_runner.catalog import ActiveJob, JobCatalog
 from cyberdesk_runner.clock import Clock
 from cyberdesk_runner.fleet import Fleet
 from cyberdesk_runner.logs import get_logger
-from cyberdesk_runner.planning import PlanningError, items_or_count, plan_items
+from cyberdesk_runner.planning import PlanningError, items_or_count, outputs_plan
 from cyberdesk_runner.store import Store
-from cyberdesk_runner.store.lineage import UpstreamOutput
-from cyberdesk_runner.store.records import NewFire, NewItem
+from cyberdesk_runner.store.records import NewFire
 
 log = get_logger(__name__)
 
@@ -36,47 +37,6 @@ WHEN_STATUSES: Mapping[str, tuple[str, ...]] = {
     "failed": ("failed",),
     "finished": ("succeeded", "failed", "cancelled"),
 }
-
-
-def elements_at(output: Any, path: str, by_alias: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The input sets found at `path` (dotted) in one upstream output.
-
-    For a multi-step upstream job, `by_alias` holds each aliased step's output, and a path starting with an
-    alias reads that step; otherwise `output` (the last step's) is read. A list gives one input set per element
-    (a mapping as is, anything else under `value`); a mapping gives one; nothing there gives none.
-    """
-    parts = path.split(".")
-    node: Any = output
-    if by_alias and parts[0] in by_alias:
-        node, parts = by_alias[parts[0]], parts[1:]
-    for part in parts:
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return []
-    if node is None:
-        return []
-    values = node if isinstance(node, list) else [node]
-    return [dict(v) if isinstance(v, Mapping) else {"value": v} for v in values]
-
-
-def items_from_outputs(job: ActiveJob, outputs: list[UpstreamOutput], fleet: Fleet) -> list[NewItem]:
-    """The downstream items of one upstream fire's outputs (see `elements_at`), merged over the job's inputs."""
-    spec = job.loaded.spec
-    path = spec.items_from_output
-    assert path is not None
-    sets = [element for out in outputs for element in elements_at(out.output, path, out.by_alias)]
-    inputs = copy.deepcopy(spec.inputs)
-    desktops = [d for d in fleet.select(job.target) if d.connected]
-    return plan_items(
-        fan_out=str(spec.fan_out),
-        input_sets=[{**inputs, **s} for s in sets],
-        overrides=None,
-        desktops=desktops,
-        job_name=job.name,
-    )
 
 
 class DownstreamFirer:
@@ -131,6 +91,19 @@ class DownstreamFirer:
                 return True
         return False
 
+    async def _request(self, fire: NewFire, items: int, now: datetime) -> bool:
+        """Record a downstream fire of `items` items requested, to be planned by chunks."""
+        fire_id = await asyncio.to_thread(self._store.fires.insert_requested, fire, items, now)
+        if fire_id is not None:
+            log.info(
+                "fire_after",
+                job=fire.job_name,
+                fire=fire_id,
+                upstream_fire=fire.upstream_fire_id,
+                items=items,
+            )
+        return fire_id is not None
+
     async def _fire(self, job: ActiveJob, upstream_id: str) -> bool:
         spec = job.loaded.spec
         fire = NewFire(
@@ -147,21 +120,16 @@ class DownstreamFirer:
             if spec.items_from_output is None:
                 items = items_or_count(job, fleet, None)
                 if isinstance(items, int):  # too many for one transaction: requested, planned by chunks
-                    fire_id = await asyncio.to_thread(self._store.fires.insert_requested, fire, items, now)
-                    if fire_id is not None:
-                        log.info(
-                            "fire_after", job=job.name, fire=fire_id, upstream_fire=upstream_id, items=items
-                        )
-                    return fire_id is not None
+                    return await self._request(fire, items, now)
             else:
-                if job.workflow_error:
-                    raise PlanningError(job.workflow_error)
-                outputs = await asyncio.to_thread(self._store.lineage.succeeded_outputs, upstream_id)
-                items = items_from_outputs(job, outputs, fleet)
+                plan = await asyncio.to_thread(outputs_plan, self._store, job, fleet, upstream_id)
+                if plan.count > planning.PLAN_CHUNK_MAX:  # the same
+                    return await self._request(fire, plan.count, now)
+                items = await asyncio.to_thread(lambda: list(plan.items()))
                 if not items:
                     reason = (
                         f"upstream fire {upstream_id} has no element at {spec.items_from_output!r} in the "
-                        f"outputs of its {len(outputs)} succeeded item(s)"
+                        f"outputs of its {plan.upstream_items} succeeded item(s)"
                     )
                     fire_id = await asyncio.to_thread(self._store.fires.record_skipped, fire, reason, now)
                     if fire_id is not None:

@@ -4,10 +4,16 @@ A requested fire is planned by `plan_fire` in bounded memory: the items file is 
 error before any item is recorded), then again, streamed, a chunk of items per store transaction (`store.plans`;
 chunks sized to last about `bulk.CHUNK_SECONDS`); a plan another daemon left midway (or gave back at a clean
 stop) is continued after its last recorded item.
+
+The items of an `after:` job with `items_from_output` come from its upstream fire's outputs instead
+(`outputs_plan`): one per element of the list at that path in each succeeded upstream item's output. The upstream
+fire has ended, so its outputs read again give the same items in the same order, and a plan of them goes by
+chunks the same way, its outputs read page by page (`store.lineage.succeeded_outputs`).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -23,6 +29,7 @@ from cyberdesk_runner.fleet import Desktop, Fleet
 from cyberdesk_runner.spec import JobFileError
 from cyberdesk_runner.spec.items import iter_items
 from cyberdesk_runner.store import Store
+from cyberdesk_runner.store.lineage import UpstreamOutput
 from cyberdesk_runner.store.records import FireRequest, NewItem, Transition
 
 
@@ -114,7 +121,8 @@ def items_or_count(
 @attrs.frozen
 class FirePlan:
     """A fire's items, checked and counted, to be read again one by one (`items()`); `digest` names what they
-    are made of (the job, its items file's bytes, the overrides, the desktops of a fan-out over machines)."""
+    are made of (the job, its items file's bytes or its upstream fire, the overrides, the desktops of a fan-out
+    over machines)."""
 
     job: ActiveJob
     overrides: Mapping[str, Any] | None
@@ -122,9 +130,16 @@ class FirePlan:
     count: int
     digest: str
     file_digest: str | None
+    #: An `items_from_output` plan: its upstream fire's succeeded outputs, read afresh at each call, and how
+    #: many succeeded upstream items there are.
+    outputs: Callable[[], Iterable[UpstreamOutput]] | None = None
+    upstream_items: int = 0
 
     def items(self) -> Iterator[NewItem]:
         """The items in order, from a fresh read; PlanningError if the items file changed since it was checked."""
+        if self.outputs is not None:
+            yield from _output_items(self.job, self.outputs, self.desktops)
+            return
         input_sets, stream = iter_items(self.job.loaded)
         try:
             yield from _items(str(self.job.loaded.spec.fan_out), input_sets, self.overrides, self.desktops)
@@ -153,6 +168,78 @@ def check_plan(job: ActiveJob, fleet: Fleet, overrides: Mapping[str, Any] | None
     return FirePlan(job, overrides, desktops, count, digest, file_digest)
 
 
+def elements_at(output: Any, path: str, by_alias: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The input sets found at `path` (dotted) in one upstream output.
+
+    For a multi-step upstream job, `by_alias` holds each aliased step's output, and a path starting with an
+    alias reads that step; otherwise `output` (the last step's) is read. A list gives one input set per element
+    (a mapping as is, anything else under `value`); a mapping gives one; nothing there gives none.
+    """
+    parts = path.split(".")
+    node: Any = output
+    if by_alias and parts[0] in by_alias:
+        node, parts = by_alias[parts[0]], parts[1:]
+    for part in parts:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return []
+    if node is None:
+        return []
+    values = node if isinstance(node, list) else [node]
+    return [dict(v) if isinstance(v, Mapping) else {"value": v} for v in values]
+
+
+def outputs_plan(store: Store, job: ActiveJob, fleet: Fleet, upstream_fire_id: str) -> FirePlan:
+    """The items of an `after:` fire of a job with `items_from_output` (see `elements_at`), merged over the job's
+    inputs, ordered by upstream item then element (then desktop by desktop for a fan-out over machines): read
+    once to count, keeping none. PlanningError says why the fire cannot run. Blocking (it reads the store)."""
+    path = job.loaded.spec.items_from_output
+    assert path is not None
+    if job.workflow_error:
+        raise PlanningError(job.workflow_error)
+    fan_out = str(job.loaded.spec.fan_out)
+    desktops = [d for d in fleet.select(job.target) if d.connected]
+    _require_desktops(fan_out, desktops, job.name)
+
+    def outputs() -> Iterator[UpstreamOutput]:
+        return store.lineage.succeeded_outputs(upstream_fire_id)
+
+    upstream = sets = 0
+    for out in outputs():
+        upstream += 1
+        sets += len(elements_at(out.output, path, out.by_alias))
+    pinned = [d.id for d in desktops] if fan_out == "machines" else []
+    made_of = [job.loaded.definition_hash, f"outputs-of:{upstream_fire_id}", pinned]
+    digest = hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
+    count = sets * len(desktops) if fan_out == "machines" else sets
+    return FirePlan(job, None, desktops, count, digest, None, outputs=outputs, upstream_items=upstream)
+
+
+def _output_items(
+    job: ActiveJob, outputs: Callable[[], Iterable[UpstreamOutput]], desktops: Sequence[Desktop]
+) -> Iterator[NewItem]:
+    """`outputs_plan`'s items in order, as `plan_items` would make them of every input set at once; a fan-out over
+    machines reads the outputs again for each desktop rather than keep them."""
+    spec = job.loaded.spec
+    path = spec.items_from_output
+    assert path is not None
+    inputs = copy.deepcopy(spec.inputs)
+
+    def input_sets() -> Iterator[dict[str, Any]]:
+        for out in outputs():
+            for element in elements_at(out.output, path, out.by_alias):
+                yield {**inputs, **element}
+
+    if str(spec.fan_out) == "machines":
+        for d in desktops:
+            yield from (NewItem(i, machine_id=d.id, machine_name=d.name) for i in input_sets())
+    else:
+        yield from (NewItem(i) for i in input_sets())
+
+
 @attrs.frozen
 class PlanOutcome:
     """What `plan_fire` did: `items` recorded (None when another daemon has the fire), or the `error` that ended
@@ -176,7 +263,10 @@ def plan_fire(
     in a worker thread. `stopping` (the daemon stops) ends it between chunks, the claim given back: whoever comes
     next continues at once."""
     try:
-        plan = check_plan(job, fleet, request.input_overrides)
+        if request.upstream_fire_id is not None and job.loaded.spec.items_from_output is not None:
+            plan = outputs_plan(store, job, fleet, request.upstream_fire_id)
+        else:
+            plan = check_plan(job, fleet, request.input_overrides)
     except PlanningError as exc:
         return fail_fire(store, request, str(exc), now)
     claim = store.plans.claim_plan(request.id, now(), expected=plan.count, digest=plan.digest)

@@ -79,7 +79,9 @@ def test_the_collector_leaves_what_exists_alone_and_still_collects_new_cycles(re
     assert gc.collect() >= 2  # a cycle made after the freeze is still garbage
 
 
-def test_the_collector_frees_the_garbage_the_console_script_froze_after_its_imports(restored_gc: None) -> None:
+def test_the_collector_frees_the_garbage_the_console_script_froze_after_its_imports(
+    restored_gc: None,
+) -> None:
     class Node:
         other: object = None
 

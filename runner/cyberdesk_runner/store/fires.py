@@ -204,6 +204,7 @@ class Fires(Aggregate):
                     r.input_overrides,
                     resumed=r.status == "running",
                     copies_failed=r.status == "running" and copies_failed(r.plan_digest),
+                    upstream_fire_id=r.upstream_fire_id,
                 )
                 for r in rows
             ]

@@ -8,7 +8,7 @@ the key taken, and an upstream fire that ended while no daemon ran is found here
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,9 @@ from cyberdesk_runner.store.core import Aggregate, chunks
 from cyberdesk_runner.store.tables import attempt_t, fire_t, item_t, step_run_t
 
 __all__ = ["Lineage", "UpstreamFire", "UpstreamOutput"]
+
+#: Upstream items read per page of `Lineage.succeeded_outputs`.
+OUTPUTS_PAGE = 1_000
 
 
 @attrs.frozen
@@ -69,34 +72,34 @@ class Lineage(Aggregate):
         with self.core.read() as conn:
             return [UpstreamFire(r.id, r.status, r.finished_at) for r in conn.execute(query)]
 
-    def succeeded_outputs(self, fire_id: str) -> list[UpstreamOutput]:
+    def succeeded_outputs(self, fire_id: str, *, page: int | None = None) -> Iterator[UpstreamOutput]:
         """The output of each succeeded item of a fire (its succeeded attempt's), in item order, with the outputs
-        of its aliased steps when it has steps."""
-        query = (
-            sa.select(item_t.c.id, item_t.c.seq, attempt_t.c.id.label("attempt_id"), attempt_t.c.output)
-            .join(attempt_t, attempt_t.c.item_id == item_t.c.id)
-            .where(
-                item_t.c.fire_id == fire_id, item_t.c.status == "succeeded", attempt_t.c.status == "success"
-            )
-            .order_by(item_t.c.seq, attempt_t.c.number.desc())
-        )
-        found: dict[str, tuple[int, str, Any]] = {}
-        by_alias: dict[str, dict[str, Any]] = {}
-        with self.core.read() as conn:
-            for row in conn.execute(query):
-                found.setdefault(row.id, (row.seq, row.attempt_id, row.output))
-            for chunk in chunks([attempt_id for _seq, attempt_id, _output in found.values()]):
-                steps = conn.execute(
-                    sa.select(step_run_t.c.attempt_id, step_run_t.c.alias, step_run_t.c.output).where(
-                        step_run_t.c.attempt_id.in_(list(chunk)), step_run_t.c.alias.is_not(None)
-                    )
-                )
-                for step in steps:
-                    by_alias.setdefault(step.attempt_id, {})[step.alias] = step.output
-        return [
-            UpstreamOutput(item_id, seq, output, by_alias.get(attempt_id, {}))
-            for item_id, (seq, attempt_id, output) in found.items()
-        ]
+        of its aliased steps when it has steps.
+
+        Read `page` items at a time, each page in a short read of its own (an upstream fire of 100,000 items
+        is never held in memory, nor a read transaction kept open while the caller writes): a window of the
+        fire's items in seq order by its (fire, seq) index, their statuses looked at here (as a big fire's
+        cancel reads them), then their attempts by item."""
+        page = page or OUTPUTS_PAGE
+        after = -1
+        while True:
+            with self.core.read() as conn:
+                window = conn.execute(
+                    sa.select(item_t.c.id, item_t.c.seq, item_t.c.status)
+                    .where(item_t.c.fire_id == fire_id, item_t.c.seq > after)
+                    .order_by(item_t.c.seq)
+                    .limit(page)
+                ).all()
+                succeeded = [r for r in window if r.status == "succeeded"]
+                found = _succeeded_attempts(conn, [r.id for r in succeeded]) if succeeded else {}
+                by_alias = _aliased_steps(conn, [attempt_id for attempt_id, _ in found.values()])
+            for row in succeeded:
+                if row.id in found:
+                    attempt_id, output = found[row.id]
+                    yield UpstreamOutput(row.id, row.seq, output, by_alias.get(attempt_id, {}))
+            if len(window) < page:
+                return
+            after = window[-1].seq
 
     def downstream_fires(self, fire_id: str) -> list[tuple[str, str, str]]:
         """(fire id, job, status) of the fires made after `fire_id`."""
@@ -107,3 +110,30 @@ class Lineage(Aggregate):
         )
         with self.core.read() as conn:
             return [(r.id, r.job_name, r.status) for r in conn.execute(query)]
+
+
+def _succeeded_attempts(conn: sa.Connection, item_ids: Sequence[str]) -> dict[str, tuple[str, Any]]:
+    """item id -> (attempt id, output) of each item's last succeeded attempt."""
+    found: dict[str, tuple[str, Any]] = {}
+    rows = conn.execute(
+        sa.select(attempt_t.c.item_id, attempt_t.c.id, attempt_t.c.output)
+        .where(attempt_t.c.item_id.in_(list(item_ids)), attempt_t.c.status == "success")
+        .order_by(attempt_t.c.item_id, attempt_t.c.number.desc())
+    )
+    for row in rows:
+        found.setdefault(row.item_id, (row.id, row.output))
+    return found
+
+
+def _aliased_steps(conn: sa.Connection, attempt_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """attempt id -> {alias: output} of its aliased steps (none for an attempt without steps)."""
+    by_alias: dict[str, dict[str, Any]] = {}
+    for chunk in chunks(list(attempt_ids)):
+        steps = conn.execute(
+            sa.select(step_run_t.c.attempt_id, step_run_t.c.alias, step_run_t.c.output).where(
+                step_run_t.c.attempt_id.in_(list(chunk)), step_run_t.c.alias.is_not(None)
+            )
+        )
+        for step in steps:
+            by_alias.setdefault(step.attempt_id, {})[step.alias] = step.output
+    return by_alias

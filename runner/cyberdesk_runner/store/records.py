@@ -143,6 +143,9 @@ class FireRequest:
     #: A retry fire whose items are copied from the failed items of the fire it retries (`store.plans`), not
     #: planned from the job's items: a resumed one is continued by `bulk.continue_retry`.
     copies_failed: bool = False
+    #: An `after:` fire: the upstream fire whose end made it (a job with `items_from_output` plans its items from
+    #: that fire's outputs).
+    upstream_fire_id: str | None = None
 
 
 @attrs.frozen

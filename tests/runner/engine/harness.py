@@ -147,3 +147,21 @@ class Harness:
 
         with self.store.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.select(SQLModel.metadata.tables[table]))]
+
+
+class Crash(Exception):
+    """The daemon dies (between two chunks of a plan, a cancel, ...)."""
+
+
+def crash_after(aggregate: Any, method: str, calls: int) -> None:
+    """`aggregate.method` (a store aggregate's) works `calls` times, then raises Crash, as a daemon dying there."""
+    original = getattr(aggregate, method)
+
+    def crashing(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        if calls == 0:
+            raise Crash
+        calls -= 1
+        return original(*args, **kwargs)
+
+    setattr(aggregate, method, crashing)

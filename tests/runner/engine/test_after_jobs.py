@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from rich.console import Console, RenderableType
 
+from cyberdesk_runner import planning
 from cyberdesk_runner.cli.shapes import fire_json
 from cyberdesk_runner.cli.show import collect, render
+from cyberdesk_runner.store import lineage
 from cyberdesk_runner.store.views import Ref
 
-from .harness import Harness
+from .harness import Crash, Harness, crash_after
 
 FIXTURE: dict[str, Any] = {
     "pools": [{"name": "team"}],
@@ -65,6 +67,15 @@ def _items(h: Harness, fire_id: str) -> list[dict[str, Any]]:
     return sorted((i for i in h.rows("item") if i["fire_id"] == fire_id), key=lambda i: i["seq"])
 
 
+def _upstream_claims(h: Harness, upstream: str) -> list[dict[str, Any]]:
+    """The elements of the upstream fire's outputs' `claims` lists, by upstream item, then element."""
+    seqs = {i["id"]: i["seq"] for i in h.rows("item")}
+    attempts = sorted(
+        (a for a in h.rows("attempt") if a["fire_id"] == upstream), key=lambda a: seqs[a["item_id"]]
+    )
+    return [claim for a in attempts for claim in a["output"]["claims"]]
+
+
 def render_text(renderable: RenderableType) -> str:
     console = Console(width=200, record=True, file=io.StringIO())
     console.print(renderable)
@@ -100,14 +111,7 @@ async def test_three_upstream_items_of_four_elements_make_one_fire_of_twelve(tmp
         items = _items(h, fire["id"])
         assert len(items) == 12
         # Ordered by upstream item, then element; the job's own inputs merge in.
-        outputs = [
-            a["output"]
-            for a in sorted(
-                (a for a in h.rows("attempt") if a["fire_id"] == upstream),
-                key=lambda a: next(i["seq"] for i in h.rows("item") if i["id"] == a["item_id"]),
-            )
-        ]
-        expected = [{"portal": "main", **c} for out in outputs for c in out["claims"]]
+        expected = [{"portal": "main", **c} for c in _upstream_claims(h, upstream)]
         assert [i["inputs"] for i in items] == expected
         assert len({i["inputs"]["claim_id"] for i in items}) == 12
         submitted = [r for r in h.emulator_runs() if r.workflow_id == h.emulator.workflow("Submit").id]
@@ -269,3 +273,42 @@ async def test_two_daemons_on_postgresql_make_exactly_one_downstream_fire(
         assert sum(recorded) == 1
         [fire] = _fires(h, "submit")
         assert len(_items(h, fire["id"])) == 12
+
+
+async def test_items_from_outputs_too_many_for_one_transaction_are_planned_by_chunks_each_once_across_a_crash(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of 5 items, upstream outputs read 2 items a page: 12 downstream items are a plan of 3 chunks.
+    for name in ("PLAN_CHUNK", "PLAN_CHUNK_MIN", "PLAN_CHUNK_MAX"):
+        monkeypatch.setattr(planning, name, 5)
+    monkeypatch.setattr(lineage, "OUTPUTS_PAGE", 2)
+    jobs = {"extract": EXTRACT, "submit": _after("submit", "extract")}
+    async with Harness(tmp_path, jobs, fixture=FIXTURE, failure_rate=0.0, store_url=store_url) as h:
+        upstream = await h.trigger("extract")
+        first = h.runtime.downstream
+        h.runtime.downstream = _Crashed()  # type: ignore[assignment]
+        await _until_upstream_ends(h)
+        assert await first.fire_once() == 1
+        [fire] = _fires(h, "submit")
+        assert (fire["status"], fire["upstream_fire_id"]) == ("requested", upstream), "too big: requested"
+        # The daemon plans one chunk, then dies.
+        plan_chunk = h.store.plans.plan_chunk
+        crash_after(h.store.plans, "plan_chunk", 1)
+        with pytest.raises(Crash):
+            await h.runtime.plan_requested_fires()
+        assert len(_items(h, fire["id"])) == 5
+        h.store.plans.plan_chunk = plan_chunk  # type: ignore[method-assign]
+        await h.advance(61)  # its claim lapses: a restarted daemon continues after the last recorded item
+        restarted = await h.restarted()
+        await restarted.refresh_fleet()
+        await restarted.plan_requested_fires()
+        items = _items(h, fire["id"])
+        assert [i["seq"] for i in items] == list(range(12))
+        expected = [{"portal": "main", **c} for c in _upstream_claims(h, upstream)]
+        assert [i["inputs"] for i in items] == expected, "the same items in the same order as one transaction"
+        h.runtime = restarted
+        await h.run_until_idle()
+        submitted = [r for r in h.emulator_runs() if r.workflow_id == h.emulator.workflow("Submit").id]
+        assert sorted(r.input_values["claim_id"] for r in submitted) == sorted(
+            c["claim_id"] for c in _upstream_claims(h, upstream)
+        ), "each element run once"

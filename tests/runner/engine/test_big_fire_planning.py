@@ -21,7 +21,7 @@ from cyberdesk_runner.catalog import JobCatalog
 from cyberdesk_runner.runtime import Runtime
 from cyberdesk_runner.store import Store
 
-from .harness import Harness
+from .harness import Crash, Harness, crash_after
 
 JOB = """
     name: claims
@@ -33,22 +33,10 @@ JOB = """
 ROWS = 25
 
 
-class _Crash(Exception):
-    """The daemon dies (between two chunks of its plan)."""
-
-
 def _write_claims(tmp_path: Path, prefix: str = "C") -> None:
     (tmp_path / "jobs").mkdir(exist_ok=True)
     lines = ["claim_id,patient_name,amount", *(f"{prefix}-{n},P,1" for n in range(ROWS))]
     (tmp_path / "jobs" / "claims.csv").write_text("\n".join(lines) + "\n")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.sqlite'}"
-    make: Callable[[], str] = request.getfixturevalue("pg_schema")
-    return make()
 
 
 @pytest.fixture(autouse=True)
@@ -89,22 +77,9 @@ async def _other_daemon(h: Harness, store_url: str) -> AsyncIterator[Runtime]:
 async def _dies_planning(h: Harness, chunks: int) -> None:
     """The harness's daemon is asked to plan a fire of the job and dies after `chunks` chunks."""
     await h.trigger("claims")
-    _crash_after(h.store, chunks)
-    with pytest.raises(_Crash):
+    crash_after(h.store.plans, "plan_chunk", chunks)
+    with pytest.raises(Crash):
         await h.runtime.plan_requested_fires()
-
-
-def _crash_after(store: Store, chunks: int) -> None:
-    plan_chunk = store.plans.plan_chunk
-
-    def crashing(*args: Any, **kwargs: Any) -> bool:
-        nonlocal chunks
-        if chunks == 0:
-            raise _Crash
-        chunks -= 1
-        return plan_chunk(*args, **kwargs)
-
-    store.plans.plan_chunk = crashing  # type: ignore[method-assign]
 
 
 def _items(h: Harness) -> list[tuple[int, str, str]]:
@@ -335,18 +310,8 @@ async def test_a_removed_jobs_cancel_stopped_midway_is_finished_by_any_daemon_ea
         await h.trigger("claims")
         await h.runtime.plan_requested_fires()
         (h.jobs_dir / "claims.yaml").unlink()
-        cancel = h.store.control.cancel_pending_of_removed_jobs
-        calls = 0
-
-        def dies_after_one_chunk(*args: Any, **kwargs: Any) -> Any:
-            nonlocal calls
-            calls += 1
-            if calls == 2:
-                raise _Crash
-            return cancel(*args, **kwargs)
-
-        h.store.control.cancel_pending_of_removed_jobs = dies_after_one_chunk  # type: ignore[method-assign]
-        with pytest.raises(_Crash):
+        crash_after(h.store.control, "cancel_pending_of_removed_jobs", 1)
+        with pytest.raises(Crash):
             await h.runtime.reload_jobs()
         assert Counter(r["status"] for r in h.rows("item")) == {"cancelled": 10, "pending": ROWS - 10}
         # Two daemons started after it look for leftovers at once: each item is cancelled once.
