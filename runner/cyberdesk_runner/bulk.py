@@ -39,6 +39,7 @@ __all__ = [
     "cancel_fire",
     "continue_cancels",
     "continue_retry",
+    "pause_for_other_writers",
     "retire_removed_jobs",
     "retry_fire",
 ]
@@ -169,7 +170,7 @@ def _copy(
         seq, copied = chunk.next_seq, copied + chunk.copied
         if chunk.done:
             return copied, store.plans.finish_plan(claim.fire_id, now())
-        _let_others_write(store)
+        pause_for_other_writers(store)
 
 
 # -- cancel --------------------------------------------------------------------------------------------------
@@ -245,7 +246,7 @@ def retire_removed_jobs(
         on_transitions(transitions)
         if done:
             break
-        _let_others_write(store)
+        pause_for_other_writers(store)
     return cancelled
 
 
@@ -271,10 +272,10 @@ def _cancel_chunks(
         after = chunk.last_seq
         if chunk.done:
             return True
-        _let_others_write(store)
+        pause_for_other_writers(store)
 
 
-def _let_others_write(store: Store) -> None:
+def pause_for_other_writers(store: Store) -> None:
     """Between two chunks, let writers of other processes in (SQLite: see SQLITE_PAUSE)."""
     if not store.core.is_postgres and SQLITE_PAUSE > 0:
         time.sleep(SQLITE_PAUSE)

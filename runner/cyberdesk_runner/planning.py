@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from cyberdesk_runner.bulk import CHUNK_FIRST, CHUNK_MAX, CHUNK_MIN, ChunkSizer
+from cyberdesk_runner.bulk import CHUNK_FIRST, CHUNK_MAX, CHUNK_MIN, ChunkSizer, pause_for_other_writers
 from cyberdesk_runner.catalog import ActiveJob
 from cyberdesk_runner.fleet import Desktop, Fleet
 from cyberdesk_runner.spec import JobFileError
@@ -274,7 +274,7 @@ def plan_fire(
         return PlanOutcome(None)
     if claim.digest != plan.digest:
         changed = f"job {job.name}: its items, inputs or desktops changed while the fire was planned"
-        return _abandon(store, request, changed, now)
+        return _abandon(store, request, changed, now, stopping)
     seq = claim.next_seq
     priority = job.loaded.spec.priority
     sizer = ChunkSizer(PLAN_CHUNK, PLAN_CHUNK_MIN, PLAN_CHUNK_MAX)
@@ -290,7 +290,7 @@ def plan_fire(
             sizer.done()
             seq += len(chunk)
     except PlanningError as exc:
-        return _abandon(store, request, str(exc), now)
+        return _abandon(store, request, str(exc), now, stopping)
     transitions = store.plans.finish_plan(request.id, now())
     if transitions is None:
         return PlanOutcome(None)
@@ -314,6 +314,31 @@ PLAN_CHUNK_MIN = CHUNK_MIN
 PLAN_CHUNK_MAX = CHUNK_MAX
 
 
-def _abandon(store: Store, request: FireRequest, error: str, now: Callable[[], datetime]) -> PlanOutcome:
-    transitions = store.plans.abandon_plan(request.id, error, now())
+def _abandon(
+    store: Store,
+    request: FireRequest,
+    error: str,
+    now: Callable[[], datetime],
+    stopping: Callable[[], bool] = lambda: False,
+) -> PlanOutcome:
+    """End a plan that cannot go on: its pending items cancelled by chunks (never one transaction over a big
+    fire), then the fire ended with `error`. A stop between chunks gives the plan back: whoever takes it over
+    finds it cannot go on either and carries on the cancel."""
+    sizer, after = ChunkSizer(PLAN_CHUNK, PLAN_CHUNK_MIN, PLAN_CHUNK_MAX), -1
+    cancelled: list[Transition] = []
+    while True:
+        if stopping():
+            store.plans.release_plan(request.id, now())
+            return PlanOutcome(None, transitions=cancelled)
+        chunk = store.plans.abandon_chunk(request.id, error, after, now(), limit=sizer.start())
+        sizer.done()
+        if chunk is None:
+            return PlanOutcome(None, transitions=cancelled)  # the plan changed hands
+        cancelled += chunk.transitions
+        if chunk.done:
+            break
+        after = chunk.last_seq
+        pause_for_other_writers(store)
+    ended = store.plans.abandon_plan(request.id, error, now())
+    transitions = cancelled + ended
     return PlanOutcome(None, error if transitions else None, transitions)  # none: the plan changed hands

@@ -31,6 +31,7 @@ from cyberdesk_runner.store.items import (
     ask_cancels,
     cancel_item_ids,
     cancel_items,
+    fire_window,
     insert_items,
     settle_fires,
 )
@@ -249,12 +250,7 @@ class Control(Aggregate):
             reason = conn.execute(sa.select(fire_t.c.cancel_reason).where(fire_t.c.id == fire_id)).scalar()
             if reason is None:
                 return CancelChunk([], after_seq, done=True)
-            rows = conn.execute(
-                sa.select(item_t.c.id, item_t.c.seq, item_t.c.status, item_t.c.cancel_requested)
-                .where(item_t.c.fire_id == fire_id, item_t.c.seq > after_seq)
-                .order_by(item_t.c.seq)
-                .limit(limit)
-            ).all()
+            rows = fire_window(conn, fire_id, after_seq, limit)
             due = [
                 r.id
                 for r in rows

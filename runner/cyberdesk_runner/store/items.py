@@ -83,6 +83,19 @@ def insert_items(
     )
 
 
+def fire_window(conn: Connection, fire_id: str, after_seq: int, limit: int) -> Sequence[Any]:
+    """The next `limit` items of a fire after seq `after_seq`, in seq order (id, seq, status, cancel_requested): a
+    chunk of a big operation over a fire. Read by the fire's (fire, seq) index, their statuses looked at by the
+    caller: a condition on status let PostgreSQL, on a table not analyzed since the fire's items went in, plan a
+    read of every such item of the fire at each chunk."""
+    return conn.execute(
+        sa.select(item_t.c.id, item_t.c.seq, item_t.c.status, item_t.c.cancel_requested)
+        .where(item_t.c.fire_id == fire_id, item_t.c.seq > after_seq)
+        .order_by(item_t.c.seq)
+        .limit(limit)
+    ).all()
+
+
 def cancel_items(
     core: StoreCore,
     conn: Connection,

@@ -16,7 +16,8 @@ import attrs
 import sqlalchemy as sa
 
 from cyberdesk_runner.store.core import Aggregate, chunks
-from cyberdesk_runner.store.tables import attempt_t, fire_t, item_t, step_run_t
+from cyberdesk_runner.store.items import fire_window
+from cyberdesk_runner.store.tables import attempt_t, fire_t, step_run_t
 
 __all__ = ["Lineage", "UpstreamFire", "UpstreamOutput"]
 
@@ -78,18 +79,13 @@ class Lineage(Aggregate):
 
         Read `page` items at a time, each page in a short read of its own (an upstream fire of 100,000 items
         is never held in memory, nor a read transaction kept open while the caller writes): a window of the
-        fire's items in seq order by its (fire, seq) index, their statuses looked at here (as a big fire's
-        cancel reads them), then their attempts by item."""
+        fire's items in seq order (`items.fire_window`), their statuses looked at here, then their attempts by
+        item."""
         page = page or OUTPUTS_PAGE
         after = -1
         while True:
             with self.core.read() as conn:
-                window = conn.execute(
-                    sa.select(item_t.c.id, item_t.c.seq, item_t.c.status)
-                    .where(item_t.c.fire_id == fire_id, item_t.c.seq > after)
-                    .order_by(item_t.c.seq)
-                    .limit(page)
-                ).all()
+                window = fire_window(conn, fire_id, after, page)
                 succeeded = [r for r in window if r.status == "succeeded"]
                 found = _succeeded_attempts(conn, [r.id for r in succeeded]) if succeeded else {}
                 by_alias = _aliased_steps(conn, [attempt_id for attempt_id, _ in found.values()])

@@ -10,7 +10,7 @@ Exactly once: every chunk checks, with the fire's row locked, that this store st
 are unique on (fire, seq). A planner that dies leaves the fire `running` with part of its items; once its claim
 lapses any daemon's `claim_plan` takes it over and continues after the last recorded item (`next_seq`), and the
 digest recorded at the first claim says whether the items file, desktops and overrides are still those of the
-plan (if not, `abandon_plan` ends it). Stopping a plan (a cancel, a removed job) sets `planned_at` first, in a
+plan (if not, `abandon_chunk` cancels its pending items by chunks and `abandon_plan` ends it). Stopping a plan (a cancel, a removed job) sets `planned_at` first, in a
 transaction of its own, so no chunk goes in after it.
 
 A retry of a fire's failed items is a plan too (`start_retry`, `copy_failed`, `finish_plan`): the retry fire is
@@ -38,8 +38,16 @@ from sqlalchemy.engine import Connection
 
 from cyberdesk_runner.store.core import Aggregate, StoreCore, new_id
 from cyberdesk_runner.store.fires import copies_failed, copy_digest, fire_data, fire_values, retry_of
-from cyberdesk_runner.store.items import cancel_items, end_plan, insert_items, settle_fires
-from cyberdesk_runner.store.records import CopiedChunk, NewFire, NewItem, PlanClaim, RetryStart, Transition
+from cyberdesk_runner.store.items import cancel_items, end_plan, fire_window, insert_items, settle_fires
+from cyberdesk_runner.store.records import (
+    AbandonChunk,
+    CopiedChunk,
+    NewFire,
+    NewItem,
+    PlanClaim,
+    RetryStart,
+    Transition,
+)
 from cyberdesk_runner.store.tables import fire_t, item_t
 
 __all__ = ["COPY_LEASE", "PLAN_LEASE", "Plans", "stop_planning"]
@@ -114,9 +122,50 @@ class Plans(Aggregate):
             core.append_events(conn, now, transitions)
             return transitions
 
+    def abandon_chunk(
+        self,
+        fire_id: str,
+        error: str,
+        after_seq: int,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta = PLAN_LEASE,
+    ) -> AbandonChunk | None:
+        """Before `abandon_plan`, by chunks: cancel the pending items among the next `limit` items (seq after
+        `after_seq`) of a plan this store holds, and renew its claim. None when the plan is no longer ours.
+
+        Items are read in seq order (`items.fire_window`), then cancelled by id where still pending under their
+        locks: a chunk done twice (this store's plan taken over
+        by another daemon, which abandons it again) cancels nothing twice."""
+        core = self.core
+        try:
+            with core.write() as conn:
+                if conn.execute(_plan_of(core.owner, fire_id)).first() is None:
+                    return None
+                window = fire_window(conn, fire_id, after_seq, limit)
+                pending = [r.id for r in window if r.status == "pending"]
+                # The one order: the pending items (by id), then the fire.
+                transitions = (
+                    cancel_items(core, conn, [item_t.c.id.in_(pending)], error, now, only_pending=True)
+                    if pending
+                    else []
+                )
+                if _own_plan(core, conn, fire_id) is None:
+                    raise _PlanTakenOver
+                conn.execute(
+                    sa.update(fire_t).where(fire_t.c.id == fire_id).values(plan_lease_until=now + lease)
+                )
+                core.append_events(conn, now, transitions)
+                last = window[-1].seq if window else after_seq
+                return AbandonChunk(transitions, last, done=len(window) < limit)
+        except _PlanTakenOver:
+            return None
+
     def abandon_plan(self, fire_id: str, error: str, now: datetime) -> list[Transition]:
         """A plan this store holds that cannot go on (its items file no longer reads, or changed since the plan
-        began): its pending items are cancelled, and the fire ends with `error` (failed when it has no item)."""
+        began): its pending items are cancelled (most of them by `abandon_chunk` before), and the fire ends with
+        `error` (failed when it has no item)."""
         core = self.core
         try:
             with core.write() as conn:

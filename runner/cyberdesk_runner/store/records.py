@@ -149,6 +149,16 @@ class FireRequest:
 
 
 @attrs.frozen
+class AbandonChunk:
+    """A chunk of an abandoned plan's pending items cancelled (`store.plans.abandon_chunk`): what it did, the seq
+    of the last item it looked at, and whether the fire has no item after it."""
+
+    transitions: list[Transition]
+    last_seq: int
+    done: bool
+
+
+@attrs.frozen
 class PlanClaim:
     """A fire this store plans now (`store.fires.claim_plan`): its items go in from `next_seq` on, and `digest`
     says what the plan was started from (a continued plan must read the same items, desktops and overrides)."""

@@ -124,6 +124,31 @@ async def test_a_plan_whose_items_file_changed_since_it_began_is_not_continued(
         assert "changed while the fire was planned" in fire["error"]
 
 
+async def test_an_abandoned_plan_cancels_its_items_by_chunks_and_a_daemon_dying_midway_is_taken_over(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with _harness(tmp_path, store_url) as h:
+        await _dies_planning(h, 2)
+        _write_claims(tmp_path, prefix="NEW")
+        h.clock.advance(61)
+        async with _other_daemon(h, store_url) as other:
+            crash_after(other.store.plans, "abandon_chunk", 1)  # it cancels one chunk, then dies
+            with pytest.raises(Crash):
+                await other.plan_requested_fires()
+        assert [status for *_, status in _items(h)] == ["cancelled"] * 10 + ["pending"] * 10
+        assert h.rows("fire")[0]["planned_at"] is None, "still a plan, to be taken over"
+        h.clock.advance(61)
+        async with _other_daemon(h, store_url) as third:
+            await third.plan_requested_fires()
+        assert _items(h) == [(n, f"C-{n}", "cancelled") for n in range(20)]
+        [fire] = h.rows("fire")
+        assert (fire["status"], fire["items_total"]) == ("cancelled", 20)
+        assert "changed while the fire was planned" in fire["error"]
+        cancelled = [e["item_id"] for e in h.rows("event") if e["kind"] == "item_cancelled"]
+        assert len(cancelled) == len(set(cancelled)) == 20, "each item cancelled once"
+        assert h.emulator_runs() == []
+
+
 @pytest.mark.postgres
 async def test_two_daemons_planning_one_fire_at_once_record_each_item_once(
     tmp_path: Path, pg_schema: Callable[[], str]
