@@ -8,7 +8,9 @@ Each operation gets a fresh store with one fire of `--items` items, recorded by 
   that ran is retried); then `retry F` as the CLI does it (`bulk.retry_fire`; before it existed, one
   `store.control.retry_failed` transaction);
 - cancel: `--running` items running (attempts being created), the rest pending; then `cancel F` as the CLI does
-  it (`bulk.cancel_fire`; before, one `store.control.cancel_pending_items` transaction).
+  it (`bulk.cancel_fire`; before, one `store.control.cancel_pending_items` transaction);
+- remove-job: the same, then the job's file removed and its pending items cancelled as the daemon does it
+  (`bulk.retire_removed_jobs`; before, one `store.control.cancel_pending_items` transaction).
 Meanwhile another store (another daemon) writes its heartbeat every 20 ms: the longest of those writes is what a
 daemon's writes waited for (on SQLite one writer at a time, so a long transaction blocks every daemon's writes).
 
@@ -162,6 +164,8 @@ def measure(url: str, items: int, operation: str, running: int) -> dict[str, Any
                     conn.execute(sa.text("ANALYZE item"))
         else:
             some_running(store, running)
+        if operation == "remove-job":
+            store.jobs.sync([], T0)
         timer = Timer()
         store.core.transaction_timer = timer
         with heartbeats(url) as beats:
@@ -195,6 +199,11 @@ def run(store: Store, fire_id: str, operation: str) -> int:
         view = store.queries.fire_view(retry_id)
         assert view is not None
         return view.items_total
+    if operation == "remove-job":
+        if not hasattr(bulk, "retire_removed_jobs"):
+            transitions = store.control.cancel_pending_items("a", "bench", now(), only_pending=True)
+            return sum(t.kind == "item_cancelled" for t in transitions)
+        return bulk.retire_removed_jobs(store, now)
     if bulk is None:
         kinds = [t.kind for t in store.control.cancel_pending_items(None, "bench", now(), fire_ids=[fire_id])]
         return sum(k in ("item_cancelled", "cancel_requested") for k in kinds)
@@ -207,7 +216,7 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--running", type=int, default=200, help="items running when the fire is cancelled")
-    parser.add_argument("--operations", default="retry,cancel")
+    parser.add_argument("--operations", default="retry,cancel,remove-job")
     add_json_option(parser)
     args = parser.parse_args()
     version = "chunked" if bulk is not None else "one transaction"
