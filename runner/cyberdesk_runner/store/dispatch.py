@@ -92,8 +92,9 @@ class Dispatch(Aggregate):
         """
         core = self.core
         due = (attempt_t.c.status == "creating", attempt_t.c.retry_create_at <= now)
-        with core.read() as conn:  # usually none: ask before taking SQLite's one write lock
-            if conn.execute(sa.select(attempt_t.c.id).where(*due).limit(1)).first() is None:
+        # Usually none: ask (every dispatch round does) before taking SQLite's one write lock.
+        with core.read() as conn:
+            if core.sql.a_create_to_settle.first(conn, {"b_now": now}) is None:
                 return []
         with core.write() as conn:
             query = (

@@ -186,16 +186,13 @@ class Fires(Aggregate):
     def requested(self, limit: int = 20, *, now: datetime | None = None) -> list[FireRequest]:
         """Fires waiting to be planned, oldest first; with `now`, also fires whose plan stopped midway (its
         planner's claim lapsed: `store.plans`), to be continued."""
-        waiting = fire_t.c.status == "requested"
-        if now is not None:
-            stalled = sa.and_(
-                fire_t.c.status == "running",
-                fire_t.c.planned_at.is_(None),
-                fire_t.c.plan_lease_until <= now,
-            )
-            waiting = sa.or_(waiting, stalled)
+        sql = self.core.sql
         with self.core.read() as conn:
-            rows = conn.execute(sa.select(fire_t).where(waiting).order_by(fire_t.c.created_at).limit(limit))
+            # Every dispatch round asks (a few times a second under load): a prepared statement, not Core's.
+            if now is None:
+                rows = sql.fires_requested.rows(conn, {"b_limit": limit})
+            else:
+                rows = sql.fires_requested_or_stalled.rows(conn, {"b_limit": limit, "b_now": now})
             return [
                 FireRequest(
                     r.id,

@@ -20,6 +20,7 @@ column with a default among them.
 from __future__ import annotations
 
 import collections
+import operator
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -75,6 +76,8 @@ class _Compiled:
                 literal = bind.effective_value
                 self.binds.append((None, literal if processor is None else processor(literal), None, False))
         self.names = names
+        #: How to bind a call's parameters quickly; None with IN lists (a placeholder per element, per call).
+        self._plan = _Plan(self.binds) if not self.lists else None
         #: The SQL for each combination of list lengths met so far.
         self._sql_for: dict[tuple[int, ...], str] = {}
         self.positional = dialect.positional
@@ -90,6 +93,13 @@ class _Compiled:
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
         """One call's parameters as the driver takes them: a tuple (positional) or a dict (named)."""
+        plan = self._plan
+        values = plan.values(given) if plan is not None else self._values_with_lists(given)
+        if self.positional:
+            return tuple(values)
+        return dict(zip(self.names, values, strict=True))
+
+    def _values_with_lists(self, given: Mapping[str, Any]) -> list[Any]:
         values: list[Any] = []
         for name, literal, processor, is_list in self.binds:
             if name is None:
@@ -100,9 +110,7 @@ class _Compiled:
                 values.append(given[name])
             else:
                 values.append(processor(given[name]))
-        if self.positional:
-            return tuple(values)
-        return dict(zip(self.names, values, strict=True))
+        return values
 
     def sql_for(self, given: Mapping[str, Any]) -> str:
         """The SQL with its IN lists rendered for the lengths of this call's lists."""
@@ -138,6 +146,56 @@ class _Compiled:
                 values[i] = processor(values[i])
             rows.append(make(values))
         return rows
+
+
+#: A bind processor's output for None could not be worked out beforehand: call the processor every time.
+_UNKNOWN = object()
+
+
+class _Plan:
+    """How to bind a statement without IN lists, worked out once: the caller's values read in one
+    `itemgetter` call, the bind processors applied only where a column has one (None's processed value
+    computed once: most nullable columns are None in most rows), literals put in their places."""
+
+    def __init__(self, binds: Sequence[tuple[str | None, Any, _Processor | None, bool]]) -> None:
+        named = [name for name, _, _, _ in binds if name is not None]
+        self._get: Callable[[Mapping[str, Any]], Any] = (
+            operator.itemgetter(*named) if len(named) > 1 else _one_or_none(named)
+        )
+        self._converted: list[tuple[int, _Processor, Any]] = []
+        self._literals: list[tuple[int, Any]] = []
+        index = 0
+        for position, (name, literal, processor, _) in enumerate(binds):
+            if name is None:
+                self._literals.append((position, literal))
+                continue
+            if processor is not None:
+                self._converted.append((index, processor, _processed_none(processor)))
+            index += 1
+
+    def values(self, given: Mapping[str, Any]) -> list[Any]:
+        values = list(self._get(given))
+        for i, processor, none in self._converted:
+            value = values[i]
+            values[i] = none if value is None and none is not _UNKNOWN else processor(value)
+        for position, literal in self._literals:  # in ascending order: each lands in its final place
+            values.insert(position, literal)
+        return values
+
+
+def _one_or_none(named: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if not named:
+        return lambda _given: ()
+    name = named[0]
+    return lambda given: (given[name],)
+
+
+def _processed_none(processor: _Processor) -> Any:
+    """What `processor` makes of None (JSON's is 'null', a time's None), or _UNKNOWN if it refuses it."""
+    try:
+        return processor(None)
+    except Exception:
+        return _UNKNOWN
 
 
 class Prepared:

@@ -121,6 +121,12 @@ class HotStatements:
     fire_item_counts: Prepared
     #: A fire settled: b_fire, b_status, b_now.
     fire_finished: Prepared
+    #: Fires waiting to be planned, oldest first (b_limit): what every dispatch round asks first.
+    fires_requested: Prepared
+    #: The same, with fires whose plan stopped midway (running, not planned, plan lease ended by b_now).
+    fires_requested_or_stalled: Prepared
+    #: One attempt whose create call is due to be repeated (b_now), if any: every dispatch round asks.
+    a_create_to_settle: Prepared
 
 
 #: The columns an attempt is inserted with (`HotStatements.insert_attempts`).
@@ -179,6 +185,11 @@ def hot_statements(*, postgres: bool) -> HotStatements:
         .limit(sa.bindparam("b_limit"))
     )
     fire_id: sa.BindParameter[str] = sa.bindparam("b_fire")
+    stalled = sa.and_(
+        fire_t.c.status == "running",
+        fire_t.c.planned_at.is_(None),
+        fire_t.c.plan_lease_until <= sa.bindparam("b_now"),
+    )
     return HotStatements(
         attempts_by_id=Prepared(
             locked(sa.select(*ATTEMPT_STATE).where(by_ids(attempt_t.c.id)).order_by(attempt_t.c.id))
@@ -272,4 +283,28 @@ def hot_statements(*, postgres: bool) -> HotStatements:
             .where(fire_t.c.id == fire_id)
             .values(status=sa.bindparam("b_status"), finished_at=sa.bindparam("b_now"))
         ),
+        fires_requested=Prepared(_fire_requests(fire_t.c.status == "requested")),
+        fires_requested_or_stalled=Prepared(_fire_requests(sa.or_(fire_t.c.status == "requested", stalled))),
+        a_create_to_settle=Prepared(
+            sa.select(attempt_t.c.id)
+            .where(attempt_t.c.status == "creating", attempt_t.c.retry_create_at <= sa.bindparam("b_now"))
+            .limit(1)
+        ),
+    )
+
+
+def _fire_requests(waiting: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """What planning reads of the fires it is to plan (`store.fires.requested`), oldest first."""
+    return (
+        sa.select(
+            fire_t.c.id,
+            fire_t.c.job_name,
+            fire_t.c.trigger,
+            fire_t.c.input_overrides,
+            fire_t.c.status,
+            fire_t.c.plan_digest,
+        )
+        .where(waiting)
+        .order_by(fire_t.c.created_at)
+        .limit(sa.bindparam("b_limit"))
     )

@@ -48,6 +48,42 @@ def test_rows_go_in_as_core_writes_them(store: Store) -> None:
     assert rows == again and len(rows) == 2
 
 
+def test_literals_between_parameters_and_nulls_bind_as_core_binds_them(store: Store) -> None:
+    """Literal values (`one_of`) between the caller's parameters keep their places, and None in a column with a
+    bind processor (JSON null, a time's NULL) is written as Core writes it, beside values that are not None."""
+    from cyberdesk_runner.store.prepared import one_of
+
+    update = (
+        sa.update(event_t)
+        .where(
+            event_t.c.job_name == sa.bindparam("b_job"),
+            one_of(event_t.c.kind, ["k1", "k2"]),
+            event_t.c.run_id == sa.bindparam("b_run"),
+        )
+        .values(data=sa.bindparam("b_data"), at=sa.bindparam("b_at"))
+    )
+    prepared = Prepared(update)
+    rows = [
+        {**_event(kind, {"before": 1}), "job_name": job, "run_id": run}
+        for job in ("core", "prepared")
+        for kind, run in (("k1", "r1"), ("k2", "r2"), ("k3", "r1"))
+    ]
+    given = [({"b_data": {"n": 2}, "b_at": _AT}, "r1"), ({"b_data": None, "b_at": _AT}, "r2")]
+    with store.core.write() as conn:
+        conn.execute(sa.insert(event_t), rows)
+        for values, run in given:
+            conn.execute(update, {**values, "b_job": "core", "b_run": run})
+            assert prepared.run(conn, {**values, "b_job": "prepared", "b_run": run}) == 1
+    as_stored = sa.select(
+        event_t.c.kind, sa.cast(event_t.c.at, sa.String), sa.cast(event_t.c.data, sa.String)
+    ).order_by(event_t.c.id)
+    with store.core.read() as conn:
+        by_core = conn.execute(as_stored.where(event_t.c.job_name == "core")).all()
+        by_prepared = conn.execute(as_stored.where(event_t.c.job_name == "prepared")).all()
+    assert by_prepared == by_core
+    assert [data for _, _, data in by_core] == ['{"n": 2}', "null", '{"before": 1}']  # k3: not a literal
+
+
 def test_rows_come_back_as_core_reads_them(store: Store) -> None:
     add_jobs(store, "a")
     manual_fire(store, "a", 3)
