@@ -303,6 +303,7 @@ def _fire_requests(waiting: sa.ColumnElement[bool]) -> sa.Select[Any]:
             fire_t.c.input_overrides,
             fire_t.c.status,
             fire_t.c.plan_digest,
+            fire_t.c.upstream_fire_id,
         )
         .where(waiting)
         .order_by(fire_t.c.created_at)
