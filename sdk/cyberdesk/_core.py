@@ -31,7 +31,7 @@ from httpx_aiohttp import HttpxAiohttpClient
 from ._direct import DirectLane
 from ._operation import Call, FilePart, QueryValue
 from ._response import ApiResponse
-from ._streaming import receive, receive_sync
+from ._streaming import Parsed, receive, receive_sync, streams
 from .errors import ApiError, ErrorKind
 from .models._base import ModelError, isoformat
 from .models.common import HTTPValidationError
@@ -261,8 +261,10 @@ def _error_detail(response: httpx.Response) -> Any:
     return body
 
 
-def to_api_response(call: Call[T], prepared: Prepared, outcome: Outcome) -> ApiResponse[T]:
-    """The final outcome of a call as an ``ApiResponse``."""
+def to_api_response(
+    call: Call[T], prepared: Prepared, outcome: Outcome, parsed: Parsed[T] | None = None
+) -> ApiResponse[T]:
+    """The final outcome of a call as an ``ApiResponse``; ``parsed``: its body's, when parsed as it arrived."""
     method, path = prepared.method, prepared.path
     if isinstance(outcome, Exception):
         kind = ErrorKind.TIMEOUT if _is_timeout(outcome) else ErrorKind.NETWORK
@@ -271,7 +273,7 @@ def to_api_response(call: Call[T], prepared: Prepared, outcome: Outcome) -> ApiR
     status = outcome.status_code
     if status == call.success:
         try:
-            return ApiResponse(data=call.parse(outcome))
+            return ApiResponse(data=call.parse(outcome) if parsed is None else parsed.get())
         except (ValueError, TypeError) as exc:
             reason = f"unexpected response body: {exc}"
             error = ApiError(
@@ -444,20 +446,22 @@ class Core:
         prepared = prepare(call, self._base_url, self._idempotency_enabled)
         client = self._owner._sync_client()
         retry_index = 0
+        streamed = streams(call)
         while True:
             outcome: Outcome
+            parsed: Parsed[T] | None = None
             try:
-                if call.download_to is None:
+                if not streamed:
                     outcome = client.send(build_request(client, prepared))
                 else:
                     outcome = client.send(build_request(client, prepared), stream=True)
-                    receive_sync(call, outcome)
+                    parsed = receive_sync(call, outcome)
             except _TRANSPORT_ERRORS as exc:
                 outcome = exc
             _unbind(outcome)
             delay = self._next_delay(prepared, outcome, retry_index)
             if delay is None:
-                return to_api_response(call, prepared, outcome)
+                return to_api_response(call, prepared, outcome, parsed)
             self._retry.sleep(delay)
             retry_index += 1
 
@@ -467,25 +471,27 @@ class Core:
         direct = self._owner._direct
         if direct is not None and not direct.takes(call):
             direct = None
+        streamed = streams(call)
         retry_index = 0
         while True:
             outcome: Outcome
+            parsed: Parsed[T] | None = None
             try:
                 if direct is not None:
                     outcome = await direct.send(
                         prepared.method, prepared.url, prepared.params, prepared.content, prepared.headers
                     )
-                elif call.download_to is None:
+                elif not streamed:
                     outcome = await client.send(build_request(client, prepared))
                 else:
                     outcome = await client.send(build_request(client, prepared), stream=True)
-                    await receive(call, outcome)
+                    parsed = await receive(call, outcome)
             except _TRANSPORT_ERRORS as exc:
                 outcome = exc
             _unbind(outcome)
             delay = self._next_delay(prepared, outcome, retry_index)
             if delay is None:
-                return to_api_response(call, prepared, outcome)
+                return to_api_response(call, prepared, outcome, parsed)
             await self._retry.async_sleep(delay)
             retry_index += 1
 

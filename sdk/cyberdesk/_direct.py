@@ -1,7 +1,7 @@
 """Async calls straight to the SDK's own aiohttp session, without httpx's request and stream machinery.
 
 The default async pool is aiohttp under httpx (``httpx_aiohttp``). For a plain call (a JSON or empty body, a
-whole-body answer: no download, no multipart upload, no proxy) httpx's part of that is only overhead: building
+whole-body answer: no download or answer parsed as it arrives, no multipart upload, no proxy) httpx's part of that is only overhead: building
 an ``httpx.Request`` (headers merged and copied, the URL parsed and joined), then reading the answer through
 two layers of async byte streams. It is most of a create call's CPU beside aiohttp's own (bench/runner_bench.py:
 the daemon creates a run and receives its webhook for about the CPU httpx spends on one call). :func:`send`
@@ -24,6 +24,7 @@ import httpx
 from httpx_aiohttp.transport import AiohttpTransport, map_aiohttp_exceptions
 
 from ._operation import Call
+from ._streaming import streams
 
 _HTTP_1_1 = {"http_version": b"HTTP/1.1"}
 #: The stream of an answer whose body is already read (never read from: `is_stream_consumed` is set).
@@ -100,8 +101,9 @@ class DirectLane:
         return cls(session, headers, client.timeout)
 
     def takes(self, call: Call[Any]) -> bool:
-        """Whether the call is a plain one: no file to stream into, no multipart body."""
-        return call.download_to is None and not call.files
+        """Whether the call is a plain one: a whole-body answer (no file to stream into, no body parsed as it
+        arrives), no multipart body."""
+        return not streams(call) and not call.files
 
     async def send(
         self,

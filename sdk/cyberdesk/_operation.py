@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 from uuid import UUID
 
 import attrs
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 QueryValue = str | int | float | bool | UUID | dt.datetime | Enum | Sequence[str | Enum] | None
 Query = dict[str, QueryValue]
@@ -56,6 +57,7 @@ class Call(Generic[T]):
     #: A template such as ``/v1/runs/{run_id}``; the values of ``path_params`` are percent-quoted into it.
     path: str
     #: Turns the success response into ``T``; a ``ValueError``/``TypeError`` from it becomes a ``decode`` error.
+    #: A :class:`ParseChunks` is fed the body as it arrives instead (the request core streams the answer).
     parse: Parse[T]
     path_params: Mapping[str, str | UUID] = attrs.field(factory=dict, kw_only=True)
     #: ``None`` values are dropped; sequences are repeated (``fields=a&fields=b``).
@@ -91,6 +93,29 @@ def json_list(parse: Callable[[Any], T]) -> Parse[list[T]]:
         return [parse(item) for item in items]
 
     return parse_response
+
+
+class ChunkParser(Protocol[T_co]):
+    """Parses one body fed in pieces; raises ``ValueError`` (or ``TypeError``) as soon as it is malformed."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    #: At the end of the body: what it held (a ``ValueError`` if it ended early).
+    def result(self) -> T_co: ...
+
+
+@attrs.frozen
+class ParseChunks(Generic[T]):
+    """A ``Call.parse`` that reads a successful answer as it arrives, chunk by chunk, instead of whole: a big
+    answer is never held as one piece (its bytes, their text, a document of it). ``start`` makes the parser of
+    one attempt. Called on a response whose body is already read, it parses that body the same way."""
+
+    start: Callable[[], ChunkParser[T]]
+
+    def __call__(self, response: httpx.Response) -> T:
+        parser = self.start()
+        parser.feed(response.content)
+        return parser.result()
 
 
 def no_content(_: httpx.Response) -> None:

@@ -1,7 +1,7 @@
 """Helpers of the SDK tests: canned API payloads, a recording MockTransport handler, time that never passes."""
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -120,6 +120,26 @@ def model_configuration_json(**over: Any) -> dict[str, Any]:
 
 def page_json(items: list[Any], total: int | None = None, skip: int = 0, limit: int = 100) -> dict[str, Any]:
     return {"items": items, "total": len(items) if total is None else total, "skip": skip, "limit": limit}
+
+
+class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that arrives in pieces (made as they are pulled), that fails instead of sending piece
+    ``fail_after``, and that counts the pieces the client pulled."""
+
+    def __init__(self, pieces: Iterable[bytes], fail_after: int | None = None) -> None:
+        self.pieces, self.fail_after = pieces, fail_after
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i, piece in enumerate(self.pieces):
+            if self.fail_after is not None and i == self.fail_after:
+                raise httpx.ReadError("connection reset mid-body")
+            self.pulled += 1
+            yield piece
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        for piece in self.__iter__():
+            yield piece
 
 
 Reply = httpx.Response | Callable[[httpx.Request], httpx.Response] | Exception

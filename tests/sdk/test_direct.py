@@ -5,6 +5,7 @@ import gzip
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from cyberdesk import CyberdeskClient, ErrorKind, RetryConfig, RunCreate
 
-from .helpers import API_KEY, MID, RID, WID, Sleeps, run_json
+from .helpers import API_KEY, MID, PID, RID, WID, Sleeps, run_json
 
 
 class Recorder:
@@ -117,6 +118,29 @@ async def test_answers_retries_and_encodings_are_the_same(recorder: tuple[Record
         results.append((got.data, refused.error))
     assert results[0] == results[1]
     assert sleeps.delays == [3.0, 3.0]  # the server's Retry-After, on each path
+
+
+async def test_an_answer_parsed_as_it_arrives_streams_through_httpx(recorder: tuple[Recorder, str]) -> None:
+    """`pools.get_machine_ids` reads its answer in pieces (httpx over the same aiohttp pool), not whole on the lane."""
+    server, base_url = recorder
+    members = [str(UUID(int=i + 1)) for i in range(2_000)]
+    pool = {
+        "id": PID,
+        "name": "p",
+        "included": [{"type": "machine", "id": m, "note": "x" * 100} for m in members],
+    }
+    server.answers = [answer(200, {"status": "ok"}), answer(200, pool)]
+    direct, _ = clients(base_url)
+    async with direct:
+        assert (await direct.health.check()).data == {"status": "ok"}
+        lane = direct._core._direct
+        assert lane is not None
+        lane_calls = []
+        lane.send = lambda *args: lane_calls.append(args)  # type: ignore[method-assign, assignment, func-returns-value]
+        got = await direct.pools.get_machine_ids(PID)
+    assert got.error is None and got.data == members
+    assert lane_calls == []
+    assert server.requests[1]["target"] == f"/v1/pools/{PID}?include=machines"
 
 
 async def test_a_refused_connection_is_the_same_error_on_both_paths() -> None:

@@ -1,7 +1,7 @@
 """Files through the SDK, sync and async: streamed downloads (``download_to``, ``save_to_file``) and the
 multipart prompt-image upload."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -9,24 +9,7 @@ import pytest
 
 from cyberdesk import CyberdeskClient, ErrorKind, SavedFile
 
-from .helpers import AID, Api, attachment_json, call
-
-
-class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A body that arrives in pieces and records how much the client had pulled when each piece left."""
-
-    def __init__(self, pieces: list[bytes], fail_after: int | None = None) -> None:
-        self.pieces, self.fail_after = pieces, fail_after
-
-    def __iter__(self) -> Iterator[bytes]:
-        for i, piece in enumerate(self.pieces):
-            if self.fail_after is not None and i == self.fail_after:
-                raise httpx.ReadError("connection reset mid-body")
-            yield piece
-
-    async def __aiter__(self):  # type: ignore[no-untyped-def]
-        for piece in self.__iter__():
-            yield piece
+from .helpers import AID, Api, Chunks, attachment_json, call
 
 
 def body(pieces: list[bytes], fail_after: int | None = None, length: int | None = None) -> httpx.Response:

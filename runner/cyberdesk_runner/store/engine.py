@@ -18,11 +18,14 @@ from sqlalchemy.engine import Engine
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
 
 
-def create_store_engine(url: str, *, one_connection: bool = False) -> Engine:
-    """The store's engine; `one_connection` (SQLite): a pool of one connection."""
+def create_store_engine(
+    url: str, *, one_connection: bool = False, page_cache_kib: int | None = None
+) -> Engine:
+    """The store's engine; `one_connection` (SQLite): a pool of one connection; `page_cache_kib` (SQLite): each
+    connection's page cache, instead of SQLite's default 2,000 KiB."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, one_connection=one_connection)
+        return _sqlite_engine(url, one_connection=one_connection, page_cache_kib=page_cache_kib)
     if parsed.get_backend_name() == "postgresql":
         # application_name shows which connections are the runner's in pg_stat_activity (a name given in the
         # URL, e.g. one per daemon, wins). No pre-ping (a round trip per transaction): a pooled connection the
@@ -79,7 +82,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(orig, psycopg.OperationalError)
 
 
-def _sqlite_engine(url: str, *, one_connection: bool = False) -> Engine:
+def _sqlite_engine(url: str, *, one_connection: bool = False, page_cache_kib: int | None = None) -> Engine:
     # The stdlib driver opens transactions lazily and never for reads, which breaks SAVEPOINT and lets a
     # deferred read-then-write transaction fail with "database is locked". Take over transaction control:
     # every transaction starts with BEGIN IMMEDIATE (one writer at a time, waiting up to busy_timeout).
@@ -94,6 +97,8 @@ def _sqlite_engine(url: str, *, one_connection: bool = False) -> Engine:
         _set_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if page_cache_kib is not None:
+            cursor.execute(f"PRAGMA cache_size=-{int(page_cache_kib)}")  # negative: KiB, not pages
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
