@@ -58,10 +58,10 @@ class Control(Aggregate):
         *,
         fire_ids: Sequence[str] | None = None,
         item_ids: Sequence[str] | None = None,
-        only_pending: bool = False,
     ) -> list[Transition]:
-        """Cancel items that have no run yet, and (unless `only_pending`) ask for the runs of the others to be
-        cancelled in Cyberdesk; the reaper carries that out.
+        """Cancel items that have no run yet, and ask for the runs of the others to be cancelled in Cyberdesk;
+        the reaper carries that out. (A whole big fire goes by chunks: `request_cancel`; a removed job's
+        pending items too: `cancel_pending_of_removed_jobs`.)
 
         A fire (or a job's fires) still being planned is first marked planned with the items it has, in a
         transaction of its own (`plans.stop_planning`), so its planner adds none after the cancel."""
@@ -81,7 +81,7 @@ class Control(Aggregate):
             with self.core.write() as conn:
                 stop_planning(self.core, conn, fires, now)
         with self.core.write() as conn:
-            transitions = cancel_items(self.core, conn, chosen, reason, now, only_pending=only_pending)
+            transitions = cancel_items(self.core, conn, chosen, reason, now, only_pending=False)
             self.core.append_events(conn, now, transitions)
         return transitions
 

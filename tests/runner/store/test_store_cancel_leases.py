@@ -47,7 +47,9 @@ def test_cancel_only_pending_leaves_running_items_alone(store: Store) -> None:
     add_jobs(store, "a")
     manual_fire(store, "a", 3)
     dispatch_and_create(store, at_most=1)
-    kinds = [t.kind for t in store.control.cancel_pending_items("a", "job removed", at(1), only_pending=True)]
+    store.jobs.sync([], at(1))  # a removed job: its pending items only
+    transitions, _ = store.control.cancel_pending_of_removed_jobs("job removed", at(1), limit=100)
+    kinds = [t.kind for t in transitions]
     assert kinds == ["item_cancelled", "item_cancelled"]
     assert [a.cancel_requested for a in store.tracking.in_flight()] == [False]
 

@@ -134,7 +134,9 @@ def test_removing_a_job_stops_the_plans_of_its_fires(store: Store) -> None:
     fire_id = _requested(store)
     assert store.plans.claim_plan(fire_id, T0, expected=10, digest=None)
     assert store.plans.plan_chunk(fire_id, 0, _rows(1), T0)
-    store.control.cancel_pending_items("a", "the job was removed", at(1), only_pending=True)
+    store.jobs.sync([], at(1))  # the job's file is gone: as the daemon retires it
+    store.control.stop_plans_of_job("a", at(1))
+    store.control.cancel_pending_of_removed_jobs("the job was removed", at(1), limit=100)
     assert store.plans.plan_chunk(fire_id, 1, _rows(1, 1), at(2)) is False
     assert _fire(store, fire_id) == ("cancelled", 1, True)
 
